@@ -1,0 +1,8 @@
+using System.CommandLine;
+using EdgeBlock.Cli;
+
+var root = new RootCommand("EdgeBlock: the unified block layer of an edge virtualization host (NVMe-over-Fabrics target)")
+{
+    ServeCommand.Create(),
+};
+return await root.Parse(args).InvokeAsync();

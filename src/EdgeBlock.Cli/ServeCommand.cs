@@ -1,0 +1,94 @@
+using System.CommandLine;
+using System.Net;
+using EdgeBlock.Daemon;
+
+namespace EdgeBlock.Cli;
+
+/// <summary>`edgeblock serve`: the daemon with a file-backed default namespace, no configuration needed.</summary>
+internal static class ServeCommand
+{
+    public static Command Create()
+    {
+        var dataDir = new Option<string>("--data-dir")
+        {
+            Description = "Directory for the daemon's data (default.img lives here)",
+            DefaultValueFactory = _ => DaemonOptions.DefaultDataDirectory(),
+        };
+        var listen = new Option<string>("--listen")
+        {
+            Description = "Address and port for NVMe/TCP (use 0.0.0.0:4420 to accept other machines)",
+            DefaultValueFactory = _ => $"127.0.0.1:{DaemonOptions.DefaultPort}",
+        };
+        listen.Validators.Add(r =>
+        {
+            if (!IPEndPoint.TryParse(r.GetValueOrDefault<string>() ?? "", out _))
+                r.AddError($"--listen '{r.GetValueOrDefault<string>()}' is not ADDRESS:PORT (example: 127.0.0.1:4420)");
+        });
+        var size = new Option<string>("--default-size")
+        {
+            Description = "Size of the default namespace (e.g. 8G, 512M)",
+            DefaultValueFactory = _ => "8G",
+        };
+        size.Validators.Add(r =>
+        {
+            if (!Sizes.TryParse(r.GetValueOrDefault<string>() ?? "", out long bytes, out string error)) r.AddError($"--default-size: {error}");
+            else if (bytes < 1 << 20 || bytes % 4096 != 0) r.AddError($"--default-size: {bytes} bytes; it must be at least 1M and a multiple of 4K");
+        });
+        var backend = new Option<BackendKind>("--default-backend")
+        {
+            Description = "Backend of the default namespace: file (persistent, default), memory, or null (benchmarks)",
+            DefaultValueFactory = _ => BackendKind.File,
+        };
+        var allowHost = new Option<string[]>("--allow-host")
+        {
+            Description = "Host NQN allowed to connect to the default subsystem (repeatable); without it any host may connect",
+            AllowMultipleArgumentsPerToken = false,
+        };
+        allowHost.Validators.Add(r =>
+        {
+            foreach (string nqn in r.GetValueOrDefault<string[]>() ?? [])
+                if (!Nvme.Nqn.IsValid(nqn, out string why)) r.AddError($"--allow-host '{nqn}' is not a valid NQN: {why}");
+        });
+
+        var command = new Command("serve", "Run the EdgeBlock daemon (NVMe/TCP target with a default subsystem)")
+        {
+            dataDir, listen, size, backend, allowHost,
+        };
+        command.SetAction(async (parse, cancellationToken) =>
+        {
+            Sizes.TryParse(parse.GetValue(size)!, out long sizeBytes, out _);
+            var options = new DaemonOptions
+            {
+                DataDirectory = Path.GetFullPath(parse.GetValue(dataDir)!),
+                Listen = IPEndPoint.Parse(parse.GetValue(listen)!),
+                DefaultSizeBytes = sizeBytes,
+                DefaultBackend = parse.GetValue(backend),
+                AllowedHosts = parse.GetValue(allowHost) ?? [],
+            };
+            try
+            {
+                return await DaemonHost.RunAsync(options, PrintHowToConnect, cancellationToken);
+            }
+            catch (Exception ex) when (ex is InvalidOperationException or IOException or UnauthorizedAccessException)
+            {
+                Console.Error.WriteLine($"edgeblock: {ex.Message}");
+                return 1;
+            }
+        });
+        return command;
+    }
+
+    private static void PrintHowToConnect(EdgeBlockDaemon daemon)
+    {
+        var ep = daemon.ListenEndPoint!;
+        string addr = ep.Address.Equals(IPAddress.Any) ? "<this host's address>" : ep.Address.ToString();
+        Console.WriteLine($"""
+
+            EdgeBlock is serving NVMe/TCP on {ep}. From a Linux host (modprobe nvme-tcp):
+              nvme discover -t tcp -a {addr} -s {ep.Port}
+              nvme connect  -t tcp -a {addr} -s {ep.Port} -n {DaemonOptions.DefaultSubsystemNqn}
+            (from a QEMU guest with user networking, the host's 127.0.0.1 is 10.0.2.2). Ctrl-C stops the daemon.
+
+            """);
+    }
+}

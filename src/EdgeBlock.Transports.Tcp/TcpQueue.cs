@@ -1,0 +1,200 @@
+using System.Collections.Concurrent;
+using System.Net;
+using System.Net.Sockets;
+using System.Runtime.CompilerServices;
+using EdgeBlock.Nvme;
+using EdgeBlock.Nvme.Tcp;
+using EdgeBlock.Target;
+using Microsoft.Extensions.Logging;
+
+namespace EdgeBlock.Transports.Tcp;
+
+/// <summary>
+/// One NVMe/TCP connection = one queue pair. A receive loop parses PDUs and feeds the target;
+/// a send loop is the socket's only writer and batches R2Ts, C2HData and responses into one send.
+/// Command slots are preallocated (tag = index), so steady-state I/O allocates nothing.
+/// </summary>
+internal sealed partial class TcpQueue : ITransportQueue
+{
+    private const int RecvBufferBytes = 512 * 1024;
+    private const int SendBufferBytes = 512 * 1024;
+    private const int MaxSlots = 1024;
+
+    private readonly Socket _socket;
+    private readonly TcpTransport _transport;
+    private readonly ILogger _logger;
+    private readonly QueuePair _queuePair;
+    private readonly byte[] _recv = GC.AllocateUninitializedArray<byte>(RecvBufferBytes, pinned: true);
+    private readonly byte[] _send = GC.AllocateUninitializedArray<byte>(SendBufferBytes, pinned: true);
+    private readonly TcpCommand[] _slots;
+    private readonly ConcurrentQueue<int> _freeSlots = new();
+    private readonly ConcurrentQueue<(SendKind Kind, int Slot)> _outbox = new();
+    private readonly AsyncSignal _sendSignal = new();
+    private readonly CancellationTokenSource _closed = new();
+    private int _closing;
+
+    // Negotiated by ICReq/ICResp.
+    private bool _icDone;
+    private bool _headerDigest;
+    private bool _dataDigest;
+    private int _hostPda;
+
+    public TcpQueue(Socket socket, TcpTransport transport, NvmeTarget target, ILogger logger)
+    {
+        _socket = socket;
+        _transport = transport;
+        _logger = logger;
+        _queuePair = new QueuePair(target, this);
+        _slots = new TcpCommand[MaxSlots];
+        for (int i = 0; i < MaxSlots; i++)
+        {
+            _slots[i] = new TcpCommand(i);
+            _freeSlots.Enqueue(i);
+        }
+        RemoteEndpoint = socket.RemoteEndPoint?.ToString() ?? "?";
+        var local = (IPEndPoint)socket.LocalEndPoint!;
+        var address = local.Address.IsIPv4MappedToIPv6 ? local.Address.MapToIPv4() : local.Address;
+        LocalEndpoint = (address.ToString(), local.Port.ToString(), address.AddressFamily == AddressFamily.InterNetworkV6);
+    }
+
+    private enum SendKind : byte { R2T, Response }
+
+    public QueuePair QueuePair => _queuePair;
+    public string RemoteEndpoint { get; }
+    public (string Address, string ServiceId, bool IsIpv6) LocalEndpoint { get; }
+    private NvmeTarget Target => _queuePair.Target;
+    private int MaxH2CData => Target.Limits.MaxTransferBytes;
+    private int InCapsuleLimit => _queuePair.Qid == 0 || !_queuePair.IsConnected
+        ? Target.Limits.AdminInCapsuleDataBytes
+        : Target.Limits.InCapsuleDataBytes;
+
+    public async Task RunAsync()
+    {
+        var sendLoop = SendLoopAsync();
+        try
+        {
+            await ReceiveLoopAsync().ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is SocketException or ObjectDisposedException or OperationCanceledException)
+        {
+            // The peer went away or we closed the queue; both end the connection quietly.
+        }
+        catch (Exception ex)
+        {
+            _logger.LogError(ex, "queue {Remote}: receive loop failed", RemoteEndpoint);
+        }
+        finally
+        {
+            // After a protocol error the send loop ends by itself once the C2HTermReq is out.
+            if (_termReq == null) Close("connection closed");
+            await sendLoop.ConfigureAwait(false);
+            Close(_termReq != null ? "protocol error" : "connection closed");
+            _queuePair.OnDisconnected();
+            ReleaseBuffers();
+        }
+    }
+
+    // ---- ITransportQueue ---------------------------------------------------------
+
+    public void CompleteDeferred(NvmeRequest request)
+    {
+        var cmd = _slots[request.Tag];
+        if (cmd.State != TcpCommandState.Deferred) return;
+        QueueSend(SendKind.Response, cmd);
+    }
+
+    public void Abort(string reason) => Close(reason);
+
+    private void Close(string reason)
+    {
+        if (Interlocked.Exchange(ref _closing, 1) != 0) return;
+        if (reason != "connection closed")
+            _logger.LogInformation("queue {Qid} from {Remote} closed: {Reason}", _queuePair.Qid, RemoteEndpoint, reason);
+        _closed.Cancel();
+        try { _socket.Shutdown(SocketShutdown.Both); } catch (SocketException) { } catch (ObjectDisposedException) { }
+        _socket.Close();
+        _sendSignal.Set();
+    }
+
+    private bool IsClosed => Volatile.Read(ref _closing) != 0;
+
+    /// <summary>Buffers of commands still inside a device are freed when they finish (see CommandFinished).</summary>
+    private void ReleaseBuffers()
+    {
+        foreach (var cmd in _slots)
+            if (cmd.State != TcpCommandState.Executing) cmd.Dispose();
+        _closed.Dispose();
+    }
+
+    // ---- execution -------------------------------------------------------------
+
+    private void Execute(TcpCommand cmd)
+    {
+        cmd.State = TcpCommandState.Executing;
+        ValueTask pending;
+        try
+        {
+            pending = _queuePair.ExecuteAsync(cmd.Request);
+        }
+        catch (Exception ex)
+        {
+            FailUnexpected(cmd, ex);
+            return;
+        }
+        if (pending.IsCompletedSuccessfully) CommandFinished(cmd);
+        else _ = AwaitExecutionAsync(pending, cmd);
+    }
+
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+    private async ValueTask AwaitExecutionAsync(ValueTask pending, TcpCommand cmd)
+    {
+        try
+        {
+            await pending.ConfigureAwait(false);
+        }
+        catch (Exception ex)
+        {
+            FailUnexpected(cmd, ex);
+            return;
+        }
+        CommandFinished(cmd);
+    }
+
+    /// <summary>A bug below us must not take the daemon down: the command fails with Internal Error.</summary>
+    private void FailUnexpected(TcpCommand cmd, Exception ex)
+    {
+        _logger.LogError(ex, "queue {Qid}: command {Opcode:X2}h failed unexpectedly", _queuePair.Qid, cmd.Request.SqeBytes[0]);
+        cmd.Request.Status = NvmeStatus.InternalError;
+        CommandFinished(cmd);
+    }
+
+    private void CommandFinished(TcpCommand cmd)
+    {
+        if (cmd.Request.CompletionDeferred)
+        {
+            cmd.State = TcpCommandState.Deferred;
+            return;
+        }
+        if (IsClosed)
+        {
+            cmd.State = TcpCommandState.Free;
+            cmd.Dispose();
+            return;
+        }
+        QueueSend(SendKind.Response, cmd);
+    }
+
+    /// <summary>R2Ts leave the slot awaiting data (set by the receive loop); responses mark it Sending.</summary>
+    private void QueueSend(SendKind kind, TcpCommand cmd)
+    {
+        if (kind == SendKind.Response) cmd.State = TcpCommandState.Sending;
+        _outbox.Enqueue((kind, cmd.Request.Tag));
+        _sendSignal.Set();
+    }
+
+    private void FreeSlot(TcpCommand cmd)
+    {
+        cmd.State = TcpCommandState.Free;
+        _freeSlots.Enqueue(cmd.Request.Tag);
+    }
+}

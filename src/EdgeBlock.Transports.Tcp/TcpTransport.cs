@@ -1,0 +1,90 @@
+using System.Collections.Concurrent;
+using System.Net;
+using System.Net.Sockets;
+using EdgeBlock.Target;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace EdgeBlock.Transports.Tcp;
+
+/// <summary>An NVMe/TCP port: listens, accepts, and runs one <see cref="TcpQueue"/> per connection.</summary>
+public sealed class TcpTransport : IAsyncDisposable
+{
+    private readonly NvmeTarget _target;
+    private readonly ILogger _logger;
+    private readonly ConcurrentDictionary<TcpQueue, Task> _queues = new();
+    private Socket? _listener;
+    private Task? _acceptLoop;
+
+    public TcpTransport(NvmeTarget target, ILogger? logger = null)
+    {
+        _target = target;
+        _logger = logger ?? NullLogger.Instance;
+    }
+
+    /// <summary>The bound address (with the real port when 0 was asked for).</summary>
+    public IPEndPoint? LocalEndPoint => _listener?.LocalEndPoint as IPEndPoint;
+
+    public int ConnectionCount => _queues.Count;
+
+    /// <summary>Binds and starts accepting. Throws with a clear message when the address is taken.</summary>
+    public void Start(IPEndPoint endpoint)
+    {
+        var listener = new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        try
+        {
+            listener.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+            listener.Bind(endpoint);
+            listener.Listen(512);
+        }
+        catch (SocketException ex)
+        {
+            listener.Dispose();
+            throw new InvalidOperationException($"cannot listen on {endpoint}: {ex.Message}", ex);
+        }
+        _listener = listener;
+        _acceptLoop = AcceptLoopAsync(listener);
+        _logger.LogInformation("NVMe/TCP listening on {Endpoint}", listener.LocalEndPoint);
+    }
+
+    private async Task AcceptLoopAsync(Socket listener)
+    {
+        while (true)
+        {
+            Socket socket;
+            try
+            {
+                socket = await listener.AcceptAsync().ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
+            {
+                return;
+            }
+            socket.NoDelay = true;
+            var queue = new TcpQueue(socket, this, _target, _logger);
+            _queues[queue] = RunQueueAsync(queue);
+        }
+    }
+
+    private async Task RunQueueAsync(TcpQueue queue)
+    {
+        await Task.Yield();
+        try
+        {
+            await queue.RunAsync().ConfigureAwait(false);
+        }
+        finally
+        {
+            _queues.TryRemove(queue, out _);
+        }
+    }
+
+    /// <summary>Stops accepting and closes every connection.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        _listener?.Dispose();
+        if (_acceptLoop != null) await _acceptLoop.ConfigureAwait(false);
+        foreach (var queue in _queues.Keys) queue.Abort("target shutting down");
+        await Task.WhenAll(_queues.Values).ConfigureAwait(false);
+    }
+}
