@@ -48,6 +48,7 @@ public enum IdentifyCns : byte
     Controller = 0x01,
     ActiveNamespaceList = 0x02,
     NamespaceDescriptorList = 0x03,
+    IoCommandSetController = 0x06,
 }
 
 /// <summary>Log page identifiers.</summary>

@@ -53,6 +53,8 @@ internal sealed class AdminCommands(NvmeTarget target)
             IdentifyCns.Namespace when !controller.IsDiscovery => CommandKind.IdentifyNamespace,
             IdentifyCns.ActiveNamespaceList when !controller.IsDiscovery => CommandKind.IdentifyActiveNamespaces,
             IdentifyCns.NamespaceDescriptorList when !controller.IsDiscovery => CommandKind.IdentifyDescriptors,
+            // I/O command set specific controller data for the NVM command set (CSI 0): no extra limits to report.
+            IdentifyCns.IoCommandSetController when !controller.IsDiscovery && request.Sqe.Cdw11 >> 24 == 0 => CommandKind.IdentifyZeroes,
             _ => CommandKind.None,
         };
         if (kind == CommandKind.None) return request.Fail(NvmeStatus.InvalidField, 40);
@@ -68,6 +70,7 @@ internal sealed class AdminCommands(NvmeTarget target)
             case CommandKind.IdentifyNamespace: IdentifyNamespace(controller, request); break;
             case CommandKind.IdentifyActiveNamespaces: IdentifyActiveNamespaces(controller, request); break;
             case CommandKind.IdentifyDescriptors: IdentifyDescriptors(controller, request); break;
+            case CommandKind.IdentifyZeroes: request.Data.Span[..PageSize].Clear(); break;
             case CommandKind.GetLogPage: LogPage(queue, controller, request); break;
             case CommandKind.GetFeatures: GetFeatures(controller, request); break;
             case CommandKind.SetFeatures: SetFeatures(controller, request); break;

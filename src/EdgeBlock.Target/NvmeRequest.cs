@@ -89,7 +89,7 @@ internal enum CommandKind : byte
     // Fabrics
     Connect, PropertyGet, PropertySet, Disconnect,
     // Admin
-    IdentifyController, IdentifyNamespace, IdentifyActiveNamespaces, IdentifyDescriptors,
+    IdentifyController, IdentifyNamespace, IdentifyActiveNamespaces, IdentifyDescriptors, IdentifyZeroes,
     GetLogPage, GetFeatures, SetFeatures, AsyncEventRequest, KeepAlive, Abort,
     // NVM
     Read, Write, Flush, WriteZeroes, DatasetManagement, Compare,

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Installs what the tests need, builds with warnings as errors, runs the unit tests and the
+# guest-based interop suite, and ends with one line: "N passed, N failed".
+#
+#   ./test.sh                 everything
+#   EDGEBLOCK_SKIP_INTEROP=1 ./test.sh   unit tests only (quick local loop)
+set -uo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")"
+root=$(pwd)
+log_dir="$root/artifacts/test-logs"
+mkdir -p "$log_dir"
+
+passed=0
+failed=0
+note() { printf '\n== %s\n' "$*"; }
+
+# ---- dependencies -------------------------------------------------------------
+apt_packages=(qemu-system-x86 qemu-utils fio nvme-cli busybox-static e2fsprogs cpio kmod util-linux iproute2 procps)
+missing=()
+for p in "${apt_packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  note "installing: ${missing[*]}"
+  sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${missing[@]}" >"$log_dir/apt.log" 2>&1 \
+    || { echo "apt-get install failed (see $log_dir/apt.log)"; echo "0 passed, 1 failed"; exit 1; }
+fi
+if ! command -v dotnet >/dev/null 2>&1; then
+  echo "the .NET 10 SDK (dotnet) is required"; echo "0 passed, 1 failed"; exit 1
+fi
+
+# ---- build --------------------------------------------------------------------
+note "build (Release, warnings as errors)"
+if ! dotnet build EdgeBlock.sln -c Release -warnaserror --nologo -v q -clp:NoSummary >"$log_dir/build.log" 2>&1; then
+  grep -E "error|warn" "$log_dir/build.log" | sort -u | head -50
+  echo "build failed (see $log_dir/build.log)"
+  echo "0 passed, 1 failed"
+  exit 1
+fi
+echo "build ok"
+
+# ---- unit and integration tests (xunit) ------------------------------------------
+for proj in tests/*/*.csproj; do
+  name=$(basename "$proj" .csproj)
+  note "$name"
+  out="$log_dir/$name.log"
+  dotnet test "$proj" -c Release --no-build --nologo -v q >"$out" 2>&1
+  summary=$(grep -E "^(Passed|Failed)!" "$out" | tail -1)
+  if [ -z "$summary" ]; then
+    tail -30 "$out"; echo "$name: no test summary (see $out)"; failed=$((failed + 1)); continue
+  fi
+  echo "$summary"
+  p=$(sed -E 's/.*Passed: *([0-9]+).*/\1/' <<<"$summary")
+  f=$(sed -E 's/.*Failed: *([0-9]+),.*/\1/' <<<"$summary")
+  passed=$((passed + p)); failed=$((failed + f))
+  [ "$f" -gt 0 ] && grep -E "^\s+Failed |Error Message" -A3 "$out" | head -60
+done
+
+# ---- interop: the Linux kernel's NVMe/TCP host in a stock Debian guest -------------
+if [ "${EDGEBLOCK_SKIP_INTEROP:-0}" != 1 ]; then
+  note "interop (Linux nvme-tcp host in a QEMU guest)"
+  tests/interop/run-all.sh 2>&1 | tee "$log_dir/interop.log"
+  summary=$(grep -E "^interop: [0-9]+ passed, [0-9]+ failed" "$log_dir/interop.log" | tail -1)
+  if [ -z "$summary" ]; then
+    echo "interop: no summary (see $log_dir/interop.log)"; failed=$((failed + 1))
+  else
+    p=$(sed -E 's/interop: ([0-9]+) passed.*/\1/' <<<"$summary")
+    f=$(sed -E 's/.* ([0-9]+) failed.*/\1/' <<<"$summary")
+    passed=$((passed + p)); failed=$((failed + f))
+  fi
+fi
+
+echo
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
