@@ -28,6 +28,10 @@ internal sealed class TcpCommand : IDisposable
     }
 
     public NvmeRequest Request { get; }
+
+    // Parking of deferred completions (AERs): the event may arrive before the slot is marked parked.
+    public const int DeferNone = 0, DeferParked = 1, DeferCompleted = 2;
+    public int DeferState;
     public ushort Tag => (ushort)Request.Tag;
     public TcpCommandState State { get; set; }
     /// <summary>H2C bytes received so far (in-order transfer).</summary>

@@ -196,6 +196,7 @@ internal sealed partial class TcpQueue
             return PduParse.Fatal;
         }
         var cmd = _slots[slot];
+        cmd.DeferState = TcpCommand.DeferNone;
         var request = cmd.Request;
         pdu.Slice(PduHeader.Size, SubmissionQueueEntry.Size).CopyTo(request.SqeBytes);
         bool dataDigestOk = dataLength == 0 || !_dataDigest

@@ -16,8 +16,12 @@ namespace EdgeBlock.Transports.Tcp;
 /// </summary>
 internal sealed partial class TcpQueue : ITransportQueue
 {
-    private const int RecvBufferBytes = 512 * 1024;
-    private const int SendBufferBytes = 512 * 1024;
+    /// <summary>Largest H2CData payload we accept (ICResp MAXH2CDATA); the host splits bigger transfers.</summary>
+    private const int MaxH2CDataBytes = 64 * 1024;
+    /// <summary>Holds the largest PDU: an H2CData of MaxH2CDataBytes or a capsule with in-capsule data, plus headers.</summary>
+    private const int RecvBufferBytes = 128 * 1024;
+    /// <summary>Holds at least one C2HData of MDTS plus its response; more small completions batch into it.</summary>
+    private const int SendBufferBytes = 256 * 1024;
     private const int MaxSlots = 1024;
 
     private readonly Socket _socket;
@@ -63,7 +67,7 @@ internal sealed partial class TcpQueue : ITransportQueue
     public string RemoteEndpoint { get; }
     public (string Address, string ServiceId, bool IsIpv6) LocalEndpoint { get; }
     private NvmeTarget Target => _queuePair.Target;
-    private int MaxH2CData => Target.Limits.MaxTransferBytes;
+    private static int MaxH2CData => MaxH2CDataBytes;
     private int InCapsuleLimit => _queuePair.Qid == 0 || !_queuePair.IsConnected
         ? Target.Limits.AdminInCapsuleDataBytes
         : Target.Limits.InCapsuleDataBytes;
@@ -99,8 +103,9 @@ internal sealed partial class TcpQueue : ITransportQueue
     public void CompleteDeferred(NvmeRequest request)
     {
         var cmd = _slots[request.Tag];
-        if (cmd.State != TcpCommandState.Deferred) return;
-        QueueSend(SendKind.Response, cmd);
+        // If the command is not parked yet (the event raced with its execution), CommandFinished sends it.
+        if (Interlocked.Exchange(ref cmd.DeferState, TcpCommand.DeferCompleted) == TcpCommand.DeferParked)
+            QueueSend(SendKind.Response, cmd);
     }
 
     public void Abort(string reason) => Close(reason);
@@ -173,7 +178,8 @@ internal sealed partial class TcpQueue : ITransportQueue
         if (cmd.Request.CompletionDeferred)
         {
             cmd.State = TcpCommandState.Deferred;
-            return;
+            if (Interlocked.CompareExchange(ref cmd.DeferState, TcpCommand.DeferParked, TcpCommand.DeferNone) != TcpCommand.DeferCompleted)
+                return;
         }
         if (IsClosed)
         {
