@@ -11,7 +11,7 @@ internal static class IoCommands
 {
     // SQE byte offsets of fields, for the error log's parameter error location.
     private const ushort NsidOffset = 4, SlbaOffset = 40, Cdw12Offset = 48;
-    private const int DsmRangeSize = 16;
+    private const int DsmRangeSize = 16, MaxDsmRanges = 256;
     private const uint AllNamespaces = 0xFFFFFFFF;
 
     public static bool Parse(Controller controller, NvmeRequest request, TargetLimits limits)
@@ -44,7 +44,8 @@ internal static class IoCommands
             case NvmOpcode.DatasetManagement:
                 request.Kind = CommandKind.DatasetManagement;
                 request.Direction = DataDirection.HostToController;
-                request.DataLength = ((int)(sqe.Cdw10 & 0xFF) + 1) * DsmRangeSize;
+                request.DataLength = DsmRangeCount(sqe.Cdw10) * DsmRangeSize;
+                request.MaxDataLength = MaxDsmRanges * DsmRangeSize;
                 return true;
             case NvmOpcode.Flush:
                 request.Kind = CommandKind.Flush;
@@ -65,6 +66,9 @@ internal static class IoCommands
         request.DataLength = (int)bytes;
         return true;
     }
+
+    /// <summary>NR (CDW10 7:0) is 0's based.</summary>
+    private static int DsmRangeCount(uint cdw10) => (int)(cdw10 & 0xFF) + 1;
 
     private static bool InRange(Namespace ns, ulong slba, long blocks) =>
         slba < (ulong)ns.BlockCount && (ulong)blocks <= (ulong)ns.BlockCount - slba;
@@ -125,7 +129,7 @@ internal static class IoCommands
     {
         bool deallocate = (request.Sqe.Cdw11 & (1u << 2)) != 0;
         if (!deallocate) return NvmeStatus.Success;
-        int ranges = request.DataLength / DsmRangeSize;
+        int ranges = DsmRangeCount(request.Sqe.Cdw10);
         for (int i = 0; i < ranges; i++)
         {
             var range = request.Data.Span.Slice(i * DsmRangeSize, DsmRangeSize);

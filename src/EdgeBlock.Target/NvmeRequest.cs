@@ -34,6 +34,21 @@ public sealed class NvmeRequest
     public int DataLength { get; internal set; }
     public DataDirection Direction { get; internal set; }
 
+    /// <summary>
+    /// Set by Parse for commands whose data may be described by a longer SGL than they use
+    /// (Dataset Management: Linux always sends a 4 KiB range buffer, as nvmet accepts).
+    /// </summary>
+    public int MaxDataLength { get; internal set; }
+
+    /// <summary>Accepts an SGL longer than DataLength when the command allows it; the extra bytes are received and ignored.</summary>
+    public bool TryAcceptSglLength(uint sglLength)
+    {
+        if (sglLength == DataLength) return true;
+        if (sglLength < DataLength || sglLength > MaxDataLength) return false;
+        DataLength = (int)sglLength;
+        return true;
+    }
+
     /// <summary>The data buffer, sized to DataLength; owned by the transport, borrowed by the target until completion.</summary>
     public Memory<byte> Data { get; set; }
 
@@ -61,6 +76,7 @@ public sealed class NvmeRequest
     public void Reset()
     {
         DataLength = 0;
+        MaxDataLength = 0;
         Direction = DataDirection.None;
         Data = Memory<byte>.Empty;
         Result = 0;

@@ -239,12 +239,12 @@ internal sealed partial class TcpQueue
         {
             if (request.Direction != DataDirection.HostToController) { status = NvmeStatus.SglDescriptorTypeInvalid; return false; }
             if (sgl.Address != 0) { status = NvmeStatus.SglOffsetInvalid; return false; }
-            if (sgl.Length != request.DataLength || inCapsuleBytes != request.DataLength) { status = NvmeStatus.DataSglLengthInvalid; return false; }
+            if (!request.TryAcceptSglLength(sgl.Length) || inCapsuleBytes != request.DataLength) { status = NvmeStatus.DataSglLengthInvalid; return false; }
             return true;
         }
         if (sgl.Identifier == SglDescriptor.TransportDataBlock)
         {
-            if (inCapsuleBytes != 0 || sgl.Length != request.DataLength) { status = NvmeStatus.DataSglLengthInvalid; return false; }
+            if (inCapsuleBytes != 0 || !request.TryAcceptSglLength(sgl.Length)) { status = NvmeStatus.DataSglLengthInvalid; return false; }
             return true;
         }
         status = NvmeStatus.SglDescriptorTypeInvalid;
