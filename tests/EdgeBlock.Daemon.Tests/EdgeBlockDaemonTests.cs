@@ -1,0 +1,79 @@
+using System.Net;
+using System.Net.Sockets;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace EdgeBlock.Daemon.Tests;
+
+public sealed class EdgeBlockDaemonTests : IDisposable
+{
+    private readonly string _dir = Path.Combine(Path.GetTempPath(), "edgeblock-daemon-" + Guid.NewGuid().ToString("N"));
+
+    public void Dispose()
+    {
+        if (Directory.Exists(_dir)) Directory.Delete(_dir, recursive: true);
+    }
+
+    private DaemonOptions Options(BackendKind backend = BackendKind.File, int port = 0) => new()
+    {
+        DataDirectory = _dir,
+        Listen = new IPEndPoint(IPAddress.Loopback, port),
+        DefaultSizeBytes = 16 << 20,
+        DefaultBackend = backend,
+    };
+
+    [Fact]
+    public async Task Start_FileBackend_CreatesSparseDefaultImageAndListens()
+    {
+        await using var daemon = new EdgeBlockDaemon(Options(), NullLoggerFactory.Instance);
+        await daemon.StartAsync(CancellationToken.None);
+        var image = new FileInfo(Path.Combine(_dir, "default.img"));
+        Assert.True(image.Exists);
+        Assert.Equal(16 << 20, image.Length);
+        using var client = new TcpClient();
+        await client.ConnectAsync(daemon.ListenEndPoint!);
+        Assert.True(client.Connected);
+        var ns = Assert.Single(daemon.Target.FindSubsystem(DaemonOptions.DefaultSubsystemNqn)!.Namespaces.Values);
+        Assert.Equal(1u, ns.Nsid);
+        await daemon.StopAsync(CancellationToken.None);
+    }
+
+    [Fact]
+    public async Task Restart_KeepsNamespaceUuid()
+    {
+        Guid first;
+        await using (var daemon = new EdgeBlockDaemon(Options(), NullLoggerFactory.Instance))
+        {
+            await daemon.StartAsync(CancellationToken.None);
+            first = daemon.Target.FindSubsystem(DaemonOptions.DefaultSubsystemNqn)!.FindNamespace(1)!.Uuid;
+            await daemon.StopAsync(CancellationToken.None);
+        }
+        await using var again = new EdgeBlockDaemon(Options(), NullLoggerFactory.Instance);
+        await again.StartAsync(CancellationToken.None);
+        Assert.Equal(first, again.Target.FindSubsystem(DaemonOptions.DefaultSubsystemNqn)!.FindNamespace(1)!.Uuid);
+        await again.StopAsync(CancellationToken.None);
+    }
+
+    [Fact]
+    public async Task Start_PortInUse_FailsWithMessageNamingTheAddress()
+    {
+        using var squatter = new TcpListener(IPAddress.Loopback, 0);
+        squatter.Start();
+        int port = ((IPEndPoint)squatter.LocalEndpoint).Port;
+        await using var daemon = new EdgeBlockDaemon(Options(BackendKind.Null, port), NullLoggerFactory.Instance);
+        var ex = await Assert.ThrowsAsync<InvalidOperationException>(() => daemon.StartAsync(CancellationToken.None));
+        Assert.Contains($"127.0.0.1:{port}", ex.Message);
+    }
+
+    [Fact]
+    public async Task AllowedHosts_RestrictTheDefaultSubsystem()
+    {
+        var options = Options(BackendKind.Memory) with { AllowedHosts = ["nqn.2014-08.org.nvmexpress:uuid:allowed"] };
+        await using var daemon = new EdgeBlockDaemon(options, NullLoggerFactory.Instance);
+        await daemon.StartAsync(CancellationToken.None);
+        var subsystem = daemon.Target.FindSubsystem(DaemonOptions.DefaultSubsystemNqn)!;
+        Assert.False(subsystem.AllowAnyHost);
+        Assert.True(subsystem.IsHostAllowed("nqn.2014-08.org.nvmexpress:uuid:allowed"));
+        Assert.False(subsystem.IsHostAllowed("nqn.2014-08.org.nvmexpress:uuid:other"));
+        await daemon.StopAsync(CancellationToken.None);
+    }
+}
