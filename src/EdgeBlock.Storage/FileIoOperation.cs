@@ -1,0 +1,108 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Threading.Tasks.Sources;
+
+namespace EdgeBlock.Storage;
+
+internal enum FileIoKind : byte
+{
+    Read,
+    Write,
+    Flush,
+    WriteZeroes,
+    Deallocate,
+}
+
+/// <summary>One request to a <see cref="FileBlockDevice"/>, in bytes. Writes only read from Buffer.</summary>
+internal readonly record struct FileIoRequest(FileIoKind Kind, long Offset, long Length, Memory<byte> Buffer, bool Fua);
+
+/// <summary>
+/// Runs one <see cref="FileIoRequest"/> on a thread-pool thread, because the syscalls block,
+/// and completes the caller's ValueTask through a pooled IValueTaskSource. Steady-state I/O
+/// thus allocates nothing; RandomAccess's async methods would allocate a work item whenever
+/// two requests are in flight on the same handle, which is the normal case for a target.
+/// </summary>
+internal sealed class FileIoOperation : IThreadPoolWorkItem, IValueTaskSource<BlockStatus>
+{
+    private readonly FileBlockDevice _device;
+    private readonly FileIoOperationPool _pool;
+    private ManualResetValueTaskSourceCore<BlockStatus> _completion;
+    private FileIoRequest _request;
+
+    public FileIoOperation(FileBlockDevice device, FileIoOperationPool pool)
+    {
+        _device = device;
+        _pool = pool;
+    }
+
+    public ValueTask<BlockStatus> Start(in FileIoRequest request)
+    {
+        Debug.Assert(_request == default, "Operation started while still in use.");
+        _request = request;
+        var completion = new ValueTask<BlockStatus>(this, _completion.Version);
+        ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false);
+        return completion;
+    }
+
+    void IThreadPoolWorkItem.Execute()
+    {
+        BlockStatus status = _device.Execute(in _request);
+        // The buffer goes back to its owner when we complete; keep no reference to it.
+        _request = default;
+        _completion.SetResult(status);
+    }
+
+    public BlockStatus GetResult(short token)
+    {
+        // Throws for a stale token (a ValueTask awaited twice) before anything is recycled.
+        BlockStatus status = _completion.GetResult(token);
+        _completion.Reset();
+        _pool.Return(this);
+        return status;
+    }
+
+    public ValueTaskSourceStatus GetStatus(short token) => _completion.GetStatus(token);
+
+    public void OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags) =>
+        _completion.OnCompleted(continuation, state, token, flags);
+}
+
+/// <summary>Free <see cref="FileIoOperation"/>s of one device, bounded so a burst does not pin memory forever.</summary>
+internal sealed class FileIoOperationPool
+{
+    /// <summary>Deeper than any queue we expect to serve; beyond it operations are allocated and dropped.</summary>
+    internal const int MaxPooled = 1024;
+
+    private readonly FileBlockDevice _device;
+    private readonly ConcurrentQueue<FileIoOperation> _free = new();
+    private int _freeCount;
+
+    public FileIoOperationPool(FileBlockDevice device)
+    {
+        _device = device;
+    }
+
+    internal int FreeCount => Volatile.Read(ref _freeCount);
+
+    public FileIoOperation Rent()
+    {
+        if (_free.TryDequeue(out FileIoOperation? operation))
+        {
+            Interlocked.Decrement(ref _freeCount);
+            return operation;
+        }
+        return new FileIoOperation(_device, this);
+    }
+
+    public void Return(FileIoOperation operation)
+    {
+        if (Interlocked.Increment(ref _freeCount) <= MaxPooled)
+        {
+            _free.Enqueue(operation);
+        }
+        else
+        {
+            Interlocked.Decrement(ref _freeCount);
+        }
+    }
+}
