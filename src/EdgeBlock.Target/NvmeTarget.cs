@@ -133,7 +133,9 @@ public sealed class NvmeTarget
     internal void RecordIfError(QueuePair queue, NvmeRequest request)
     {
         if (request.Status.IsSuccess) return;
-        ulong lba = request.Kind is CommandKind.Read or CommandKind.Write or CommandKind.Compare ? request.Sqe.Slba : 0;
+        // By opcode, not Kind: a parse failure (LBA Out of Range among them) has already reset Kind to None.
+        bool hasLba = queue.Qid != 0 && (NvmOpcode)request.SqeBytes[0] is NvmOpcode.Read or NvmOpcode.Write or NvmOpcode.Compare;
+        ulong lba = hasLba ? request.Sqe.Slba : 0;
         queue.Controller?.RecordError(queue.Qid, request, lba);
         if (request.Namespace is { } ns) Interlocked.Increment(ref ns.Counters.Errors);
     }
