@@ -96,7 +96,7 @@ internal sealed class AdminCommands(NvmeTarget target)
             SerialNumber = subsystem.SerialNumber,
             ModelNumber = subsystem.ModelNumber,
             FirmwareRevision = target.FirmwareRevision,
-            Mdts = controller.IsDiscovery ? (byte)0 : limits.MdtsPow2,
+            Mdts = limits.MdtsPow2, // also on discovery controllers: Get Log Page is bounded by the same buffers
             Cntlid = controller.Cntlid,
             Version = ControllerProperties.Version14,
             Oaes = controller.IsDiscovery ? AsyncEvent.DiscoveryLogChangeNotices : AsyncEvent.NamespaceAttributeNotices,
