@@ -16,7 +16,7 @@ public sealed partial class NvmeTcpQueue
     private readonly record struct SendItem(SendKind Kind, int Slot, ushort CommandId, ushort TransferTag, uint Offset, uint Length);
 
     private readonly ConcurrentQueue<SendItem> _outbox = new();
-    private readonly AsyncAutoResetSignal _sendSignal = new();
+    private readonly AsyncSignal _sendSignal = new();
     private readonly byte[] _send = GC.AllocateUninitializedArray<byte>(SendBufferBytes, pinned: true);
     private int _sendFilled;
 

@@ -1,29 +1,30 @@
 using System.Threading.Tasks.Sources;
 
-namespace EdgeBlock.Initiator;
+namespace EdgeBlock.Nvme.Tcp;
 
 /// <summary>
-/// An auto-reset signal with one waiter (a queue's send loop) and many setters. Waiting does not
-/// allocate: the ValueTask is backed by a reused ManualResetValueTaskSourceCore.
+/// An auto-reset signal for exactly one waiter (an NVMe/TCP send loop, host or target side) that many producers set.
+/// Built on ManualResetValueTaskSourceCore so that waiting does not allocate, unlike SemaphoreSlim.WaitAsync.
 /// </summary>
-internal sealed class AsyncAutoResetSignal : IValueTaskSource
+public sealed class AsyncSignal : IValueTaskSource
 {
-    private readonly object _gate = new();
     private ManualResetValueTaskSourceCore<bool> _core = new() { RunContinuationsAsynchronously = true };
+    private readonly object _gate = new();
     private bool _set;
     private bool _waiting;
 
+    /// <summary>Wakes the waiter, or makes its next wait return at once.</summary>
     public void Set()
     {
         lock (_gate)
         {
-            if (!_waiting)
+            if (_waiting)
             {
-                _set = true;
+                _waiting = false;
+                _core.SetResult(true);
                 return;
             }
-            _waiting = false;
-            _core.SetResult(true);
+            _set = true;
         }
     }
 
