@@ -1,0 +1,280 @@
+# shellcheck shell=sh
+# interop-lib.sh — helpers for the guest side of the interop scenarios.
+#
+# Sourced by /scenario.sh inside the test guest (busybox ash, POSIX sh). It travels in
+# the scenario's own cpio archive, next to /scenario.sh and /scenario.env.
+#
+# Variables (from /scenario.env, exported by /init):
+#   SCENARIO     scenario name
+#   TARGET_ADDR  target address (10.0.2.2 = the host's 127.0.0.1; reference: 127.0.0.1)
+#   TARGET_PORT  target TCP port
+#   NQN          subsystem NQN
+#   NSID         namespace to use (default 1)
+#   REFERENCE    1: set up the Linux in-kernel target (nvmet) inside this guest first
+#   ALLOW_HOSTS  reference mode: host NQNs allowed to connect (space separated; empty =
+#                any host)
+#   ACTION_ADDR, ACTION_PORT  where host actions are requested (QEMU guestfwd)
+
+: "${SCENARIO:=unknown}"
+: "${TARGET_ADDR:=10.0.2.2}"
+: "${TARGET_PORT:=4420}"
+: "${NQN:=nqn.2026-11.io.edgeblock:default}"
+: "${NSID:=1}"
+: "${REFERENCE:=0}"
+: "${ALLOW_HOSTS:=}"
+: "${ACTION_ADDR:=10.0.2.100}"
+: "${ACTION_PORT:=7777}"
+
+# A failing command inside a pipeline (dd | sha256sum) must fail the pipeline.
+set -o pipefail
+
+# Real programs by absolute path. Debian's busybox ash runs its own applet for any name it
+# knows (blkdiscard, blockdev, cmp, mke2fs, e2fsck...) before it looks at PATH, and the
+# applets lack options the scenarios use (cmp -n, blkdiscard's full option set...).
+blkdiscard() { /usr/sbin/blkdiscard "$@"; }
+blockdev() { /usr/sbin/blockdev "$@"; }
+cmp() { /usr/bin/cmp "$@"; }
+e2fsck() { /usr/sbin/e2fsck "$@"; }
+mkfs_ext4() { /usr/sbin/mkfs.ext4 "$@"; }
+
+# Messages and steps -----------------------------------------------------------------------
+
+uptime_s() { cut -d' ' -f1 /proc/uptime; }
+log() { echo "[$SCENARIO +$(uptime_s)s] $*"; }
+fail() {
+    echo "[$SCENARIO] FAIL: $*" >&2
+    exit 1
+}
+# step DESCRIPTION: announce a step; the failure report names the last one.
+STEP="start"
+step() {
+    STEP=$*
+    echo "[$SCENARIO +$(uptime_s)s] ==> $*"
+}
+# run CMD...: show a command, then run it (its status is the caller's to check).
+run() {
+    echo "+ $*" >&2
+    "$@"
+}
+
+# On failure: name the step and show what the kernel said about NVMe.
+_on_exit() {
+    rc=$?
+    if [ "$rc" -ne 0 ]; then
+        echo "[$SCENARIO] failed in step: $STEP (rc=$rc)"
+        echo "[$SCENARIO] --- controllers ---"
+        for c in /sys/class/nvme/nvme*; do
+            [ -e "$c/state" ] || continue
+            echo "  ${c##*/}: state=$(cat "$c/state") transport=$(cat "$c/transport" 2>/dev/null) subsysnqn=$(cat "$c/subsysnqn" 2>/dev/null)"
+        done
+        echo "[$SCENARIO] --- dmesg (nvme, I/O, ext4; last 40) ---"
+        dmesg | grep -iE 'nvme|blk_update|I/O error|ext4|null_blk' | tail -n 40 || true
+    fi
+    return "$rc"
+}
+trap _on_exit EXIT
+
+# Data helpers ----------------------------------------------------------------------------
+
+sha256() { sha256sum "$@" | cut -d' ' -f1; }
+
+# dev_read DEV OFFSET_MIB COUNT_MIB: the bytes of a device range on stdout (O_DIRECT, so
+# they come from the target, not from the guest's page cache).
+dev_read() {
+    dd if="$1" bs=1M skip="$2" count="$3" iflag=direct status=none
+}
+# dev_sha256 DEV OFFSET_MIB COUNT_MIB: SHA-256 of a device range; fails on a read error or
+# a short read (a hash of nothing must never pass for data).
+dev_sha256() {
+    dev_read "$1" "$2" "$3" >/tmp/.readback || fail "reading ${3} MiB at ${2} MiB of $1 failed"
+    [ "$(wc -c </tmp/.readback)" -eq $(($3 * 1048576)) ] || fail "short read of ${3} MiB at ${2} MiB of $1"
+    sha256 /tmp/.readback
+    rm -f /tmp/.readback
+}
+# dev_write FILE DEV OFFSET_MIB: write FILE (a multiple of 1 MiB) at OFFSET_MIB, O_DIRECT.
+dev_write() {
+    dd if="$1" of="$2" bs=1M seek="$3" oflag=direct conv=notrunc status=none
+}
+# random_file FILE MIB: MIB MiB of random data.
+random_file() {
+    dd if=/dev/urandom of="$1" bs=1M count="$2" status=none
+}
+# expect_zero DEV OFFSET_MIB COUNT_MIB: the range reads back as zeroes.
+expect_zero() {
+    dev_read "$1" "$2" "$3" >/tmp/.readback || fail "reading ${3} MiB at ${2} MiB of $1 failed"
+    [ "$(wc -c </tmp/.readback)" -eq $(($3 * 1048576)) ] || fail "short read of ${3} MiB at ${2} MiB of $1"
+    cmp -n $(($3 * 1048576)) /tmp/.readback /dev/zero ||
+        fail "$1: ${3} MiB at ${2} MiB do not read back as zeroes"
+    rm -f /tmp/.readback
+}
+
+# NVMe host helpers -----------------------------------------------------------------------
+
+# find_ctrl: name (nvmeN) of the live-or-connecting TCP controller for $NQN, or nothing.
+find_ctrl() {
+    for c in /sys/class/nvme/nvme*; do
+        [ -e "$c/subsysnqn" ] || continue
+        [ "$(cat "$c/subsysnqn")" = "$NQN" ] || continue
+        [ "$(cat "$c/transport" 2>/dev/null)" = tcp ] || continue
+        echo "${c##*/}"
+        return 0
+    done
+    return 1
+}
+
+# find_ns: block device name (nvmeXnY) of namespace $NSID of subsystem $NQN, or nothing.
+# With native multipath (Debian's default) the disk belongs to the nvme-subsystem; without
+# it, to the controller.
+find_ns() {
+    for d in /sys/class/nvme-subsystem/nvme-subsys*/nvme*n* /sys/class/nvme/"${CTRL:-none}"/nvme*n*; do
+        [ -e "$d/nsid" ] || continue
+        case ${d##*/} in *c*n*) continue ;; esac # hidden per-path disks (nvmeXcYnZ)
+        [ "$(cat "$d/nsid")" = "$NSID" ] || continue
+        sub=${d%/*}
+        if [ -e "$sub/subsysnqn" ] && [ "$(cat "$sub/subsysnqn")" != "$NQN" ]; then continue; fi
+        echo "${d##*/}"
+        return 0
+    done
+    return 1
+}
+
+# ctrl_state: the state of $CTRL (live, connecting, resetting, deleting...).
+ctrl_state() { cat "/sys/class/nvme/$CTRL/state" 2>/dev/null || echo gone; }
+
+# wait_state STATE SECONDS: wait until $CTRL is in STATE.
+wait_state() {
+    i=0
+    while [ "$(ctrl_state)" != "$1" ]; do
+        [ "$i" -lt $(($2 * 10)) ] || return 1
+        sleep 0.1
+        i=$((i + 1))
+    done
+}
+
+# connect [nvme connect options...]: connect to $NQN on the target and set
+#   CTRL (nvmeN), CTRL_DEV (/dev/nvmeN), NS (/dev/nvmeXnY).
+# shellcheck disable=SC2034 # CTRL_DEV is for the scenarios
+connect() {
+    run nvme connect -t tcp -a "$TARGET_ADDR" -s "$TARGET_PORT" -n "$NQN" "$@" ||
+        fail "nvme connect to $NQN at $TARGET_ADDR:$TARGET_PORT failed"
+    CTRL=$(find_ctrl) || fail "connected, but no controller for $NQN in /sys/class/nvme"
+    CTRL_DEV=/dev/$CTRL
+    wait_state live 10 || fail "$CTRL is $(ctrl_state), not live"
+    # The namespace scan runs asynchronously after the connect.
+    i=0
+    until ns=$(find_ns) && [ -b "/dev/$ns" ]; do
+        [ $i -lt 100 ] || fail "no block device for namespace $NSID of $NQN after 10 s"
+        sleep 0.1
+        i=$((i + 1))
+    done
+    NS=/dev/$ns
+    log "connected: controller $CTRL, namespace $NSID = $NS ($(blockdev --getsize64 "$NS") bytes, $(blockdev --getss "$NS")-byte sectors)"
+}
+
+# disconnect: disconnect every controller of $NQN.
+disconnect() {
+    run nvme disconnect -n "$NQN" || fail "nvme disconnect -n $NQN failed"
+    if find_ctrl >/dev/null; then fail "a controller for $NQN is still there after disconnect"; fi
+}
+
+# Host actions ----------------------------------------------------------------------------
+
+# host_action WORD: ask the host to do something while the guest waits (kill and restart
+# the daemon, measure its backing file...). The marker line goes to the console log; the
+# request travels over TCP to QEMU's guestfwd, which runs the runner's dispatcher
+# (host-action.sh) and returns its output, ending in EDGEBLOCK-HOST-ACTION-RESULT rc=N.
+host_action() {
+    echo "EDGEBLOCK-HOST-ACTION $1"
+    if [ "$REFERENCE" = 1 ]; then
+        reference_host_action "$1"
+        return
+    fi
+    out=$(echo "$1" | nc -w 10 "$ACTION_ADDR" "$ACTION_PORT") || true
+    printf '%s\n' "$out" | sed 's/^/  host| /'
+    action_rc=$(printf '%s\n' "$out" | sed -n 's/^EDGEBLOCK-HOST-ACTION-RESULT rc=\([0-9]*\).*/\1/p' | tail -n 1)
+    [ -n "$action_rc" ] || fail "no answer from the host for action '$1' (guest not started by run-scenario.sh?)"
+    [ "$action_rc" = 0 ] || fail "host action '$1' failed (rc=$action_rc)"
+}
+
+# Reference mode: the Linux in-kernel target inside this guest ------------------------------
+
+NVMET=/sys/kernel/config/nvmet
+
+# reference_target_start: export a block device as namespace $NSID of $NQN over TCP on
+# $TARGET_ADDR:$TARGET_PORT with the in-kernel target. The device is REFERENCE_DEVICE if
+# set, else a memory-backed null_blk with discard (REFERENCE_SIZE_GB, default 1). Any host
+# may connect unless ALLOW_HOSTS names the ones that may.
+reference_target_start() {
+    dev=${REFERENCE_DEVICE:-/dev/nullb0}
+    log "reference mode: starting the in-kernel target (nvmet-tcp, $dev) on $TARGET_ADDR:$TARGET_PORT"
+    if [ -z "${REFERENCE_DEVICE:-}" ]; then
+        modprobe null_blk nr_devices=1 gb="${REFERENCE_SIZE_GB:-1}" bs="${REFERENCE_BLOCK_SIZE:-512}" \
+            memory_backed=1 discard=1 || fail "modprobe null_blk"
+    fi
+    modprobe nvmet_tcp || fail "modprobe nvmet_tcp"
+    i=0
+    while [ ! -b "$dev" ]; do
+        [ $i -lt 50 ] || fail "no $dev"
+        sleep 0.1
+        i=$((i + 1))
+    done
+    sub=$NVMET/subsystems/$NQN
+    mkdir "$sub"
+    if [ -n "$ALLOW_HOSTS" ]; then
+        echo 0 >"$sub/attr_allow_any_host"
+        for h in $ALLOW_HOSTS; do
+            mkdir -p "$NVMET/hosts/$h"
+            ln -s "$NVMET/hosts/$h" "$sub/allowed_hosts/$h"
+        done
+    else
+        echo 1 >"$sub/attr_allow_any_host"
+    fi
+    # Fixed identifiers when given (a target must keep them across restarts, or the host
+    # drops the namespace on reconnect); nvmet makes up random ones otherwise.
+    if [ -n "${REFERENCE_SERIAL:-}" ]; then echo "$REFERENCE_SERIAL" >"$sub/attr_serial"; fi
+    mkdir "$sub/namespaces/$NSID"
+    printf '%s' "$dev" >"$sub/namespaces/$NSID/device_path"
+    if [ -n "${REFERENCE_NS_UUID:-}" ]; then
+        echo "$REFERENCE_NS_UUID" >"$sub/namespaces/$NSID/device_uuid"
+        echo "$REFERENCE_NS_UUID" >"$sub/namespaces/$NSID/device_nguid"
+    fi
+    echo 1 >"$sub/namespaces/$NSID/enable"
+    port=$NVMET/ports/1
+    mkdir "$port"
+    echo tcp >"$port/addr_trtype"
+    echo ipv4 >"$port/addr_adrfam"
+    echo "$TARGET_ADDR" >"$port/addr_traddr"
+    echo "$TARGET_PORT" >"$port/addr_trsvcid"
+    ln -s "$sub" "$port/subsystems/$NQN"
+}
+
+# reference_host_action WORD: what a host action becomes without a daemon on the host.
+reference_host_action() {
+    case $1 in
+        kill-restart)
+            # No daemon to kill: take the target's port away (nvmet drops the
+            # controllers and closes the listener), then bring it back. The host sees
+            # the same thing as a daemon restart: connection lost, reconnects refused,
+            # then a reconnect succeeds, with the data of the memory-backed null_blk kept.
+            log "reference mode: simulating a target restart (port down 3 s, then up); no daemon is killed"
+            rm "$NVMET/ports/1/subsystems/$NQN"
+            sleep 3
+            ln -s "$NVMET/subsystems/$NQN" "$NVMET/ports/1/subsystems/$NQN"
+            ;;
+        *)
+            log "reference mode: host action '$1' SKIPPED (it checks the daemon's files on the host)"
+            ;;
+    esac
+}
+
+# scenario_begin: common start of every scenario.
+scenario_begin() {
+    log "target $TARGET_ADDR:$TARGET_PORT nqn $NQN nsid $NSID; host $(cat /etc/nvme/hostnqn)$([ "$REFERENCE" = 1 ] && echo '; REFERENCE MODE (in-guest Linux nvmet)')"
+    if [ "$REFERENCE" = 1 ]; then reference_target_start; fi
+}
+
+# scenario_end: common end of every scenario.
+scenario_end() {
+    STEP="done"
+    log "PASS"
+}
