@@ -22,6 +22,7 @@ internal sealed partial class TcpQueue
             if (n == 0) return;
             filled += n;
             int consumed = 0;
+            Volatile.Write(ref _receiveBatchActive, 1);
             while (true)
             {
                 var status = TryConsumePdu(_recv.AsSpan(consumed, filled - consumed), out int used, out var error);
@@ -34,6 +35,9 @@ internal sealed partial class TcpQueue
                 if (status == PduParse.Closed) return;
                 consumed += used;
             }
+            // Write what this batch produced ourselves; a full fence orders the flag against the queue check.
+            Interlocked.Exchange(ref _receiveBatchActive, 0);
+            if (HasPendingSend && TryAcquireWriter() && !await WriteQueuedAsync().ConfigureAwait(false)) return;
             // Keep the partial PDU at the head of the buffer (Garnet's NetworkHandler does the same).
             if (consumed > 0)
             {

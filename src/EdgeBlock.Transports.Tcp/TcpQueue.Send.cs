@@ -14,24 +14,53 @@ internal sealed partial class TcpQueue
     private byte[]? _termReq;
     private bool _disconnectRequested;
 
+    private readonly TaskCompletionSource _termReqSent = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    /// <summary>1 while the receive loop or the send loop owns the socket's send side.</summary>
+    private int _writer;
+    /// <summary>True while the receive loop works through a batch of PDUs; it writes what they produce afterwards.</summary>
+    private int _receiveBatchActive;
+
     private void QueueIcResp()
     {
         _icRespPending = true;
         _sendSignal.Set();
     }
 
+    private bool HasPendingSend => !_outbox.IsEmpty || _icRespPending || _termReq != null;
+
+    private bool TryAcquireWriter() => Interlocked.CompareExchange(ref _writer, 1, 0) == 0;
+
     /// <summary>
-    /// The socket's only writer. Each wake-up drains everything queued into one buffer and sends it
-    /// with as few system calls as possible: batching is what matters most for NVMe/TCP CPU cost.
+    /// Wakes the send loop for work queued outside the receive loop's batch (device completions on
+    /// other threads, AERs). Inside a batch the receive loop writes itself, saving a thread hop per batch.
     /// </summary>
+    private void WakeWriter()
+    {
+        if (Volatile.Read(ref _receiveBatchActive) == 0) _sendSignal.Set();
+    }
+
+    /// <summary>Waits for work queued from other threads and writes it when the receive loop is not already doing so.</summary>
     private async Task SendLoopAsync()
+    {
+        while (!IsClosed)
+        {
+            await _sendSignal.WaitAsync().ConfigureAwait(false);
+            if (IsClosed) return;
+            if (TryAcquireWriter() && !await WriteQueuedAsync().ConfigureAwait(false)) return;
+        }
+    }
+
+    /// <summary>
+    /// The writer's work, with the writer role held: drain everything queued into one buffer and send it
+    /// with as few system calls as possible (batching is what matters most for NVMe/TCP CPU cost). Releases
+    /// the role and re-checks, so nothing queued meanwhile is stranded. False: the queue stops sending.
+    /// </summary>
+    private async ValueTask<bool> WriteQueuedAsync()
     {
         try
         {
-            while (!IsClosed)
+            do
             {
-                await _sendSignal.WaitAsync().ConfigureAwait(false);
-                if (IsClosed) return;
                 if (_icRespPending)
                 {
                     _icRespPending = false;
@@ -51,15 +80,19 @@ internal sealed partial class TcpQueue
                     termReq.CopyTo(_send.AsSpan(_sendFilled));
                     _sendFilled += termReq.Length;
                     await FlushSendBufferAsync().ConfigureAwait(false);
-                    return;
+                    _termReqSent.TrySetResult();
+                    return false; // keep the writer role: nothing may follow
                 }
                 await FlushSendBufferAsync().ConfigureAwait(false);
                 if (_disconnectRequested)
                 {
                     Close("host sent Disconnect");
-                    return;
+                    return false;
                 }
+                Volatile.Write(ref _writer, 0);
             }
+            while (HasPendingSend && !IsClosed && TryAcquireWriter());
+            return true;
         }
         catch (Exception ex) when (ex is SocketException or ObjectDisposedException or OperationCanceledException)
         {
@@ -67,9 +100,11 @@ internal sealed partial class TcpQueue
         }
         catch (Exception ex)
         {
-            _logger.LogError(ex, "queue {Qid} from {Remote}: send loop failed", _queuePair.Qid, RemoteEndpoint);
-            Close("send loop failed");
+            _logger.LogError(ex, "queue {Qid} from {Remote}: sending failed", _queuePair.Qid, RemoteEndpoint);
+            Close("sending failed");
         }
+        _termReqSent.TrySetResult();
+        return false;
     }
 
     private async ValueTask FlushSendBufferAsync()
@@ -156,5 +191,12 @@ internal sealed partial class TcpQueue
         int plen = TermReq.Write(pdu, PduType.C2HTermReq, error.Fes, error.Fei, offendingHeader);
         _termReq = pdu[..plen];
         _sendSignal.Set();
+    }
+
+    /// <summary>Gives whoever holds the writer role a moment to put the C2HTermReq on the wire before the socket closes.</summary>
+    private async Task WaitForTermReqAsync()
+    {
+        if (TryAcquireWriter()) await WriteQueuedAsync().ConfigureAwait(false);
+        await Task.WhenAny(_termReqSent.Task, Task.Delay(TimeSpan.FromSeconds(1))).ConfigureAwait(false);
     }
 }

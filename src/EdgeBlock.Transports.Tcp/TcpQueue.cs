@@ -89,10 +89,9 @@ internal sealed partial class TcpQueue : ITransportQueue
         }
         finally
         {
-            // After a protocol error the send loop ends by itself once the C2HTermReq is out.
-            if (_termReq == null) Close("connection closed");
-            await sendLoop.ConfigureAwait(false);
+            if (_termReq != null) await WaitForTermReqAsync().ConfigureAwait(false);
             Close(_termReq != null ? "protocol error" : "connection closed");
+            await sendLoop.ConfigureAwait(false);
             _queuePair.OnDisconnected();
             ReleaseBuffers();
         }
@@ -195,7 +194,7 @@ internal sealed partial class TcpQueue : ITransportQueue
     {
         if (kind == SendKind.Response) cmd.State = TcpCommandState.Sending;
         _outbox.Enqueue((kind, cmd.Request.Tag));
-        _sendSignal.Set();
+        WakeWriter();
     }
 
     private void FreeSlot(TcpCommand cmd)
