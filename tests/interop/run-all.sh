@@ -26,7 +26,8 @@
 #   EDGEBLOCK_FAULT_CMD         host command (bash -c) run against the live daemon before
 #                               the fio-verify-after-fault entry, with EDGEBLOCK_TARGET
 #                               (127.0.0.1:<port>), EDGEBLOCK_NQN, EDGEBLOCK_DATA_DIR set;
-#                               unset: that entry is skipped
+#                               default: the repository's malformed-PDU tool
+#                               (tools/EdgeBlock.PduFault); empty: that entry is skipped
 #   EDGEBLOCK_INTEROP_BUDGET    seconds for the whole suite (default 1200); scenarios get
 #                               at most what is left
 #   EDGEBLOCK_START_TIMEOUT (180), EDGEBLOCK_STOP_TIMEOUT (10), EDGEBLOCK_KEEP_DATA=1
@@ -63,6 +64,11 @@ for name in "${SELECTED[@]}"; do
 done
 
 BUDGET=${EDGEBLOCK_INTEROP_BUDGET:-1200}
+# The fault entry sends malformed PDUs with our own raw-socket tool, then the guest runs fio verify.
+if [[ ! -v EDGEBLOCK_FAULT_CMD ]]; then
+    EDGEBLOCK_FAULT_CMD='dotnet run --project tools/EdgeBlock.PduFault -c Release -- "${EDGEBLOCK_TARGET%:*}" "${EDGEBLOCK_TARGET##*:}"'
+fi
+
 read -r -a DAEMON_CMD <<<"${EDGEBLOCK_CMD:-./edgeblock}"
 IMG_NAME=${EDGEBLOCK_DEFAULT_IMG_NAME:-default.img}
 mkdir -p "$INTEROP_LOG_DIR"
