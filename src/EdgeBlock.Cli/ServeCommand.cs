@@ -50,9 +50,19 @@ internal static class ServeCommand
                 if (!Nvme.Nqn.IsValid(nqn, out string why)) r.AddError($"--allow-host '{nqn}' is not a valid NQN: {why}");
         });
 
+        var metrics = new Option<string?>("--metrics")
+        {
+            Description = "Serve Prometheus metrics on ADDRESS:PORT (e.g. 127.0.0.1:9420); off by default",
+        };
+        metrics.Validators.Add(r =>
+        {
+            string? value = r.GetValueOrDefault<string?>();
+            if (value != null && !IPEndPoint.TryParse(value, out _)) r.AddError($"--metrics '{value}' is not ADDRESS:PORT (example: 127.0.0.1:9420)");
+        });
+
         var command = new Command("serve", "Run the EdgeBlock daemon (NVMe/TCP target with a default subsystem)")
         {
-            dataDir, listen, size, backend, allowHost,
+            dataDir, listen, size, backend, allowHost, metrics,
         };
         command.SetAction(async (parse, cancellationToken) =>
         {
@@ -64,6 +74,7 @@ internal static class ServeCommand
                 DefaultSizeBytes = sizeBytes,
                 DefaultBackend = parse.GetValue(backend),
                 AllowedHosts = parse.GetValue(allowHost) ?? [],
+                MetricsEndpoint = parse.GetValue(metrics) is { } m ? IPEndPoint.Parse(m) : null,
             };
             try
             {

@@ -12,6 +12,8 @@ public sealed record DaemonOptions
     public IPEndPoint Listen { get; init; } = new(IPAddress.Loopback, DefaultPort);
     public long DefaultSizeBytes { get; init; } = 8L << 30;
     public BackendKind DefaultBackend { get; init; } = BackendKind.File;
+    /// <summary>Where to serve Prometheus /metrics; null: off.</summary>
+    public IPEndPoint? MetricsEndpoint { get; init; }
     /// <summary>When non-empty, the default subsystem admits only these host NQNs.</summary>
     public IReadOnlyList<string> AllowedHosts { get; init; } = [];
 

@@ -16,6 +16,7 @@ public sealed class EdgeBlockDaemon : IHostedService, IAsyncDisposable
     private readonly ILogger _logger;
     private readonly List<IBlockDevice> _devices = [];
     private TcpTransport? _transport;
+    private DaemonMetrics? _metrics;
 
     public EdgeBlockDaemon(DaemonOptions options, ILoggerFactory loggers)
     {
@@ -41,6 +42,12 @@ public sealed class EdgeBlockDaemon : IHostedService, IAsyncDisposable
 
         _transport = new TcpTransport(Target, TransportLogger);
         _transport.Start(_options.Listen);
+        if (_options.MetricsEndpoint is { } metricsEndpoint)
+        {
+            _metrics = new DaemonMetrics(Target);
+            _metrics.Start(metricsEndpoint);
+            _logger.LogInformation("Prometheus metrics on http://{Endpoint}/metrics", metricsEndpoint);
+        }
         _logger.LogInformation("subsystem {Nqn}: namespace 1 = {Backend} ({Size}){Hosts}", subsystem.NqnName, identity,
             Sizes.Format(device.BlockCount * device.BlockSize),
             _options.AllowedHosts.Count == 0 ? ", any host may connect" : $", hosts: {string.Join(", ", _options.AllowedHosts)}");
@@ -76,6 +83,7 @@ public sealed class EdgeBlockDaemon : IHostedService, IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        _metrics?.Dispose();
         if (_transport != null) await _transport.DisposeAsync().ConfigureAwait(false);
         foreach (var device in _devices) await device.DisposeAsync().ConfigureAwait(false);
         _devices.Clear();
