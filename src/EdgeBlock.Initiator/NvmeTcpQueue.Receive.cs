@@ -27,12 +27,17 @@ public sealed partial class NvmeTcpQueue
                 if (n == 0) throw new IOException($"queue {Qid}: the controller closed the connection");
                 filled += n;
                 int consumed = 0, needed;
+                Volatile.Write(ref _receiveBatchActive, 1);
                 while (true)
                 {
                     int used = TryConsumePdu(_recv.AsSpan(consumed, filled - consumed), out needed);
                     if (used == 0) break;
                     consumed += used;
                 }
+                // Write what this batch produced (next commands, H2CData) ourselves: no thread hop to the send loop.
+                // A full fence orders the flag against the outbox check (Enqueue checks them the other way round).
+                Interlocked.Exchange(ref _receiveBatchActive, 0);
+                if (HasPendingSend && TryAcquireWriter() && !await WriteQueuedAsync().ConfigureAwait(false)) return;
                 if (consumed > 0)
                 {
                     _recv.AsSpan(consumed, filled - consumed).CopyTo(_recv);

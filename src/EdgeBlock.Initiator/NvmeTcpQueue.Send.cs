@@ -12,7 +12,7 @@ public sealed partial class NvmeTcpQueue
 
     private enum SendKind : byte { Capsule, H2CData }
 
-    /// <summary>Work for the send loop: a command capsule, or the data an R2T asked for.</summary>
+    /// <summary>Work for the writer: a command capsule, or the data an R2T asked for.</summary>
     private readonly record struct SendItem(SendKind Kind, int Slot, ushort CommandId, ushort TransferTag, uint Offset, uint Length);
 
     private readonly ConcurrentQueue<SendItem> _outbox = new();
@@ -20,24 +20,48 @@ public sealed partial class NvmeTcpQueue
     private readonly byte[] _send = GC.AllocateUninitializedArray<byte>(SendBufferBytes, pinned: true);
     private int _sendFilled;
 
+    /// <summary>1 while the receive loop or the send loop owns the socket's send side.</summary>
+    private int _writer;
+    /// <summary>1 while the receive loop works through a batch of PDUs; it writes what they produce afterwards.</summary>
+    private int _receiveBatchActive;
+
+    private bool HasPendingSend => !_outbox.IsEmpty;
+
+    private bool TryAcquireWriter() => Interlocked.CompareExchange(ref _writer, 1, 0) == 0;
+
+    /// <summary>
+    /// Queues a PDU. Inside a receive batch (completions run inline and submit the next commands, R2Ts ask for
+    /// data) the receive loop writes it right after the batch; from other threads the send loop is woken.
+    /// </summary>
     private void Enqueue(in SendItem item)
     {
         _outbox.Enqueue(item);
-        _sendSignal.Set();
+        if (Volatile.Read(ref _receiveBatchActive) == 0) _sendSignal.Set();
+    }
+
+    /// <summary>Waits for work queued from other threads and writes it when the receive loop is not already doing so.</summary>
+    private async Task SendLoopAsync()
+    {
+        while (true)
+        {
+            await _sendSignal.WaitAsync().ConfigureAwait(false);
+            if (Failure != null) return;
+            if (TryAcquireWriter() && !await WriteQueuedAsync().ConfigureAwait(false)) return;
+        }
     }
 
     /// <summary>
-    /// The socket's only writer: each wake-up formats everything queued into one buffer and sends it
-    /// with as few system calls as possible.
+    /// The writer's work, with the writer role held: format everything queued into one buffer and send it with
+    /// as few system calls as possible, release the role and re-check so nothing queued meanwhile is stranded.
+    /// False when the queue failed.
     /// </summary>
-    private async Task SendLoopAsync()
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<bool> WriteQueuedAsync()
     {
         try
         {
-            while (true)
+            do
             {
-                await _sendSignal.WaitAsync().ConfigureAwait(false);
-                if (Failure != null) return;
                 while (_outbox.TryDequeue(out var item))
                 {
                     var slot = _slots[item.Slot];
@@ -54,7 +78,12 @@ public sealed partial class NvmeTcpQueue
                     }
                 }
                 await FlushAsync().ConfigureAwait(false);
+                if (Failure != null) return false;
+                // A full fence: the release must be visible before the outbox is checked again.
+                Interlocked.Exchange(ref _writer, 0);
             }
+            while (HasPendingSend && TryAcquireWriter());
+            return true;
         }
         catch (Exception ex) when (ex is SocketException or ObjectDisposedException or OperationCanceledException)
         {
@@ -64,6 +93,7 @@ public sealed partial class NvmeTcpQueue
         {
             Fail(ex);
         }
+        return false;
     }
 
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]

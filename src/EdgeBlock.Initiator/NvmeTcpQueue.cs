@@ -12,7 +12,9 @@ namespace EdgeBlock.Initiator;
 /// One NVMe/TCP connection = one queue pair, host side (Linux drivers/nvme/host/tcp.c behaves alike):
 /// ICReq/ICResp with optional digests, then command capsules with in-capsule data when the write fits,
 /// H2CData after an R2T otherwise, C2HData and CapsuleResp back. Many commands may be outstanding;
-/// one receive loop reads the socket and one send loop is its only writer (batching PDUs per send).
+/// one receive loop reads the socket; it writes what a batch of received PDUs produced itself (next commands,
+/// H2CData), and a send loop writes what other threads submit; one of them at a time holds the writer role
+/// and batches PDUs per send.
 /// Command slots are preallocated and back the returned ValueTasks, so steady-state I/O allocates nothing.
 /// NVMe statuses come back as values; transport failures fail every outstanding command with an IOException.
 /// </summary>

@@ -30,7 +30,7 @@ public sealed record NvmeTcpQueueOptions
 
 /// <summary>
 /// PDU counters of one queue: which data path commands took (in-capsule vs R2T/H2CData, CapsuleResp vs C2HData SUCCESS).
-/// Each counter has one writer (the send loop or the receive loop).
+/// Each counter has one writer at a time (the receive loop, or whoever holds the writer role).
 /// </summary>
 public sealed class NvmeTcpQueueStatistics
 {
