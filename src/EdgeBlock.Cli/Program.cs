@@ -4,5 +4,6 @@ using EdgeBlock.Cli;
 var root = new RootCommand("EdgeBlock: the unified block layer of an edge virtualization host (NVMe-over-Fabrics target)")
 {
     ServeCommand.Create(),
+    BenchCommand.Create(),
 };
 return await root.Parse(args).InvokeAsync();

@@ -60,17 +60,26 @@ internal static class ServeCommand
             if (value != null && !IPEndPoint.TryParse(value, out _)) r.AddError($"--metrics '{value}' is not ADDRESS:PORT (example: 127.0.0.1:9420)");
         });
 
+        var config = new Option<string?>("--config")
+        {
+            Description = "Desired-state file (default: <data-dir>/edgeblock.json, written with the default subsystem on first start)",
+        };
+
         var command = new Command("serve", "Run the EdgeBlock daemon (NVMe/TCP target with a default subsystem)")
         {
-            dataDir, listen, size, backend, allowHost, metrics,
+            dataDir, listen, size, backend, allowHost, metrics, config,
         };
         command.SetAction(async (parse, cancellationToken) =>
         {
             Sizes.TryParse(parse.GetValue(size)!, out long sizeBytes, out _);
+            string dataDirectory = Path.GetFullPath(parse.GetValue(dataDir)!);
             var options = new DaemonOptions
             {
-                DataDirectory = Path.GetFullPath(parse.GetValue(dataDir)!),
+                DataDirectory = dataDirectory,
+                ConfigPath = parse.GetValue(config),
+                ApiSocketPath = ManagementCommands.ServeApiSocket(parse, explicitDataDir: parse.GetResult(dataDir) is { Implicit: false }, dataDirectory),
                 Listen = IPEndPoint.Parse(parse.GetValue(listen)!),
+                ListenExplicit = parse.GetResult(listen) is { Implicit: false },
                 DefaultSizeBytes = sizeBytes,
                 DefaultBackend = parse.GetValue(backend),
                 AllowedHosts = parse.GetValue(allowHost) ?? [],
@@ -91,7 +100,12 @@ internal static class ServeCommand
 
     private static void PrintHowToConnect(EdgeBlockDaemon daemon)
     {
-        var ep = daemon.ListenEndPoint!;
+        string api = daemon.Management.ApiSocket is { } socket ? $"Manage it with: edgeblock --api-socket {socket} status (config: {daemon.Management.ConfigPath})" : "";
+        if (daemon.ListenEndPoint is not { } ep)
+        {
+            Console.WriteLine($"EdgeBlock is running with no NVMe/TCP listener (add one: edgeblock listener add 127.0.0.1:4420). {api}");
+            return;
+        }
         string addr = ep.Address.Equals(IPAddress.Any) ? "<this host's address>" : ep.Address.ToString();
         Console.WriteLine($"""
 
@@ -99,6 +113,7 @@ internal static class ServeCommand
               nvme discover -t tcp -a {addr} -s {ep.Port}
               nvme connect  -t tcp -a {addr} -s {ep.Port} -n {DaemonOptions.DefaultSubsystemNqn}
             (from a QEMU guest with user networking, the host's 127.0.0.1 is 10.0.2.2). Ctrl-C stops the daemon.
+            {api}
 
             """);
     }

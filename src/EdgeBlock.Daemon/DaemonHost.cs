@@ -1,33 +1,123 @@
+using System.Net.Sockets;
+using EdgeBlock.Daemon.Management;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
 namespace EdgeBlock.Daemon;
 
-/// <summary>Runs the daemon under Microsoft.Extensions.Hosting: console logs, Ctrl-C/SIGTERM graceful stop.</summary>
+/// <summary>
+/// Runs the daemon under Microsoft.Extensions.Hosting: console logs, Ctrl-C/SIGTERM graceful stop,
+/// and (when <see cref="DaemonOptions.ApiSocketPath"/> is set) the management API on a Unix socket.
+/// </summary>
 public static class DaemonHost
 {
     public static async Task<int> RunAsync(DaemonOptions options, Action<EdgeBlockDaemon>? onStarted = null, CancellationToken cancellationToken = default)
     {
-        var builder = Host.CreateApplicationBuilder();
-        builder.Logging.ClearProviders();
-        builder.Logging.AddSimpleConsole(o =>
+        await using var running = await StartAsync(options, cancellationToken).ConfigureAwait(false);
+        onStarted?.Invoke(running.Daemon);
+        await running.Host.WaitForShutdownAsync(cancellationToken).ConfigureAwait(false);
+        return 0;
+    }
+
+    /// <summary>Starts the daemon (and its API) and returns once both serve; dispose to stop.</summary>
+    public static async Task<RunningDaemon> StartAsync(DaemonOptions options, CancellationToken cancellationToken = default,
+        Action<ILoggingBuilder>? configureLogging = null)
+    {
+        IHost host;
+        if (options.ApiSocketPath is { } socket)
+        {
+            PrepareSocketPath(socket);
+            var builder = WebApplication.CreateSlimBuilder();
+            Configure(builder.Services, builder.Logging, options, configureLogging);
+            builder.WebHost.ConfigureKestrel(k => k.ListenUnixSocket(socket));
+            builder.Services.ConfigureHttpJsonOptions(o => ConfigJson.Configure(o.SerializerOptions));
+            builder.Services.AddProblemDetails();
+            var app = builder.Build();
+            ManagementApi.Map(app, app.Services.GetRequiredService<EdgeBlockDaemon>().Management);
+            host = app;
+        }
+        else
+        {
+            var builder = Host.CreateApplicationBuilder();
+            Configure(builder.Services, builder.Logging, options, configureLogging);
+            host = builder.Build();
+        }
+        try
+        {
+            await host.StartAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            await host.Services.GetRequiredService<EdgeBlockDaemon>().DisposeAsync().ConfigureAwait(false);
+            host.Dispose();
+            throw;
+        }
+        if (options.ApiSocketPath is { } path && OperatingSystem.IsLinux())
+            File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.GroupWrite);
+        return new RunningDaemon(host, host.Services.GetRequiredService<EdgeBlockDaemon>(), options.ApiSocketPath);
+    }
+
+    private static void Configure(IServiceCollection services, ILoggingBuilder logging, DaemonOptions options, Action<ILoggingBuilder>? configureLogging)
+    {
+        logging.ClearProviders();
+        logging.AddSimpleConsole(o =>
         {
             o.SingleLine = true;
             o.TimestampFormat = "HH:mm:ss ";
         });
-        builder.Logging.SetMinimumLevel(LogLevel.Information);
-        builder.Logging.AddFilter("Microsoft", LogLevel.Warning);
-        builder.Services.AddSingleton(options);
-        builder.Services.AddSingleton<EdgeBlockDaemon>();
-        builder.Services.AddHostedService(sp => sp.GetRequiredService<EdgeBlockDaemon>());
-        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(10));
-        using var host = builder.Build();
-        await host.StartAsync(cancellationToken).ConfigureAwait(false);
-        var daemon = host.Services.GetRequiredService<EdgeBlockDaemon>();
-        onStarted?.Invoke(daemon);
-        await host.WaitForShutdownAsync(cancellationToken).ConfigureAwait(false);
-        await daemon.DisposeAsync().ConfigureAwait(false);
-        return 0;
+        logging.SetMinimumLevel(LogLevel.Information);
+        logging.AddFilter("Microsoft", LogLevel.Warning);
+        configureLogging?.Invoke(logging);
+        services.AddSingleton(options);
+        services.AddSingleton<EdgeBlockDaemon>();
+        services.AddHostedService(sp => sp.GetRequiredService<EdgeBlockDaemon>());
+        services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(10));
+    }
+
+    /// <summary>Refuses a socket another daemon answers on; removes a stale one; creates the directory.</summary>
+    private static void PrepareSocketPath(string path)
+    {
+        if (System.Text.Encoding.UTF8.GetByteCount(path) > 107)
+            throw new InvalidOperationException($"API socket path {path} is longer than a Unix socket allows (107 bytes); choose a shorter --api-socket");
+        string? dir = Path.GetDirectoryName(Path.GetFullPath(path));
+        if (dir != null) Directory.CreateDirectory(dir);
+        if (!File.Exists(path)) return;
+        using var probe = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        try
+        {
+            probe.Connect(new UnixDomainSocketEndPoint(path));
+        }
+        catch (SocketException)
+        {
+            File.Delete(path); // nobody answers: left over from a daemon that did not stop cleanly
+            return;
+        }
+        throw new InvalidOperationException($"another EdgeBlock daemon is answering on {path}; stop it first, or give this one its own --api-socket");
+    }
+}
+
+/// <summary>A started daemon; disposing stops it gracefully (closes queues, flushes devices, removes the API socket).</summary>
+public sealed class RunningDaemon(IHost host, EdgeBlockDaemon daemon, string? apiSocket) : IAsyncDisposable
+{
+    public IHost Host { get; } = host;
+    public EdgeBlockDaemon Daemon { get; } = daemon;
+    public string? ApiSocket { get; } = apiSocket;
+
+    public async ValueTask DisposeAsync()
+    {
+        try
+        {
+            await Host.StopAsync().ConfigureAwait(false);
+        }
+        finally
+        {
+            await Daemon.DisposeAsync().ConfigureAwait(false);
+            if (Host is IAsyncDisposable a) await a.DisposeAsync().ConfigureAwait(false);
+            else Host.Dispose();
+            if (ApiSocket != null) try { File.Delete(ApiSocket); } catch (IOException) { }
+        }
     }
 }

@@ -7,15 +7,25 @@ public sealed record DaemonOptions
 {
     public const string DefaultSubsystemNqn = "nqn.2026-11.io.edgeblock:default";
     public const int DefaultPort = 4420;
+    public const string ConfigFileName = "edgeblock.json";
 
     public required string DataDirectory { get; init; }
+    /// <summary>The NVMe/TCP listener of a new config (and of every start when <see cref="ListenExplicit"/>).</summary>
     public IPEndPoint Listen { get; init; } = new(IPAddress.Loopback, DefaultPort);
+    /// <summary>--listen was given: the configured listeners are replaced by <see cref="Listen"/> (and saved).</summary>
+    public bool ListenExplicit { get; init; }
     public long DefaultSizeBytes { get; init; } = 8L << 30;
     public BackendKind DefaultBackend { get; init; } = BackendKind.File;
     /// <summary>Where to serve Prometheus /metrics; null: off.</summary>
     public IPEndPoint? MetricsEndpoint { get; init; }
-    /// <summary>When non-empty, the default subsystem admits only these host NQNs.</summary>
+    /// <summary>When non-empty, the default subsystem admits only these host NQNs (seeds a new config; replaces its host list on later starts).</summary>
     public IReadOnlyList<string> AllowedHosts { get; init; } = [];
+    /// <summary>The desired-state file; null means <c>&lt;data dir&gt;/edgeblock.json</c>.</summary>
+    public string? ConfigPath { get; init; }
+    /// <summary>The management API's Unix socket; null means no API (embedded use and tests).</summary>
+    public string? ApiSocketPath { get; init; }
+
+    public string EffectiveConfigPath => Path.GetFullPath(ConfigPath ?? Path.Combine(DataDirectory, ConfigFileName));
 
     /// <summary>$XDG_DATA_HOME/edgeblock, or ~/.local/share/edgeblock.</summary>
     public static string DefaultDataDirectory()
@@ -25,6 +35,19 @@ public sealed record DaemonOptions
             ? Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".local", "share")
             : xdg;
         return Path.Combine(root, "edgeblock");
+    }
+
+    /// <summary>
+    /// Where the CLI and a daemon with the default data directory meet: $EDGEBLOCK_API_SOCKET if set;
+    /// /run/edgeblock/api.sock as root; $XDG_RUNTIME_DIR/edgeblock.sock; else edgeblock.sock in the default data directory.
+    /// </summary>
+    public static string DefaultApiSocket()
+    {
+        string? env = Environment.GetEnvironmentVariable("EDGEBLOCK_API_SOCKET");
+        if (!string.IsNullOrEmpty(env)) return env;
+        if (Environment.IsPrivilegedProcess) return "/run/edgeblock/api.sock";
+        string? runtime = Environment.GetEnvironmentVariable("XDG_RUNTIME_DIR");
+        return !string.IsNullOrEmpty(runtime) ? Path.Combine(runtime, "edgeblock.sock") : Path.Combine(DefaultDataDirectory(), "api.sock");
     }
 }
 

@@ -1,21 +1,20 @@
-using EdgeBlock.Storage;
+using EdgeBlock.Daemon.Management;
 using EdgeBlock.Target;
-using EdgeBlock.Transports.Tcp;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
 namespace EdgeBlock.Daemon;
 
 /// <summary>
-/// The composition root: builds the target, the default subsystem and its namespace, and the
-/// NVMe/TCP listener; on stop it closes queues and flushes every device.
+/// The composition root: reads the desired state (or writes the default one on first start),
+/// has the reconciler build subsystems, namespaces and NVMe/TCP listeners from it, and serves
+/// changes through <see cref="Management"/>; on stop it closes queues and flushes every device.
 /// </summary>
 public sealed class EdgeBlockDaemon : IHostedService, IAsyncDisposable
 {
     private readonly DaemonOptions _options;
     private readonly ILogger _logger;
-    private readonly List<IBlockDevice> _devices = [];
-    private TcpTransport? _transport;
+    private readonly Reconciler _reconciler;
     private DaemonMetrics? _metrics;
 
     public EdgeBlockDaemon(DaemonOptions options, ILoggerFactory loggers)
@@ -23,69 +22,137 @@ public sealed class EdgeBlockDaemon : IHostedService, IAsyncDisposable
         _options = options;
         _logger = loggers.CreateLogger("edgeblock");
         Target = new NvmeTarget(loggers.CreateLogger("edgeblock.target"));
-        TransportLogger = loggers.CreateLogger("edgeblock.tcp");
+        _reconciler = new Reconciler(Target, options.DataDirectory, _logger, loggers.CreateLogger("edgeblock.tcp"));
+        Management = new ManagementService(Target, _reconciler, new ConfigStore(options.EffectiveConfigPath), options.DataDirectory, _logger)
+        {
+            ApiSocket = options.ApiSocketPath,
+        };
     }
 
     public NvmeTarget Target { get; }
-    private ILogger TransportLogger { get; }
-    public System.Net.IPEndPoint? ListenEndPoint => _transport?.LocalEndPoint;
+    public ManagementService Management { get; }
 
-    public Task StartAsync(CancellationToken cancellationToken)
+    /// <summary>The first listener's bound endpoint (with the real port when 0 was asked for).</summary>
+    public System.Net.IPEndPoint? ListenEndPoint => _reconciler.Listeners.Values.FirstOrDefault()?.LocalEndPoint;
+
+    public async Task StartAsync(CancellationToken cancellationToken)
     {
         Directory.CreateDirectory(_options.DataDirectory);
-        var subsystem = new Subsystem(DaemonOptions.DefaultSubsystemNqn, allowAnyHost: _options.AllowedHosts.Count == 0);
-        foreach (string host in _options.AllowedHosts) subsystem.AllowHost(host);
-        var (device, identity) = OpenDefaultDevice();
-        _devices.Add(device);
-        subsystem.AddNamespace(new Namespace(1, device, NamespaceIdentity.For(subsystem.NqnName, 1, identity)));
-        Target.AddSubsystem(subsystem);
-
-        _transport = new TcpTransport(Target, TransportLogger);
-        _transport.Start(_options.Listen);
+        var store = new ConfigStore(_options.EffectiveConfigPath);
+        bool persist;
+        DesiredState state;
+        if (store.Exists)
+        {
+            state = store.Load();
+            persist = ApplyOverrides(state);
+            _logger.LogInformation("desired state from {Path}", store.Path);
+        }
+        else
+        {
+            state = DefaultState();
+            persist = true;
+            _logger.LogInformation("no config at {Path}: writing the default (subsystem {Nqn}, namespace 1)", store.Path, DaemonOptions.DefaultSubsystemNqn);
+        }
+        persist |= AssignMissingUuids(state);
+        await Management.StartAsync(state, persist).ConfigureAwait(false);
         if (_options.MetricsEndpoint is { } metricsEndpoint)
         {
             _metrics = new DaemonMetrics(Target);
-            _metrics.Start(metricsEndpoint);
+            try
+            {
+                _metrics.Start(metricsEndpoint);
+            }
+            catch
+            {
+                await _reconciler.ClearAsync().ConfigureAwait(false);
+                throw;
+            }
             _logger.LogInformation("Prometheus metrics on http://{Endpoint}/metrics", metricsEndpoint);
         }
-        _logger.LogInformation("subsystem {Nqn}: namespace 1 = {Backend} ({Size}){Hosts}", subsystem.NqnName, identity,
-            Sizes.Format(device.BlockCount * device.BlockSize),
-            _options.AllowedHosts.Count == 0 ? ", any host may connect" : $", hosts: {string.Join(", ", _options.AllowedHosts)}");
-        return Task.CompletedTask;
     }
 
-    private (IBlockDevice Device, string Identity) OpenDefaultDevice()
+    /// <summary>Today's `edgeblock serve` as a desired state: one listener, the default subsystem, namespace 1.</summary>
+    private DesiredState DefaultState()
     {
-        long size = _options.DefaultSizeBytes;
-        switch (_options.DefaultBackend)
+        string size = $"{_options.DefaultSizeBytes >> 10}K";
+        string backend = _options.DefaultBackend switch
         {
-            case BackendKind.Null:
-                return (new NullBlockDevice(size), "null");
-            case BackendKind.Memory:
-                return (new MemoryBlockDevice(size), "memory");
-            default:
-                string path = Path.Combine(_options.DataDirectory, "default.img");
-                return (FileBlockDevice.Open(path, size), $"file:{Path.GetFullPath(path)}");
+            BackendKind.Null => $"null:{size}",
+            BackendKind.Memory => $"memory:{size}",
+            _ => $"file:default.img:{size}",
+        };
+        BackendSpec.TryParse(backend, out var parsed, out _);
+        backend = parsed.ToString();
+        // The UUID that `serve` derived before configs existed, so a host sees the same disk after the upgrade.
+        string identity = _options.DefaultBackend switch
+        {
+            BackendKind.Null => "null",
+            BackendKind.Memory => "memory",
+            _ => $"file:{Path.GetFullPath(Path.Combine(_options.DataDirectory, "default.img"))}",
+        };
+        return new DesiredState
+        {
+            Listeners = [new ListenerSpec { Address = _options.Listen.ToString() }],
+            Subsystems =
+            [
+                new SubsystemSpec
+                {
+                    Nqn = DaemonOptions.DefaultSubsystemNqn,
+                    AllowAnyHost = _options.AllowedHosts.Count == 0,
+                    Hosts = _options.AllowedHosts.Distinct().ToList(),
+                    Namespaces = [new NamespaceSpec { Nsid = 1, Backend = backend, Uuid = NamespaceIdentity.For(DaemonOptions.DefaultSubsystemNqn, 1, identity) }],
+                },
+            ],
+        };
+    }
+
+    /// <summary>Explicit serve flags win over the file (and are saved): --listen replaces the listeners, --allow-host the default subsystem's hosts.</summary>
+    private bool ApplyOverrides(DesiredState state)
+    {
+        bool changed = false;
+        if (_options.ListenExplicit)
+        {
+            string address = _options.Listen.ToString();
+            if (state.Listeners.Count != 1 || state.Listeners[0].Address != address)
+            {
+                state.Listeners = [new ListenerSpec { Address = address }];
+                changed = true;
+            }
         }
+        if (_options.AllowedHosts.Count > 0 && state.FindSubsystem(DaemonOptions.DefaultSubsystemNqn) is { } s)
+        {
+            var hosts = _options.AllowedHosts.Distinct().ToList();
+            if (s.AllowAnyHost || !s.Hosts.SequenceEqual(hosts))
+            {
+                s.AllowAnyHost = false;
+                s.Hosts = hosts;
+                changed = true;
+            }
+        }
+        return changed;
+    }
+
+    private static bool AssignMissingUuids(DesiredState state)
+    {
+        bool changed = false;
+        foreach (var ns in state.Subsystems.Where(s => s != null).SelectMany(s => s.Namespaces ?? []).Where(n => n != null && n.Uuid == null))
+        {
+            ns.Uuid = Guid.NewGuid();
+            changed = true;
+        }
+        return changed;
     }
 
     public async Task StopAsync(CancellationToken cancellationToken)
     {
         _logger.LogInformation("shutting down: closing queues and flushing devices");
-        if (_transport != null) await _transport.DisposeAsync().ConfigureAwait(false);
-        _transport = null;
-        foreach (var device in _devices)
-        {
-            var status = await device.FlushAsync().ConfigureAwait(false);
-            if (status != BlockStatus.Success) _logger.LogError("flush on shutdown failed: {Status}", status);
-        }
+        await _reconciler.ClearAsync().ConfigureAwait(false);
     }
 
     public async ValueTask DisposeAsync()
     {
         _metrics?.Dispose();
-        if (_transport != null) await _transport.DisposeAsync().ConfigureAwait(false);
-        foreach (var device in _devices) await device.DisposeAsync().ConfigureAwait(false);
-        _devices.Clear();
+        _metrics = null;
+        await _reconciler.DisposeAsync().ConfigureAwait(false);
     }
 }

@@ -60,7 +60,7 @@ public sealed class EdgeBlockDaemonTests : IDisposable
         squatter.Start();
         int port = ((IPEndPoint)squatter.LocalEndpoint).Port;
         await using var daemon = new EdgeBlockDaemon(Options(BackendKind.Null, port), NullLoggerFactory.Instance);
-        var ex = await Assert.ThrowsAsync<InvalidOperationException>(() => daemon.StartAsync(CancellationToken.None));
+        var ex = await Assert.ThrowsAnyAsync<InvalidOperationException>(() => daemon.StartAsync(CancellationToken.None));
         Assert.Contains($"127.0.0.1:{port}", ex.Message);
     }
 

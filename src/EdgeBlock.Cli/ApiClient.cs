@@ -1,0 +1,102 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Net.Sockets;
+using System.Text.Json;
+using EdgeBlock.Daemon.Management;
+
+namespace EdgeBlock.Cli;
+
+/// <summary>HTTP/JSON to the daemon's management API over its Unix socket.</summary>
+public sealed class ApiClient : IDisposable
+{
+    private readonly HttpClient _http;
+
+    public ApiClient(string socketPath)
+    {
+        SocketPath = socketPath;
+        var handler = new SocketsHttpHandler
+        {
+            ConnectCallback = async (_, cancellationToken) =>
+            {
+                var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+                try
+                {
+                    await socket.ConnectAsync(new UnixDomainSocketEndPoint(socketPath), cancellationToken).ConfigureAwait(false);
+                    return new NetworkStream(socket, ownsSocket: true);
+                }
+                catch
+                {
+                    socket.Dispose();
+                    throw;
+                }
+            },
+        };
+        _http = new HttpClient(handler) { BaseAddress = new Uri("http://edgeblock/"), Timeout = TimeSpan.FromSeconds(60) };
+    }
+
+    public string SocketPath { get; }
+
+    public static string Escape(string segment) => Uri.EscapeDataString(segment);
+
+    /// <summary>The response body (JSON) of a successful request; refusals and an absent daemon throw.</summary>
+    public async Task<string> SendAsync(HttpMethod method, string path, object? body = null, CancellationToken cancellationToken = default)
+    {
+        using var request = new HttpRequestMessage(method, path);
+        if (body != null) request.Content = JsonContent.Create(body, body.GetType(), options: ConfigJson.Options);
+        HttpResponseMessage response;
+        try
+        {
+            response = await _http.SendAsync(request, cancellationToken).ConfigureAwait(false);
+        }
+        catch (HttpRequestException ex) when (ex.InnerException is SocketException || ex.HttpRequestError == HttpRequestError.ConnectionError)
+        {
+            throw new DaemonUnreachableException(SocketPath, !File.Exists(SocketPath) ? "the socket does not exist"
+                : (ex.InnerException as SocketException)?.Message ?? ex.Message);
+        }
+        using (response)
+        {
+            string text = await response.Content.ReadAsStringAsync(cancellationToken).ConfigureAwait(false);
+            if (response.IsSuccessStatusCode) return text;
+            throw DaemonRefusedException.From(response.StatusCode, text);
+        }
+    }
+
+    public async Task<T> GetAsync<T>(string path, CancellationToken cancellationToken = default) =>
+        Parse<T>(await SendAsync(HttpMethod.Get, path, null, cancellationToken).ConfigureAwait(false));
+
+    public static T Parse<T>(string json) => JsonSerializer.Deserialize<T>(json, ReadOptions)!;
+
+    private static readonly JsonSerializerOptions ReadOptions = new(ConfigJson.Options) { UnmappedMemberHandling = System.Text.Json.Serialization.JsonUnmappedMemberHandling.Skip };
+
+    public void Dispose() => _http.Dispose();
+}
+
+/// <summary>No daemon answered on the socket.</summary>
+public sealed class DaemonUnreachableException(string socketPath, string reason) : Exception($"no EdgeBlock daemon answers on {socketPath}: {reason}")
+{
+    public string SocketPath { get; } = socketPath;
+}
+
+/// <summary>The daemon refused the request (an RFC 7807 problem).</summary>
+public sealed class DaemonRefusedException(int status, string title, string detail) : Exception(detail)
+{
+    public int Status { get; } = status;
+    public string Title { get; } = title;
+    public string Detail { get; } = detail;
+
+    public static DaemonRefusedException From(HttpStatusCode status, string body)
+    {
+        string title = status.ToString(), detail = body;
+        try
+        {
+            using var doc = JsonDocument.Parse(body);
+            if (doc.RootElement.TryGetProperty("title", out var t) && t.ValueKind == JsonValueKind.String) title = t.GetString()!;
+            detail = doc.RootElement.TryGetProperty("detail", out var d) && d.ValueKind == JsonValueKind.String ? d.GetString()! : title;
+        }
+        catch (JsonException)
+        {
+            if (string.IsNullOrWhiteSpace(detail)) detail = $"HTTP {(int)status} {status}";
+        }
+        return new DaemonRefusedException((int)status, title, detail);
+    }
+}

@@ -1,0 +1,307 @@
+using System.CommandLine;
+using System.Globalization;
+using EdgeBlock.Daemon;
+using EdgeBlock.Daemon.Management;
+
+namespace EdgeBlock.Cli;
+
+/// <summary>
+/// The commands that talk to a running daemon over its API: status, listener, host, subsystem, namespace.
+/// Exit codes: 0 ok, 1 usage, 2 refused by the daemon, 3 daemon unreachable.
+/// </summary>
+public static class ManagementCommands
+{
+    public const int ExitRefused = 2;
+    public const int ExitUnreachable = 3;
+    private const string ApiSocketName = "--api-socket";
+
+    /// <summary>Adds the global --api-socket option and the management commands to the root command.</summary>
+    public static void AddTo(RootCommand root)
+    {
+        var socket = new Option<string?>(ApiSocketName)
+        {
+            Description = "The daemon's API socket (default: $EDGEBLOCK_API_SOCKET, /run/edgeblock/api.sock as root, else $XDG_RUNTIME_DIR/edgeblock.sock; `serve --data-dir DIR` uses DIR/api.sock)",
+            Recursive = true,
+        };
+        root.Options.Add(socket);
+        root.Subcommands.Add(Status(socket));
+        root.Subcommands.Add(Listener(socket));
+        root.Subcommands.Add(Host(socket));
+        root.Subcommands.Add(Subsystem(socket));
+        root.Subcommands.Add(Namespace(socket));
+    }
+
+    /// <summary>A root with only the management commands (tests drive the CLI in-process through this).</summary>
+    public static RootCommand CreateRoot()
+    {
+        var root = new RootCommand("EdgeBlock management commands");
+        AddTo(root);
+        return root;
+    }
+
+    /// <summary>
+    /// The socket `serve` listens on: --api-socket; else DATA-DIR/api.sock when --data-dir was given
+    /// (daemons with their own data directories never collide); else the default socket.
+    /// </summary>
+    internal static string ServeApiSocket(ParseResult parse, bool explicitDataDir, string dataDirectory)
+    {
+        var option = parse.RootCommandResult.Command.Options.OfType<Option<string?>>().FirstOrDefault(o => o.Name == ApiSocketName);
+        if (option != null && parse.GetValue(option) is { Length: > 0 } given) return Path.GetFullPath(given);
+        if (Environment.GetEnvironmentVariable("EDGEBLOCK_API_SOCKET") is { Length: > 0 } env) return Path.GetFullPath(env);
+        return explicitDataDir ? Path.Combine(dataDirectory, "api.sock") : DaemonOptions.DefaultApiSocket();
+    }
+
+    // ---- commands -------------------------------------------------------------------
+
+    private static Command Status(Option<string?> socket)
+    {
+        var json = JsonOption();
+        var command = new Command("status", "Show the daemon's state: listeners, subsystems, namespaces, connected controllers") { json };
+        SetAction(command, socket, async (c, parse) =>
+        {
+            string body = await c.Api.SendAsync(HttpMethod.Get, "v1/status");
+            if (parse.GetValue(json)) { c.Out.WriteLine(body); return; }
+            var s = ApiClient.Parse<StatusInfo>(body);
+            c.Out.WriteLine($"EdgeBlock {s.Version} (pid {s.ProcessId}), up {TimeSpan.FromSeconds(s.UptimeSeconds)}");
+            c.Out.WriteLine($"  data dir     {s.DataDirectory}");
+            c.Out.WriteLine($"  config       {s.ConfigPath}");
+            c.Out.WriteLine($"  api socket   {s.ApiSocket ?? c.Api.SocketPath}");
+            c.Out.WriteLine($"  listeners    {s.Listeners}");
+            c.Out.WriteLine($"  subsystems   {s.Subsystems}");
+            c.Out.WriteLine($"  namespaces   {s.Namespaces}");
+            c.Out.WriteLine($"  controllers  {s.Controllers}");
+        });
+        return command;
+    }
+
+    private static Command Listener(Option<string?> socket)
+    {
+        var group = new Command("listener", "NVMe/TCP listeners (ADDRESS:PORT)");
+        var address = new Argument<string>("ADDRESS:PORT") { Description = "e.g. 127.0.0.1:4420, 0.0.0.0:4420, [::1]:4420" };
+        var add = new Command("add", "Listen on one more address") { address };
+        SetAction(add, socket, async (c, parse) =>
+        {
+            var l = ApiClient.Parse<ListenerInfo>(await c.Api.SendAsync(HttpMethod.Post, "v1/listeners", new AddListenerRequest(parse.GetValue(address)!)));
+            c.Out.WriteLine($"listening on {l.BoundAddress ?? l.Address}");
+        });
+        var removeAddress = new Argument<string>("ADDRESS:PORT") { Description = "A listener as `listener list` shows it" };
+        var remove = new Command("remove", "Stop listening on an address (its connections are closed)") { removeAddress };
+        SetAction(remove, socket, async (c, parse) =>
+        {
+            await c.Api.SendAsync(HttpMethod.Delete, $"v1/listeners/{ApiClient.Escape(parse.GetValue(removeAddress)!)}");
+            c.Out.WriteLine($"listener {parse.GetValue(removeAddress)} removed");
+        });
+        var json = JsonOption();
+        var list = new Command("list", "List listeners") { json };
+        SetAction(list, socket, async (c, parse) =>
+        {
+            string body = await c.Api.SendAsync(HttpMethod.Get, "v1/listeners");
+            if (parse.GetValue(json)) { c.Out.WriteLine(body); return; }
+            Table.Write(c.Out, ["ADDRESS", "BOUND", "CONNECTIONS"],
+                ApiClient.Parse<List<ListenerInfo>>(body).Select(l => new[] { l.Address, l.BoundAddress ?? "-", Num(l.Connections) }));
+        });
+        group.Subcommands.Add(add);
+        group.Subcommands.Add(remove);
+        group.Subcommands.Add(list);
+        return group;
+    }
+
+    private static Command Host(Option<string?> socket)
+    {
+        var group = new Command("host", "Connected hosts (controllers)");
+        var json = JsonOption();
+        var list = new Command("list", "List connected controllers: host NQN, subsystem, queues, address") { json };
+        SetAction(list, socket, async (c, parse) =>
+        {
+            string body = await c.Api.SendAsync(HttpMethod.Get, "v1/hosts");
+            if (parse.GetValue(json)) { c.Out.WriteLine(body); return; }
+            Table.Write(c.Out, ["CNTLID", "HOST NQN", "SUBSYSTEM", "QUEUES", "ADDRESS"],
+                ApiClient.Parse<List<HostInfo>>(body).Select(h => new[] { Num(h.Cntlid), h.HostNqn, h.Subsystem, Num(h.Queues), h.RemoteAddress ?? "-" }));
+        });
+        group.Subcommands.Add(list);
+        return group;
+    }
+
+    private static Command Subsystem(Option<string?> socket)
+    {
+        var group = new Command("subsystem", "NVMe subsystems: what hosts connect to");
+
+        var nqn = NqnArgument();
+        var allowAny = new Option<bool>("--allow-any-host") { Description = "Admit any host (otherwise only hosts added with add-host)" };
+        var create = new Command("create", "Create a subsystem (it admits only listed hosts unless --allow-any-host)") { nqn, allowAny };
+        SetAction(create, socket, async (c, parse) =>
+        {
+            var s = ApiClient.Parse<SubsystemInfo>(await c.Api.SendAsync(HttpMethod.Post, "v1/subsystems",
+                new CreateSubsystemRequest(parse.GetValue(nqn)!, parse.GetValue(allowAny))));
+            c.Out.WriteLine($"subsystem {s.Nqn} created ({(s.AllowAnyHost ? "any host may connect" : "no host may connect yet: edgeblock subsystem add-host " + s.Nqn + " HOSTNQN")})");
+        });
+
+        var listJson = JsonOption();
+        var list = new Command("list", "List subsystems") { listJson };
+        SetAction(list, socket, async (c, parse) =>
+        {
+            string body = await c.Api.SendAsync(HttpMethod.Get, "v1/subsystems");
+            if (parse.GetValue(listJson)) { c.Out.WriteLine(body); return; }
+            Table.Write(c.Out, ["NQN", "HOSTS", "NAMESPACES", "CONTROLLERS"],
+                ApiClient.Parse<List<SubsystemInfo>>(body).Select(s => new[]
+                {
+                    s.Nqn, s.AllowAnyHost ? "any" : Num(s.Hosts.Count), Num(s.Namespaces.Count), Num(s.Controllers),
+                }));
+        });
+
+        var showNqn = NqnArgument();
+        var showJson = JsonOption();
+        var show = new Command("show", "Show a subsystem: access, hosts, namespaces") { showNqn, showJson };
+        SetAction(show, socket, async (c, parse) =>
+        {
+            string body = await c.Api.SendAsync(HttpMethod.Get, $"v1/subsystems/{ApiClient.Escape(parse.GetValue(showNqn)!)}");
+            if (parse.GetValue(showJson)) { c.Out.WriteLine(body); return; }
+            var s = ApiClient.Parse<SubsystemInfo>(body);
+            c.Out.WriteLine($"subsystem   {s.Nqn}");
+            c.Out.WriteLine($"access      {(s.AllowAnyHost ? "any host" : "listed hosts only")}");
+            c.Out.WriteLine($"hosts       {(s.Hosts.Count == 0 ? "-" : string.Join(", ", s.Hosts))}");
+            c.Out.WriteLine($"controllers {s.Controllers}");
+            c.Out.WriteLine();
+            WriteNamespaces(c.Out, s.Namespaces);
+        });
+
+        var deleteNqn = NqnArgument();
+        var delete = new Command("delete", "Delete a subsystem (connected hosts are disconnected; backing files are kept)") { deleteNqn };
+        SetAction(delete, socket, async (c, parse) =>
+        {
+            await c.Api.SendAsync(HttpMethod.Delete, $"v1/subsystems/{ApiClient.Escape(parse.GetValue(deleteNqn)!)}");
+            c.Out.WriteLine($"subsystem {parse.GetValue(deleteNqn)} deleted");
+        });
+
+        var addHostNqn = NqnArgument();
+        var addHostHost = HostNqnArgument();
+        var addHost = new Command("add-host", "Allow a host to connect") { addHostNqn, addHostHost };
+        SetAction(addHost, socket, async (c, parse) =>
+        {
+            await c.Api.SendAsync(HttpMethod.Post, $"v1/subsystems/{ApiClient.Escape(parse.GetValue(addHostNqn)!)}/hosts",
+                new AddHostRequest(parse.GetValue(addHostHost)!));
+            c.Out.WriteLine($"host {parse.GetValue(addHostHost)} may connect to {parse.GetValue(addHostNqn)}");
+        });
+
+        var removeHostNqn = NqnArgument();
+        var removeHostHost = HostNqnArgument();
+        var removeHost = new Command("remove-host", "Stop allowing a host (its controllers are disconnected)") { removeHostNqn, removeHostHost };
+        SetAction(removeHost, socket, async (c, parse) =>
+        {
+            await c.Api.SendAsync(HttpMethod.Delete,
+                $"v1/subsystems/{ApiClient.Escape(parse.GetValue(removeHostNqn)!)}/hosts/{ApiClient.Escape(parse.GetValue(removeHostHost)!)}");
+            c.Out.WriteLine($"host {parse.GetValue(removeHostHost)} removed from {parse.GetValue(removeHostNqn)}");
+        });
+
+        foreach (var cmd in new[] { create, list, show, delete, addHost, removeHost }) group.Subcommands.Add(cmd);
+        return group;
+    }
+
+    private static Command Namespace(Option<string?> socket)
+    {
+        var group = new Command("namespace", "Namespaces of a subsystem: the disks hosts see");
+
+        var nqn = NqnArgument();
+        var nsid = new Option<uint?>("--nsid") { Description = "Namespace ID (default: the lowest free one)" };
+        var backend = new Option<string>("--backend")
+        {
+            Description = "What stores the data: null[:SIZE] | memory:SIZE | file:PATH[:SIZE] (a relative PATH is under the data directory)",
+            Required = true,
+        };
+        var add = new Command("add", "Add a namespace (connected hosts get a namespace-changed event)") { nqn, nsid, backend };
+        SetAction(add, socket, async (c, parse) =>
+        {
+            var ns = ApiClient.Parse<NamespaceInfo>(await c.Api.SendAsync(HttpMethod.Post, $"v1/subsystems/{ApiClient.Escape(parse.GetValue(nqn)!)}/namespaces",
+                new AddNamespaceRequest(parse.GetValue(backend)!, parse.GetValue(nsid))));
+            c.Out.WriteLine($"namespace {ns.Nsid} of {parse.GetValue(nqn)}: {ns.Backend}, {Sizes.Format(ns.SizeBytes)}, uuid {ns.Uuid}");
+        });
+
+        var removeNqn = NqnArgument();
+        var removeNsid = new Argument<uint>("NSID") { Description = "Namespace ID" };
+        var remove = new Command("remove", "Remove a namespace (connected hosts get a namespace-changed event; a backing file is kept)") { removeNqn, removeNsid };
+        SetAction(remove, socket, async (c, parse) =>
+        {
+            await c.Api.SendAsync(HttpMethod.Delete,
+                $"v1/subsystems/{ApiClient.Escape(parse.GetValue(removeNqn)!)}/namespaces/{parse.GetValue(removeNsid).ToString(CultureInfo.InvariantCulture)}");
+            c.Out.WriteLine($"namespace {parse.GetValue(removeNsid)} removed from {parse.GetValue(removeNqn)}");
+        });
+
+        var listNqn = NqnArgument();
+        var json = JsonOption();
+        var list = new Command("list", "List a subsystem's namespaces") { listNqn, json };
+        SetAction(list, socket, async (c, parse) =>
+        {
+            string body = await c.Api.SendAsync(HttpMethod.Get, $"v1/subsystems/{ApiClient.Escape(parse.GetValue(listNqn)!)}/namespaces");
+            if (parse.GetValue(json)) { c.Out.WriteLine(body); return; }
+            WriteNamespaces(c.Out, ApiClient.Parse<List<NamespaceInfo>>(body));
+        });
+
+        group.Subcommands.Add(add);
+        group.Subcommands.Add(remove);
+        group.Subcommands.Add(list);
+        return group;
+    }
+
+    private static void WriteNamespaces(TextWriter output, IEnumerable<NamespaceInfo> namespaces) =>
+        Table.Write(output, ["NSID", "SIZE", "BACKEND", "UUID"],
+            namespaces.Select(n => new[] { Num(n.Nsid), Sizes.Format(n.SizeBytes), n.Backend, n.Uuid.ToString() }));
+
+    // ---- plumbing -------------------------------------------------------------------
+
+    private sealed record Context(ApiClient Api, TextWriter Out);
+
+    private static Option<bool> JsonOption() => new("--json") { Description = "Print the API's JSON instead of a table" };
+
+    private static Argument<string> NqnArgument() => new("NQN") { Description = "Subsystem NQN, e.g. nqn.2026-11.io.edgeblock:vm1" };
+
+    private static Argument<string> HostNqnArgument() => new("HOSTNQN") { Description = "Host NQN (cat /etc/nvme/hostnqn on the host)" };
+
+    private static string Num(long n) => n.ToString(CultureInfo.InvariantCulture);
+
+    private static void SetAction(Command command, Option<string?> socket, Func<Context, ParseResult, Task> action)
+    {
+        command.SetAction(async (parse, cancellationToken) =>
+        {
+            var output = parse.InvocationConfiguration.Output;
+            var error = parse.InvocationConfiguration.Error;
+            string path = parse.GetValue(socket) is { Length: > 0 } given ? given : DaemonOptions.DefaultApiSocket();
+            using var api = new ApiClient(path);
+            try
+            {
+                await action(new Context(api, output), parse);
+                return 0;
+            }
+            catch (DaemonRefusedException ex)
+            {
+                error.WriteLine($"edgeblock: refused: {ex.Detail}");
+                return ExitRefused;
+            }
+            catch (DaemonUnreachableException ex)
+            {
+                error.WriteLine($"edgeblock: {ex.Message}");
+                error.WriteLine("Start the daemon with `./edgeblock serve` (or point at a running one with --api-socket PATH or EDGEBLOCK_API_SOCKET).");
+                return ExitUnreachable;
+            }
+        });
+    }
+}
+
+/// <summary>Aligned text columns for humans (the --json output is for programs).</summary>
+internal static class Table
+{
+    public static void Write(TextWriter output, string[] headers, IEnumerable<string[]> rows)
+    {
+        var all = rows.ToList();
+        if (all.Count == 0)
+        {
+            output.WriteLine("(none)");
+            return;
+        }
+        var widths = headers.Select((h, i) => Math.Max(h.Length, all.Max(r => r[i].Length))).ToArray();
+        output.WriteLine(Line(headers, widths));
+        foreach (var row in all) output.WriteLine(Line(row, widths));
+    }
+
+    private static string Line(string[] cells, int[] widths) =>
+        string.Join("  ", cells.Select((c, i) => i == cells.Length - 1 ? c : c.PadRight(widths[i]))).TrimEnd();
+}

@@ -1,0 +1,25 @@
+namespace EdgeBlock.Daemon.Management;
+
+// The /v1 resources, shared by the daemon (which serves them) and the CLI (which reads them).
+// JSON is snake_case (ConfigJson.Options).
+
+public sealed record StatusInfo(
+    string Version, int ProcessId, long UptimeSeconds, string DataDirectory, string ConfigPath, string? ApiSocket,
+    int Listeners, int Subsystems, int Namespaces, int Controllers);
+
+public sealed record ListenerInfo(string Address, string? BoundAddress, int Connections);
+
+public sealed record NamespaceInfo(uint Nsid, string Backend, Guid Uuid, long SizeBytes, int BlockSize);
+
+public sealed record SubsystemInfo(string Nqn, bool AllowAnyHost, IReadOnlyList<string> Hosts, IReadOnlyList<NamespaceInfo> Namespaces, int Controllers);
+
+/// <summary>A connected controller: which host, to which subsystem, with how many queues (admin included), from where.</summary>
+public sealed record HostInfo(ushort Cntlid, string HostNqn, string Subsystem, int Queues, string? RemoteAddress, DateTimeOffset ConnectedAt);
+
+public sealed record AddListenerRequest(string Address);
+
+public sealed record CreateSubsystemRequest(string Nqn, bool AllowAnyHost = false, IReadOnlyList<string>? Hosts = null);
+
+public sealed record AddHostRequest(string HostNqn);
+
+public sealed record AddNamespaceRequest(string Backend, uint? Nsid = null, Guid? Uuid = null);

@@ -1,0 +1,73 @@
+using System.Net;
+using EdgeBlock.Nvme;
+
+namespace EdgeBlock.Daemon.Management;
+
+/// <summary>
+/// Checks a whole desired state before anything is applied. Each error names the field (as a
+/// JSON path), its value and why it is refused.
+/// </summary>
+public static class ConfigValidator
+{
+    public static List<string> Validate(DesiredState state, string dataDirectory)
+    {
+        var errors = new List<string>();
+        if (state.Version != 1) errors.Add($"version: {state.Version} is not supported (this daemon reads version 1)");
+        var listeners = new HashSet<string>(StringComparer.Ordinal);
+        for (int i = 0; i < (state.Listeners?.Count ?? 0); i++)
+        {
+            string field = $"listeners[{i}].address";
+            string? address = state.Listeners![i]?.Address;
+            if (!TryParseEndPoint(address, out var ep, out string why)) errors.Add($"{field}: '{address}' {why}");
+            else if (!listeners.Add(ep.ToString())) errors.Add($"{field}: '{address}' is listed twice");
+        }
+        var nqns = new HashSet<string>(StringComparer.Ordinal);
+        for (int i = 0; i < (state.Subsystems?.Count ?? 0); i++)
+        {
+            var s = state.Subsystems![i];
+            string at = $"subsystems[{i}]";
+            if (s == null) { errors.Add($"{at}: is null"); continue; }
+            if (!Nqn.IsValid(s.Nqn ?? "", out string why)) errors.Add($"{at}.nqn: '{s.Nqn}' is not a valid NQN: {why}");
+            else if (s.Nqn == Nqn.Discovery) errors.Add($"{at}.nqn: '{s.Nqn}' is the discovery subsystem's NQN; choose another");
+            else if (!nqns.Add(s.Nqn!)) errors.Add($"{at}.nqn: '{s.Nqn}' is listed twice");
+            var hosts = new HashSet<string>(StringComparer.Ordinal);
+            for (int h = 0; h < (s.Hosts?.Count ?? 0); h++)
+            {
+                string host = s.Hosts![h] ?? "";
+                if (!Nqn.IsValid(host, out string hwhy)) errors.Add($"{at}.hosts[{h}]: '{host}' is not a valid host NQN: {hwhy}");
+                else if (!hosts.Add(host)) errors.Add($"{at}.hosts[{h}]: '{host}' is listed twice");
+            }
+            var nsids = new HashSet<uint>();
+            var uuids = new HashSet<Guid>();
+            for (int n = 0; n < (s.Namespaces?.Count ?? 0); n++)
+            {
+                var ns = s.Namespaces![n];
+                string nat = $"{at}.namespaces[{n}]";
+                if (ns == null) { errors.Add($"{nat}: is null"); continue; }
+                if (ns.Nsid is 0 or > Target.Subsystem.MaxNsid) errors.Add($"{nat}.nsid: {ns.Nsid} is out of range (1..{Target.Subsystem.MaxNsid})");
+                else if (!nsids.Add(ns.Nsid)) errors.Add($"{nat}.nsid: {ns.Nsid} is listed twice in {s.Nqn}");
+                if (!BackendSpec.TryParse(ns.Backend, out var backend, out string berr)) errors.Add($"{nat}.backend: {berr}");
+                else if (!backend.TryCheck(dataDirectory, out string cerr)) errors.Add($"{nat}.backend: '{ns.Backend}': {cerr}");
+                if (ns.Uuid is { } u && (u == Guid.Empty || !uuids.Add(u))) errors.Add($"{nat}.uuid: '{u}' is empty or used twice");
+            }
+        }
+        return errors;
+    }
+
+    public static bool TryParseEndPoint(string? text, out IPEndPoint endPoint, out string why)
+    {
+        why = "";
+        if (!IPEndPoint.TryParse(text ?? "", out endPoint!) || !(text ?? "").Contains(':'))
+        {
+            why = "is not ADDRESS:PORT (example: 127.0.0.1:4420)";
+            endPoint = null!;
+            return false;
+        }
+        if (endPoint.Port == 0 && !(text ?? "").EndsWith(":0", StringComparison.Ordinal))
+        {
+            why = "has no port (example: 127.0.0.1:4420)";
+            return false;
+        }
+        return true;
+    }
+}

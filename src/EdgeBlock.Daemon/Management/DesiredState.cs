@@ -1,0 +1,62 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace EdgeBlock.Daemon.Management;
+
+/// <summary>
+/// The desired state of the daemon, as kept in the config file (<c>edgeblock.json</c>): what the
+/// reconciler makes the live target look like at start and after every API change.
+/// </summary>
+public sealed class DesiredState
+{
+    public int Version { get; set; } = 1;
+    public List<ListenerSpec> Listeners { get; set; } = [];
+    public List<SubsystemSpec> Subsystems { get; set; } = [];
+
+    public DesiredState Clone() =>
+        JsonSerializer.Deserialize<DesiredState>(JsonSerializer.SerializeToUtf8Bytes(this, ConfigJson.Options), ConfigJson.Options)!;
+
+    public SubsystemSpec? FindSubsystem(string nqn) => Subsystems.FirstOrDefault(s => s.Nqn == nqn);
+}
+
+/// <summary>An NVMe/TCP port: "ADDRESS:PORT" (IPv6 as "[::1]:4420").</summary>
+public sealed class ListenerSpec
+{
+    public string Address { get; set; } = "";
+}
+
+public sealed class SubsystemSpec
+{
+    public string Nqn { get; set; } = "";
+    /// <summary>When true any host may connect; otherwise only <see cref="Hosts"/>.</summary>
+    public bool AllowAnyHost { get; set; }
+    public List<string> Hosts { get; set; } = [];
+    public List<NamespaceSpec> Namespaces { get; set; } = [];
+}
+
+public sealed class NamespaceSpec
+{
+    public uint Nsid { get; set; }
+    /// <summary>null[:SIZE] | memory:SIZE | file:PATH[:SIZE] (a relative PATH is under the data directory).</summary>
+    public string Backend { get; set; } = "";
+    /// <summary>Namespace UUID (and NGUID); generated once and kept in the config so hosts see the same disk after a restart.</summary>
+    public Guid? Uuid { get; set; }
+}
+
+/// <summary>JSON settings of the config file and the API: snake_case, unknown fields refused (a typo is an error, not a silent default).</summary>
+public static class ConfigJson
+{
+    public static readonly JsonSerializerOptions Options = Configure(new JsonSerializerOptions());
+
+    public static JsonSerializerOptions Configure(JsonSerializerOptions o)
+    {
+        o.PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower;
+        o.DictionaryKeyPolicy = JsonNamingPolicy.SnakeCaseLower;
+        o.WriteIndented = true;
+        o.UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow;
+        o.ReadCommentHandling = JsonCommentHandling.Skip;
+        o.AllowTrailingCommas = true;
+        o.DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull;
+        return o;
+    }
+}

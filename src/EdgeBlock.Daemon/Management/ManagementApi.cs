@@ -1,0 +1,58 @@
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+
+namespace EdgeBlock.Daemon.Management;
+
+/// <summary>The HTTP/JSON API (version 1) over the daemon's Unix socket. Refusals are RFC 7807 problem+json.</summary>
+public static class ManagementApi
+{
+    public static void Map(IEndpointRouteBuilder app, ManagementService m)
+    {
+        var v1 = app.MapGroup("/v1");
+
+        v1.MapGet("/status", () => Results.Ok(m.Status()));
+
+        v1.MapGet("/listeners", () => Results.Ok(m.Listeners()));
+        v1.MapPost("/listeners", (AddListenerRequest body) =>
+            Run(async () => Results.Created($"/v1/listeners/{Uri.EscapeDataString(body.Address ?? "")}", await m.AddListenerAsync(body))));
+        v1.MapDelete("/listeners/{address}", (string address) =>
+            Run(async () => { await m.RemoveListenerAsync(address); return Results.NoContent(); }));
+
+        v1.MapGet("/subsystems", () => Results.Ok(m.Subsystems()));
+        v1.MapPost("/subsystems", (CreateSubsystemRequest body) =>
+            Run(async () => Results.Created($"/v1/subsystems/{Uri.EscapeDataString(body.Nqn ?? "")}", await m.CreateSubsystemAsync(body))));
+        v1.MapGet("/subsystems/{nqn}", (string nqn) => Run(() => Task.FromResult(Results.Ok(m.Subsystem(nqn)))));
+        v1.MapDelete("/subsystems/{nqn}", (string nqn) =>
+            Run(async () => { await m.DeleteSubsystemAsync(nqn); return Results.NoContent(); }));
+
+        v1.MapPost("/subsystems/{nqn}/hosts", (string nqn, AddHostRequest body) =>
+            Run(async () => Results.Ok(await m.AddHostAsync(nqn, body))));
+        v1.MapDelete("/subsystems/{nqn}/hosts/{hostnqn}", (string nqn, string hostnqn) =>
+            Run(async () => Results.Ok(await m.RemoveHostAsync(nqn, hostnqn))));
+
+        v1.MapGet("/subsystems/{nqn}/namespaces", (string nqn) => Run(() => Task.FromResult(Results.Ok(m.Namespaces(nqn)))));
+        v1.MapPost("/subsystems/{nqn}/namespaces", (string nqn, AddNamespaceRequest body) =>
+            Run(async () =>
+            {
+                var ns = await m.AddNamespaceAsync(nqn, body);
+                return Results.Created($"/v1/subsystems/{Uri.EscapeDataString(nqn)}/namespaces/{ns.Nsid}", ns);
+            }));
+        v1.MapDelete("/subsystems/{nqn}/namespaces/{nsid}", (string nqn, uint nsid) =>
+            Run(async () => { await m.RemoveNamespaceAsync(nqn, nsid); return Results.NoContent(); }));
+
+        v1.MapGet("/hosts", () => Results.Ok(m.Hosts()));
+    }
+
+    private static async Task<IResult> Run(Func<Task<IResult>> action)
+    {
+        try
+        {
+            return await action().ConfigureAwait(false);
+        }
+        catch (ManagementException ex)
+        {
+            return Results.Problem(detail: ex.Message, statusCode: ex.Status, title: ex.Title);
+        }
+    }
+}
