@@ -6,4 +6,5 @@ var root = new RootCommand("EdgeBlock: the unified block layer of an edge virtua
     ServeCommand.Create(),
     BenchCommand.Create(),
 };
+ManagementCommands.AddTo(root);
 return await root.Parse(args).InvokeAsync();

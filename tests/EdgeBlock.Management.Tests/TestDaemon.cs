@@ -1,0 +1,76 @@
+using System.CommandLine;
+using System.Net;
+using EdgeBlock.Cli;
+using EdgeBlock.Daemon;
+using Microsoft.Extensions.Logging;
+
+namespace EdgeBlock.Management.Tests;
+
+/// <summary>A real daemon (target, listener, API on a Unix socket) in a temp directory, and the real CLI run in-process against it.</summary>
+public sealed class TestDaemon : IAsyncDisposable
+{
+    private RunningDaemon? _running;
+
+    private TestDaemon(string directory) => Directory = directory;
+
+    public string Directory { get; }
+    public string Socket => Path.Combine(Directory, "api.sock");
+    public string ConfigPath => Path.Combine(Directory, DaemonOptions.ConfigFileName);
+    public RunningDaemon Running => _running ?? throw new InvalidOperationException("not running");
+    public EdgeBlockDaemon Daemon => Running.Daemon;
+    public IPEndPoint NvmeEndPoint => Daemon.ListenEndPoint!;
+
+    public static async Task<TestDaemon> StartAsync()
+    {
+        // Short path: a Unix socket path is limited to 107 bytes.
+        string dir = Path.Combine(Path.GetTempPath(), "ebm-" + Guid.NewGuid().ToString("N")[..12]);
+        System.IO.Directory.CreateDirectory(dir);
+        var daemon = new TestDaemon(dir);
+        await daemon.RestartAsync();
+        return daemon;
+    }
+
+    public DaemonOptions Options => new()
+    {
+        DataDirectory = Directory,
+        Listen = new IPEndPoint(IPAddress.Loopback, 0),
+        DefaultSizeBytes = 16 << 20,
+        DefaultBackend = BackendKind.Memory,
+        ApiSocketPath = Socket,
+    };
+
+    /// <summary>Stops the daemon if it runs and starts it again from the config file.</summary>
+    public async Task RestartAsync()
+    {
+        await StopAsync();
+        _running = await DaemonHost.StartAsync(Options, configureLogging: l => l.SetMinimumLevel(LogLevel.Warning));
+    }
+
+    public async Task StopAsync()
+    {
+        if (_running != null) await _running.DisposeAsync();
+        _running = null;
+    }
+
+    /// <summary>Runs `edgeblock ARGS --api-socket SOCKET` and returns its exit code and output.</summary>
+    public Task<CliResult> CliAsync(params string[] args) => RunCliAsync([.. args, "--api-socket", Socket]);
+
+    public static async Task<CliResult> RunCliAsync(params string[] args)
+    {
+        var output = new StringWriter();
+        var error = new StringWriter();
+        int code = await ManagementCommands.CreateRoot().Parse(args).InvokeAsync(new InvocationConfiguration { Output = output, Error = error });
+        return new CliResult(code, output.ToString(), error.ToString());
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await StopAsync();
+        try { System.IO.Directory.Delete(Directory, recursive: true); } catch (IOException) { }
+    }
+}
+
+public sealed record CliResult(int ExitCode, string Output, string Error)
+{
+    public override string ToString() => $"exit {ExitCode}\nstdout:\n{Output}\nstderr:\n{Error}";
+}
