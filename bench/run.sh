@@ -1,0 +1,397 @@
+#!/usr/bin/env bash
+# EdgeBlock benchmark suite: the anchors and EdgeBlock measured side by side in one run.
+#
+#   bench/run.sh                   everything, 10 s per run, table appended to BENCHMARKS.md
+#   bench/run.sh --time 5          5 s per run
+#   bench/run.sh --no-record       print the table only
+#   bench/run.sh --only edgeblock  just one group (iperf3, qsd, nbdkit, fio, edgeblock); ratios need the others
+#
+# Every server is pinned to CPU 0 and every client to CPU 1 (taskset), traffic stays on 127.0.0.1.
+# Server CPU per I/O = (utime + stime of the server process from /proc/PID/stat, after - before)
+# / CLK_TCK / I/Os the client completed; for EdgeBlock `edgeblock bench --server-pid` takes the same
+# figure over its measured window (after a 2 s ramp that warms the JIT up).
+# Runs on Debian 12 as root or with sudo; installs what it needs with apt-get. Under 10 minutes.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo="$(cd "$here/.." && pwd)"
+
+run_seconds=10
+record=1
+only=""
+server_cpu=0
+client_cpu=1
+work_parent="${EDGEBLOCK_BENCH_DIR:-/var/tmp}"
+usage() { sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --time) run_seconds="${2%s}"; shift 2 ;;
+    --time=*) run_seconds="${1#--time=}"; run_seconds="${run_seconds%s}"; shift ;;
+    --no-record) record=0; shift ;;
+    --only) only="$2"; shift 2 ;;
+    --dir) work_parent="$2"; shift 2 ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "bench/run.sh: unknown option '$1'" >&2; usage >&2; exit 2 ;;
+  esac
+done
+[[ "$run_seconds" =~ ^[0-9]+$ ]] && [ "$run_seconds" -ge 1 ] && [ "$run_seconds" -le 60 ] \
+  || { echo "bench/run.sh: --time takes whole seconds, 1..60 (the suite must stay under 10 minutes)" >&2; exit 2; }
+if [ "$(nproc)" -lt 2 ]; then echo "bench/run.sh: needs 2 CPUs (server on CPU 0, client on CPU 1)" >&2; exit 2; fi
+want() { [ -z "$only" ] || [ "$only" = "$1" ]; }
+
+# ---- dependencies -------------------------------------------------------------------
+# qemu-storage-daemon ships in qemu-system-common on Debian 12; taskset in util-linux.
+need=()
+have_cmd() { command -v "$1" >/dev/null 2>&1; }
+have_cmd fio || need+=(fio)
+have_cmd iperf3 || need+=(iperf3)
+have_cmd nbdkit || need+=(nbdkit)
+have_cmd qemu-storage-daemon || need+=(qemu-system-common)
+have_cmd qemu-img || need+=(qemu-utils)
+have_cmd taskset || need+=(util-linux)
+have_cmd jq || need+=(jq)
+have_cmd getconf || need+=(libc-bin)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "bench: installing ${need[*]}" >&2
+  sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq >/dev/null
+  # iperf3 asks whether to start a daemon; the answer is no.
+  echo "iperf3 iperf3/start_daemon boolean false" | $sudo_cmd debconf-set-selections 2>/dev/null || true
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+if ! have_cmd dotnet; then echo "bench/run.sh: the .NET 10 SDK (dotnet) is needed to build edgeblock" >&2; exit 2; fi
+
+clk_tck=$(getconf CLK_TCK)
+T=$run_seconds
+
+# ---- work directory, servers, cleanup --------------------------------------------------
+tmp=$(mktemp -d "$work_parent/edgeblock-bench.XXXXXX")
+server_pid=""
+cleanup() {
+  stop_server
+  rm -rf "$tmp"
+}
+stop_server() {
+  if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
+    kill "$server_pid" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$server_pid" 2>/dev/null || true
+    wait "$server_pid" 2>/dev/null || true
+  fi
+  server_pid=""
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+listening() { # PORT: true when a socket listens on it (read from /proc/net/tcp: probing with a connect would
+  # count as iperf3's one client)
+  awk -v p="$(printf '%04X' "$1")" '$4 == "0A" && substr($2, index($2, ":") + 1) == p { found = 1 } END { exit !found }' /proc/net/tcp
+}
+pick_port() { # a free TCP port near $1
+  local p=$1
+  while listening "$p"; do p=$((p + 1)); done
+  echo "$p"
+}
+wait_port() { # PORT: until the server listens, at most 15 s
+  for _ in $(seq 150); do
+    listening "$1" && return 0
+    kill -0 "$server_pid" 2>/dev/null || { echo "bench: the server exited before listening on port $1:" >&2; tail -5 "$tmp"/*.log >&2; return 1; }
+    sleep 0.1
+  done
+  echo "bench: nothing listens on 127.0.0.1:$1 after 15 s" >&2
+  return 1
+}
+cpu_ticks() { # utime + stime (fields 14 and 15; the name in field 2 may hold spaces)
+  awk '{ i = index($0, ") "); split(substr($0, i + 2), f, " "); print f[12] + f[13] }' "/proc/$1/stat"
+}
+start_server() { # LOGNAME COMMAND...: pinned to the server CPU, in the background
+  local log="$tmp/$1.log"; shift
+  taskset -c "$server_cpu" "$@" >"$log" 2>&1 &
+  server_pid=$!
+}
+
+commands=()
+note_cmd() { commands+=("$*"); }
+
+# ---- results --------------------------------------------------------------------------------
+rows=()   # system|workload|iops|mbps|p99_us|server_us_per_io
+declare -A R_IOPS R_MBPS R_CPU
+add_row() { # KEY SYSTEM WORKLOAD IOPS MBPS P99 CPU
+  rows+=("$2|$3|$4|$5|$6|$7")
+  R_IOPS[$1]=$4; R_MBPS[$1]=$5; R_CPU[$1]=$7
+  printf '  %-34s %-22s %10s IOPS %9s MB/s  p99 %8s us  server %6s us/IO\n' "$2" "$3" "$4" "$5" "$6" "$7" >&2
+}
+
+# fio against an NBD server: KEY SYSTEM URI RW BS QD
+fio_nbd() {
+  local key=$1 system=$2 uri=$3 rw=$4 bs=$5 qd=$6
+  local out="$tmp/$key.json"
+  local cmd=(fio --name="$key" --ioengine=nbd --uri="$uri" --rw="$rw" --bs="$bs" --iodepth="$qd"
+             --time_based --runtime="$T" --lat_percentiles=1 --output-format=json --output="$out")
+  note_cmd "taskset -c $client_cpu ${cmd[*]}"
+  local before after
+  before=$(cpu_ticks "$server_pid")
+  taskset -c "$client_cpu" "${cmd[@]}" >/dev/null 2>"$tmp/$key.err" || { echo "bench: fio failed:" >&2; cat "$tmp/$key.err" >&2; return 1; }
+  after=$(cpu_ticks "$server_pid")
+  fio_row "$key" "$system" "$rw $bs QD$qd" "$out" $((after - before))
+}
+
+fio_row() { # KEY SYSTEM WORKLOAD JSON SERVER_TICKS(or -)
+  local key=$1 system=$2 workload=$3 json=$4 ticks=$5
+  local dir=read; case "$workload" in *write*) dir=write ;; esac
+  local iops mbps p99 ios cpu
+  iops=$(jq -r ".jobs[0].$dir.iops | floor" "$json")
+  mbps=$(jq -r ".jobs[0].$dir.bw_bytes / 1e6 | . * 10 | round / 10" "$json")
+  p99=$(jq -r ".jobs[0].$dir.lat_ns.percentile[\"99.000000\"] / 1000 | round" "$json")
+  ios=$(jq -r ".jobs[0].$dir.total_ios" "$json")
+  if [ "$ticks" = "-" ]; then cpu="-"
+  else cpu=$(awk -v t="$ticks" -v hz="$clk_tck" -v n="$ios" 'BEGIN { printf "%.2f", (n > 0 ? t / hz * 1e6 / n : 0) }'); fi
+  add_row "$key" "$system" "$workload" "$iops" "$mbps" "$p99" "$cpu"
+}
+
+# edgeblock bench against the running edgeblock server: KEY SYSTEM RW BS QD [more bench options]
+eb_bench() {
+  local key=$1 system=$2 rw=$3 bs=$4 qd=$5; shift 5
+  local out="$tmp/$key.json"
+  local cmd=("$eb" bench --addr "127.0.0.1:$eb_port" --nqn "$eb_nqn" --rw "$rw" --bs "$bs" --qd "$qd"
+             --time "${T}s" --ramp 2s --json --server-pid "$server_pid" "$@")
+  note_cmd "taskset -c $client_cpu ${cmd[*]/#$repo\//./}"
+  taskset -c "$client_cpu" "${cmd[@]}" >"$out" 2>"$tmp/$key.err" || { echo "bench: edgeblock bench failed:" >&2; cat "$tmp/$key.err" "$out" >&2; return 1; }
+  local iops mbps p99 cpu
+  iops=$(jq -r '.iops | floor' "$out")
+  mbps=$(jq -r '.mb_per_sec * 10 | round / 10' "$out")
+  p99=$(jq -r '.latency_us.p99 | round' "$out")
+  cpu=$(jq -r '.server_cpu.us_per_io * 100 | round / 100' "$out")
+  local workload="$rw $bs QD$qd"
+  case " $* " in *" --queues "*) workload="$workload x$(jq -r .queues "$out")q" ;; esac
+  add_row "$key" "$system" "$workload" "$iops" "$mbps" "$p99" "$cpu"
+  CLIENT_CPU[$key]=$(jq -r '.client_cpu.us_per_io * 100 | round / 100' "$out")
+  CLIENT_UTIL[$key]=$(jq -r '.client_cpu.core_utilization * 100 | round' "$out")
+}
+declare -A CLIENT_CPU CLIENT_UTIL
+
+# ---- build edgeblock first (not inside any measurement) ---------------------------------------
+if want edgeblock; then
+  echo "bench: building edgeblock (Release) if needed" >&2
+  "$repo/edgeblock" --help >/dev/null
+fi
+eb="$repo/artifacts/edgeblock/edgeblock"
+
+# ---- the machine ---------------------------------------------------------------------------
+cpu_model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+busy_before=$(awk '/^cpu[01] / { idle += $5 + $6; total = 0; for (i = 2; i <= NF; i++) total += $i; t += total } END { print idle, t }' /proc/stat)
+sleep 1
+busy_after=$(awk '/^cpu[01] / { idle += $5 + $6; total = 0; for (i = 2; i <= NF; i++) total += $i; t += total } END { print idle, t }' /proc/stat)
+background_busy=$(awk -v a="$busy_before" -v b="$busy_after" 'BEGIN { split(a, x, " "); split(b, y, " "); dt = y[2] - x[2]; printf "%.0f", (dt > 0 ? 100 * (1 - (y[1] - x[1]) / dt) : 0) }')
+echo "bench: $(nproc) CPUs ($cpu_model), kernel $(uname -r), ${T} s per run, work dir $tmp" >&2
+if [ "$background_busy" -gt 15 ]; then
+  echo "bench: WARNING: CPUs 0-1 were ${background_busy}% busy before the first run; other load skews every figure" >&2
+fi
+started=$(date -u '+%Y-%m-%d %H:%M UTC')
+t0=$SECONDS
+
+# ---- 1. iperf3: the transport's physical limit ---------------------------------------------------
+if want iperf3; then
+  echo "== iperf3 loopback, one stream" >&2
+  port=$(pick_port 25201)
+  start_server iperf3 iperf3 -s -B 127.0.0.1 -p "$port"
+  note_cmd "taskset -c $server_cpu iperf3 -s -B 127.0.0.1 -p $port"
+  wait_port "$port"
+  note_cmd "taskset -c $client_cpu iperf3 -c 127.0.0.1 -p $port -t $T -J"
+  taskset -c "$client_cpu" iperf3 -c 127.0.0.1 -p "$port" -t "$T" -J >"$tmp/iperf3.json"
+  mbps=$(jq -r '.end.sum_received.bits_per_second / 8e6 | round' "$tmp/iperf3.json")
+  add_row iperf3 "iperf3 (TCP, 1 stream)" "stream" "-" "$mbps" "-" "-"
+  stop_server
+fi
+
+# ---- a data file on this disk for the file-backed runs (filled, not sparse) ------------------------
+data="$tmp/data.img"
+if want qsd || want fio; then
+  echo "== preparing a 1 GiB data file" >&2
+  fio --name=fill --filename="$data" --size=1g --rw=write --bs=1m --ioengine=psync --direct=1 \
+      --refill_buffers --output="$tmp/fill.txt" >/dev/null
+  sync
+fi
+
+# ---- 2. qemu-storage-daemon over NBD ---------------------------------------------------------
+if want qsd; then
+  echo "== qemu-storage-daemon, null-co over NBD" >&2
+  port=$(pick_port 20809)
+  # read-zeroes=off: null-co then reports no zero blocks, so the NBD server sends the data (as we do) instead of holes.
+  start_server qsd-null qemu-storage-daemon \
+    --blockdev driver=null-co,node-name=null0,size=8589934592,read-zeroes=off \
+    --nbd-server addr.type=inet,addr.host=127.0.0.1,addr.port="$port" \
+    --export type=nbd,id=exp0,node-name=null0,name=null0,writable=on
+  note_cmd "taskset -c $server_cpu qemu-storage-daemon --blockdev driver=null-co,node-name=null0,size=8589934592,read-zeroes=off --nbd-server addr.type=inet,addr.host=127.0.0.1,addr.port=$port --export type=nbd,id=exp0,node-name=null0,name=null0,writable=on"
+  wait_port "$port"
+  fio_nbd qsd_null_rr "qemu-storage-daemon null-co" "nbd://127.0.0.1:$port/null0" randread 4k 32
+  fio_nbd qsd_null_rw "qemu-storage-daemon null-co" "nbd://127.0.0.1:$port/null0" randwrite 4k 32
+  fio_nbd qsd_null_seq "qemu-storage-daemon null-co" "nbd://127.0.0.1:$port/null0" read 128k 8
+  stop_server
+
+  echo "== qemu-storage-daemon, raw file over NBD" >&2
+  cat "$data" >/dev/null # into the page cache, where qemu's default cache mode serves it from
+  start_server qsd-file qemu-storage-daemon \
+    --blockdev driver=file,node-name=file0,filename="$data" \
+    --nbd-server addr.type=inet,addr.host=127.0.0.1,addr.port="$port" \
+    --export type=nbd,id=exp0,node-name=file0,name=file0,writable=on
+  note_cmd "taskset -c $server_cpu qemu-storage-daemon --blockdev driver=file,node-name=file0,filename=data.img --nbd-server addr.type=inet,addr.host=127.0.0.1,addr.port=$port --export type=nbd,id=exp0,node-name=file0,name=file0,writable=on"
+  wait_port "$port"
+  fio_nbd qsd_file_rr "qemu-storage-daemon raw file" "nbd://127.0.0.1:$port/file0" randread 4k 32
+  fio_nbd qsd_file_seq "qemu-storage-daemon raw file" "nbd://127.0.0.1:$port/file0" read 128k 8
+  stop_server
+fi
+
+# ---- 3. nbdkit: a lean C server -------------------------------------------------------------
+if want nbdkit; then
+  port=$(pick_port 20810)
+  for plugin in null memory; do
+    echo "== nbdkit $plugin" >&2
+    start_server "nbdkit-$plugin" nbdkit --foreground --exit-with-parent --ipaddr 127.0.0.1 --port "$port" "$plugin" size=8G
+    note_cmd "taskset -c $server_cpu nbdkit --foreground --ipaddr 127.0.0.1 --port $port $plugin size=8G"
+    wait_port "$port"
+    fio_nbd "nbdkit_${plugin}_rr" "nbdkit $plugin" "nbd://127.0.0.1:$port" randread 4k 32
+    [ "$plugin" = null ] && fio_nbd "nbdkit_${plugin}_rw" "nbdkit $plugin" "nbd://127.0.0.1:$port" randwrite 4k 32
+    fio_nbd "nbdkit_${plugin}_seq" "nbdkit $plugin" "nbd://127.0.0.1:$port" read 128k 8
+    stop_server
+  done
+fi
+
+# ---- 4. fio io_uring O_DIRECT on the data file: the disk's limit ------------------------------------
+if want fio; then
+  echo "== fio io_uring O_DIRECT on a local file" >&2
+  cmd=(fio --name=local --filename="$data" --size=1g --ioengine=io_uring --direct=1 --rw=randread --bs=4k --iodepth=32
+       --time_based --runtime="$T" --lat_percentiles=1 --output-format=json --output="$tmp/fio_uring.json")
+  note_cmd "taskset -c $client_cpu ${cmd[*]/#$tmp\//}"
+  taskset -c "$client_cpu" "${cmd[@]}" >/dev/null
+  fio_row fio_uring "fio io_uring O_DIRECT (local)" "randread 4k QD32" "$tmp/fio_uring.json" -
+fi
+
+# ---- 5. EdgeBlock, driven by edgeblock bench ----------------------------------------------------------
+if want edgeblock; then
+  eb_nqn="nqn.2026-11.io.edgeblock:default"
+  eb_port=$(pick_port 24420)
+
+  echo "== EdgeBlock, null backend" >&2
+  start_server eb-null "$eb" serve --data-dir "$tmp/eb-null" --listen "127.0.0.1:$eb_port" --default-backend null --default-size 8G
+  note_cmd "taskset -c $server_cpu ./edgeblock serve --data-dir DIR --listen 127.0.0.1:$eb_port --default-backend null --default-size 8G"
+  wait_port "$eb_port"
+  eb_bench eb_null_rr "EdgeBlock null" randread 4k 32
+  eb_bench eb_null_rw "EdgeBlock null" randwrite 4k 32
+  eb_bench eb_null_seq "EdgeBlock null" read 128k 8
+  eb_bench eb_null_rr2 "EdgeBlock null" randread 4k 32 --queues 2
+  stop_server
+
+  echo "== EdgeBlock, file backend (1 GiB, filled first)" >&2
+  start_server eb-file "$eb" serve --data-dir "$tmp/eb-file" --listen "127.0.0.1:$eb_port" --default-backend file --default-size 1G
+  note_cmd "taskset -c $server_cpu ./edgeblock serve --data-dir DIR --listen 127.0.0.1:$eb_port --default-backend file --default-size 1G"
+  wait_port "$eb_port"
+  fill=("$eb" bench --addr "127.0.0.1:$eb_port" --nqn "$eb_nqn" --rw write --bs 128k --qd 8 --io-limit 1G --time 120s --json)
+  note_cmd "taskset -c $client_cpu ${fill[*]/#$repo\//./}   # fill the namespace: no reads of holes"
+  taskset -c "$client_cpu" "${fill[@]}" >"$tmp/eb_fill.json"
+  echo "  filled 1 GiB at $(jq -r '.mb_per_sec | round' "$tmp/eb_fill.json") MB/s" >&2
+  eb_bench eb_file_rr "EdgeBlock file (O_DIRECT)" randread 4k 32
+  # Correctness check of the whole path: pattern writes and reads with per-block CRC32C, then a full read-back.
+  verify=("$eb" bench --addr "127.0.0.1:$eb_port" --nqn "$eb_nqn" --rw randrw --bs 4k --qd 32 --time 3s --verify --size-limit 64M --json)
+  note_cmd "taskset -c $client_cpu ${verify[*]/#$repo\//./}"
+  if taskset -c "$client_cpu" "${verify[@]}" >"$tmp/eb_verify.json" 2>"$tmp/eb_verify.err"; then
+    verify_result="ok: $(jq -r '.verify.blocks_checked' "$tmp/eb_verify.json") blocks checked, 0 mismatches"
+  else
+    verify_result="FAILED: $(jq -r '(.verify.mismatches // "?" | tostring) + " mismatches; " + ((.verify.first_mismatches // []) | join("; "))' "$tmp/eb_verify.json" 2>/dev/null || cat "$tmp/eb_verify.err")"
+  fi
+  echo "  verify: $verify_result" >&2
+  stop_server
+fi
+
+elapsed=$((SECONDS - t0))
+
+# ---- the table and the ratios ----------------------------------------------------------------
+ratio() { # A B -> A/B with 2 decimals, or n/a
+  awk -v a="${1:--}" -v b="${2:--}" 'BEGIN { if (a == "-" || b == "-" || b + 0 == 0) print "n/a"; else printf "%.2f", a / b }'
+}
+verdict() { # RATIO OP GOAL
+  awk -v r="$1" -v op="$2" -v g="$3" 'BEGIN { if (r == "n/a") print "n/a"; else if ((op == "<=" && r <= g) || (op == ">=" && r >= g)) print "met"; else print "NOT met" }'
+}
+get() { local -n m=$1; echo "${m[$2]:--}"; }
+
+table() {
+  echo "| system | workload | IOPS | MB/s | p99 µs | server CPU µs/IO |"
+  echo "|---|---|---:|---:|---:|---:|"
+  for r in "${rows[@]}"; do
+    IFS='|' read -r s w i m p c <<<"$r"
+    printf '| %s | %s | %s | %s | %s | %s |\n' "$s" "$w" "$i" "$m" "$p" "$c"
+  done
+}
+
+r_cpu=$(ratio "$(get R_CPU eb_null_rr)" "$(get R_CPU qsd_null_rr)")
+r_iops=$(ratio "$(get R_IOPS eb_null_rr)" "$(get R_IOPS qsd_null_rr)")
+r_seq=$(ratio "$(get R_MBPS eb_null_seq)" "$(get R_MBPS iperf3)")
+r_file=$(ratio "$(get R_IOPS eb_file_rr)" "$(get R_IOPS fio_uring)")
+ratios() {
+  echo "| goal | ours | anchor | ratio | goal | verdict |"
+  echo "|---|---:|---:|---:|---|---|"
+  echo "| server CPU per 4k randread QD32 (null) vs qemu-storage-daemon null-co | $(get R_CPU eb_null_rr) µs | $(get R_CPU qsd_null_rr) µs | $r_cpu | ≤ 0.5 | $(verdict "$r_cpu" "<=" 0.5) |"
+  echo "| 4k randread QD32 IOPS (null) vs qemu-storage-daemon null-co | $(get R_IOPS eb_null_rr) | $(get R_IOPS qsd_null_rr) | $r_iops | ≥ 1.5 | $(verdict "$r_iops" ">=" 1.5) |"
+  echo "| 128k seq read QD8 MB/s (null) vs iperf3 one stream | $(get R_MBPS eb_null_seq) | $(get R_MBPS iperf3) | $r_seq | ≥ 0.70 | $(verdict "$r_seq" ">=" 0.70) |"
+  echo "| file 4k randread QD32 IOPS vs fio io_uring O_DIRECT | $(get R_IOPS eb_file_rr) | $(get R_IOPS fio_uring) | $r_file | ≥ 0.90 | $(verdict "$r_file" ">=" 0.90) |"
+  local r
+  r=$(ratio "$(get R_CPU eb_null_rr)" "$(get R_CPU nbdkit_null_rr)")
+  echo "| (context) server CPU per 4k randread vs nbdkit null | $(get R_CPU eb_null_rr) µs | $(get R_CPU nbdkit_null_rr) µs | $r | | |"
+  r=$(ratio "$(get R_CPU eb_null_rw)" "$(get R_CPU qsd_null_rw)")
+  echo "| (context) server CPU per 4k randwrite vs qemu-storage-daemon null-co | $(get R_CPU eb_null_rw) µs | $(get R_CPU qsd_null_rw) µs | $r | | |"
+  r=$(ratio "$(get R_CPU eb_null_seq)" "$(get R_CPU qsd_null_seq)")
+  echo "| (context) server CPU per 128k read vs qemu-storage-daemon null-co | $(get R_CPU eb_null_seq) µs | $(get R_CPU qsd_null_seq) µs | $r | | |"
+  r=$(ratio "$(get R_CPU eb_file_rr)" "$(get R_CPU qsd_file_rr)")
+  echo "| (context) server CPU per file 4k randread vs qemu-storage-daemon raw file | $(get R_CPU eb_file_rr) µs | $(get R_CPU qsd_file_rr) µs | $r | | |"
+}
+
+client_line="edgeblock bench's own cost (client CPU on CPU 1): $(get CLIENT_CPU eb_null_rr) µs/IO for 4k randread QD32 on 1 queue ($(get CLIENT_UTIL eb_null_rr)% of its core), $(get CLIENT_CPU eb_null_rr2) µs/IO on 2 queues ($(get CLIENT_UTIL eb_null_rr2)%), $(get CLIENT_CPU eb_null_seq) µs/IO for 128k reads ($(get CLIENT_UTIL eb_null_seq)%)"
+
+echo
+table
+echo
+ratios
+echo
+[ -n "${CLIENT_CPU[eb_null_rr]:-}" ] && echo "$client_line"
+[ -n "${verify_result:-}" ] && echo "edgeblock bench --verify (file backend, randrw): $verify_result"
+echo "suite time: ${elapsed} s"
+
+if [ "$record" = 1 ]; then
+  md="$repo/BENCHMARKS.md"
+  if [ ! -f "$md" ]; then
+    cat >"$md" <<'HEAD'
+# Benchmarks
+
+Each section is one run of `bench/run.sh` (newest last): EdgeBlock and its anchors measured in the
+same invocation on the same machine, server pinned to CPU 0 and client to CPU 1, loopback TCP.
+**Server CPU µs/IO** = (utime + stime of the server process from `/proc/PID/stat`, after − before) /
+CLK_TCK / I/Os completed; it does not depend on how fast the client is and is the figure to compare.
+Throughput on shared VMs swings ±40% between runs; compare ratios within one section, not across sections.
+`-` means not applicable (iperf3 moves a stream, not I/Os; fio io_uring has no server process).
+HEAD
+  fi
+  {
+    echo
+    echo "## $started — $(git -C "$repo" describe --always --dirty 2>/dev/null || echo unknown)"
+    echo
+    echo "Machine: $(nproc) CPUs, $cpu_model, kernel $(uname -r), CLK_TCK $clk_tck; ${T} s per run; suite took ${elapsed} s."
+    echo "Versions: $(qemu-storage-daemon --version | head -1 | sed 's/ (.*//'), $(nbdkit --version), $(fio --version), $(iperf3 --version | head -1 | cut -d' ' -f1-2), .NET $(dotnet --version)."
+    [ "$background_busy" -gt 15 ] && echo "**Other load: CPUs 0-1 were ${background_busy}% busy just before the run; figures are skewed.**"
+    echo
+    table
+    echo
+    ratios
+    echo
+    [ -n "${CLIENT_CPU[eb_null_rr]:-}" ] && echo "$client_line."
+    [ -n "${verify_result:-}" ] && echo "\`edgeblock bench --verify\` (file backend, randrw 4k, 64 MiB, per-block CRC32C and full read-back): $verify_result."
+    echo
+    echo "<details><summary>Commands</summary>"
+    echo
+    echo '```sh'
+    printf '%s\n' "${commands[@]}"
+    echo '```'
+    echo
+    echo "</details>"
+  } >>"$md"
+  echo "bench: appended to $md" >&2
+fi
