@@ -4,6 +4,7 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Hosting.Systemd;
 using Microsoft.Extensions.Logging;
 
 namespace EdgeBlock.Daemon;
@@ -35,8 +36,10 @@ public static class DaemonHost
             builder.WebHost.ConfigureKestrel(k => k.ListenUnixSocket(socket));
             builder.Services.ConfigureHttpJsonOptions(o => ConfigJson.Configure(o.SerializerOptions));
             builder.Services.AddProblemDetails();
+            builder.Services.AddOpenApi("v1");
             var app = builder.Build();
             ManagementApi.Map(app, app.Services.GetRequiredService<EdgeBlockDaemon>().Management);
+            app.MapOpenApi(); // GET /openapi/v1.json, generated from the endpoints above
             host = app;
         }
         else
@@ -63,14 +66,23 @@ public static class DaemonHost
     private static void Configure(IServiceCollection services, ILoggingBuilder logging, DaemonOptions options, Action<ILoggingBuilder>? configureLogging)
     {
         logging.ClearProviders();
-        logging.AddSimpleConsole(o =>
+        if (SystemdHelpers.IsSystemdService())
         {
-            o.SingleLine = true;
-            o.TimestampFormat = "HH:mm:ss ";
-        });
+            // journald adds the time; AddSystemd gives each line its syslog priority.
+            logging.AddConsole();
+        }
+        else
+        {
+            logging.AddSimpleConsole(o =>
+            {
+                o.SingleLine = true;
+                o.TimestampFormat = "HH:mm:ss ";
+            });
+        }
         logging.SetMinimumLevel(LogLevel.Information);
         logging.AddFilter("Microsoft", LogLevel.Warning);
         configureLogging?.Invoke(logging);
+        services.AddSystemd(); // Type=notify readiness and stop under systemd; nothing otherwise
         services.AddSingleton(options);
         services.AddSingleton<EdgeBlockDaemon>();
         services.AddHostedService(sp => sp.GetRequiredService<EdgeBlockDaemon>());

@@ -11,38 +11,42 @@ public static class ManagementApi
     {
         var v1 = app.MapGroup("/v1");
 
-        v1.MapGet("/status", () => Results.Ok(m.Status()));
+        v1.MapGet("/status", () => Results.Ok(m.Status())).Produces<StatusInfo>();
 
-        v1.MapGet("/listeners", () => Results.Ok(m.Listeners()));
+        v1.MapGet("/listeners", () => Results.Ok(m.Listeners())).Produces<List<ListenerInfo>>();
         v1.MapPost("/listeners", (AddListenerRequest body) =>
-            Run(async () => Results.Created($"/v1/listeners/{Uri.EscapeDataString(body.Address ?? "")}", await m.AddListenerAsync(body))));
+            Run(async () => Results.Created($"/v1/listeners/{Uri.EscapeDataString(body.Address ?? "")}", await m.AddListenerAsync(body)))).Produces<ListenerInfo>(201).Refusals();
         v1.MapDelete("/listeners/{address}", (string address) =>
-            Run(async () => { await m.RemoveListenerAsync(address); return Results.NoContent(); }));
+            Run(async () => { await m.RemoveListenerAsync(address); return Results.NoContent(); })).Produces(204).Refusals();
 
-        v1.MapGet("/subsystems", () => Results.Ok(m.Subsystems()));
+        v1.MapGet("/subsystems", () => Results.Ok(m.Subsystems())).Produces<List<SubsystemInfo>>();
         v1.MapPost("/subsystems", (CreateSubsystemRequest body) =>
-            Run(async () => Results.Created($"/v1/subsystems/{Uri.EscapeDataString(body.Nqn ?? "")}", await m.CreateSubsystemAsync(body))));
-        v1.MapGet("/subsystems/{nqn}", (string nqn) => Run(() => Task.FromResult(Results.Ok(m.Subsystem(nqn)))));
+            Run(async () => Results.Created($"/v1/subsystems/{Uri.EscapeDataString(body.Nqn ?? "")}", await m.CreateSubsystemAsync(body)))).Produces<SubsystemInfo>(201).Refusals();
+        v1.MapGet("/subsystems/{nqn}", (string nqn) => Run(() => Task.FromResult(Results.Ok(m.Subsystem(nqn))))).Produces<SubsystemInfo>().Refusals();
         v1.MapDelete("/subsystems/{nqn}", (string nqn) =>
-            Run(async () => { await m.DeleteSubsystemAsync(nqn); return Results.NoContent(); }));
+            Run(async () => { await m.DeleteSubsystemAsync(nqn); return Results.NoContent(); })).Produces(204).Refusals();
 
         v1.MapPost("/subsystems/{nqn}/hosts", (string nqn, AddHostRequest body) =>
-            Run(async () => Results.Ok(await m.AddHostAsync(nqn, body))));
+            Run(async () => Results.Ok(await m.AddHostAsync(nqn, body)))).Produces<SubsystemInfo>().Refusals();
         v1.MapDelete("/subsystems/{nqn}/hosts/{hostnqn}", (string nqn, string hostnqn) =>
-            Run(async () => Results.Ok(await m.RemoveHostAsync(nqn, hostnqn))));
+            Run(async () => Results.Ok(await m.RemoveHostAsync(nqn, hostnqn)))).Produces<SubsystemInfo>().Refusals();
 
-        v1.MapGet("/subsystems/{nqn}/namespaces", (string nqn) => Run(() => Task.FromResult(Results.Ok(m.Namespaces(nqn)))));
+        v1.MapGet("/subsystems/{nqn}/namespaces", (string nqn) => Run(() => Task.FromResult(Results.Ok(m.Namespaces(nqn))))).Produces<List<NamespaceInfo>>().Refusals();
         v1.MapPost("/subsystems/{nqn}/namespaces", (string nqn, AddNamespaceRequest body) =>
             Run(async () =>
             {
                 var ns = await m.AddNamespaceAsync(nqn, body);
                 return Results.Created($"/v1/subsystems/{Uri.EscapeDataString(nqn)}/namespaces/{ns.Nsid}", ns);
-            }));
+            })).Produces<NamespaceInfo>(201).Refusals();
         v1.MapDelete("/subsystems/{nqn}/namespaces/{nsid}", (string nqn, uint nsid) =>
-            Run(async () => { await m.RemoveNamespaceAsync(nqn, nsid); return Results.NoContent(); }));
+            Run(async () => { await m.RemoveNamespaceAsync(nqn, nsid); return Results.NoContent(); })).Produces(204).Refusals();
 
-        v1.MapGet("/hosts", () => Results.Ok(m.Hosts()));
+        v1.MapGet("/hosts", () => Results.Ok(m.Hosts())).Produces<List<HostInfo>>();
     }
+
+    /// <summary>Documents the problem+json answers of a change: 400 invalid, 404 unknown, 409 conflict.</summary>
+    private static RouteHandlerBuilder Refusals(this RouteHandlerBuilder route) =>
+        route.ProducesProblem(400).ProducesProblem(404).ProducesProblem(409);
 
     private static async Task<IResult> Run(Func<Task<IResult>> action)
     {

@@ -1,0 +1,94 @@
+using System.Diagnostics;
+using System.Text.Json;
+using EdgeBlock.Cli;
+using EdgeBlock.Daemon;
+
+namespace EdgeBlock.Management.Tests;
+
+/// <summary>The real `edgeblock serve` process, driven by the CLI: configure, stop with SIGTERM, start again.</summary>
+public sealed class DaemonProcessTests : IDisposable
+{
+    private const string Vm3 = "nqn.2026-11.io.edgeblock:vm3";
+    private readonly string _dir = Path.Combine(Path.GetTempPath(), "ebp-" + Guid.NewGuid().ToString("N")[..12]);
+
+    public void Dispose()
+    {
+        try { Directory.Delete(_dir, recursive: true); } catch (IOException) { }
+    }
+
+    private string Socket => Path.Combine(_dir, "api.sock");
+
+    /// <summary>Starts `edgeblock serve` the way the interop suite does; the API socket defaults to DATA-DIR/api.sock.</summary>
+    private async Task<Process> ServeAsync()
+    {
+        string cli = typeof(ManagementCommands).Assembly.Location;
+        var psi = new ProcessStartInfo("dotnet")
+        {
+            ArgumentList = { cli, "serve", "--data-dir", _dir, "--listen", "127.0.0.1:0", "--default-size", "16M", "--default-backend", "memory" },
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        };
+        psi.Environment.Remove("EDGEBLOCK_API_SOCKET");
+        var process = Process.Start(psi)!;
+        process.OutputDataReceived += (_, _) => { };
+        process.ErrorDataReceived += (_, _) => { };
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        var deadline = Stopwatch.StartNew();
+        while (deadline.Elapsed < TimeSpan.FromSeconds(30))
+        {
+            if (process.HasExited) throw new Xunit.Sdk.XunitException($"edgeblock serve exited with {process.ExitCode}");
+            if (File.Exists(Socket) && (await TestDaemon.RunCliAsync("status", "--api-socket", Socket)).ExitCode == 0) return process;
+            await Task.Delay(100);
+        }
+        process.Kill();
+        throw new Xunit.Sdk.XunitException("edgeblock serve did not answer on its API socket within 30 s");
+    }
+
+    private static async Task StopAsync(Process process)
+    {
+        using (var kill = Process.Start("kill", ["-TERM", process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)])!)
+            await kill.WaitForExitAsync();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        await process.WaitForExitAsync(timeout.Token);
+        Assert.Equal(0, process.ExitCode);
+    }
+
+    [Fact]
+    public async Task Serve_ConfiguredByCli_StopsGracefully_AndComesBackWithItsConfig()
+    {
+        using var first = await ServeAsync();
+        string uuid;
+        try
+        {
+            Assert.Equal(0, (await TestDaemon.RunCliAsync("subsystem", "create", Vm3, "--allow-any-host", "--api-socket", Socket)).ExitCode);
+            var added = await TestDaemon.RunCliAsync("namespace", "add", Vm3, "--backend", "file:vm3.img:16M", "--api-socket", Socket);
+            Assert.True(added.ExitCode == 0, added.ToString());
+            using var api = new ApiClient(Socket);
+            var openapi = await api.SendAsync(HttpMethod.Get, "openapi/v1.json");
+            Assert.Contains("/v1/subsystems/{nqn}/namespaces", openapi);
+            uuid = JsonDocument.Parse((await TestDaemon.RunCliAsync("namespace", "list", Vm3, "--json", "--api-socket", Socket)).Output)
+                .RootElement[0].GetProperty("uuid").GetString()!;
+        }
+        finally
+        {
+            await StopAsync(first);
+        }
+        Assert.False(File.Exists(Socket));
+        Assert.Equal(3, (await TestDaemon.RunCliAsync("status", "--api-socket", Socket)).ExitCode);
+
+        using var second = await ServeAsync();
+        try
+        {
+            var list = JsonDocument.Parse((await TestDaemon.RunCliAsync("namespace", "list", Vm3, "--json", "--api-socket", Socket)).Output).RootElement;
+            Assert.Equal(uuid, list[0].GetProperty("uuid").GetString());
+            var status = JsonDocument.Parse((await TestDaemon.RunCliAsync("status", "--json", "--api-socket", Socket)).Output).RootElement;
+            Assert.Equal(2, status.GetProperty("subsystems").GetInt32());
+            Assert.Equal(Path.Combine(_dir, DaemonOptions.ConfigFileName), status.GetProperty("config_path").GetString());
+        }
+        finally
+        {
+            await StopAsync(second);
+        }
+    }
+}
