@@ -110,6 +110,7 @@ public sealed class Controller
 
     internal NvmeStatus SetCc(uint value)
     {
+        bool startShutdown = false;
         lock (_gate)
         {
             bool wasEnabled = ControllerProperties.CcEnable(Cc);
@@ -132,24 +133,34 @@ public sealed class Controller
             }
             if (ControllerProperties.CcShn(value) != 0 && ControllerProperties.CcShn(Cc) == 0)
             {
-                // Completed synchronously: every device write is durable once its command completed with FUA or Flush,
-                // and the transport has nothing buffered we could lose.
-                Csts = (Csts & ~0xCu) | ControllerProperties.CstsShutdownComplete;
+                // Shutdown: report "occurring" until every namespace is flushed, then "complete", so a host
+                // that waits for SHST before power-off never loses a write it saw complete.
+                Csts = (Csts & ~0xCu) | ControllerProperties.CstsShutdownOccurring;
                 Target.Logger.LogInformation("controller {Cntlid}: shutdown requested by host {HostNqn}", Cntlid, HostNqn);
-                _ = FlushAllAsync();
+                startShutdown = true;
             }
             else if (ControllerProperties.CcShn(value) == 0)
             {
                 Csts &= ~0xCu;
             }
             Cc = value;
-            return NvmeStatus.Success;
         }
+        // Started outside the lock, once CC holds SHN, so a flush that completes at once finds it set.
+        if (startShutdown) _ = ShutdownAsync();
+        return NvmeStatus.Success;
     }
 
-    private async Task FlushAllAsync()
+    private async Task ShutdownAsync()
     {
-        foreach (var ns in Subsystem.Namespaces.Values) await ns.Device.FlushAsync().ConfigureAwait(false);
+        bool ok = true;
+        foreach (var ns in Subsystem.Namespaces.Values)
+            ok &= await ns.Device.FlushAsync().ConfigureAwait(false) == Storage.BlockStatus.Success;
+        lock (_gate)
+        {
+            if (ControllerProperties.CcShn(Cc) == 0) return; // the host cancelled the shutdown meanwhile
+            Csts = (Csts & ~0xCu) | ControllerProperties.CstsShutdownComplete | (ok ? 0 : ControllerProperties.CstsFatal);
+        }
+        if (!ok) Target.Logger.LogError("controller {Cntlid}: flush during shutdown failed", Cntlid);
     }
 
     internal void SetFatal()

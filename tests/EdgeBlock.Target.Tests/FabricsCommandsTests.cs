@@ -131,6 +131,25 @@ public sealed class FabricsCommandsTests
     }
 
     [Fact]
+    public async Task PropertySet_CcShutdown_ReportsOccurringUntilTheFlushCompletes()
+    {
+        await using var t = TestTarget.Start();
+        await using var host = await t.ConnectAsync(ioQueues: 1);
+        var device = t.Device(1);
+        var flushDone = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        device.FlushGate = flushDone.Task;
+        var cc = await host.PropertyGetAsync(ControllerProperties.Cc);
+
+        await host.PropertySetAsync(ControllerProperties.Cc, (uint)cc.Dw0 | ControllerProperties.CcShutdownNormal);
+        var during = await host.PropertyGetAsync(ControllerProperties.Csts);
+        flushDone.SetResult();
+        bool completed = await Waits.UntilAsync(async () => ((await host.PropertyGetAsync(ControllerProperties.Csts)).Dw0 >> 2 & 3) == 2, TimeSpan.FromSeconds(5));
+
+        Assert.Equal(1u, during.Dw0 >> 2 & 3); // SHST = 01b: shutdown processing occurring, the write cache is not yet durable
+        Assert.True(completed, "SHST reaches 10b once the flush is done");
+    }
+
+    [Fact]
     public async Task PropertySet_CcEnableCleared_ResetsController()
     {
         await using var t = TestTarget.Start();

@@ -16,7 +16,7 @@ public sealed class HotPathAllocationTests
     private const int IosPerWorker = 100_000 / Depth + 1;
     private const double MaxBytesPerIo = 16;
 
-    [Theory]
+    [ReleaseOnlyTheory]
     [InlineData(4096, false)]       // reads (C2HData)
     [InlineData(4096, true)]        // writes with in-capsule data
     [InlineData(65536, true)]       // writes over R2T + H2CData

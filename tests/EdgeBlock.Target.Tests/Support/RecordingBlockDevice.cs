@@ -32,10 +32,19 @@ public sealed class RecordingBlockDevice(IBlockDevice inner) : IBlockDevice
         return inner.WriteAsync(lba, data, fua);
     }
 
+    /// <summary>When set, flushes wait for this task before reaching the inner device (a slow disk cache).</summary>
+    public Task? FlushGate { get; set; }
+
     public ValueTask<BlockStatus> FlushAsync()
     {
         Interlocked.Increment(ref _flushes);
-        return inner.FlushAsync();
+        return FlushGate is { } gate ? FlushAfterAsync(gate) : inner.FlushAsync();
+    }
+
+    private async ValueTask<BlockStatus> FlushAfterAsync(Task gate)
+    {
+        await gate.ConfigureAwait(false);
+        return await inner.FlushAsync().ConfigureAwait(false);
     }
 
     public ValueTask<BlockStatus> WriteZeroesAsync(long lba, long blockCount, bool deallocate)

@@ -92,6 +92,18 @@ public static class Waits
         }
         return true;
     }
+
+    /// <summary>Polls an asynchronous condition (e.g. a register read over the wire) until it holds or the time is up.</summary>
+    public static async Task<bool> UntilAsync(Func<Task<bool>> condition, TimeSpan timeout)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        while (!await condition())
+        {
+            if (DateTime.UtcNow > deadline) return false;
+            await Task.Delay(20);
+        }
+        return true;
+    }
 }
 
 /// <summary>Deterministic test data.</summary>
