@@ -2,6 +2,7 @@ using System.Net.Sockets;
 using EdgeBlock.Daemon.Management;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Hosting.Systemd;
@@ -37,7 +38,9 @@ public static class DaemonHost
             builder.Services.ConfigureHttpJsonOptions(o => ConfigJson.Configure(o.SerializerOptions));
             builder.Services.AddProblemDetails();
             builder.Services.AddOpenApi("v1");
+            builder.Services.Configure<RouteHandlerOptions>(o => o.ThrowOnBadRequest = true);
             var app = builder.Build();
+            app.Use(ManagementApi.BadRequestsAsProblems);
             ManagementApi.Map(app, app.Services.GetRequiredService<EdgeBlockDaemon>().Management);
             app.MapOpenApi(); // GET /openapi/v1.json, generated from the endpoints above
             host = app;

@@ -16,6 +16,7 @@ public sealed class EdgeBlockDaemon : IHostedService, IAsyncDisposable
     private readonly ILogger _logger;
     private readonly Reconciler _reconciler;
     private DaemonMetrics? _metrics;
+    private int _stopped;
 
     public EdgeBlockDaemon(DaemonOptions options, ILoggerFactory loggers)
     {
@@ -145,6 +146,7 @@ public sealed class EdgeBlockDaemon : IHostedService, IAsyncDisposable
 
     public async Task StopAsync(CancellationToken cancellationToken)
     {
+        if (Interlocked.Exchange(ref _stopped, 1) == 1) return;
         _logger.LogInformation("shutting down: closing queues and flushing devices");
         await _reconciler.ClearAsync().ConfigureAwait(false);
     }

@@ -178,6 +178,20 @@ public sealed class CliEndToEndTests
     }
 
     [Fact]
+    public async Task Api_UnknownFieldOrMalformedBody_IsAProblemNamingIt()
+    {
+        await using var d = await TestDaemon.StartAsync();
+        using var api = new EdgeBlock.Cli.ApiClient(d.Socket);
+        var typo = await Assert.ThrowsAsync<EdgeBlock.Cli.DaemonRefusedException>(() => api.SendAsync(HttpMethod.Post, "v1/listeners", new { adress = "127.0.0.1:1" }));
+        Assert.Equal(400, typo.Status);
+        Assert.Contains("adress", typo.Detail);
+        var missing = await Assert.ThrowsAsync<EdgeBlock.Cli.DaemonRefusedException>(() => api.SendAsync(HttpMethod.Get, "v1/subsystems/nqn.2026-11.io.edgeblock:nosuch"));
+        Assert.Equal(404, missing.Status);
+        Assert.Contains("nqn.2026-11.io.edgeblock:nosuch", missing.Detail);
+        Assert.Equal(1, Json(await d.CliAsync("listener", "list", "--json")).GetArrayLength());
+    }
+
+    [Fact]
     public async Task NoDaemon_ExitsWith3_AndSaysHowToStartOne()
     {
         string socket = Path.Combine(Path.GetTempPath(), "ebm-none-" + Guid.NewGuid().ToString("N")[..8] + ".sock");

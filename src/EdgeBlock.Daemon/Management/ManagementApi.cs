@@ -44,6 +44,23 @@ public static class ManagementApi
         v1.MapGet("/hosts", () => Results.Ok(m.Hosts())).Produces<List<HostInfo>>();
     }
 
+    /// <summary>
+    /// A body that is not JSON, or names a field the request does not have, is refused as problem+json
+    /// whose detail says where (the JSON path) and what, instead of an empty 400.
+    /// </summary>
+    public static async Task BadRequestsAsProblems(HttpContext context, RequestDelegate next)
+    {
+        try
+        {
+            await next(context).ConfigureAwait(false);
+        }
+        catch (BadHttpRequestException ex) when (!context.Response.HasStarted)
+        {
+            string detail = ex.InnerException is { } inner ? $"{ex.Message.TrimEnd('.')}: {inner.Message}" : ex.Message;
+            await Results.Problem(detail: detail, statusCode: ex.StatusCode, title: "invalid request").ExecuteAsync(context).ConfigureAwait(false);
+        }
+    }
+
     /// <summary>Documents the problem+json answers of a change: 400 invalid, 404 unknown, 409 conflict.</summary>
     private static RouteHandlerBuilder Refusals(this RouteHandlerBuilder route) =>
         route.ProducesProblem(400).ProducesProblem(404).ProducesProblem(409);
