@@ -34,7 +34,8 @@ public sealed class EdgeBlockDaemon : IHostedService, IAsyncDisposable
     public ManagementService Management { get; }
 
     /// <summary>The first listener's bound endpoint (with the real port when 0 was asked for).</summary>
-    public System.Net.IPEndPoint? ListenEndPoint => _reconciler.Listeners.Values.FirstOrDefault()?.LocalEndPoint;
+    public System.Net.IPEndPoint? ListenEndPoint =>
+        Management.Desired.Listeners.Select(l => _reconciler.FindListener(l.Address)?.LocalEndPoint).FirstOrDefault(ep => ep != null);
 
     public async Task StartAsync(CancellationToken cancellationToken)
     {

@@ -32,7 +32,9 @@ public sealed record BackendSpec(BackendKind Kind, string? Path, long? SizeBytes
                 if (rest.Length == 0) { error = $"'{text}': file needs a path (file:PATH[:SIZE])"; return false; }
                 int last = rest.LastIndexOf(':');
                 string path = rest;
-                if (last > 0 && Sizes.TryParse(rest[(last + 1)..], out _, out _))
+                // A trailing ":SIZE" needs its unit (":8G", not ":8"): device paths such as
+                // /dev/disk/by-id/...:11 end in digits after a colon.
+                if (last > 0 && rest.Length > last + 1 && char.IsLetter(rest[^1]) && Sizes.TryParse(rest[(last + 1)..], out _, out _))
                 {
                     if (!TrySize(rest[(last + 1)..], out size, out error)) return false;
                     path = rest[..last];

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Net;
 using EdgeBlock.Storage;
 using EdgeBlock.Target;
@@ -18,7 +19,7 @@ public sealed class Reconciler : IAsyncDisposable
     private readonly string _dataDirectory;
     private readonly ILogger _logger;
     private readonly ILogger _transportLogger;
-    private readonly Dictionary<string, TcpTransport> _listeners = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, TcpTransport> _listeners = new(StringComparer.Ordinal); // read by status calls outside the change lock
     private readonly List<Task> _retiring = [];
 
     public Reconciler(NvmeTarget target, string dataDirectory, ILogger logger, ILogger transportLogger)
@@ -31,6 +32,10 @@ public sealed class Reconciler : IAsyncDisposable
 
     /// <summary>Listeners by configured address, with the transport (its bound endpoint has the real port when 0 was asked for).</summary>
     public IReadOnlyDictionary<string, TcpTransport> Listeners => _listeners;
+
+    /// <summary>The transport of a configured address, or null.</summary>
+    public TcpTransport? FindListener(string address) =>
+        ConfigValidator.TryParseEndPoint(address, out var ep, out _) ? _listeners.GetValueOrDefault(ep.ToString()) : null;
 
     /// <summary>Applies a whole (validated) state on an empty target; on failure undoes what it did and rethrows.</summary>
     public async Task ApplyAsync(DesiredState state)
@@ -70,7 +75,7 @@ public sealed class Reconciler : IAsyncDisposable
     public async Task RemoveListenerAsync(string address)
     {
         string key = Normalize(address);
-        if (!_listeners.Remove(key, out var transport)) throw ManagementException.NotFound($"no listener {key}");
+        if (!_listeners.TryRemove(key, out var transport)) throw ManagementException.NotFound($"no listener {key}");
         await transport.DisposeAsync().ConfigureAwait(false);
         _logger.LogInformation("NVMe/TCP listener {Address} removed", key);
     }
