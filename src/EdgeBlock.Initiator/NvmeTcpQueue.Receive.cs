@@ -10,11 +10,19 @@ public sealed partial class NvmeTcpQueue
     /// <summary>Largest PDU we accept (a C2HData of 16 MiB plus headers): far above any MDTS we would use.</summary>
     private const int MaxPduBytes = 16 * 1024 * 1024 + 4096;
 
+    /// <summary>C2HData payloads with at least this much still to come are received straight into the command's buffer.</summary>
+    private const int DirectReceiveMinBytes = 8192;
+
     private byte[] _recv = GC.AllocateUninitializedArray<byte>(InitialReceiveBufferBytes, pinned: true);
+    private readonly byte[] _dataDigest = new byte[PduHeader.DigestSize];
+
+    /// <summary>A C2HData PDU whose header has arrived and whose payload goes straight to the command's buffer.</summary>
+    private readonly record struct DirectC2HData(PendingCommand Slot, ushort CommandId, int Offset, int Length, int Have, PduFlags Flags);
 
     /// <summary>
     /// The socket's only reader. Receives as much as is there, consumes every whole PDU, keeps the partial
-    /// one at the head of the buffer (growing the buffer when one PDU is larger than it).
+    /// one at the head of the buffer (growing the buffer when one PDU is larger than it). The rest of a large
+    /// C2HData payload is received directly into the command's buffer (one copy less, as the Linux host does).
     /// </summary>
     private async Task ReceiveLoopAsync()
     {
@@ -38,6 +46,19 @@ public sealed partial class NvmeTcpQueue
                 // A full fence orders the flag against the outbox check (Enqueue checks them the other way round).
                 Interlocked.Exchange(ref _receiveBatchActive, 0);
                 if (HasPendingSend && TryAcquireWriter() && !await WriteQueuedAsync().ConfigureAwait(false)) return;
+                if (TryBeginDirectC2HData(_recv.AsSpan(consumed, filled - consumed), out var direct))
+                {
+                    // Everything left in the buffer belongs to this PDU; the rest of it is read into the command's buffer.
+                    var rest = direct.Slot.Data.Slice(direct.Offset + direct.Have, direct.Length - direct.Have);
+                    await ReceiveIntoAsync(rest).ConfigureAwait(false);
+                    if (DataDigest) await ReceiveIntoAsync(_dataDigest).ConfigureAwait(false);
+                    consumed = filled;
+                    needed = 0;
+                    Volatile.Write(ref _receiveBatchActive, 1);
+                    FinishDirectC2HData(direct);
+                    Interlocked.Exchange(ref _receiveBatchActive, 0);
+                    if (HasPendingSend && TryAcquireWriter() && !await WriteQueuedAsync().ConfigureAwait(false)) return;
+                }
                 if (consumed > 0)
                 {
                     _recv.AsSpan(consumed, filled - consumed).CopyTo(_recv);
@@ -59,6 +80,44 @@ public sealed partial class NvmeTcpQueue
         {
             Fail(ex);
         }
+    }
+
+    private async ValueTask ReceiveIntoAsync(Memory<byte> destination)
+    {
+        while (!destination.IsEmpty)
+        {
+            int n = await _socket.ReceiveAsync(destination, SocketFlags.None).ConfigureAwait(false);
+            if (n == 0) throw new IOException($"queue {Qid}: the controller closed the connection");
+            destination = destination[n..];
+        }
+    }
+
+    /// <summary>
+    /// When the buffer holds the header (up to PDO) of a C2HData PDU whose payload is mostly still to come, validates
+    /// it as <see cref="HandleC2HData"/> would, copies the part of the payload already here and says where the rest goes.
+    /// </summary>
+    private bool TryBeginDirectC2HData(ReadOnlySpan<byte> buffer, out DirectC2HData direct)
+    {
+        direct = default;
+        if (buffer.Length < PduHeader.Size) return false;
+        var header = PduHeader.Read(buffer);
+        if (header.Type != PduType.C2HData || header.Plen < (uint)buffer.Length + DirectReceiveMinBytes || buffer.Length < header.Pdo) return false;
+        int headerBytes = ValidateCommonHeader(header);
+        if (HeaderDigest && !Crc32C.Verify(buffer[..header.Hlen], buffer.Slice(header.Hlen, PduHeader.DigestSize)))
+            throw ProtocolError($"header digest mismatch on a {header.Type} PDU");
+        var slot = ValidateC2HData(buffer, header, headerBytes, out ushort cid, out int offset, out int length);
+        int have = buffer.Length - header.Pdo; // less than length: at least DirectReceiveMinBytes of the PDU are missing
+        buffer.Slice(header.Pdo, have).CopyTo(slot.Data.Span[offset..]);
+        direct = new DirectC2HData(slot, cid, offset, length, have, header.Flags);
+        return true;
+    }
+
+    private void FinishDirectC2HData(in DirectC2HData d)
+    {
+        // The queue may have failed (and the command with it) while the payload was arriving.
+        if (d.Slot.State != PendingCommand.StateInFlight || d.Slot.CommandId != d.CommandId) return;
+        bool digestOk = !DataDigest || Crc32C.Verify(d.Slot.Data.Span.Slice(d.Offset, d.Length), _dataDigest);
+        FinishC2HData(d.Slot, d.CommandId, d.Length, digestOk, d.Flags);
     }
 
     private IOException ProtocolError(string what) => new($"queue {Qid}: NVMe/TCP protocol error from {RemoteEndPoint}: {what}");
@@ -119,25 +178,39 @@ public sealed partial class NvmeTcpQueue
 
     private void HandleC2HData(ReadOnlySpan<byte> pdu, in PduHeader header, int headerBytes)
     {
-        ushort cid = DataPdu.CommandId(pdu);
+        var slot = ValidateC2HData(pdu, header, headerBytes, out ushort cid, out int offset, out int length);
+        var data = pdu.Slice(header.Pdo, length);
+        data.CopyTo(slot.Data.Span[offset..]);
+        bool digestOk = !DataDigest || Crc32C.Verify(data, pdu.Slice(header.Pdo + length, PduHeader.DigestSize));
+        FinishC2HData(slot, cid, length, digestOk, header.Flags);
+    }
+
+    /// <summary>Checks a C2HData header (the PDU's first PDO bytes) against the command it names.</summary>
+    private PendingCommand ValidateC2HData(ReadOnlySpan<byte> pdu, in PduHeader header, int headerBytes, out ushort cid, out int offset, out int length)
+    {
+        cid = DataPdu.CommandId(pdu);
         var slot = FindInFlight(cid) ?? throw ProtocolError($"C2HData for command {cid:X4}h, which is not outstanding");
         if (slot.Direction != TransferDirection.ControllerToHost) throw ProtocolError($"C2HData for command {cid:X4}h, which reads nothing");
         if (header.Pdo < headerBytes || header.Pdo > header.Plen) throw ProtocolError($"C2HData PDO {header.Pdo} outside {headerBytes}..{header.Plen}");
         if (header.HasDataDigest != DataDigest) throw ProtocolError($"C2HData DDGSTF {(header.HasDataDigest ? "set" : "clear")}, data digest {(DataDigest ? "on" : "off")}");
-        int length = (int)header.Plen - header.Pdo - (DataDigest ? PduHeader.DigestSize : 0);
-        uint offset = DataPdu.DataOffset(pdu), datal = DataPdu.DataLength(pdu);
+        length = (int)header.Plen - header.Pdo - (DataDigest ? PduHeader.DigestSize : 0);
+        uint datao = DataPdu.DataOffset(pdu), datal = DataPdu.DataLength(pdu);
         if (length <= 0 || datal != (uint)length) throw ProtocolError($"C2HData DATAL {datal} but the PDU carries {length} bytes");
-        if (offset != (uint)slot.C2HReceived) throw ProtocolError($"C2HData DATAO {offset} for command {cid:X4}h, expected {slot.C2HReceived}");
-        if (offset + datal > (uint)slot.Data.Length) throw ProtocolError($"C2HData ends at {offset + datal}, command {cid:X4}h reads {slot.Data.Length} bytes");
+        if (datao != (uint)slot.C2HReceived) throw ProtocolError($"C2HData DATAO {datao} for command {cid:X4}h, expected {slot.C2HReceived}");
+        if (datao + datal > (uint)slot.Data.Length) throw ProtocolError($"C2HData ends at {datao + datal}, command {cid:X4}h reads {slot.Data.Length} bytes");
+        offset = (int)datao;
+        return slot;
+    }
 
-        var data = pdu.Slice(header.Pdo, length);
-        data.CopyTo(slot.Data.Span[(int)offset..]);
+    /// <summary>The payload is in the command's buffer: count it, and complete the command on SUCCESS.</summary>
+    private void FinishC2HData(PendingCommand slot, ushort cid, int length, bool digestOk, PduFlags flags)
+    {
         slot.C2HReceived += length;
         // A data digest error is not fatal: the command ends with Data Transfer Error, as the Linux host does.
-        if (DataDigest && !Crc32C.Verify(data, pdu.Slice(header.Pdo + length, PduHeader.DigestSize))) slot.DataDigestFailed = true;
+        if (!digestOk) slot.DataDigestFailed = true;
         Statistics.C2HDataPdusReceivedField++;
 
-        bool last = (header.Flags & PduFlags.LastPdu) != 0, success = (header.Flags & PduFlags.Success) != 0;
+        bool last = (flags & PduFlags.LastPdu) != 0, success = (flags & PduFlags.Success) != 0;
         if (!success) return;
         if (!last) throw ProtocolError("C2HData with SUCCESS but without LAST_PDU");
         if (slot.C2HReceived != slot.Data.Length) throw ProtocolError($"C2HData SUCCESS after {slot.C2HReceived} of {slot.Data.Length} bytes");
