@@ -50,6 +50,8 @@ internal sealed record BenchResult
     public string? TransportError { get; init; }
     public BenchVerifyResult? Verify { get; init; }
     public required BenchCpuResult ClientCpu { get; init; }
+    /// <summary>Managed bytes the bench process allocated per I/O in the window (the loop itself allocates none; the progress line and timers do a little).</summary>
+    public double ClientAllocatedBytesPerIo { get; init; }
     public BenchCpuResult? ServerCpu { get; init; }
 
     public bool Ok => ErrorCount == 0 && TransportError == null && (Verify == null || Verify.Mismatches == 0);
@@ -106,7 +108,7 @@ internal static class BenchReport
             foreach (var (status, count) in r.Errors) sb.AppendLine(c, $"               {count:N0} x {status}");
         }
         if (r.TransportError != null) sb.AppendLine(c, $"  connection : {r.TransportError}");
-        sb.AppendLine(c, $"  client CPU : {r.ClientCpu.UsPerIo:F2} µs/IO ({r.ClientCpu.CoreUtilization * 100:F0}% of a core, {r.ClientCpu.CpuSeconds:F2} s)");
+        sb.AppendLine(c, $"  client CPU : {r.ClientCpu.UsPerIo:F2} µs/IO ({r.ClientCpu.CoreUtilization * 100:F0}% of a core, {r.ClientCpu.CpuSeconds:F2} s; {r.ClientAllocatedBytesPerIo:F2} B allocated/IO)");
         if (r.ServerCpu is { } s)
             sb.AppendLine(c, $"  server CPU : {s.UsPerIo:F2} µs/IO ({s.CoreUtilization * 100:F0}% of a core, {s.CpuSeconds:F2} s of pid {s.Pid}, CLK_TCK {s.ClkTck})");
         if (r.Verify is { } v)

@@ -162,7 +162,7 @@ internal sealed class BenchRunner
         if (ct.IsCancellationRequested) throw new OperationCanceledException(ct);
     }
 
-    private readonly record struct Window(long Start, long End, long ServerTicksBefore, long ServerTicksAfter, TimeSpan ClientBefore, TimeSpan ClientAfter);
+    private readonly record struct Window(long Start, long End, long ServerTicksBefore, long ServerTicksAfter, TimeSpan ClientBefore, TimeSpan ClientAfter, long AllocatedBytes);
 
     /// <summary>Ramp, then the measured window: CPU snapshots at its edges, a progress line every second.</summary>
     private async Task<Window> RunTimedAsync(BenchPhase phase, CancellationToken ct)
@@ -173,6 +173,7 @@ internal sealed class BenchRunner
         long start = 0, end = long.MaxValue;
         long serverBefore = 0, serverAfter = 0;
         TimeSpan clientBefore = default, clientAfter = default;
+        long allocatedBefore = 0, allocatedAfter = 0;
         bool open = false;
         long runStart = Stopwatch.GetTimestamp();
         long lastCount = TotalCompleted(), lastStamp = runStart, nextPrint = lastStamp + Stopwatch.Frequency;
@@ -184,6 +185,7 @@ internal sealed class BenchRunner
                 open = true;
                 foreach (var w in _workers) w.ResetWindowCounters();
                 clientBefore = ProcessCpu.Self();
+                allocatedBefore = GC.GetTotalAllocatedBytes();
                 if (_o.ServerPid is { } pid) ProcessCpu.TryReadTicks(pid, out serverBefore);
                 start = Stopwatch.GetTimestamp();
                 phase.OpenWindow(start);
@@ -195,6 +197,7 @@ internal sealed class BenchRunner
                 end = Stopwatch.GetTimestamp();
                 phase.CloseWindow(end);
                 clientAfter = ProcessCpu.Self();
+                allocatedAfter = GC.GetTotalAllocatedBytes();
                 if (_o.ServerPid is { } pid) ProcessCpu.TryReadTicks(pid, out serverAfter);
                 break;
             }
@@ -217,7 +220,7 @@ internal sealed class BenchRunner
         if (await Task.WhenAny(all, Task.Delay(TimeSpan.FromSeconds(30), CancellationToken.None)).ConfigureAwait(false) != all)
             phase.Fail(new TimeoutException("commands still outstanding 30 s after the run ended"));
         if (!open) start = end = Stopwatch.GetTimestamp();
-        return new Window(start, end, serverBefore, serverAfter, clientBefore, clientAfter);
+        return new Window(start, end, serverBefore, serverAfter, clientBefore, clientAfter, allocatedAfter - allocatedBefore);
     }
 
     private async Task WorkerLoopAsync(BenchWorker w, BenchPhase phase)
@@ -353,6 +356,7 @@ internal sealed class BenchRunner
             TransportError = phase.Failure?.Message,
             Verify = verify,
             ClientCpu = new BenchCpuResult(null, clientCpu, ios == 0 ? 0 : clientCpu * 1e6 / ios, clientCpu / seconds, null),
+            ClientAllocatedBytesPerIo = ios == 0 ? 0 : window.AllocatedBytes / (double)ios,
             ServerCpu = server,
         };
     }
