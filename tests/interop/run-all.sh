@@ -46,6 +46,7 @@ SUITE=(
     "discard discard -"
     "host-denied host-denied -"
     "crash-restart crash-restart -"
+    "ns-hotplug ns-hotplug -"
     "fio-verify-after-fault fio-verify fault_injection"
 )
 
