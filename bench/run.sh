@@ -104,6 +104,25 @@ wait_port() { # PORT: until the server listens, at most 15 s
 cpu_ticks() { # utime + stime (fields 14 and 15; the name in field 2 may hold spaces)
   awk '{ i = index($0, ") "); split(substr($0, i + 2), f, " "); print f[12] + f[13] }' "/proc/$1/stat"
 }
+# Other load on the two CPUs during a run, in % of one CPU: busy time of CPUs 0-1 (/proc/stat) less the server's and
+# the client's own CPU time (the client is a child of this shell: bash's `times`). Interrupt work that no process is
+# charged for stays in it, so a quiet machine shows a few %; a build running next to us shows 50+.
+stat_busy() { awk '/^cpu[01] / { b += $2 + $3 + $4 + $7 + $8 + $9; t += $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 } END { print b, t }' /proc/stat; }
+children_ticks() { # `times` must run in this shell (a subshell would report its own, empty, children)
+  times >"$tmp/times"
+  awk -v hz="$clk_tck" 'NR == 2 { t = 0; for (i = 1; i <= 2; i++) { split($i, p, "m"); t += p[1] * 60 + p[2] } printf "%d", t * hz }' "$tmp/times"
+}
+measure_begin() {
+  m_stat=$(stat_busy); children_ticks >"$tmp/ticks"; m_child=$(<"$tmp/ticks")
+  m_server=$( [ -n "$server_pid" ] && cpu_ticks "$server_pid" || echo 0)
+}
+measure_end() { # sets OTHER
+  local stat child server
+  stat=$(stat_busy); children_ticks >"$tmp/ticks"; child=$(<"$tmp/ticks")
+  server=$( [ -n "$server_pid" ] && cpu_ticks "$server_pid" || echo 0)
+  OTHER=$(awk -v a="$m_stat" -v b="$stat" -v c=$((child - m_child)) -v s=$((server - m_server)) \
+    'BEGIN { split(a, x, " "); split(b, y, " "); dt = (y[2] - x[2]) / 2; o = dt > 0 ? 100 * (y[1] - x[1] - c - s) / dt : 0; printf "%.0f", (o < 0 ? 0 : o) }')
+}
 start_server() { # LOGNAME COMMAND...: pinned to the server CPU, in the background
   local log="$tmp/$1.log"; shift
   taskset -c "$server_cpu" "$@" >"$log" 2>&1 &
@@ -114,12 +133,13 @@ commands=()
 note_cmd() { commands+=("$*"); }
 
 # ---- results --------------------------------------------------------------------------------
-rows=()   # system|workload|iops|mbps|p99_us|server_us_per_io
+rows=()   # system|workload|iops|mbps|p99_us|server_us_per_io|other_load
 declare -A R_IOPS R_MBPS R_CPU
-add_row() { # KEY SYSTEM WORKLOAD IOPS MBPS P99 CPU
-  rows+=("$2|$3|$4|$5|$6|$7")
+OTHER="-"
+add_row() { # KEY SYSTEM WORKLOAD IOPS MBPS P99 CPU (and $OTHER of the run)
+  rows+=("$2|$3|$4|$5|$6|$7|$OTHER")
   R_IOPS[$1]=$4; R_MBPS[$1]=$5; R_CPU[$1]=$7
-  printf '  %-34s %-22s %10s IOPS %9s MB/s  p99 %8s us  server %6s us/IO\n' "$2" "$3" "$4" "$5" "$6" "$7" >&2
+  printf '  %-34s %-22s %10s IOPS %9s MB/s  p99 %8s us  server %6s us/IO  other load %s%%\n' "$2" "$3" "$4" "$5" "$6" "$7" "$OTHER" >&2
 }
 
 # fio against an NBD server: KEY SYSTEM URI RW BS QD
@@ -130,9 +150,11 @@ fio_nbd() {
              --time_based --runtime="$T" --lat_percentiles=1 --output-format=json --output="$out")
   note_cmd "taskset -c $client_cpu ${cmd[*]}"
   local before after
+  measure_begin
   before=$(cpu_ticks "$server_pid")
   taskset -c "$client_cpu" "${cmd[@]}" >/dev/null 2>"$tmp/$key.err" || { echo "bench: fio failed:" >&2; cat "$tmp/$key.err" >&2; return 1; }
   after=$(cpu_ticks "$server_pid")
+  measure_end
   fio_row "$key" "$system" "$rw $bs QD$qd" "$out" $((after - before))
 }
 
@@ -156,7 +178,9 @@ eb_bench() {
   local cmd=("$eb" bench --addr "127.0.0.1:$eb_port" --nqn "$eb_nqn" --rw "$rw" --bs "$bs" --qd "$qd"
              --time "${T}s" --ramp 2s --json --server-pid "$server_pid" "$@")
   note_cmd "taskset -c $client_cpu ${cmd[*]/#$repo\//./}"
+  measure_begin
   taskset -c "$client_cpu" "${cmd[@]}" >"$out" 2>"$tmp/$key.err" || { echo "bench: edgeblock bench failed:" >&2; cat "$tmp/$key.err" "$out" >&2; return 1; }
+  measure_end
   local iops mbps p99 cpu
   iops=$(jq -r '.iops | floor' "$out")
   mbps=$(jq -r '.mb_per_sec * 10 | round / 10' "$out")
@@ -198,7 +222,9 @@ if want iperf3; then
   note_cmd "taskset -c $server_cpu iperf3 -s -B 127.0.0.1 -p $port"
   wait_port "$port"
   note_cmd "taskset -c $client_cpu iperf3 -c 127.0.0.1 -p $port -t $T -J"
+  measure_begin
   taskset -c "$client_cpu" iperf3 -c 127.0.0.1 -p "$port" -t "$T" -J >"$tmp/iperf3.json"
+  measure_end
   mbps=$(jq -r '.end.sum_received.bits_per_second / 8e6 | round' "$tmp/iperf3.json")
   add_row iperf3 "iperf3 (TCP, 1 stream)" "stream" "-" "$mbps" "-" "-"
   stop_server
@@ -263,7 +289,9 @@ if want fio; then
   cmd=(fio --name=local --filename="$data" --size=1g --ioengine=io_uring --direct=1 --rw=randread --bs=4k --iodepth=32
        --time_based --runtime="$T" --lat_percentiles=1 --output-format=json --output="$tmp/fio_uring.json")
   note_cmd "taskset -c $client_cpu ${cmd[*]/#$tmp\//}"
+  measure_begin
   taskset -c "$client_cpu" "${cmd[@]}" >/dev/null
+  measure_end
   fio_row fio_uring "fio io_uring O_DIRECT (local)" "randread 4k QD32" "$tmp/fio_uring.json" -
 fi
 
@@ -315,11 +343,11 @@ verdict() { # RATIO OP GOAL
 get() { local -n m=$1; echo "${m[$2]:--}"; }
 
 table() {
-  echo "| system | workload | IOPS | MB/s | p99 µs | server CPU µs/IO |"
-  echo "|---|---|---:|---:|---:|---:|"
+  echo "| system | workload | IOPS | MB/s | p99 µs | server CPU µs/IO | other load |"
+  echo "|---|---|---:|---:|---:|---:|---:|"
   for r in "${rows[@]}"; do
-    IFS='|' read -r s w i m p c <<<"$r"
-    printf '| %s | %s | %s | %s | %s | %s |\n' "$s" "$w" "$i" "$m" "$p" "$c"
+    IFS='|' read -r s w i m p c o <<<"$r"
+    printf '| %s | %s | %s | %s | %s | %s | %s%% |\n' "$s" "$w" "$i" "$m" "$p" "$c" "$o"
   done
 }
 
@@ -368,6 +396,9 @@ same invocation on the same machine, server pinned to CPU 0 and client to CPU 1,
 CLK_TCK / I/Os completed; it does not depend on how fast the client is and is the figure to compare.
 Throughput on shared VMs swings ±40% between runs; compare ratios within one section, not across sections.
 `-` means not applicable (iperf3 moves a stream, not I/Os; fio io_uring has no server process).
+**Other load** is CPU time on CPUs 0-1 that neither the server nor the client used during the run (% of one
+CPU; interrupt work charged to no process keeps it at a few % on a quiet machine): a high value marks a run
+that shared the CPUs with something else.
 HEAD
   fi
   {
