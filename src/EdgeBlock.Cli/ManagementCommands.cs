@@ -47,7 +47,6 @@ public static class ManagementCommands
     {
         var option = parse.RootCommandResult.Command.Options.OfType<Option<string?>>().FirstOrDefault(o => o.Name == ApiSocketName);
         if (option != null && parse.GetValue(option) is { Length: > 0 } given) return Path.GetFullPath(given);
-        if (Environment.GetEnvironmentVariable("EDGEBLOCK_API_SOCKET") is { Length: > 0 } env) return Path.GetFullPath(env);
         return explicitDataDir ? Path.Combine(dataDirectory, "api.sock") : DaemonOptions.DefaultApiSocket();
     }
 

@@ -48,6 +48,7 @@ SUITE=(
     "crash-restart crash-restart -"
     "ns-hotplug ns-hotplug -"
     "fio-verify-after-fault fio-verify fault_injection"
+    "cli-manage cli-manage -"
 )
 
 REFERENCE=${REFERENCE:-0}
