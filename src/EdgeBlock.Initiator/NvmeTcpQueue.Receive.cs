@@ -1,4 +1,5 @@
 using System.Net.Sockets;
+using System.Runtime.CompilerServices;
 using EdgeBlock.Nvme;
 using EdgeBlock.Nvme.Tcp;
 
@@ -82,6 +83,7 @@ public sealed partial class NvmeTcpQueue
         }
     }
 
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
     private async ValueTask ReceiveIntoAsync(Memory<byte> destination)
     {
         while (!destination.IsEmpty)
