@@ -16,7 +16,7 @@ internal static class ServeCommand
         };
         var listen = new Option<string>("--listen")
         {
-            Description = "Address and port for NVMe/TCP (use 0.0.0.0:4420 to accept other machines)",
+            Description = "Address and port for NVMe/TCP (use 0.0.0.0:4420 to accept other machines); given explicitly, it replaces the listeners of an existing config (and is saved)",
             DefaultValueFactory = _ => $"127.0.0.1:{DaemonOptions.DefaultPort}",
         };
         listen.Validators.Add(r =>
@@ -26,7 +26,7 @@ internal static class ServeCommand
         });
         var size = new Option<string>("--default-size")
         {
-            Description = "Size of the default namespace (e.g. 8G, 512M)",
+            Description = "Size of the default namespace (e.g. 8G, 512M) when the config is first written",
             DefaultValueFactory = _ => "8G",
         };
         size.Validators.Add(r =>
@@ -41,7 +41,7 @@ internal static class ServeCommand
         };
         var allowHost = new Option<string[]>("--allow-host")
         {
-            Description = "Host NQN allowed to connect to the default subsystem (repeatable); without it any host may connect",
+            Description = "Host NQN allowed to connect to the default subsystem (repeatable); without it any host may connect. Given, it replaces that subsystem's host list in an existing config",
             AllowMultipleArgumentsPerToken = false,
         };
         allowHost.Validators.Add(r =>
