@@ -84,6 +84,8 @@ public static class DaemonHost
         }
         logging.SetMinimumLevel(LogLevel.Information);
         logging.AddFilter("Microsoft", LogLevel.Warning);
+        // A start-up failure is printed once by `serve` (the message names what is wrong), not as a stack trace.
+        logging.AddFilter("Microsoft.Extensions.Hosting.Internal.Host", LogLevel.Critical);
         configureLogging?.Invoke(logging);
         services.AddSystemd(); // Type=notify readiness and stop under systemd; nothing otherwise
         services.AddSingleton(options);
