@@ -130,16 +130,41 @@ start_server() { # LOGNAME COMMAND...: pinned to the server CPU, in the backgrou
 }
 
 commands=()
-note_cmd() { commands+=("$*"); }
+note_cmd() { # records a command for BENCHMARKS.md (once)
+  local c
+  for c in "${commands[@]}"; do [ "$c" = "$*" ] && return 0; done
+  commands+=("$*")
+}
 
 # ---- results --------------------------------------------------------------------------------
-rows=()   # system|workload|iops|mbps|p99_us|server_us_per_io|other_load
-declare -A R_IOPS R_MBPS R_CPU
+declare -A ROW R_IOPS R_MBPS R_CPU CLIENT_CPU CLIENT_UTIL   # ROW: system|workload|iops|mbps|p99_us|server_us_per_io|other_load
+order=()
 OTHER="-"
 add_row() { # KEY SYSTEM WORKLOAD IOPS MBPS P99 CPU (and $OTHER of the run)
-  rows+=("$2|$3|$4|$5|$6|$7|$OTHER")
+  [ -n "${ROW[$1]:-}" ] || order+=("$1")
+  ROW[$1]="$2|$3|$4|$5|$6|$7|$OTHER"
   R_IOPS[$1]=$4; R_MBPS[$1]=$5; R_CPU[$1]=$7
   printf '  %-34s %-22s %10s IOPS %9s MB/s  p99 %8s us  server %6s us/IO  other load %s%%\n' "$2" "$3" "$4" "$5" "$6" "$7" "$OTHER" >&2
+}
+
+# FUNC KEY ARGS...: one run. When something else used the CPUs meanwhile (other load above 25%) and the suite
+# is still young, the run is repeated once and the quieter of the two is kept: on a shared machine that saves
+# most figures from a neighbour's build without letting the suite run long.
+retry_until=$((T * 42))
+measure() {
+  local key=$2
+  "$@"
+  local other=$OTHER
+  if [[ "$other" =~ ^[0-9]+$ ]] && [ "$other" -gt 25 ] && [ $((SECONDS - t0)) -lt "$retry_until" ]; then
+    local row=${ROW[$key]} iops=${R_IOPS[$key]} mbps=${R_MBPS[$key]} cpu=${R_CPU[$key]}
+    local ccpu=${CLIENT_CPU[$key]:-} cutil=${CLIENT_UTIL[$key]:-}
+    echo "  (other load ${other}%: once more)" >&2
+    "$@"
+    if [ "$OTHER" -ge "$other" ]; then
+      ROW[$key]=$row; R_IOPS[$key]=$iops; R_MBPS[$key]=$mbps; R_CPU[$key]=$cpu
+      CLIENT_CPU[$key]=$ccpu; CLIENT_UTIL[$key]=$cutil
+    fi
+  fi
 }
 
 # fio against an NBD server: KEY SYSTEM URI RW BS QD
@@ -192,7 +217,6 @@ eb_bench() {
   CLIENT_CPU[$key]=$(jq -r '.client_cpu.us_per_io * 100 | round / 100' "$out")
   CLIENT_UTIL[$key]=$(jq -r '.client_cpu.core_utilization * 100 | round' "$out")
 }
-declare -A CLIENT_CPU CLIENT_UTIL
 
 # ---- build edgeblock first (not inside any measurement) ---------------------------------------
 if want edgeblock; then
@@ -221,12 +245,14 @@ if want iperf3; then
   start_server iperf3 iperf3 -s -B 127.0.0.1 -p "$port"
   note_cmd "taskset -c $server_cpu iperf3 -s -B 127.0.0.1 -p $port"
   wait_port "$port"
-  note_cmd "taskset -c $client_cpu iperf3 -c 127.0.0.1 -p $port -t $T -J"
-  measure_begin
-  taskset -c "$client_cpu" iperf3 -c 127.0.0.1 -p "$port" -t "$T" -J >"$tmp/iperf3.json"
-  measure_end
-  mbps=$(jq -r '.end.sum_received.bits_per_second / 8e6 | round' "$tmp/iperf3.json")
-  add_row iperf3 "iperf3 (TCP, 1 stream)" "stream" "-" "$mbps" "-" "-"
+  run_iperf3() {
+    note_cmd "taskset -c $client_cpu iperf3 -c 127.0.0.1 -p $port -t $T -J"
+    measure_begin
+    taskset -c "$client_cpu" iperf3 -c 127.0.0.1 -p "$port" -t "$T" -J >"$tmp/iperf3.json"
+    measure_end
+    add_row iperf3 "iperf3 (TCP, 1 stream)" "stream" "-" "$(jq -r '.end.sum_received.bits_per_second / 8e6 | round' "$tmp/iperf3.json")" "-" "-"
+  }
+  measure run_iperf3 iperf3
   stop_server
 fi
 
@@ -250,9 +276,9 @@ if want qsd; then
     --export type=nbd,id=exp0,node-name=null0,name=null0,writable=on
   note_cmd "taskset -c $server_cpu qemu-storage-daemon --blockdev driver=null-co,node-name=null0,size=8589934592,read-zeroes=off --nbd-server addr.type=inet,addr.host=127.0.0.1,addr.port=$port --export type=nbd,id=exp0,node-name=null0,name=null0,writable=on"
   wait_port "$port"
-  fio_nbd qsd_null_rr "qemu-storage-daemon null-co" "nbd://127.0.0.1:$port/null0" randread 4k 32
-  fio_nbd qsd_null_rw "qemu-storage-daemon null-co" "nbd://127.0.0.1:$port/null0" randwrite 4k 32
-  fio_nbd qsd_null_seq "qemu-storage-daemon null-co" "nbd://127.0.0.1:$port/null0" read 128k 8
+  measure fio_nbd qsd_null_rr "qemu-storage-daemon null-co" "nbd://127.0.0.1:$port/null0" randread 4k 32
+  measure fio_nbd qsd_null_rw "qemu-storage-daemon null-co" "nbd://127.0.0.1:$port/null0" randwrite 4k 32
+  measure fio_nbd qsd_null_seq "qemu-storage-daemon null-co" "nbd://127.0.0.1:$port/null0" read 128k 8
   stop_server
 
   echo "== qemu-storage-daemon, raw file over NBD" >&2
@@ -263,8 +289,8 @@ if want qsd; then
     --export type=nbd,id=exp0,node-name=file0,name=file0,writable=on
   note_cmd "taskset -c $server_cpu qemu-storage-daemon --blockdev driver=file,node-name=file0,filename=data.img --nbd-server addr.type=inet,addr.host=127.0.0.1,addr.port=$port --export type=nbd,id=exp0,node-name=file0,name=file0,writable=on"
   wait_port "$port"
-  fio_nbd qsd_file_rr "qemu-storage-daemon raw file" "nbd://127.0.0.1:$port/file0" randread 4k 32
-  fio_nbd qsd_file_seq "qemu-storage-daemon raw file" "nbd://127.0.0.1:$port/file0" read 128k 8
+  measure fio_nbd qsd_file_rr "qemu-storage-daemon raw file" "nbd://127.0.0.1:$port/file0" randread 4k 32
+  measure fio_nbd qsd_file_seq "qemu-storage-daemon raw file" "nbd://127.0.0.1:$port/file0" read 128k 8
   stop_server
 fi
 
@@ -276,9 +302,9 @@ if want nbdkit; then
     start_server "nbdkit-$plugin" nbdkit --foreground --exit-with-parent --ipaddr 127.0.0.1 --port "$port" "$plugin" size=8G
     note_cmd "taskset -c $server_cpu nbdkit --foreground --ipaddr 127.0.0.1 --port $port $plugin size=8G"
     wait_port "$port"
-    fio_nbd "nbdkit_${plugin}_rr" "nbdkit $plugin" "nbd://127.0.0.1:$port" randread 4k 32
-    [ "$plugin" = null ] && fio_nbd "nbdkit_${plugin}_rw" "nbdkit $plugin" "nbd://127.0.0.1:$port" randwrite 4k 32
-    fio_nbd "nbdkit_${plugin}_seq" "nbdkit $plugin" "nbd://127.0.0.1:$port" read 128k 8
+    measure fio_nbd "nbdkit_${plugin}_rr" "nbdkit $plugin" "nbd://127.0.0.1:$port" randread 4k 32
+    [ "$plugin" = null ] && measure fio_nbd "nbdkit_${plugin}_rw" "nbdkit $plugin" "nbd://127.0.0.1:$port" randwrite 4k 32
+    measure fio_nbd "nbdkit_${plugin}_seq" "nbdkit $plugin" "nbd://127.0.0.1:$port" read 128k 8
     stop_server
   done
 fi
@@ -286,13 +312,16 @@ fi
 # ---- 4. fio io_uring O_DIRECT on the data file: the disk's limit ------------------------------------
 if want fio; then
   echo "== fio io_uring O_DIRECT on a local file" >&2
-  cmd=(fio --name=local --filename="$data" --size=1g --ioengine=io_uring --direct=1 --rw=randread --bs=4k --iodepth=32
-       --time_based --runtime="$T" --lat_percentiles=1 --output-format=json --output="$tmp/fio_uring.json")
-  note_cmd "taskset -c $client_cpu ${cmd[*]/#$tmp\//}"
-  measure_begin
-  taskset -c "$client_cpu" "${cmd[@]}" >/dev/null
-  measure_end
-  fio_row fio_uring "fio io_uring O_DIRECT (local)" "randread 4k QD32" "$tmp/fio_uring.json" -
+  run_fio_uring() {
+    local cmd=(fio --name=local --filename="$data" --size=1g --ioengine=io_uring --direct=1 --rw=randread --bs=4k --iodepth=32
+         --time_based --runtime="$T" --lat_percentiles=1 --output-format=json --output="$tmp/fio_uring.json")
+    note_cmd "taskset -c $client_cpu ${cmd[*]/#$tmp\//}"
+    measure_begin
+    taskset -c "$client_cpu" "${cmd[@]}" >/dev/null
+    measure_end
+    fio_row fio_uring "fio io_uring O_DIRECT (local)" "randread 4k QD32" "$tmp/fio_uring.json" -
+  }
+  measure run_fio_uring fio_uring
 fi
 
 # ---- 5. EdgeBlock, driven by edgeblock bench ----------------------------------------------------------
@@ -304,10 +333,10 @@ if want edgeblock; then
   start_server eb-null "$eb" serve --data-dir "$tmp/eb-null" --listen "127.0.0.1:$eb_port" --default-backend null --default-size 8G
   note_cmd "taskset -c $server_cpu ./edgeblock serve --data-dir DIR --listen 127.0.0.1:$eb_port --default-backend null --default-size 8G"
   wait_port "$eb_port"
-  eb_bench eb_null_rr "EdgeBlock null" randread 4k 32
-  eb_bench eb_null_rw "EdgeBlock null" randwrite 4k 32
-  eb_bench eb_null_seq "EdgeBlock null" read 128k 8
-  eb_bench eb_null_rr2 "EdgeBlock null" randread 4k 32 --queues 2
+  measure eb_bench eb_null_rr "EdgeBlock null" randread 4k 32
+  measure eb_bench eb_null_rw "EdgeBlock null" randwrite 4k 32
+  measure eb_bench eb_null_seq "EdgeBlock null" read 128k 8
+  measure eb_bench eb_null_rr2 "EdgeBlock null" randread 4k 32 --queues 2
   stop_server
 
   # Not the default daemon: the same with .NET's socket continuations run on the epoll thread (no thread-pool
@@ -317,8 +346,8 @@ if want edgeblock; then
     "$eb" serve --data-dir "$tmp/eb-null-inline" --listen "127.0.0.1:$eb_port" --default-backend null --default-size 8G
   note_cmd "taskset -c $server_cpu env DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1 ./edgeblock serve --data-dir DIR --listen 127.0.0.1:$eb_port --default-backend null --default-size 8G"
   wait_port "$eb_port"
-  eb_bench eb_inline_rr "EdgeBlock null, inline socket compl." randread 4k 32
-  eb_bench eb_inline_seq "EdgeBlock null, inline socket compl." read 128k 8
+  measure eb_bench eb_inline_rr "EdgeBlock null, inline socket compl." randread 4k 32
+  measure eb_bench eb_inline_seq "EdgeBlock null, inline socket compl." read 128k 8
   stop_server
 
   echo "== EdgeBlock, file backend (1 GiB, filled first)" >&2
@@ -329,7 +358,7 @@ if want edgeblock; then
   note_cmd "taskset -c $client_cpu ${fill[*]/#$repo\//./}   # fill the namespace: no reads of holes"
   taskset -c "$client_cpu" "${fill[@]}" >"$tmp/eb_fill.json"
   echo "  filled 1 GiB at $(jq -r '.mb_per_sec | round' "$tmp/eb_fill.json") MB/s" >&2
-  eb_bench eb_file_rr "EdgeBlock file (O_DIRECT)" randread 4k 32
+  measure eb_bench eb_file_rr "EdgeBlock file (O_DIRECT)" randread 4k 32
   # Correctness check of the whole path: pattern writes and reads with per-block CRC32C, then a full read-back.
   verify=("$eb" bench --addr "127.0.0.1:$eb_port" --nqn "$eb_nqn" --rw randrw --bs 4k --qd 32 --time 3s --verify --size-limit 64M --json)
   note_cmd "taskset -c $client_cpu ${verify[*]/#$repo\//./}"
@@ -356,8 +385,8 @@ get() { local -n m=$1; echo "${m[$2]:--}"; }
 table() {
   echo "| system | workload | IOPS | MB/s | p99 µs | server CPU µs/IO | other load |"
   echo "|---|---|---:|---:|---:|---:|---:|"
-  for r in "${rows[@]}"; do
-    IFS='|' read -r s w i m p c o <<<"$r"
+  for k in "${order[@]}"; do
+    IFS='|' read -r s w i m p c o <<<"${ROW[$k]}"
     printf '| %s | %s | %s | %s | %s | %s | %s%% |\n' "$s" "$w" "$i" "$m" "$p" "$c" "$o"
   done
 }
@@ -413,7 +442,8 @@ Throughput on shared VMs swings ±40% between runs; compare ratios within one se
 `-` means not applicable (iperf3 moves a stream, not I/Os; fio io_uring has no server process).
 **Other load** is CPU time on CPUs 0-1 that neither the server nor the client used during the run (% of one
 CPU; interrupt work charged to no process keeps it at a few % on a quiet machine): a high value marks a run
-that shared the CPUs with something else.
+that shared the CPUs with something else. Such a run is repeated once while the suite is young, and the
+quieter of the two is kept.
 HEAD
   fi
   {
