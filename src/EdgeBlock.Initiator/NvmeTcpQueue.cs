@@ -45,6 +45,7 @@ public sealed partial class NvmeTcpQueue : IAsyncDisposable
         MaxH2CDataBytes = ic.MaxH2CData;
         QueueDepth = options.QueueDepth;
         InCapsuleDataBytes = Math.Clamp(options.InCapsuleDataBytes, 0, MaxInCapsuleDataBytes);
+        _writeEveryPdus = Math.Max(8, options.QueueDepth / 2);
         RemoteEndPoint = socket.RemoteEndPoint?.ToString() ?? "?";
         _slots = new PendingCommand[options.QueueDepth];
         for (int i = 0; i < _slots.Length; i++)
