@@ -9,7 +9,8 @@
 # Every server is pinned to CPU 0 and every client to CPU 1 (taskset), traffic stays on 127.0.0.1.
 # Server CPU per I/O = (utime + stime of the server process from /proc/PID/stat, after - before)
 # / CLK_TCK / I/Os the client completed; for EdgeBlock `edgeblock bench --server-pid` takes the same
-# figure over its measured window (after a 2 s ramp that warms the JIT up).
+# figure over its measured window, after a 5 s ramp: on a pinned, saturated core .NET's tiered JIT
+# takes about that long to replace the first, unoptimized code of the hot path (both ends).
 # Runs on Debian 12 as root or with sudo; installs what it needs with apt-get. Under 10 minutes.
 set -euo pipefail
 
@@ -22,7 +23,7 @@ only=""
 server_cpu=0
 client_cpu=1
 work_parent="${EDGEBLOCK_BENCH_DIR:-/var/tmp}"
-usage() { sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}"; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --time) run_seconds="${2%s}"; shift 2 ;;
@@ -201,7 +202,7 @@ eb_bench() {
   local key=$1 system=$2 rw=$3 bs=$4 qd=$5; shift 5
   local out="$tmp/$key.json"
   local cmd=("$eb" bench --addr "127.0.0.1:$eb_port" --nqn "$eb_nqn" --rw "$rw" --bs "$bs" --qd "$qd"
-             --time "${T}s" --ramp 2s --json --server-pid "$server_pid" "$@")
+             --time "${T}s" --ramp 5s --json --server-pid "$server_pid" "$@")
   note_cmd "taskset -c $client_cpu ${cmd[*]/#$repo\//./}"
   measure_begin
   taskset -c "$client_cpu" "${cmd[@]}" >"$out" 2>"$tmp/$key.err" || { echo "bench: edgeblock bench failed:" >&2; cat "$tmp/$key.err" "$out" >&2; return 1; }
