@@ -447,9 +447,10 @@ that shared the CPUs with something else. Such a run is repeated once while the 
 quieter of the two is kept.
 HEAD
   fi
+  revision=$(git -C "$repo" describe --always --dirty 2>/dev/null || echo unknown) # before this file changes
   {
     echo
-    echo "## $started — $(git -C "$repo" describe --always --dirty 2>/dev/null || echo unknown)"
+    echo "## $started — $revision"
     echo
     echo "Machine: $(nproc) CPUs, $cpu_model, kernel $(uname -r), CLK_TCK $clk_tck; ${T} s per run; suite took ${elapsed} s."
     echo "Versions: $(qemu-storage-daemon --version | head -1 | sed 's/ (.*//'), $(nbdkit --version), $(fio --version), $(iperf3 --version | head -1 | cut -d' ' -f1-2), .NET $(dotnet --version)."
