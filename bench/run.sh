@@ -340,17 +340,6 @@ if want edgeblock; then
   measure eb_bench eb_null_rr2 "EdgeBlock null" randread 4k 32 --queues 2
   stop_server
 
-  # Not the default daemon: the same with .NET's socket continuations run on the epoll thread (no thread-pool
-  # hop per receive), to show what that knob is worth on the target side.
-  echo "== EdgeBlock, null backend, DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1" >&2
-  start_server eb-null-inline env DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1 \
-    "$eb" serve --data-dir "$tmp/eb-null-inline" --listen "127.0.0.1:$eb_port" --default-backend null --default-size 8G
-  note_cmd "taskset -c $server_cpu env DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1 ./edgeblock serve --data-dir DIR --listen 127.0.0.1:$eb_port --default-backend null --default-size 8G"
-  wait_port "$eb_port"
-  measure eb_bench eb_inline_rr "EdgeBlock null, inline socket compl." randread 4k 32
-  measure eb_bench eb_inline_seq "EdgeBlock null, inline socket compl." read 128k 8
-  stop_server
-
   echo "== EdgeBlock, file backend (1 GiB, filled first)" >&2
   start_server eb-file "$eb" serve --data-dir "$tmp/eb-file" --listen "127.0.0.1:$eb_port" --default-backend file --default-size 1G
   note_cmd "taskset -c $server_cpu ./edgeblock serve --data-dir DIR --listen 127.0.0.1:$eb_port --default-backend file --default-size 1G"
@@ -410,10 +399,6 @@ ratios() {
   echo "| (context) server CPU per 4k randwrite vs qemu-storage-daemon null-co | $(get R_CPU eb_null_rw) µs | $(get R_CPU qsd_null_rw) µs | $r | | |"
   r=$(ratio "$(get R_CPU eb_null_seq)" "$(get R_CPU qsd_null_seq)")
   echo "| (context) server CPU per 128k read vs qemu-storage-daemon null-co | $(get R_CPU eb_null_seq) µs | $(get R_CPU qsd_null_seq) µs | $r | | |"
-  r=$(ratio "$(get R_CPU eb_inline_rr)" "$(get R_CPU qsd_null_rr)")
-  echo "| (context) as the first goal, target with inline socket completions | $(get R_CPU eb_inline_rr) µs | $(get R_CPU qsd_null_rr) µs | $r | ≤ 0.5 | $(verdict "$r" "<=" 0.5) |"
-  r=$(ratio "$(get R_MBPS eb_inline_seq)" "$(get R_MBPS iperf3)")
-  echo "| (context) as the third goal, target with inline socket completions | $(get R_MBPS eb_inline_seq) | $(get R_MBPS iperf3) | $r | ≥ 0.70 | $(verdict "$r" ">=" 0.70) |"
   r=$(ratio "$(get R_CPU eb_file_rr)" "$(get R_CPU qsd_file_rr)")
   echo "| (context) server CPU per file 4k randread vs qemu-storage-daemon raw file | $(get R_CPU eb_file_rr) µs | $(get R_CPU qsd_file_rr) µs | $r | | |"
 }
