@@ -131,10 +131,12 @@ start_server() { # LOGNAME COMMAND...: pinned to the server CPU, in the backgrou
 }
 
 commands=()
-note_cmd() { # records a command for BENCHMARKS.md (once)
-  local c
-  for c in "${commands[@]}"; do [ "$c" = "$*" ] && return 0; done
-  commands+=("$*")
+note_cmd() { # records a command for BENCHMARKS.md (once), with the work directory and the repository left out
+  local c line="$*"
+  line=${line//"$tmp/"/}
+  line=${line//"$repo/"/./}
+  for c in "${commands[@]}"; do [ "$c" = "$line" ] && return 0; done
+  commands+=("$line")
 }
 
 # ---- results --------------------------------------------------------------------------------
@@ -203,7 +205,7 @@ eb_bench() {
   local out="$tmp/$key.json"
   local cmd=("$eb" bench --addr "127.0.0.1:$eb_port" --nqn "$eb_nqn" --rw "$rw" --bs "$bs" --qd "$qd"
              --time "${T}s" --ramp 5s --json --server-pid "$server_pid" "$@")
-  note_cmd "taskset -c $client_cpu ${cmd[*]/#$repo\//./}"
+  note_cmd "taskset -c $client_cpu ${cmd[*]}"
   measure_begin
   taskset -c "$client_cpu" "${cmd[@]}" >"$out" 2>"$tmp/$key.err" || { echo "bench: edgeblock bench failed:" >&2; cat "$tmp/$key.err" "$out" >&2; return 1; }
   measure_end
@@ -316,7 +318,7 @@ if want fio; then
   run_fio_uring() {
     local cmd=(fio --name=local --filename="$data" --size=1g --ioengine=io_uring --direct=1 --rw=randread --bs=4k --iodepth=32
          --time_based --runtime="$T" --lat_percentiles=1 --output-format=json --output="$tmp/fio_uring.json")
-    note_cmd "taskset -c $client_cpu ${cmd[*]/#$tmp\//}"
+    note_cmd "taskset -c $client_cpu ${cmd[*]}"
     measure_begin
     taskset -c "$client_cpu" "${cmd[@]}" >/dev/null
     measure_end
@@ -345,13 +347,13 @@ if want edgeblock; then
   note_cmd "taskset -c $server_cpu ./edgeblock serve --data-dir DIR --listen 127.0.0.1:$eb_port --default-backend file --default-size 1G"
   wait_port "$eb_port"
   fill=("$eb" bench --addr "127.0.0.1:$eb_port" --nqn "$eb_nqn" --rw write --bs 128k --qd 8 --io-limit 1G --time 120s --json)
-  note_cmd "taskset -c $client_cpu ${fill[*]/#$repo\//./}   # fill the namespace: no reads of holes"
+  note_cmd "taskset -c $client_cpu ${fill[*]}   # fill the namespace: no reads of holes"
   taskset -c "$client_cpu" "${fill[@]}" >"$tmp/eb_fill.json"
   echo "  filled 1 GiB at $(jq -r '.mb_per_sec | round' "$tmp/eb_fill.json") MB/s" >&2
   measure eb_bench eb_file_rr "EdgeBlock file (O_DIRECT)" randread 4k 32
   # Correctness check of the whole path: pattern writes and reads with per-block CRC32C, then a full read-back.
   verify=("$eb" bench --addr "127.0.0.1:$eb_port" --nqn "$eb_nqn" --rw randrw --bs 4k --qd 32 --time 3s --verify --size-limit 64M --json)
-  note_cmd "taskset -c $client_cpu ${verify[*]/#$repo\//./}"
+  note_cmd "taskset -c $client_cpu ${verify[*]}"
   if taskset -c "$client_cpu" "${verify[@]}" >"$tmp/eb_verify.json" 2>"$tmp/eb_verify.err"; then
     verify_result="ok: $(jq -r '.verify.blocks_checked' "$tmp/eb_verify.json") blocks checked, 0 mismatches"
   else
