@@ -242,8 +242,8 @@ internal sealed class AdminCommands(NvmeTarget target)
         int select = (int)(sqe.Cdw10 >> 8) & 0x7;
         if (select == 3) // supported capabilities: changeable, not saveable, not namespace specific
         {
-            request.Result = IsKnownFeature(controller, fid) ? 1u << 2 : 0;
-            if (!IsKnownFeature(controller, fid)) request.Fail(NvmeStatus.InvalidField, 40);
+            if (IsKnownFeature(controller, fid)) request.Result = 1u << 2;
+            else request.Fail(NvmeStatus.InvalidField, 40);
             return;
         }
         uint? value = fid switch

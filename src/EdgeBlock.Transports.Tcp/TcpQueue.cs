@@ -25,7 +25,6 @@ internal sealed partial class TcpQueue : ITransportQueue
     private const int MaxSlots = 1024;
 
     private readonly Socket _socket;
-    private readonly TcpTransport _transport;
     private readonly ILogger _logger;
     private readonly QueuePair _queuePair;
     private readonly byte[] _recv = GC.AllocateUninitializedArray<byte>(RecvBufferBytes, pinned: true);
@@ -43,10 +42,9 @@ internal sealed partial class TcpQueue : ITransportQueue
     private bool _dataDigest;
     private int _hostPda;
 
-    public TcpQueue(Socket socket, TcpTransport transport, NvmeTarget target, ILogger logger)
+    public TcpQueue(Socket socket, NvmeTarget target, ILogger logger)
     {
         _socket = socket;
-        _transport = transport;
         _logger = logger;
         _queuePair = new QueuePair(target, this);
         _slots = new TcpCommand[MaxSlots];

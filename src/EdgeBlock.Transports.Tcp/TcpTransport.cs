@@ -61,7 +61,7 @@ public sealed class TcpTransport : IAsyncDisposable
                 return;
             }
             socket.NoDelay = true;
-            var queue = new TcpQueue(socket, this, _target, _logger);
+            var queue = new TcpQueue(socket, _target, _logger);
             _queues[queue] = RunQueueAsync(queue);
         }
     }
