@@ -1,0 +1,133 @@
+using System.Buffers.Binary;
+
+namespace EdgeBlock.Volumes;
+
+/// <summary>
+/// Key layout in the pool's RocksDB. One byte of record type, then big-endian numbers so a
+/// prefix scan returns a volume's extents in LBA order.
+/// <list type="bullet">
+/// <item><c>P</c> → pool record (JSON)</item>
+/// <item><c>D</c> drive(4) → drive record (JSON)</item>
+/// <item><c>V</c> volume(8) → volume record (JSON)</item>
+/// <item><c>G</c> name → group record (JSON)</item>
+/// <item><c>M</c> volume(8) extent(8) → extent map entry (binary, <see cref="ExtentRecord"/>)</item>
+/// <item><c>R</c> drive(4) extent(8) → reference count (u32); absent = free</item>
+/// </list>
+/// </summary>
+internal static class MetadataKeys
+{
+    public const byte Pool = (byte)'P';
+    public const byte Drive = (byte)'D';
+    public const byte Volume = (byte)'V';
+    public const byte Group = (byte)'G';
+    public const byte Map = (byte)'M';
+    public const byte Refcount = (byte)'R';
+
+    public static byte[] PoolKey() => [Pool];
+
+    public static byte[] DriveKey(int index)
+    {
+        var key = new byte[5];
+        key[0] = Drive;
+        BinaryPrimitives.WriteInt32BigEndian(key.AsSpan(1), index);
+        return key;
+    }
+
+    public static byte[] VolumeKey(long id)
+    {
+        var key = new byte[9];
+        key[0] = Volume;
+        BinaryPrimitives.WriteInt64BigEndian(key.AsSpan(1), id);
+        return key;
+    }
+
+    public static byte[] GroupKey(string name)
+    {
+        var key = new byte[1 + System.Text.Encoding.UTF8.GetByteCount(name)];
+        key[0] = Group;
+        System.Text.Encoding.UTF8.GetBytes(name, key.AsSpan(1));
+        return key;
+    }
+
+    public static byte[] MapKey(long volumeId, long extent)
+    {
+        var key = new byte[17];
+        key[0] = Map;
+        BinaryPrimitives.WriteInt64BigEndian(key.AsSpan(1), volumeId);
+        BinaryPrimitives.WriteInt64BigEndian(key.AsSpan(9), extent);
+        return key;
+    }
+
+    public static (long VolumeId, long Extent) ParseMapKey(ReadOnlySpan<byte> key) =>
+        (BinaryPrimitives.ReadInt64BigEndian(key[1..]), BinaryPrimitives.ReadInt64BigEndian(key[9..]));
+
+    public static byte[] RefcountKey(int drive, long extent)
+    {
+        var key = new byte[13];
+        key[0] = Refcount;
+        BinaryPrimitives.WriteInt32BigEndian(key.AsSpan(1), drive);
+        BinaryPrimitives.WriteInt64BigEndian(key.AsSpan(5), extent);
+        return key;
+    }
+
+    public static (int Drive, long Extent) ParseRefcountKey(ReadOnlySpan<byte> key) =>
+        (BinaryPrimitives.ReadInt32BigEndian(key[1..]), BinaryPrimitives.ReadInt64BigEndian(key[5..]));
+}
+
+/// <summary>
+/// One extent map record. Versioned and flagged from the start so compression (variable
+/// physical length), per-block checksums (kept under their own keys, flagged here) and
+/// encryption can arrive without a format change.
+/// <code>
+/// 0  u8  record version (1)
+/// 1  u8  flags (bit 0 compressed, bit 1 checksummed, bit 2 encrypted; none in version 1)
+/// 2  u16 reserved (0)
+/// 4  i32 drive index
+/// 8  i64 physical extent number on that drive
+/// 16 i32 physical length in bytes (= extent size while uncompressed)
+/// 20 ..  valid-block bitmap, one bit per 4 KiB block of the extent
+/// </code>
+/// </summary>
+internal static class ExtentRecord
+{
+    public const byte Version = 1;
+    public const int HeaderSize = 20;
+
+    public static byte[] Encode(ExtentMapEntry entry, int extentSize)
+    {
+        int bitmapBytes = extentSize / PoolLayout.BlockSize / 8;
+        var value = new byte[HeaderSize + bitmapBytes];
+        Span<byte> s = value;
+        s[0] = Version;
+        s[1] = entry.Flags;
+        BinaryPrimitives.WriteInt32LittleEndian(s[4..], entry.Drive);
+        BinaryPrimitives.WriteInt64LittleEndian(s[8..], entry.Physical);
+        BinaryPrimitives.WriteInt32LittleEndian(s[16..], extentSize);
+        Span<byte> bitmap = s[HeaderSize..];
+        for (int i = 0; i < bitmapBytes; i += 8)
+        {
+            BinaryPrimitives.WriteUInt64LittleEndian(bitmap[i..], Volatile.Read(ref entry.Valid[i / 8]));
+        }
+        return value;
+    }
+
+    public static ExtentMapEntry Decode(ReadOnlySpan<byte> s, int extentSize)
+    {
+        int bitmapBytes = extentSize / PoolLayout.BlockSize / 8;
+        if (s.Length != HeaderSize + bitmapBytes || s[0] != Version)
+        {
+            throw new InvalidDataException($"extent record of {s.Length} bytes, version {(s.Length > 0 ? s[0] : 0)}: expected version {Version}, {HeaderSize + bitmapBytes} bytes");
+        }
+        if (s[1] != 0)
+        {
+            throw new InvalidDataException($"extent record flags 0x{s[1]:x2} need a newer EdgeBlock");
+        }
+        var entry = new ExtentMapEntry(BinaryPrimitives.ReadInt32LittleEndian(s[4..]), BinaryPrimitives.ReadInt64LittleEndian(s[8..]), extentSize);
+        ReadOnlySpan<byte> bitmap = s[HeaderSize..];
+        for (int i = 0; i < bitmapBytes; i += 8)
+        {
+            entry.Valid[i / 8] = BinaryPrimitives.ReadUInt64LittleEndian(bitmap[i..]);
+        }
+        return entry;
+    }
+}

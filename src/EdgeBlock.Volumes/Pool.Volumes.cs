@@ -1,0 +1,269 @@
+using EdgeBlock.Storage;
+using Microsoft.Extensions.Logging;
+
+namespace EdgeBlock.Volumes;
+
+/// <summary>Volume, snapshot, clone and group operations. Each ends with a commit: when it returns, it is durable.</summary>
+public sealed partial class Pool
+{
+    public async Task<VolumeInfo> CreateVolumeAsync(string name, long sizeBytes, long reserveBytes = 0, string? group = null)
+    {
+        PoolNames.Check("volume", name);
+        CheckSize(name, sizeBytes);
+        if (group is not null) PoolNames.Check("group", group);
+        if (reserveBytes < 0 || reserveBytes > sizeBytes)
+        {
+            throw new VolumeException(VolumeError.Invalid, $"volume {Name}/{name}: reservation {reserveBytes} bytes must be between 0 and the size ({sizeBytes} bytes)");
+        }
+        lock (MetaLock)
+        {
+            if (_volumes.ContainsKey(name)) throw new VolumeException(VolumeError.AlreadyExists, $"volume {Name}/{name} already exists");
+            CheckReservation(name, ExtentsOf(reserveBytes));
+            if (group is not null && !_groups.ContainsKey(group))
+            {
+                _groups[group] = new GroupState(new GroupRecord(group, null));
+                _dirtyGroups.Add(group);
+            }
+            var v = new Volume(new VolumeRecord(NextVolumeId(), name, Guid.NewGuid(), sizeBytes, reserveBytes, group, false, null, DateTimeOffset.UtcNow), ExtentSize);
+            _volumes[name] = v;
+            _unusedReserve += UnusedReserveOf(v, ExtentSize);
+            _dirtyVolumeRecords.Add(v.Id);
+        }
+        await CommitOrThrowAsync($"create volume {name}");
+        _logger.LogInformation("pool {Pool}: volume {Volume} created, {Size} bytes, reserve {Reserve}, group {Group}", Name, name, sizeBytes, reserveBytes, group ?? "-");
+        return GetVolume(name);
+    }
+
+    private static void CheckSize(string name, long sizeBytes)
+    {
+        if (sizeBytes < PoolLayout.BlockSize || sizeBytes % PoolLayout.BlockSize != 0)
+        {
+            throw new VolumeException(VolumeError.Invalid, $"volume {name}: size {sizeBytes} bytes must be a positive multiple of {PoolLayout.BlockSize}");
+        }
+    }
+
+    private void CheckReservation(string name, long extents)
+    {
+        long available = _freeExtents - _unusedReserve;
+        if (extents > available)
+        {
+            throw new VolumeException(VolumeError.NoSpace,
+                $"volume {Name}/{name}: cannot reserve {extents * ExtentSize} bytes; the pool has {Math.Max(0, available) * (long)ExtentSize} bytes neither allocated nor reserved");
+        }
+    }
+
+    private long NextVolumeId()
+    {
+        long id = _record.NextVolumeId;
+        _record = _record with { NextVolumeId = id + 1 };
+        _poolRecordDirty = true;
+        return id;
+    }
+
+    /// <summary>Grows a volume; shrinking is refused unless force and nothing is allocated past the new end.</summary>
+    public async Task<VolumeInfo> ResizeVolumeAsync(string name, long sizeBytes, bool force = false)
+    {
+        CheckSize(name, sizeBytes);
+        lock (MetaLock)
+        {
+            Volume v = Find(name);
+            if (v.IsSnapshot) throw new VolumeException(VolumeError.Invalid, $"{Name}/{name} is a snapshot; snapshots keep their size");
+            if (v.OpenCount > 0) throw new VolumeException(VolumeError.Busy, $"volume {Name}/{name} is exported; remove its namespace before resizing");
+            if (sizeBytes < v.Record.SizeBytes)
+            {
+                long firstGone = Volume.ExtentsFor(sizeBytes, ExtentSize);
+                bool allocatedBeyond = v.Map.Skip((int)firstGone).Any(e => e is not null)
+                    || (sizeBytes % ExtentSize != 0 && v.Map[firstGone - 1] is { } last && last.CountValid((int)(sizeBytes % ExtentSize / PoolLayout.BlockSize), BlocksPerExtent - (int)(sizeBytes % ExtentSize / PoolLayout.BlockSize)) > 0);
+                if (!force) throw new VolumeException(VolumeError.Invalid, $"volume {Name}/{name}: shrinking from {v.Record.SizeBytes} to {sizeBytes} bytes loses data; add --force if the end is unused");
+                if (allocatedBeyond) throw new VolumeException(VolumeError.Busy, $"volume {Name}/{name}: data is allocated beyond {sizeBytes} bytes; discard it first");
+                if (v.Record.ReserveBytes > sizeBytes) throw new VolumeException(VolumeError.Invalid, $"volume {Name}/{name}: its reservation ({v.Record.ReserveBytes} bytes) exceeds {sizeBytes} bytes");
+            }
+            v.Record = v.Record with { SizeBytes = sizeBytes };
+            v.Resize(sizeBytes, ExtentSize);
+            _dirtyVolumeRecords.Add(v.Id);
+        }
+        await CommitOrThrowAsync($"resize volume {name}");
+        return GetVolume(name);
+    }
+
+    /// <summary>Takes a read-only, copy-on-write snapshot NAME@SNAP: no data is copied.</summary>
+    public async Task<VolumeInfo> SnapshotAsync(string name, string snapshot)
+    {
+        PoolNames.Check("snapshot", snapshot);
+        string full = $"{name}@{snapshot}";
+        List<ExtentMapEntry> shared;
+        lock (MetaLock)
+        {
+            Volume origin = Find(name);
+            if (origin.IsSnapshot) throw new VolumeException(VolumeError.Invalid, $"{Name}/{name} is a snapshot; clone it first to snapshot the clone");
+            if (_volumes.ContainsKey(full)) throw new VolumeException(VolumeError.AlreadyExists, $"snapshot {Name}/{full} already exists");
+            var snap = new Volume(new VolumeRecord(NextVolumeId(), full, Guid.NewGuid(), origin.Record.SizeBytes, 0, origin.Record.Group, true, name, DateTimeOffset.UtcNow), ExtentSize);
+            shared = CopyMappings(origin, snap);
+            _volumes[full] = snap;
+            _dirtyVolumeRecords.Add(snap.Id);
+        }
+        // Writes that saw the extents unshared before the copy may still be landing: wait for
+        // them, so the snapshot holds exactly what was there (later writes copy on write).
+        await WaitIdleAsync(shared);
+        await CommitOrThrowAsync($"snapshot {name}");
+        _logger.LogInformation("pool {Pool}: snapshot {Snapshot} taken", Name, full);
+        return GetVolume(full);
+    }
+
+    /// <summary>Creates a writable volume from a snapshot; shares its extents until written.</summary>
+    public async Task<VolumeInfo> CloneAsync(string snapshot, string newName, long reserveBytes = 0, string? group = null)
+    {
+        PoolNames.Check("volume", newName);
+        lock (MetaLock)
+        {
+            Volume source = Find(snapshot);
+            if (!source.IsSnapshot) throw new VolumeException(VolumeError.Invalid, $"{Name}/{snapshot} is not a snapshot; clone from NAME@SNAP");
+            if (_volumes.ContainsKey(newName)) throw new VolumeException(VolumeError.AlreadyExists, $"volume {Name}/{newName} already exists");
+            group ??= source.Record.Group;
+            if (reserveBytes < 0 || reserveBytes > source.Record.SizeBytes) throw new VolumeException(VolumeError.Invalid, $"volume {Name}/{newName}: reservation {reserveBytes} bytes must be between 0 and the size");
+            var clone = new Volume(new VolumeRecord(NextVolumeId(), newName, Guid.NewGuid(), source.Record.SizeBytes, reserveBytes, group, false, snapshot, DateTimeOffset.UtcNow), ExtentSize);
+            if (group is not null && _groups.TryGetValue(group, out GroupState? g) && g.Record.QuotaBytes is long quota
+                && g.UsedExtents + source.Allocated > quota / ExtentSize)
+            {
+                throw new VolumeException(VolumeError.NoSpace, $"volume {Name}/{newName}: group {group} would exceed its quota of {quota} bytes");
+            }
+            CheckReservation(newName, Math.Max(0, ExtentsOf(reserveBytes) - source.Allocated));
+            CopyMappings(source, clone);
+            _volumes[newName] = clone;
+            _unusedReserve += UnusedReserveOf(clone, ExtentSize);
+            if (group is not null && !_groups.ContainsKey(group))
+            {
+                _groups[group] = new GroupState(new GroupRecord(group, null));
+                _dirtyGroups.Add(group);
+            }
+            if (group is not null) _groups[group].UsedExtents += clone.Allocated;
+            _dirtyVolumeRecords.Add(clone.Id);
+        }
+        await CommitOrThrowAsync($"clone {snapshot}");
+        _logger.LogInformation("pool {Pool}: volume {Volume} cloned from {Snapshot}", Name, newName, snapshot);
+        return GetVolume(newName);
+    }
+
+    /// <summary>Gives target a copy of every mapping of source (one more reference each).</summary>
+    private List<ExtentMapEntry> CopyMappings(Volume source, Volume target)
+    {
+        var shared = new List<ExtentMapEntry>();
+        ExtentMapEntry?[] map = source.Map;
+        for (long i = 0; i < map.Length; i++)
+        {
+            if (map[i] is not { } entry) continue;
+            ExtentMapEntry copy = entry.CopyForSnapshot(ExtentSize);
+            target.Map[i] = copy;
+            target.Allocated++;
+            target.MarkDirty(i, copy);
+            AddRef(DriveAt(entry.Drive), entry.Physical);
+            shared.Add(entry);
+        }
+        return shared;
+    }
+
+    private static async Task WaitIdleAsync(List<ExtentMapEntry> entries)
+    {
+        foreach (ExtentMapEntry e in entries)
+        {
+            while (Volatile.Read(ref e.InFlight) != 0) await Task.Delay(1);
+        }
+    }
+
+    /// <summary>Deletes a volume or snapshot; space returns when the last reference to each extent goes.</summary>
+    public async Task DeleteVolumeAsync(string name)
+    {
+        lock (MetaLock)
+        {
+            Volume v = Find(name);
+            if (v.OpenCount > 0) throw new VolumeException(VolumeError.Busy, $"volume {Name}/{name} is exported; remove its namespace first");
+            ExtentMapEntry?[] map = v.Map;
+            for (long i = 0; i < map.Length; i++)
+            {
+                if (map[i] is not null) RemoveMapping(v, i);
+            }
+            _unusedReserve -= UnusedReserveOf(v, ExtentSize);
+            v.Deleted = true;
+            _volumes.Remove(name);
+            _deletedVolumes.Add(v);
+            _dirtyVolumeRecords.Add(v.Id);
+        }
+        await CommitOrThrowAsync($"delete volume {name}");
+        _logger.LogInformation("pool {Pool}: volume {Volume} deleted", Name, name);
+    }
+
+    /// <summary>Sets (or with null clears) a group's quota over the allocated space of its writable volumes.</summary>
+    public async Task<GroupInfo> SetGroupQuotaAsync(string group, long? quotaBytes)
+    {
+        PoolNames.Check("group", group);
+        if (quotaBytes is < 0) throw new VolumeException(VolumeError.Invalid, $"group {group}: quota must not be negative");
+        lock (MetaLock)
+        {
+            if (!_groups.TryGetValue(group, out GroupState? g)) _groups[group] = g = new GroupState(new GroupRecord(group, null));
+            g.Record = g.Record with { QuotaBytes = quotaBytes };
+            _dirtyGroups.Add(group);
+        }
+        await CommitOrThrowAsync($"set the quota of group {group}");
+        return ListGroups().First(g => g.Name == group);
+    }
+
+    /// <summary>Opens a writable volume as a block device for export. Dispose it to close the export.</summary>
+    public IBlockDevice OpenVolume(string name)
+    {
+        lock (MetaLock)
+        {
+            Volume v = Find(name);
+            if (v.IsSnapshot) throw new VolumeException(VolumeError.Invalid, $"{Name}/{name} is a read-only snapshot; clone it to export it");
+            v.OpenCount++;
+            return new VolumeDevice(this, v);
+        }
+    }
+
+    internal void CloseVolume(Volume v)
+    {
+        lock (MetaLock) v.OpenCount--;
+    }
+
+    private Volume Find(string name) =>
+        _volumes.TryGetValue(name, out Volume? v) ? v : throw new VolumeException(VolumeError.NotFound, $"volume {Name}/{name} does not exist");
+
+    public VolumeInfo GetVolume(string name)
+    {
+        lock (MetaLock) return Describe(Find(name));
+    }
+
+    public IReadOnlyList<VolumeInfo> ListVolumes()
+    {
+        lock (MetaLock) return _volumes.Values.OrderBy(v => v.Name, StringComparer.Ordinal).Select(Describe).ToList();
+    }
+
+    public IReadOnlyList<GroupInfo> ListGroups()
+    {
+        lock (MetaLock)
+        {
+            return _groups.Values.OrderBy(g => g.Record.Name, StringComparer.Ordinal)
+                .Select(g => new GroupInfo(g.Record.Name, g.Record.QuotaBytes, g.UsedExtents * ExtentSize,
+                    _volumes.Values.Count(v => v.Record.Group == g.Record.Name && !v.IsSnapshot)))
+                .ToList();
+        }
+    }
+
+    private VolumeInfo Describe(Volume v) => new(Name, v.Name, v.Record.Uuid, v.Record.SizeBytes, v.Allocated * ExtentSize,
+        v.Record.ReserveBytes, v.Record.Group, v.IsSnapshot, v.Record.Origin, v.OpenCount > 0, v.Record.Created);
+
+    public PoolInfo Info()
+    {
+        lock (MetaLock)
+        {
+            var drives = _drives.Select(d => new PoolDriveInfo(d.Index, d.Record.Path, d.Record.Id, d.ExtentCount * ExtentSize,
+                d.Refs.LongCount(r => r > 0) * ExtentSize, d.FreeCount * ExtentSize)).ToList();
+            long size = drives.Sum(d => d.SizeBytes);
+            long freeing = _freeing.Count * (long)ExtentSize;
+            long allocated = drives.Sum(d => d.AllocatedBytes);
+            long reserved = _unusedReserve * ExtentSize;
+            return new PoolInfo(Name, Id, ExtentSize, size, allocated, reserved, Math.Max(0, _freeExtents * ExtentSize - reserved), freeing,
+                _volumes.Count, drives, new PoolCounters(Interlocked.Read(ref _commits), Interlocked.Read(ref _metadataBytes),
+                    Interlocked.Read(ref _capacityExceeded), Interlocked.Read(ref _copyOnWrites)));
+        }
+    }
+}

@@ -1,0 +1,30 @@
+using EdgeBlock.Storage;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace EdgeBlock.Volumes;
+
+/// <summary>A drive to put into a pool: a block device or file; a missing file is created with SizeBytes.</summary>
+public sealed record PoolDriveSpec(string Path, long? SizeBytes = null);
+
+/// <summary>How a pool opens its drives and how often it commits on its own.</summary>
+public sealed class PoolOptions
+{
+    /// <summary>Opens a drive: (path, size in bytes or 0 for the existing size) → device with 4 KiB blocks.</summary>
+    public Func<string, long, IBlockDevice> OpenDrive { get; init; } = (path, size) => FileBlockDevice.Open(path, size, PoolLayout.BlockSize);
+
+    /// <summary>Extent size for a new pool (a power of two, 64 KiB .. 64 MiB).</summary>
+    public int ExtentSize { get; init; } = PoolLayout.DefaultExtentSize;
+
+    /// <summary>
+    /// Metadata changes not yet made durable by a host Flush are committed after this long at
+    /// the latest, which also bounds how long freed space takes to become reusable.
+    /// Zero turns the background commit off (tests drive commits themselves).
+    /// </summary>
+    public TimeSpan CommitInterval { get; init; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>Take drives that carry another pool's label (pool create --force).</summary>
+    public bool Force { get; init; }
+
+    public ILogger Logger { get; init; } = NullLogger.Instance;
+}

@@ -1,0 +1,154 @@
+using System.Runtime.CompilerServices;
+using EdgeBlock.Storage;
+
+namespace EdgeBlock.Volumes;
+
+/// <summary>
+/// A volume as a block device (what a namespace exports). 4 KiB blocks. Reads and writes to
+/// extents the volume owns alone take no lock: they count themselves in the entry's InFlight
+/// (so the extent is not reused under them), check the map again, and go to the drive.
+/// First writes to an extent, writes to shared extents and deallocation take the slow paths
+/// in <see cref="Pool"/>.
+/// </summary>
+internal sealed class VolumeDevice : IBlockDevice
+{
+    private readonly Pool _pool;
+    private readonly Volume _volume;
+    private readonly int _extentSize;
+    private readonly BlockGeometry _geometry;
+    private int _disposed;
+
+    public VolumeDevice(Pool pool, Volume volume)
+    {
+        _pool = pool;
+        _volume = volume;
+        _extentSize = pool.ExtentSize;
+        _geometry = new BlockGeometry(volume.Record.SizeBytes, PoolLayout.BlockSize);
+    }
+
+    public int BlockSize => PoolLayout.BlockSize;
+    public long BlockCount => _geometry.BlockCount;
+    public bool SupportsDeallocate => true;
+
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    public async ValueTask<BlockStatus> ReadAsync(long lba, Memory<byte> buffer)
+    {
+        BlockStatus status = Check(_geometry.CheckTransfer(lba, buffer.Length));
+        long offset = lba * PoolLayout.BlockSize;
+        int done = 0;
+        while (status == BlockStatus.Success && done < buffer.Length)
+        {
+            long index = offset / _extentSize;
+            int inExtent = (int)(offset % _extentSize);
+            int length = Math.Min(_extentSize - inExtent, buffer.Length - done);
+            status = await ReadPieceAsync(index, inExtent, buffer.Slice(done, length)).ConfigureAwait(false);
+            offset += length;
+            done += length;
+        }
+        return status;
+    }
+
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<BlockStatus> ReadPieceAsync(long index, int inExtent, Memory<byte> destination)
+    {
+        ExtentMapEntry?[] map = _volume.Map;
+        while (true)
+        {
+            ExtentMapEntry? entry = Volatile.Read(ref map[index]);
+            if (entry is null)
+            {
+                destination.Span.Clear();
+                return BlockStatus.Success;
+            }
+            Interlocked.Increment(ref entry.InFlight);
+            try
+            {
+                if (!ReferenceEquals(Volatile.Read(ref map[index]), entry)) continue;
+                return await _pool.ReadValidAsync(entry, inExtent, destination).ConfigureAwait(false);
+            }
+            finally
+            {
+                Interlocked.Decrement(ref entry.InFlight);
+            }
+        }
+    }
+
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    public async ValueTask<BlockStatus> WriteAsync(long lba, ReadOnlyMemory<byte> data, bool fua)
+    {
+        BlockStatus status = Check(_geometry.CheckTransfer(lba, data.Length));
+        long offset = lba * PoolLayout.BlockSize;
+        int done = 0;
+        bool metadataChanged = false;
+        while (status == BlockStatus.Success && done < data.Length)
+        {
+            long index = offset / _extentSize;
+            int inExtent = (int)(offset % _extentSize);
+            int length = Math.Min(_extentSize - inExtent, data.Length - done);
+            (status, bool changed) = await WritePieceAsync(index, inExtent, data.Slice(done, length), fua).ConfigureAwait(false);
+            metadataChanged |= changed;
+            offset += length;
+            done += length;
+        }
+        // FUA promises the data is durable on completion; if finding it needs new metadata, that must be durable too.
+        if (status == BlockStatus.Success && fua && metadataChanged) status = await _pool.CommitAsync().ConfigureAwait(false);
+        return status;
+    }
+
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<(BlockStatus, bool MetadataChanged)> WritePieceAsync(long index, int inExtent, ReadOnlyMemory<byte> data, bool fua)
+    {
+        ExtentMapEntry?[] map = _volume.Map;
+        while (true)
+        {
+            ExtentMapEntry? entry = Volatile.Read(ref map[index]);
+            if (entry is null)
+            {
+                BlockStatus mapped = _pool.MapNewExtent(_volume, index);
+                if (mapped != BlockStatus.Success) return (mapped, false);
+                continue;
+            }
+            Interlocked.Increment(ref entry.InFlight);
+            bool shared;
+            try
+            {
+                if (!ReferenceEquals(Volatile.Read(ref map[index]), entry)) continue;
+                shared = _pool.IsShared(entry);
+                if (!shared)
+                {
+                    PoolDrive drive = _pool.DriveAt(entry.Drive);
+                    BlockStatus status = await drive.Device.WriteAsync(drive.Lba(entry.Physical, inExtent), data, fua).ConfigureAwait(false);
+                    if (status != BlockStatus.Success) return (status, false);
+                    return (BlockStatus.Success, Pool.MarkWritten(_volume, index, entry, inExtent, data.Length));
+                }
+            }
+            finally
+            {
+                Interlocked.Decrement(ref entry.InFlight);
+            }
+            var (cowStatus, retry) = await _pool.CopyOnWriteAsync(_volume, index, inExtent, data).ConfigureAwait(false);
+            if (!retry) return (cowStatus, true);
+        }
+    }
+
+    public ValueTask<BlockStatus> FlushAsync() =>
+        Volatile.Read(ref _disposed) != 0 ? new(BlockStatus.NotReady) : _pool.CommitAsync();
+
+    public ValueTask<BlockStatus> WriteZeroesAsync(long lba, long blockCount, bool deallocate) => DeallocateAsync(lba, blockCount);
+
+    /// <summary>Deallocated blocks read as zeroes at once; whole extents go back to the pool.</summary>
+    public ValueTask<BlockStatus> DeallocateAsync(long lba, long blockCount)
+    {
+        BlockStatus status = Check(_geometry.CheckRange(lba, blockCount));
+        if (status == BlockStatus.Success) _pool.Deallocate(_volume, lba * PoolLayout.BlockSize, blockCount * PoolLayout.BlockSize);
+        return new ValueTask<BlockStatus>(status);
+    }
+
+    private BlockStatus Check(BlockStatus range) => Volatile.Read(ref _disposed) != 0 ? BlockStatus.NotReady : range;
+
+    public ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) == 0) _pool.CloseVolume(_volume);
+        return ValueTask.CompletedTask;
+    }
+}
