@@ -42,6 +42,9 @@ public static class ManagementApi
             Run(async () => { await m.RemoveNamespaceAsync(nqn, nsid); return Results.NoContent(); })).Produces(204).Refusals();
 
         v1.MapGet("/hosts", () => Results.Ok(m.Hosts())).Produces<List<HostInfo>>();
+
+        // ---- config import/export (nvmetcli and edgeblock formats): ConfigTransferApi.cs ----
+        ConfigTransferApi.Map(v1, m);
     }
 
     /// <summary>

@@ -10,7 +10,7 @@ namespace EdgeBlock.Daemon.Management;
 /// state, validated as a whole, applied to the live target by the <see cref="Reconciler"/>, then
 /// persisted atomically. A refused change leaves both the running state and the file as they were.
 /// </summary>
-public sealed class ManagementService
+public sealed partial class ManagementService
 {
     private readonly SemaphoreSlim _gate = new(1, 1);
     private readonly NvmeTarget _target;

@@ -1,0 +1,34 @@
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+
+namespace EdgeBlock.Daemon.Management;
+
+/// <summary>
+/// /v1/config: the whole desired state out (<c>GET ?format=edgeblock|nvmetcli&amp;strict=</c>) and in
+/// (<c>POST /v1/config/import</c>, one change; <c>dry_run</c> answers what would change).
+/// </summary>
+public static class ConfigTransferApi
+{
+    public static void Map(IEndpointRouteBuilder v1, ManagementService m)
+    {
+        v1.MapGet("/config", (string? format, bool? strict) =>
+            Run(() => Task.FromResult(Results.Ok(m.Export(format, strict ?? false))))).Produces<ConfigExportResult>()
+            .ProducesProblem(400).ProducesProblem(409);
+        v1.MapPost("/config/import", (ConfigImportRequest body) =>
+            Run(async () => Results.Ok(await m.ImportAsync(body)))).Produces<ConfigImportResult>()
+            .ProducesProblem(400).ProducesProblem(409);
+    }
+
+    private static async Task<IResult> Run(Func<Task<IResult>> action)
+    {
+        try
+        {
+            return await action().ConfigureAwait(false);
+        }
+        catch (ManagementException ex)
+        {
+            return Results.Problem(detail: ex.Message, statusCode: ex.Status, title: ex.Title);
+        }
+    }
+}
