@@ -14,8 +14,10 @@ internal sealed class ExtentMapEntry
     {
         Drive = drive;
         Physical = physical;
-        Valid = new ulong[Math.Max(1, extentSize / PoolLayout.BlockSize / 64)];
+        Valid = new ulong[WordsFor(extentSize)];
     }
+
+    public static int WordsFor(int extentSize) => Math.Max(1, extentSize / PoolLayout.BlockSize / 64);
 
     public int Drive { get; }
     public long Physical { get; }

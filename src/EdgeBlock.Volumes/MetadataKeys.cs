@@ -85,7 +85,7 @@ internal static class MetadataKeys
 /// 4  i32 drive index
 /// 8  i64 physical extent number on that drive
 /// 16 i32 physical length in bytes (= extent size while uncompressed)
-/// 20 ..  valid-block bitmap, one bit per 4 KiB block of the extent
+/// 20 ..  valid-block bitmap, one bit per 4 KiB block of the extent, in little-endian 64-bit words
 /// </code>
 /// </summary>
 internal static class ExtentRecord
@@ -93,9 +93,12 @@ internal static class ExtentRecord
     public const byte Version = 1;
     public const int HeaderSize = 20;
 
+    /// <summary>Bitmap bytes: one bit per block, in whole 64-bit words.</summary>
+    public static int BitmapBytes(int extentSize) => ExtentMapEntry.WordsFor(extentSize) * 8;
+
     public static byte[] Encode(ExtentMapEntry entry, int extentSize)
     {
-        int bitmapBytes = extentSize / PoolLayout.BlockSize / 8;
+        int bitmapBytes = BitmapBytes(extentSize);
         var value = new byte[HeaderSize + bitmapBytes];
         Span<byte> s = value;
         s[0] = Version;
@@ -113,7 +116,7 @@ internal static class ExtentRecord
 
     public static ExtentMapEntry Decode(ReadOnlySpan<byte> s, int extentSize)
     {
-        int bitmapBytes = extentSize / PoolLayout.BlockSize / 8;
+        int bitmapBytes = BitmapBytes(extentSize);
         if (s.Length != HeaderSize + bitmapBytes || s[0] != Version)
         {
             throw new InvalidDataException($"extent record of {s.Length} bytes, version {(s.Length > 0 ? s[0] : 0)}: expected version {Version}, {HeaderSize + bitmapBytes} bytes");

@@ -265,11 +265,15 @@ public sealed partial class Pool : IAsyncDisposable
 
     private IBlockDevice OpenLabelledDrive(DriveRecord record)
     {
-        if (!File.Exists(record.Path))
+        IBlockDevice device;
+        try
         {
-            throw new VolumeException(VolumeError.NotFound, $"pool {Name}: drive {record.Index} ({record.Path}) is missing; attach it and start again");
+            device = OpenDevice(record.Path, 0);
         }
-        IBlockDevice device = OpenDevice(record.Path, 0);
+        catch (VolumeException e) when (e.InnerException is FileNotFoundException)
+        {
+            throw new VolumeException(VolumeError.NotFound, $"pool {Name}: drive {record.Index} ({record.Path}) is missing; attach it and start again", e);
+        }
         using var buffer = new AlignedBuffer(PoolLayout.LabelSize);
         BlockStatus status = device.ReadAsync(0, buffer.Memory).AsTask().GetAwaiter().GetResult();
         string problem = "";

@@ -11,7 +11,9 @@ public sealed record PoolDriveSpec(string Path, long? SizeBytes = null);
 public sealed class PoolOptions
 {
     /// <summary>Opens a drive: (path, size in bytes or 0 for the existing size) → device with 4 KiB blocks.</summary>
-    public Func<string, long, IBlockDevice> OpenDrive { get; init; } = (path, size) => FileBlockDevice.Open(path, size, PoolLayout.BlockSize);
+    /// Size 0 on a missing path throws <see cref="FileNotFoundException"/> (a drive that went away).
+    public Func<string, long, IBlockDevice> OpenDrive { get; init; } = (path, size) =>
+        size == 0 && !File.Exists(path) ? throw new FileNotFoundException($"{path} does not exist", path) : FileBlockDevice.Open(path, size, PoolLayout.BlockSize);
 
     /// <summary>Extent size for a new pool (a power of two, 64 KiB .. 64 MiB).</summary>
     public int ExtentSize { get; init; } = PoolLayout.DefaultExtentSize;

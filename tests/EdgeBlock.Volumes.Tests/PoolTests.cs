@@ -1,0 +1,331 @@
+using EdgeBlock.Storage;
+
+namespace EdgeBlock.Volumes.Tests;
+
+public class PoolTests
+{
+    private const int Extent = TestPool.Extent;
+
+    [Fact]
+    public async Task Never_written_blocks_read_as_zeroes_and_take_no_space()
+    {
+        await using var t = await TestPool.CreateAsync();
+        await t.Pool.CreateVolumeAsync("v", 16 << 20);
+        await using var dev = t.Pool.OpenVolume("v");
+        Assert.Equal(16 << 20, dev.BlockCount * dev.BlockSize);
+        byte[] read = await TestPool.ReadAsync(dev, 100, 8);
+        Assert.All(read, b => Assert.Equal(0, b));
+        Assert.Equal(0, t.Pool.GetVolume("v").AllocatedBytes);
+        Assert.Equal(0, t.Pool.Info().AllocatedBytes);
+    }
+
+    [Fact]
+    public async Task A_write_allocates_one_extent_and_reads_back_with_zeroes_around_it()
+    {
+        await using var t = await TestPool.CreateAsync();
+        await t.Pool.CreateVolumeAsync("v", 16 << 20);
+        await using var dev = t.Pool.OpenVolume("v");
+        byte[] data = TestPool.Pattern(2, 1);
+        Assert.Equal(BlockStatus.Success, await dev.WriteAsync(33, data, fua: false));
+        Assert.Equal(Extent, t.Pool.GetVolume("v").AllocatedBytes);
+        byte[] read = await TestPool.ReadAsync(dev, 32, 4);
+        Assert.All(read[..4096], b => Assert.Equal(0, b));
+        Assert.Equal(data, read[4096..12288]);
+        Assert.All(read[12288..], b => Assert.Equal(0, b));
+    }
+
+    [Fact]
+    public async Task Writes_across_extent_boundaries_land_in_both_extents()
+    {
+        await using var t = await TestPool.CreateAsync();
+        await t.Pool.CreateVolumeAsync("v", 16 << 20);
+        await using var dev = t.Pool.OpenVolume("v");
+        long lba = Extent / 4096 - 1;
+        byte[] data = TestPool.Pattern(3, 2);
+        Assert.Equal(BlockStatus.Success, await dev.WriteAsync(lba, data, fua: false));
+        Assert.Equal(2L * Extent, t.Pool.GetVolume("v").AllocatedBytes);
+        Assert.Equal(data, await TestPool.ReadAsync(dev, lba, 3));
+    }
+
+    [Fact]
+    public async Task Data_and_metadata_survive_a_clean_reopen()
+    {
+        await using var t = await TestPool.CreateAsync();
+        var created = await t.Pool.CreateVolumeAsync("v", 8 << 20, reserveBytes: 1 << 20, group: "tenant");
+        byte[] data = TestPool.Pattern(5, 3);
+        await using (var dev = t.Pool.OpenVolume("v"))
+        {
+            Assert.Equal(BlockStatus.Success, await dev.WriteAsync(1000, data, fua: false));
+        }
+        await t.ReopenAsync();
+        var reopened = t.Pool.GetVolume("v");
+        Assert.Equal(created.Uuid, reopened.Uuid);
+        Assert.Equal("tenant", reopened.Group);
+        Assert.Equal(1 << 20, reopened.ReserveBytes);
+        await using var again = t.Pool.OpenVolume("v");
+        Assert.Equal(data, await TestPool.ReadAsync(again, 1000, 5));
+        Assert.True(t.Pool.Check().Consistent, string.Join("\n", t.Pool.Check().Problems));
+    }
+
+    [Fact]
+    public async Task Deallocating_a_whole_extent_frees_it_after_the_next_commit()
+    {
+        await using var t = await TestPool.CreateAsync();
+        await t.Pool.CreateVolumeAsync("v", 8 << 20);
+        await using var dev = t.Pool.OpenVolume("v");
+        Assert.Equal(BlockStatus.Success, await dev.WriteAsync(0, TestPool.Pattern(Extent / 4096, 4), fua: false));
+        long freeBefore = t.Pool.Info().FreeBytes;
+        Assert.Equal(BlockStatus.Success, await dev.DeallocateAsync(0, Extent / 4096));
+        Assert.Equal(0, t.Pool.GetVolume("v").AllocatedBytes);
+        Assert.Equal(Extent, t.Pool.Info().FreeingBytes);
+        Assert.Equal(BlockStatus.Success, await dev.FlushAsync());
+        Assert.Equal(freeBefore + Extent, t.Pool.Info().FreeBytes);
+        Assert.All(await TestPool.ReadAsync(dev, 0, 4), b => Assert.Equal(0, b));
+    }
+
+    [Fact]
+    public async Task Partial_deallocate_zeroes_the_range_and_frees_the_extent_once_nothing_is_left()
+    {
+        await using var t = await TestPool.CreateAsync();
+        await t.Pool.CreateVolumeAsync("v", 8 << 20);
+        await using var dev = t.Pool.OpenVolume("v");
+        byte[] data = TestPool.Pattern(4, 5);
+        Assert.Equal(BlockStatus.Success, await dev.WriteAsync(0, data, fua: false));
+        Assert.Equal(BlockStatus.Success, await dev.DeallocateAsync(1, 2));
+        byte[] read = await TestPool.ReadAsync(dev, 0, 4);
+        Assert.Equal(data[..4096], read[..4096]);
+        Assert.All(read[4096..12288], b => Assert.Equal(0, b));
+        Assert.Equal(data[12288..], read[12288..]);
+        Assert.Equal(Extent, t.Pool.GetVolume("v").AllocatedBytes);
+        Assert.Equal(BlockStatus.Success, await dev.WriteZeroesAsync(0, 1, deallocate: false));
+        Assert.Equal(BlockStatus.Success, await dev.DeallocateAsync(3, 1));
+        Assert.Equal(0, t.Pool.GetVolume("v").AllocatedBytes);
+    }
+
+    [Fact]
+    public async Task Out_of_range_io_is_refused_without_allocating()
+    {
+        await using var t = await TestPool.CreateAsync();
+        await t.Pool.CreateVolumeAsync("v", 1 << 20);
+        await using var dev = t.Pool.OpenVolume("v");
+        Assert.Equal(BlockStatus.OutOfRange, await dev.WriteAsync(dev.BlockCount - 1, new byte[8192], fua: false));
+        Assert.Equal(BlockStatus.OutOfRange, await dev.ReadAsync(dev.BlockCount, new byte[4096]));
+        Assert.Equal(BlockStatus.OutOfRange, await dev.DeallocateAsync(dev.BlockCount - 1, 2));
+        Assert.Equal(0, t.Pool.GetVolume("v").AllocatedBytes);
+    }
+
+    [Fact]
+    public async Task Allocations_spread_over_drives_and_a_drive_added_online_is_used_at_once()
+    {
+        await using var t = await TestPool.CreateAsync(drives: 2, driveBytes: 2 << 20);
+        await t.Pool.CreateVolumeAsync("v", 8 << 20);
+        await using var dev = t.Pool.OpenVolume("v");
+        for (int i = 0; i < 8; i++) Assert.Equal(BlockStatus.Success, await dev.WriteAsync(i * (Extent / 4096), new byte[4096], false));
+        var drives = t.Pool.Info().Drives;
+        Assert.Equal(4L * Extent, drives[0].AllocatedBytes);
+        Assert.Equal(4L * Extent, drives[1].AllocatedBytes);
+
+        await t.Pool.AddDriveAsync(new PoolDriveSpec(t.DrivePath(2), 4 << 20));
+        Assert.Equal(BlockStatus.Success, await dev.WriteAsync(8 * (Extent / 4096), new byte[4096], false));
+        Assert.Equal(Extent, t.Pool.Info().Drives[2].AllocatedBytes);
+        await t.ReopenAsync();
+        Assert.Equal(3, t.Pool.Info().Drives.Count);
+        Assert.True(t.Pool.Check().Consistent);
+    }
+
+    [Fact]
+    public async Task A_drive_of_another_pool_is_refused_unless_forced()
+    {
+        await using var a = await TestPool.CreateAsync(drives: 1);
+        string meta2 = Path.Combine(a.Root, "meta2");
+        var e = await Assert.ThrowsAsync<VolumeException>(() => Pool.CreateAsync("other", meta2, [new PoolDriveSpec(a.DrivePath(0))], a.Options()));
+        Assert.Contains("belongs to pool", e.Message);
+        Assert.Contains("--force", e.Message);
+        Assert.False(Directory.Exists(meta2));
+    }
+
+    [Fact]
+    public async Task A_missing_or_foreign_drive_stops_the_pool_from_opening_with_a_clear_message()
+    {
+        var t = await TestPool.CreateAsync(drives: 2);
+        await t.Pool.DisposeAsync();
+        // Drive 1 gets another pool's label.
+        string meta2 = Path.Combine(t.Root, "meta2");
+        await using (var other = await Pool.CreateAsync("other", meta2, [new PoolDriveSpec(t.DrivePath(1))], t.Options(force: true))) { }
+        var e = Assert.Throws<VolumeException>(() => Pool.Open(t.MetadataDir, t.Options()));
+        Assert.Contains("drive 1", e.Message);
+        Assert.Contains("another pool", e.Message);
+
+        var drives = new DriveSet();
+        var missing = Assert.Throws<VolumeException>(() => Pool.Open(t.MetadataDir, new PoolOptions { OpenDrive = drives.Open, CommitInterval = TimeSpan.Zero }));
+        Assert.Contains("is missing", missing.Message);
+        Directory.Delete(t.Root, true);
+    }
+
+    [Fact]
+    public async Task Bad_names_sizes_and_duplicates_are_refused_and_change_nothing()
+    {
+        await using var t = await TestPool.CreateAsync();
+        await t.Pool.CreateVolumeAsync("v", 1 << 20);
+        Assert.Equal(VolumeError.Invalid, (await Assert.ThrowsAsync<VolumeException>(() => t.Pool.CreateVolumeAsync("bad/name", 1 << 20))).Error);
+        Assert.Equal(VolumeError.Invalid, (await Assert.ThrowsAsync<VolumeException>(() => t.Pool.CreateVolumeAsync("w", 1000))).Error);
+        Assert.Equal(VolumeError.AlreadyExists, (await Assert.ThrowsAsync<VolumeException>(() => t.Pool.CreateVolumeAsync("v", 1 << 20))).Error);
+        Assert.Equal(VolumeError.NotFound, (await Assert.ThrowsAsync<VolumeException>(() => t.Pool.DeleteVolumeAsync("nope"))).Error);
+        Assert.Single(t.Pool.ListVolumes());
+    }
+
+    [Fact]
+    public async Task Resize_grows_and_refuses_to_shrink_over_data_or_without_force()
+    {
+        await using var t = await TestPool.CreateAsync();
+        await t.Pool.CreateVolumeAsync("v", 1 << 20);
+        await using (var dev = t.Pool.OpenVolume("v"))
+        {
+            Assert.Equal(VolumeError.Busy, (await Assert.ThrowsAsync<VolumeException>(() => t.Pool.ResizeVolumeAsync("v", 2 << 20))).Error);
+        }
+        Assert.Equal(4L << 20, (await t.Pool.ResizeVolumeAsync("v", 4 << 20)).SizeBytes);
+        await using (var dev = t.Pool.OpenVolume("v"))
+        {
+            Assert.Equal(BlockStatus.Success, await dev.WriteAsync((3 << 20) / 4096, new byte[4096], false));
+        }
+        var e = await Assert.ThrowsAsync<VolumeException>(() => t.Pool.ResizeVolumeAsync("v", 2 << 20));
+        Assert.Contains("--force", e.Message);
+        e = await Assert.ThrowsAsync<VolumeException>(() => t.Pool.ResizeVolumeAsync("v", 2 << 20, force: true));
+        Assert.Contains("allocated beyond", e.Message);
+        Assert.Equal(4L << 20, t.Pool.GetVolume("v").SizeBytes);
+    }
+
+    [Fact]
+    public async Task Snapshot_keeps_old_data_while_the_volume_copies_on_write()
+    {
+        await using var t = await TestPool.CreateAsync();
+        await t.Pool.CreateVolumeAsync("v", 4 << 20);
+        await using var dev = t.Pool.OpenVolume("v");
+        byte[] before = TestPool.Pattern(16, 6);
+        Assert.Equal(BlockStatus.Success, await dev.WriteAsync(0, before, false));
+        long allocatedBefore = t.Pool.Info().AllocatedBytes;
+        await t.Pool.SnapshotAsync("v", "s1");
+        Assert.Equal(allocatedBefore, t.Pool.Info().AllocatedBytes); // no data copied
+        byte[] after = TestPool.Pattern(1, 7);
+        Assert.Equal(BlockStatus.Success, await dev.WriteAsync(3, after, false));
+        Assert.Equal(allocatedBefore + Extent, t.Pool.Info().AllocatedBytes);
+        Assert.Equal(1, t.Pool.Info().Counters.CopyOnWrites);
+
+        byte[] expected = (byte[])before.Clone();
+        after.CopyTo(expected, 3 * 4096);
+        Assert.Equal(expected, await TestPool.ReadAsync(dev, 0, 16));
+        await using var clone = await OpenCloneAsync(t.Pool, "v@s1", "c1");
+        Assert.Equal(before, await TestPool.ReadAsync(clone, 0, 16));
+        Assert.Equal(VolumeError.Invalid, Assert.Throws<VolumeException>(() => t.Pool.OpenVolume("v@s1")).Error);
+    }
+
+    private static async Task<IBlockDevice> OpenCloneAsync(Pool pool, string snapshot, string name)
+    {
+        await pool.CloneAsync(snapshot, name);
+        return pool.OpenVolume(name);
+    }
+
+    [Fact]
+    public async Task Snapshots_and_clones_delete_in_any_order_and_space_returns_with_the_last_reference()
+    {
+        await using var t = await TestPool.CreateAsync();
+        long freeAtStart = t.Pool.Info().FreeBytes;
+        await t.Pool.CreateVolumeAsync("v", 4 << 20);
+        byte[] data = TestPool.Pattern(32, 8);
+        await using (var dev = t.Pool.OpenVolume("v")) Assert.Equal(BlockStatus.Success, await dev.WriteAsync(0, data, false));
+        await t.Pool.SnapshotAsync("v", "s");
+        await t.Pool.CloneAsync("v@s", "c");
+        await using (var c = t.Pool.OpenVolume("c")) Assert.Equal(BlockStatus.Success, await c.WriteAsync(0, new byte[4096], false));
+        await t.Pool.DeleteVolumeAsync("v");
+        await using (var c = t.Pool.OpenVolume("c"))
+        {
+            byte[] read = await TestPool.ReadAsync(c, 1, 31);
+            Assert.Equal(data[4096..], read);
+        }
+        await t.Pool.DeleteVolumeAsync("v@s");
+        Assert.True(t.Pool.Check().Consistent, string.Join("\n", t.Pool.Check().Problems));
+        await t.Pool.DeleteVolumeAsync("c");
+        Assert.Equal(freeAtStart, t.Pool.Info().FreeBytes);
+        Assert.Equal(0, t.Pool.Info().AllocatedBytes);
+        await t.ReopenAsync();
+        Assert.Equal(freeAtStart, t.Pool.Info().FreeBytes);
+        Assert.True(t.Pool.Check().Consistent);
+    }
+
+    [Fact]
+    public async Task Group_quota_stops_a_runaway_volume_with_capacity_exceeded_and_others_keep_writing()
+    {
+        await using var t = await TestPool.CreateAsync();
+        await t.Pool.SetGroupQuotaAsync("t", 4L * Extent);
+        await t.Pool.CreateVolumeAsync("runaway", 2 << 20, group: "t");
+        await t.Pool.CreateVolumeAsync("other", 2 << 20);
+        await using var runaway = t.Pool.OpenVolume("runaway");
+        await using var other = t.Pool.OpenVolume("other");
+        int ok = 0;
+        BlockStatus status;
+        while ((status = await runaway.WriteAsync(ok * (Extent / 4096), new byte[4096], false)) == BlockStatus.Success) ok++;
+        Assert.Equal(BlockStatus.CapacityExceeded, status);
+        Assert.Equal(4, ok);
+        Assert.Equal(1, t.Pool.Info().Counters.CapacityExceeded);
+        // Writes into space it already has still work; other volumes are unaffected.
+        Assert.Equal(BlockStatus.Success, await runaway.WriteAsync(1, new byte[4096], false));
+        Assert.Equal(BlockStatus.Success, await other.WriteAsync(100 * (Extent / 4096) / 100, new byte[8 * 4096], false));
+        // Discarding gives the group room again.
+        Assert.Equal(BlockStatus.Success, await runaway.DeallocateAsync(0, Extent / 4096));
+        Assert.Equal(BlockStatus.Success, await runaway.WriteAsync(4 * (Extent / 4096), new byte[4096], false));
+    }
+
+    [Fact]
+    public async Task A_reservation_is_honoured_whatever_other_volumes_do()
+    {
+        // 2 drives x (4 MiB - 1 MiB label area) = 96 extents of 64 KiB.
+        await using var t = await TestPool.CreateAsync();
+        long extents = t.Pool.Info().SizeBytes / Extent;
+        await t.Pool.CreateVolumeAsync("guaranteed", 2 << 20, reserveBytes: 16L * Extent);
+        await t.Pool.CreateVolumeAsync("hog", 16 << 20);
+        var e = await Assert.ThrowsAsync<VolumeException>(() => t.Pool.CreateVolumeAsync("greedy", 16 << 20, reserveBytes: (extents - 15) * Extent));
+        Assert.Equal(VolumeError.NoSpace, e.Error);
+        Assert.Null(t.Pool.ListVolumes().FirstOrDefault(v => v.Name == "greedy"));
+
+        await using var hog = t.Pool.OpenVolume("hog");
+        int hogExtents = 0;
+        while (await hog.WriteAsync(hogExtents * (Extent / 4096), new byte[4096], false) == BlockStatus.Success) hogExtents++;
+        Assert.Equal(extents - 16, hogExtents);
+        await using var guaranteed = t.Pool.OpenVolume("guaranteed");
+        for (int i = 0; i < 16; i++) Assert.Equal(BlockStatus.Success, await guaranteed.WriteAsync(i * (Extent / 4096), new byte[4096], false));
+        Assert.Equal(BlockStatus.CapacityExceeded, await guaranteed.WriteAsync(16 * (Extent / 4096), new byte[4096], false));
+    }
+
+    [Fact]
+    public async Task Fua_write_to_a_new_extent_survives_a_crash_without_flush()
+    {
+        var t = await TestPool.CreateAsync();
+        await t.Pool.CreateVolumeAsync("v", 4 << 20);
+        var dev = t.Pool.OpenVolume("v");
+        byte[] data = TestPool.Pattern(2, 9);
+        Assert.Equal(BlockStatus.Success, await dev.WriteAsync(40, data, fua: true));
+        t.Pool.Abandon();
+        t.Drives.CrashAll(new Random(1));
+        t.Pool = Pool.Open(t.MetadataDir, t.Options());
+        await using (var again = t.Pool.OpenVolume("v")) Assert.Equal(data, await TestPool.ReadAsync(again, 40, 2));
+        await t.DisposeAsync();
+    }
+
+    [Fact]
+    public async Task A_failing_drive_returns_write_errors_and_new_extents_stay_unwritten()
+    {
+        await using var t = await TestPool.CreateAsync(drives: 1);
+        await t.Pool.CreateVolumeAsync("v", 4 << 20);
+        await using var dev = t.Pool.OpenVolume("v");
+        byte[] data = TestPool.Pattern(1, 10);
+        Assert.Equal(BlockStatus.Success, await dev.WriteAsync(0, data, false));
+        Assert.Equal(BlockStatus.Success, await dev.FlushAsync());
+        t.Drives[t.DrivePath(0)].FailWrites = true;
+        Assert.Equal(BlockStatus.WriteError, await dev.WriteAsync(0, TestPool.Pattern(1, 11), false));
+        Assert.Equal(BlockStatus.WriteError, await dev.WriteAsync(3 * (Extent / 4096), TestPool.Pattern(1, 12), false));
+        t.Drives[t.DrivePath(0)].FailWrites = false;
+        Assert.Equal(data, await TestPool.ReadAsync(dev, 0, 1));
+        Assert.All(await TestPool.ReadAsync(dev, 3 * (Extent / 4096), 1), b => Assert.Equal(0, b));
+        Assert.True(t.Pool.Check().Consistent);
+    }
+}

@@ -1,0 +1,58 @@
+using EdgeBlock.Storage;
+
+namespace EdgeBlock.Volumes.Tests;
+
+/// <summary>A pool on crashable in-memory drives with its RocksDB in a temporary directory.</summary>
+internal sealed class TestPool : IAsyncDisposable
+{
+    public const int Extent = 64 * 1024;
+    public readonly string Root = Directory.CreateTempSubdirectory("edgeblock-pool-").FullName;
+    public readonly DriveSet Drives = new();
+    public Pool Pool = null!;
+
+    public string MetadataDir => Path.Combine(Root, "meta");
+    public string DrivePath(int i) => Path.Combine(Root, $"drive{i}");
+
+    public PoolOptions Options(bool force = false) => new()
+    {
+        OpenDrive = Drives.Open,
+        ExtentSize = Extent,
+        CommitInterval = TimeSpan.Zero,
+        Force = force,
+    };
+
+    /// <summary>A pool of n drives of driveBytes each (1 MiB of each goes to the label area).</summary>
+    public static async Task<TestPool> CreateAsync(int drives = 2, long driveBytes = 4 << 20)
+    {
+        var t = new TestPool();
+        var specs = Enumerable.Range(0, drives).Select(i => new PoolDriveSpec(t.DrivePath(i), driveBytes)).ToList();
+        t.Pool = await Pool.CreateAsync("tank", t.MetadataDir, specs, t.Options());
+        return t;
+    }
+
+    public async Task ReopenAsync()
+    {
+        await Pool.DisposeAsync();
+        Pool = Pool.Open(MetadataDir, Options());
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        try { await Pool.DisposeAsync(); } catch (ObjectDisposedException) { }
+        Directory.Delete(Root, recursive: true);
+    }
+
+    public static byte[] Pattern(int blocks, int seed)
+    {
+        var data = new byte[blocks * PoolLayout.BlockSize];
+        new Random(seed).NextBytes(data);
+        return data;
+    }
+
+    public static async Task<byte[]> ReadAsync(IBlockDevice device, long lba, int blocks)
+    {
+        var buffer = new byte[blocks * PoolLayout.BlockSize];
+        Assert.Equal(BlockStatus.Success, await device.ReadAsync(lba, buffer));
+        return buffer;
+    }
+}
