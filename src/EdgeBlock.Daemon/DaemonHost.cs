@@ -42,6 +42,7 @@ public static class DaemonHost
             var app = builder.Build();
             app.Use(ManagementApi.BadRequestsAsProblems);
             ManagementApi.Map(app, app.Services.GetRequiredService<EdgeBlockDaemon>().Management);
+            Pools.PoolsApi.Map(app, app.Services.GetRequiredService<EdgeBlockDaemon>().Pools); // /v1 pools, volumes, groups
             app.MapOpenApi(); // GET /openapi/v1.json, generated from the endpoints above
             host = app;
         }

@@ -51,4 +51,5 @@ public sealed record DaemonOptions
     }
 }
 
-public enum BackendKind { Null, Memory, File }
+/// <summary>Namespace backends; <see cref="Volume"/> is a volume of a pool (never a default backend).</summary>
+public enum BackendKind { Null, Memory, File, Volume }

@@ -1,4 +1,5 @@
 using EdgeBlock.Daemon.Management;
+using EdgeBlock.Daemon.Pools;
 using EdgeBlock.Target;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -23,7 +24,8 @@ public sealed class EdgeBlockDaemon : IHostedService, IAsyncDisposable
         _options = options;
         _logger = loggers.CreateLogger("edgeblock");
         Target = new NvmeTarget(loggers.CreateLogger("edgeblock.target"));
-        _reconciler = new Reconciler(Target, options.DataDirectory, _logger, loggers.CreateLogger("edgeblock.tcp"));
+        Pools = new PoolManager(options.DataDirectory, loggers.CreateLogger("edgeblock.pools"));
+        _reconciler = new Reconciler(Target, options.DataDirectory, _logger, loggers.CreateLogger("edgeblock.tcp"), Pools);
         Management = new ManagementService(Target, _reconciler, new ConfigStore(options.EffectiveConfigPath), options.DataDirectory, _logger)
         {
             ApiSocket = options.ApiSocketPath,
@@ -32,6 +34,8 @@ public sealed class EdgeBlockDaemon : IHostedService, IAsyncDisposable
 
     public NvmeTarget Target { get; }
     public ManagementService Management { get; }
+    /// <summary>The pools under &lt;data dir&gt;/pools (opened at start, before namespaces; closed after them).</summary>
+    public PoolManager Pools { get; }
 
     /// <summary>The first listener's bound endpoint (with the real port when 0 was asked for).</summary>
     public System.Net.IPEndPoint? ListenEndPoint =>
@@ -55,11 +59,21 @@ public sealed class EdgeBlockDaemon : IHostedService, IAsyncDisposable
             persist = true;
             _logger.LogInformation("no config at {Path}: writing the default (subsystem {Nqn}, namespace 1)", store.Path, DaemonOptions.DefaultSubsystemNqn);
         }
+        Pools.OpenAll();
+        persist |= Pools.AssignVolumeUuids(state);
         persist |= AssignMissingUuids(state);
-        await Management.StartAsync(state, persist).ConfigureAwait(false);
+        try
+        {
+            await Management.StartAsync(state, persist).ConfigureAwait(false);
+        }
+        catch
+        {
+            await Pools.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
         if (_options.MetricsEndpoint is { } metricsEndpoint)
         {
-            _metrics = new DaemonMetrics(Target);
+            _metrics = new DaemonMetrics(Target, Pools);
             try
             {
                 _metrics.Start(metricsEndpoint);
@@ -67,6 +81,7 @@ public sealed class EdgeBlockDaemon : IHostedService, IAsyncDisposable
             catch
             {
                 await _reconciler.ClearAsync().ConfigureAwait(false);
+                await Pools.DisposeAsync().ConfigureAwait(false);
                 throw;
             }
             _logger.LogInformation("Prometheus metrics on http://{Endpoint}/metrics", metricsEndpoint);
@@ -150,6 +165,7 @@ public sealed class EdgeBlockDaemon : IHostedService, IAsyncDisposable
         if (Interlocked.Exchange(ref _stopped, 1) == 1) return;
         _logger.LogInformation("shutting down: closing queues and flushing devices");
         await _reconciler.ClearAsync().ConfigureAwait(false);
+        await Pools.DisposeAsync().ConfigureAwait(false); // after the namespaces: each pool commits last
     }
 
     public async ValueTask DisposeAsync()
@@ -157,5 +173,6 @@ public sealed class EdgeBlockDaemon : IHostedService, IAsyncDisposable
         _metrics?.Dispose();
         _metrics = null;
         await _reconciler.DisposeAsync().ConfigureAwait(false);
+        await Pools.DisposeAsync().ConfigureAwait(false);
     }
 }

@@ -1,4 +1,5 @@
 using System.Net;
+using EdgeBlock.Daemon.Pools;
 using EdgeBlock.Target;
 using Prometheus;
 
@@ -17,11 +18,18 @@ public sealed class DaemonMetrics : IDisposable
     private readonly Counter _errors;
     private readonly Gauge _controllers;
     private readonly Gauge _queues;
+    private readonly PoolManager? _pools;
+    private readonly Gauge _poolSize;
+    private readonly Gauge _poolAllocated;
+    private readonly Gauge _poolReserved;
+    private readonly Gauge _poolFree;
+    private readonly Counter _poolCapacityExceeded;
     private MetricServer? _server;
 
-    public DaemonMetrics(NvmeTarget target)
+    public DaemonMetrics(NvmeTarget target, PoolManager? pools = null)
     {
         _target = target;
+        _pools = pools;
         var factory = Metrics.WithCustomRegistry(_registry);
         DotNetStats.Register(_registry); // process_cpu_seconds_total, process_working_set_bytes, GC figures
         _ops = factory.CreateCounter("edgeblock_namespace_ops_total", "Completed read/write commands per namespace", "subsystem", "nsid", "op");
@@ -29,6 +37,12 @@ public sealed class DaemonMetrics : IDisposable
         _errors = factory.CreateCounter("edgeblock_namespace_errors_total", "Commands on the namespace that completed with an error status", "subsystem", "nsid");
         _controllers = factory.CreateGauge("edgeblock_controllers", "Connected controllers per subsystem", "subsystem");
         _queues = factory.CreateGauge("edgeblock_queues", "Connected queues (admin + I/O) per subsystem", "subsystem");
+        _poolSize = factory.CreateGauge("edgeblock_pool_size_bytes", "Data capacity of the pool's drives", "pool");
+        _poolAllocated = factory.CreateGauge("edgeblock_pool_allocated_bytes", "Allocated space (extents some volume uses)", "pool");
+        _poolReserved = factory.CreateGauge("edgeblock_pool_reserved_bytes", "Space reserved for volumes and not yet allocated", "pool");
+        _poolFree = factory.CreateGauge("edgeblock_pool_free_bytes", "Space neither allocated nor reserved", "pool");
+        _poolCapacityExceeded = factory.CreateCounter("edgeblock_pool_capacity_exceeded_total",
+            "Writes refused with Capacity Exceeded (quota, or no space beyond others' reservations)", "pool");
         _registry.AddBeforeCollectCallback(Refresh);
     }
 
@@ -51,6 +65,14 @@ public sealed class DaemonMetrics : IDisposable
             var controllers = subsystem.Controllers;
             _controllers.WithLabels(nqn).Set(controllers.Count);
             _queues.WithLabels(nqn).Set(controllers.Sum(ctrl => ctrl.Queues.Count));
+        }
+        foreach (var pool in _pools?.Infos() ?? [])
+        {
+            _poolSize.WithLabels(pool.Name).Set(pool.SizeBytes);
+            _poolAllocated.WithLabels(pool.Name).Set(pool.AllocatedBytes);
+            _poolReserved.WithLabels(pool.Name).Set(pool.ReservedBytes);
+            _poolFree.WithLabels(pool.Name).Set(pool.FreeBytes);
+            _poolCapacityExceeded.WithLabels(pool.Name).IncTo(pool.Counters.CapacityExceeded);
         }
     }
 

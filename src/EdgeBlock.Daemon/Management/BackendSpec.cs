@@ -2,11 +2,11 @@ using EdgeBlock.Storage;
 
 namespace EdgeBlock.Daemon.Management;
 
-/// <summary>A parsed namespace backend: <c>null[:SIZE]</c>, <c>memory:SIZE</c> or <c>file:PATH[:SIZE]</c>.</summary>
+/// <summary>A parsed namespace backend: <c>null[:SIZE]</c>, <c>memory:SIZE</c>, <c>file:PATH[:SIZE]</c> or <c>volume:POOL/NAME</c> (Path holds POOL/NAME).</summary>
 public sealed record BackendSpec(BackendKind Kind, string? Path, long? SizeBytes)
 {
     public const long DefaultNullSize = 1L << 40;
-    public const string Syntax = "null[:SIZE] | memory:SIZE | file:PATH[:SIZE]";
+    public const string Syntax = "null[:SIZE] | memory:SIZE | file:PATH[:SIZE] | volume:POOL/NAME";
 
     public static bool TryParse(string? text, out BackendSpec spec, out string error)
     {
@@ -41,6 +41,16 @@ public sealed record BackendSpec(BackendKind Kind, string? Path, long? SizeBytes
                 }
                 spec = new BackendSpec(BackendKind.File, path, size);
                 return true;
+            case "volume":
+                if (!EdgeBlock.Volumes.PoolNames.TrySplit(rest, out string pool, out string volume) || !EdgeBlock.Volumes.PoolNames.IsValid(volume))
+                {
+                    error = rest.Contains('@')
+                        ? $"'{text}': a snapshot is read-only and cannot be exported; clone it (edgeblock volume clone) and export the clone"
+                        : $"'{text}': use volume:POOL/NAME (names of letters, digits, '.', '_' or '-')";
+                    return false;
+                }
+                spec = new BackendSpec(BackendKind.Volume, $"{pool}/{volume}", null);
+                return true;
             default:
                 error = $"'{text}' is not a backend; use {Syntax}";
                 return false;
@@ -59,6 +69,12 @@ public sealed record BackendSpec(BackendKind Kind, string? Path, long? SizeBytes
         size = bytes;
         return true;
     }
+
+    /// <summary>The pool of a volume backend.</summary>
+    public string PoolName => Kind == BackendKind.Volume ? Path![..Path!.IndexOf('/')] : throw new InvalidOperationException("not a volume backend");
+
+    /// <summary>The volume of a volume backend.</summary>
+    public string VolumeName => Kind == BackendKind.Volume ? Path![(Path!.IndexOf('/') + 1)..] : throw new InvalidOperationException("not a volume backend");
 
     /// <summary>The file path, absolute (a relative one is under the data directory).</summary>
     public string FullPath(string dataDirectory) => System.IO.Path.GetFullPath(Path!, dataDirectory);
@@ -98,6 +114,7 @@ public sealed record BackendSpec(BackendKind Kind, string? Path, long? SizeBytes
             {
                 BackendKind.Null => new NullBlockDevice(SizeBytes ?? DefaultNullSize),
                 BackendKind.Memory => new MemoryBlockDevice(SizeBytes!.Value),
+                BackendKind.Volume => throw ManagementException.Invalid($"backend {this}: volumes are opened through the daemon's pools"),
                 _ => FileBlockDevice.Open(FullPath(dataDirectory), SizeBytes ?? 0),
             };
         }
@@ -112,6 +129,7 @@ public sealed record BackendSpec(BackendKind Kind, string? Path, long? SizeBytes
     {
         BackendKind.Null => SizeBytes is { } s ? $"null:{SizeText(s)}" : "null",
         BackendKind.Memory => $"memory:{SizeText(SizeBytes!.Value)}",
+        BackendKind.Volume => $"volume:{Path}",
         _ => SizeBytes is { } f ? $"file:{Path}:{SizeText(f)}" : $"file:{Path}",
     };
 

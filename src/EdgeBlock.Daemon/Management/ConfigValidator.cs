@@ -22,6 +22,7 @@ public static class ConfigValidator
             else if (!listeners.Add(ep.ToString())) errors.Add($"{field}: '{address}' is listed twice");
         }
         var nqns = new HashSet<string>(StringComparer.Ordinal);
+        var volumes = new Dictionary<string, string>(StringComparer.Ordinal); // volume backend -> where it is exported
         for (int i = 0; i < (state.Subsystems?.Count ?? 0); i++)
         {
             var s = state.Subsystems![i];
@@ -48,6 +49,8 @@ public static class ConfigValidator
                 else if (!nsids.Add(ns.Nsid)) errors.Add($"{nat}.nsid: {ns.Nsid} is listed twice in {s.Nqn}");
                 if (!BackendSpec.TryParse(ns.Backend, out var backend, out string berr)) errors.Add($"{nat}.backend: {berr}");
                 else if (!backend.TryCheck(dataDirectory, out string cerr)) errors.Add($"{nat}.backend: '{ns.Backend}': {cerr}");
+                else if (backend.Kind == BackendKind.Volume && !volumes.TryAdd(backend.Path!, $"namespace {ns.Nsid} of {s.Nqn}"))
+                    errors.Add($"{nat}.backend: volume {backend.Path} is already exported as {volumes[backend.Path!]}; a volume is exported once");
                 if (ns.Uuid is { } u && (u == Guid.Empty || !uuids.Add(u))) errors.Add($"{nat}.uuid: '{u}' is empty or used twice");
             }
         }

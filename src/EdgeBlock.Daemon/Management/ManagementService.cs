@@ -168,7 +168,7 @@ public sealed partial class ManagementService
                     .FirstOrDefault(x => BackendSpec.TryParse(x.n.Backend, out var b, out _) && b.Kind == BackendKind.File && b.FullPath(_dataDirectory) == full);
                 if (user.n != null) throw ManagementException.Conflict($"{full} already backs namespace {user.n.Nsid} of {user.Nqn}");
             }
-            ns = new NamespaceSpec { Nsid = nsid, Backend = backend.ToString(), Uuid = request.Uuid ?? Guid.NewGuid() };
+            ns = new NamespaceSpec { Nsid = nsid, Backend = backend.ToString(), Uuid = request.Uuid ?? _reconciler.NewNamespaceUuid(backend) };
             spec.Namespaces.Add(ns);
             return Task.FromResult<Func<Task>>(() => { _reconciler.AddNamespace(nqn, ns); return Task.CompletedTask; });
         }, undo: () => { _reconciler.RemoveNamespace(nqn, ns!.Nsid); return Task.CompletedTask; },

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Net;
+using EdgeBlock.Daemon.Pools;
 using EdgeBlock.Storage;
 using EdgeBlock.Target;
 using EdgeBlock.Transports.Tcp;
@@ -21,13 +22,18 @@ public sealed class Reconciler : IAsyncDisposable
     private readonly ILogger _transportLogger;
     private readonly ConcurrentDictionary<string, TcpTransport> _listeners = new(StringComparer.Ordinal); // read by status calls outside the change lock
     private readonly List<Task> _retiring = [];
+    private readonly PoolManager? _pools;
+    // Volume namespaces whose pool or volume was unavailable at start: in the desired state, not live.
+    private readonly HashSet<(string Nqn, uint Nsid)> _dormant = [];
+    private bool _starting;
 
-    public Reconciler(NvmeTarget target, string dataDirectory, ILogger logger, ILogger transportLogger)
+    public Reconciler(NvmeTarget target, string dataDirectory, ILogger logger, ILogger transportLogger, PoolManager? pools = null)
     {
         _target = target;
         _dataDirectory = dataDirectory;
         _logger = logger;
         _transportLogger = transportLogger;
+        _pools = pools;
     }
 
     /// <summary>Listeners by configured address, with the transport (its bound endpoint has the real port when 0 was asked for).</summary>
@@ -42,6 +48,7 @@ public sealed class Reconciler : IAsyncDisposable
     {
         try
         {
+            _starting = true;
             foreach (var s in state.Subsystems) AddSubsystem(s);
             foreach (var l in state.Listeners) AddListener(l.Address);
         }
@@ -49,6 +56,10 @@ public sealed class Reconciler : IAsyncDisposable
         {
             await ClearAsync().ConfigureAwait(false);
             throw;
+        }
+        finally
+        {
+            _starting = false;
         }
     }
 
@@ -90,7 +101,18 @@ public sealed class Reconciler : IAsyncDisposable
         {
             foreach (var ns in spec.Namespaces)
             {
-                var device = OpenBackend(ns);
+                IBlockDevice device;
+                try
+                {
+                    device = OpenBackend(ns);
+                }
+                catch (ManagementException ex) when (_starting && IsVolume(ns))
+                {
+                    // A pool that did not open (or a volume gone) refuses its namespaces, not the daemon.
+                    _logger.LogError("subsystem {Nqn}: namespace {Nsid} ({Backend}) refused: {Message}", spec.Nqn, ns.Nsid, ns.Backend, ex.Message);
+                    _dormant.Add((spec.Nqn, ns.Nsid));
+                    continue;
+                }
                 opened.Add(device);
                 subsystem.AddNamespace(new Namespace(ns.Nsid, device, ns.Uuid!.Value));
             }
@@ -108,6 +130,7 @@ public sealed class Reconciler : IAsyncDisposable
     public void RemoveSubsystem(string nqn)
     {
         var removed = _target.RemoveSubsystem(nqn) ?? throw ManagementException.NotFound($"no subsystem {nqn}");
+        _dormant.RemoveWhere(d => d.Nqn == nqn);
         foreach (var ns in removed.Namespaces.Values) Retire(ns.Device, RetireDelay);
         _logger.LogInformation("subsystem {Nqn} removed", nqn);
     }
@@ -147,7 +170,13 @@ public sealed class Reconciler : IAsyncDisposable
 
     public void RemoveNamespace(string nqn, uint nsid)
     {
-        var ns = Find(nqn).RemoveNamespace(nsid) ?? throw ManagementException.NotFound($"subsystem {nqn} has no namespace {nsid}");
+        var ns = Find(nqn).RemoveNamespace(nsid);
+        if (ns == null && _dormant.Remove((nqn, nsid)))
+        {
+            _logger.LogInformation("subsystem {Nqn}: namespace {Nsid} (not running: its volume was unavailable) removed", nqn, nsid);
+            return;
+        }
+        if (ns == null) throw ManagementException.NotFound($"subsystem {nqn} has no namespace {nsid}");
         Retire(ns.Device, RetireDelay);
         _logger.LogInformation("subsystem {Nqn}: namespace {Nsid} removed", nqn, nsid);
     }
@@ -158,7 +187,33 @@ public sealed class Reconciler : IAsyncDisposable
     private IBlockDevice OpenBackend(NamespaceSpec spec)
     {
         if (!BackendSpec.TryParse(spec.Backend, out var backend, out string error)) throw ManagementException.Invalid($"backend: {error}");
-        return backend.Open(_dataDirectory);
+        if (backend.Kind != BackendKind.Volume) return backend.Open(_dataDirectory);
+        if (_pools == null) throw ManagementException.Invalid($"backend {backend}: this daemon has no pools");
+        try
+        {
+            return _pools.Export(backend.PoolName, backend.VolumeName, spec.Uuid);
+        }
+        catch (EdgeBlock.Volumes.VolumeException ex)
+        {
+            throw PoolManager.Refusal(ex);
+        }
+    }
+
+    private static bool IsVolume(NamespaceSpec spec) => BackendSpec.TryParse(spec.Backend, out var b, out _) && b.Kind == BackendKind.Volume;
+
+    /// <summary>The UUID of a new namespace: a volume's own (stable per volume), else a new one. Refuses an unknown pool or volume.</summary>
+    public Guid NewNamespaceUuid(BackendSpec backend)
+    {
+        if (backend.Kind != BackendKind.Volume) return Guid.NewGuid();
+        if (_pools == null) throw ManagementException.Invalid($"backend {backend}: this daemon has no pools");
+        try
+        {
+            return _pools.VolumeUuid(backend.PoolName, backend.VolumeName);
+        }
+        catch (EdgeBlock.Volumes.VolumeException ex)
+        {
+            throw PoolManager.Refusal(ex);
+        }
     }
 
     /// <summary>
@@ -167,6 +222,8 @@ public sealed class Reconciler : IAsyncDisposable
     /// </summary>
     private void Retire(IBlockDevice device, TimeSpan delay)
     {
+        if (device is VolumeExport export) export.Detached = true; // no namespace routes to it any more
+
         _retiring.RemoveAll(t => t.IsCompleted);
         _retiring.Add(RetireAsync(device, delay));
     }
@@ -197,6 +254,7 @@ public sealed class Reconciler : IAsyncDisposable
         }
         await Task.WhenAll(_retiring).ConfigureAwait(false);
         _retiring.Clear();
+        _dormant.Clear();
     }
 
     public async ValueTask DisposeAsync() => await ClearAsync().ConfigureAwait(false);

@@ -1,0 +1,398 @@
+using EdgeBlock.Daemon.Management;
+using EdgeBlock.Volumes;
+using Microsoft.Extensions.Logging;
+
+namespace EdgeBlock.Daemon.Pools;
+
+/// <summary>
+/// The daemon's pools: every pool under <c>&lt;data dir&gt;/pools/&lt;NAME&gt;/</c> (its RocksDB
+/// metadata, which lists its drives) is opened at start, before namespaces are applied, and
+/// closed at shutdown after them. Pools are storage state, not desired config: they are not in
+/// edgeblock.json. A pool that fails to open is remembered with its message; its namespaces are
+/// refused and the daemon runs on. Also hands out volumes to namespaces, each at most once.
+/// Refusals are <see cref="VolumeException"/>s (see <see cref="Refusal"/> for their HTTP form).
+/// </summary>
+public sealed class PoolManager : IAsyncDisposable
+{
+    private readonly string _dataDirectory;
+    private readonly ILogger _logger;
+    private readonly object _lock = new();
+    private readonly SemaphoreSlim _gate = new(1, 1); // pool creation and drive additions, one at a time
+    private readonly Dictionary<string, Pool> _pools = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, string> _failed = new(StringComparer.Ordinal);
+    private readonly List<VolumeExport> _exports = [];
+    private int _disposed;
+
+    public PoolManager(string dataDirectory, ILogger logger)
+    {
+        _dataDirectory = dataDirectory;
+        _logger = logger;
+    }
+
+    public string PoolsDirectory => Path.Combine(_dataDirectory, "pools");
+
+    /// <summary>Background commit interval of opened pools (tests shorten it).</summary>
+    public TimeSpan CommitInterval { get; init; } = TimeSpan.FromSeconds(2);
+
+    private PoolOptions Options(bool force = false, int? extentSize = null) => new()
+    {
+        Logger = _logger,
+        CommitInterval = CommitInterval,
+        Force = force,
+        ExtentSize = extentSize ?? new PoolOptions().ExtentSize,
+    };
+
+    /// <summary>Opens every pool under <see cref="PoolsDirectory"/>; failures are logged and remembered, never thrown.</summary>
+    public void OpenAll()
+    {
+        if (!Directory.Exists(PoolsDirectory)) return;
+        foreach (string dir in Directory.GetDirectories(PoolsDirectory).Order(StringComparer.Ordinal))
+        {
+            string name = Path.GetFileName(dir);
+            if (!PoolNames.IsValid(name))
+            {
+                _logger.LogWarning("{Dir} is not a pool (not a valid pool name); ignored", dir);
+                continue;
+            }
+            try
+            {
+                var pool = Pool.Open(dir, Options());
+                lock (_lock) _pools[name] = pool;
+                var info = pool.Info();
+                _logger.LogInformation("pool {Pool}: {Drives} drive(s), {Volumes} volume(s), {Size}, {Allocated} allocated, {Free} free",
+                    name, info.Drives.Count, info.VolumeCount, Sizes.Format(info.SizeBytes), Sizes.Format(info.AllocatedBytes), Sizes.Format(info.FreeBytes));
+            }
+            catch (Exception e)
+            {
+                lock (_lock) _failed[name] = e.Message;
+                _logger.LogError("pool {Pool} did not open: {Message}; its namespaces are refused until it opens (fix it, then restart the daemon)", name, e.Message);
+            }
+        }
+    }
+
+    // ---- pools -------------------------------------------------------------------------
+
+    public IReadOnlyList<PoolSummary> List()
+    {
+        lock (_lock)
+        {
+            return _pools.Select(p => Summarize(p.Value))
+                .Concat(_failed.Select(f => Failed(f.Key, f.Value)))
+                .OrderBy(p => p.Name, StringComparer.Ordinal).ToList();
+        }
+    }
+
+    public PoolSummary Show(string name)
+    {
+        lock (_lock)
+        {
+            if (_failed.TryGetValue(name, out string? error)) return Failed(name, error);
+        }
+        return Summarize(Get(name));
+    }
+
+    private PoolSummary Summarize(Pool pool)
+    {
+        PoolInfo i = pool.Info();
+        return new PoolSummary(i.Name, "online", null, i.Id, pool.MetadataDirectory, i.ExtentSize, i.SizeBytes, i.AllocatedBytes,
+            i.ReservedBytes, i.FreeBytes, i.FreeingBytes, i.VolumeCount, i.Drives, i.Counters);
+    }
+
+    private PoolSummary Failed(string name, string error) =>
+        new(name, "failed", error, null, Path.Combine(PoolsDirectory, name), 0, 0, 0, 0, 0, 0, 0, [], null);
+
+    /// <summary>Pool infos of the open pools (metrics).</summary>
+    public IReadOnlyList<PoolInfo> Infos()
+    {
+        List<Pool> pools;
+        lock (_lock) pools = _pools.Values.ToList();
+        return pools.Select(p => p.Info()).ToList();
+    }
+
+    /// <summary>An open pool; a missing or failed one is refused naming why.</summary>
+    public Pool Get(string name)
+    {
+        lock (_lock)
+        {
+            if (_pools.TryGetValue(name, out Pool? pool)) return pool;
+            if (_failed.TryGetValue(name, out string? error))
+                throw new VolumeException(VolumeError.Io, $"pool {name} did not open at start: {error} (fix it, then restart the daemon)");
+        }
+        throw new VolumeException(VolumeError.NotFound, $"no pool {name} (see `edgeblock pool list`; create one with `edgeblock pool create {name} PATH...`)");
+    }
+
+    public async Task<PoolSummary> CreateAsync(CreatePoolRequest request)
+    {
+        string name = request.Name ?? "";
+        PoolNames.CheckPool(name);
+        int? extentSize = null;
+        if (!string.IsNullOrEmpty(request.ExtentSize))
+        {
+            long bytes = ParseSize(request.ExtentSize, $"pool {name}: extent size");
+            if (bytes > int.MaxValue) throw new VolumeException(VolumeError.Invalid, $"pool {name}: extent size {request.ExtentSize} is too large");
+            extentSize = (int)bytes;
+        }
+        if (request.Drives is not { Count: > 0 }) throw new VolumeException(VolumeError.Invalid, $"pool {name}: give at least one drive (PATH[:SIZE])");
+        var drives = request.Drives.Select(d => ParseDrive(d, $"pool {name}")).ToList();
+        await _gate.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            lock (_lock)
+            {
+                if (_pools.ContainsKey(name) || _failed.ContainsKey(name)) throw new VolumeException(VolumeError.AlreadyExists, $"pool {name} already exists");
+            }
+            string dir = Path.Combine(PoolsDirectory, name);
+            if (Directory.Exists(dir) && Directory.EnumerateFileSystemEntries(dir).Any())
+                throw new VolumeException(VolumeError.AlreadyExists, $"pool {name}: {dir} already holds metadata (a pool that did not open?); remove it to reuse the name");
+            foreach (PoolDriveSpec d in drives) CheckDriveUnused(d.Path);
+            Directory.CreateDirectory(PoolsDirectory);
+            Pool pool = await Pool.CreateAsync(name, dir, drives, Options(request.Force, extentSize)).ConfigureAwait(false);
+            if (request.Force)
+            {
+                // --force is for the drives named here only: later add-drive must not overwrite foreign labels silently.
+                await pool.DisposeAsync().ConfigureAwait(false);
+                pool = Pool.Open(dir, Options());
+            }
+            lock (_lock) _pools[name] = pool;
+            return Summarize(pool);
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    public async Task<PoolSummary> AddDriveAsync(string poolName, AddDriveRequest request)
+    {
+        Pool pool = Get(poolName);
+        PoolDriveSpec drive = ParseDrive(request.Drive, $"pool {poolName}");
+        await _gate.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            CheckDriveUnused(drive.Path, except: pool);
+            await pool.AddDriveAsync(drive).ConfigureAwait(false);
+            return Summarize(pool);
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    public PoolCheckReport Check(string poolName) => Get(poolName).Check();
+
+    /// <summary>A drive of one open pool may not go into another, --force or not.</summary>
+    private void CheckDriveUnused(string path, Pool? except = null)
+    {
+        string full = Path.GetFullPath(path);
+        List<Pool> pools;
+        lock (_lock) pools = _pools.Values.Where(p => p != except).ToList();
+        foreach (Pool p in pools)
+        {
+            if (p.Info().Drives.FirstOrDefault(d => Path.GetFullPath(d.Path) == full) is { } used)
+                throw new VolumeException(VolumeError.Busy, $"{full} is drive {used.Index} of pool {p.Name}");
+        }
+    }
+
+    /// <summary>"PATH[:SIZE]": a trailing ":SIZE" needs its unit (":256M"), as in file backends; a relative PATH is under the data directory.</summary>
+    public PoolDriveSpec ParseDrive(string? text, string what)
+    {
+        text = text?.Trim() ?? "";
+        if (text.Length == 0) throw new VolumeException(VolumeError.Invalid, $"{what}: a drive is PATH[:SIZE]; got an empty one");
+        string path = text;
+        long? size = null;
+        int last = text.LastIndexOf(':');
+        if (last > 0 && text.Length > last + 1 && char.IsLetter(text[^1]) && Sizes.TryParse(text[(last + 1)..], out long bytes, out _))
+        {
+            size = bytes;
+            path = text[..last];
+        }
+        string full = Path.GetFullPath(path, _dataDirectory);
+        if (Directory.Exists(full)) throw new VolumeException(VolumeError.Invalid, $"{what}: drive {full} is a directory, not a file or block device");
+        string? parent = Path.GetDirectoryName(full);
+        if (parent != null && !Directory.Exists(parent)) throw new VolumeException(VolumeError.Invalid, $"{what}: drive {full}: directory {parent} does not exist");
+        if (size == null && !File.Exists(full)) throw new VolumeException(VolumeError.Invalid, $"{what}: drive {full} does not exist; give a size to create it ({path}:SIZE)");
+        if (size is { } s && (s < 1 << 20 || s % 4096 != 0)) throw new VolumeException(VolumeError.Invalid, $"{what}: drive {text}: the size must be at least 1M and a multiple of 4K");
+        return new PoolDriveSpec(full, size);
+    }
+
+    public static long ParseSize(string? text, string what)
+    {
+        if (string.IsNullOrWhiteSpace(text)) throw new VolumeException(VolumeError.Invalid, $"{what}: a size is needed (examples: 512M, 20G)");
+        if (!Sizes.TryParse(text, out long bytes, out string error)) throw new VolumeException(VolumeError.Invalid, $"{what}: {error}");
+        return bytes;
+    }
+
+    // ---- volumes and groups ---------------------------------------------------------------
+
+    public Task<VolumeInfo> CreateVolumeAsync(string poolName, CreateVolumeRequest request)
+    {
+        Pool pool = Get(poolName);
+        string what = $"volume {poolName}/{request.Name}";
+        long size = ParseSize(request.Size, $"{what}: size");
+        long reserve = string.IsNullOrEmpty(request.Reserve) ? 0 : ParseSize(request.Reserve, $"{what}: reservation");
+        return pool.CreateVolumeAsync(request.Name ?? "", size, reserve, string.IsNullOrEmpty(request.Group) ? null : request.Group);
+    }
+
+    public async Task<VolumeInfo> ResizeVolumeAsync(string poolName, string volume, ResizeVolumeRequest request)
+    {
+        Pool pool = Get(poolName);
+        long size = ParseSize(request.Size, $"volume {poolName}/{volume}: size");
+        await WaitDetachedAsync(poolName, volume).ConfigureAwait(false);
+        return await pool.ResizeVolumeAsync(volume, size, request.Force).ConfigureAwait(false);
+    }
+
+    public Task<VolumeInfo> SnapshotAsync(string poolName, string volume, SnapshotRequest request) =>
+        Get(poolName).SnapshotAsync(volume, request.Name ?? "");
+
+    public Task<VolumeInfo> CloneAsync(string poolName, string snapshot, CloneRequest request)
+    {
+        Pool pool = Get(poolName);
+        string what = $"volume {poolName}/{request.Name}";
+        long reserve = string.IsNullOrEmpty(request.Reserve) ? 0 : ParseSize(request.Reserve, $"{what}: reservation");
+        return pool.CloneAsync(snapshot, request.Name ?? "", reserve, string.IsNullOrEmpty(request.Group) ? null : request.Group);
+    }
+
+    public async Task DeleteVolumeAsync(string poolName, string volume)
+    {
+        Pool pool = Get(poolName);
+        await WaitDetachedAsync(poolName, volume).ConfigureAwait(false);
+        await pool.DeleteVolumeAsync(volume).ConfigureAwait(false);
+    }
+
+    public VolumeInfo GetVolume(string poolName, string volume) => Get(poolName).GetVolume(volume);
+
+    /// <summary>The volumes of one pool, or of every open pool.</summary>
+    public IReadOnlyList<VolumeInfo> ListVolumes(string? poolName)
+    {
+        if (poolName != null) return Get(poolName).ListVolumes();
+        List<Pool> pools;
+        lock (_lock) pools = _pools.Values.OrderBy(p => p.Name, StringComparer.Ordinal).ToList();
+        return pools.SelectMany(p => p.ListVolumes()).ToList();
+    }
+
+    public IReadOnlyList<GroupInfo> ListGroups(string poolName) => Get(poolName).ListGroups();
+
+    public Task<GroupInfo> SetGroupQuotaAsync(string poolName, string group, SetGroupQuotaRequest request)
+    {
+        Pool pool = Get(poolName);
+        long? quota = string.IsNullOrEmpty(request.Quota) || request.Quota.Equals("none", StringComparison.OrdinalIgnoreCase)
+            ? null : ParseSize(request.Quota, $"group {poolName}/{group}: quota");
+        return pool.SetGroupQuotaAsync(group, quota);
+    }
+
+    // ---- exports ----------------------------------------------------------------------------
+
+    /// <summary>The UUID a namespace of this volume carries (the volume's, stable for its life).</summary>
+    public Guid VolumeUuid(string poolName, string volume) => Get(poolName).GetVolume(volume).Uuid;
+
+    /// <summary>
+    /// Opens a volume for a namespace. Refused when it is exported already (once per volume), when it
+    /// is a snapshot, and when <paramref name="uuid"/> is not the volume's.
+    /// </summary>
+    public VolumeExport Export(string poolName, string volume, Guid? uuid)
+    {
+        Pool pool = Get(poolName);
+        lock (_lock)
+        {
+            string key = $"{poolName}/{volume}";
+            if (_exports.Any(e => e.Key == key && !e.Detached))
+                throw new VolumeException(VolumeError.Busy, $"volume {key} is already exported; a volume is exported as one namespace (remove that one first)");
+            VolumeInfo info = pool.GetVolume(volume);
+            if (info.IsSnapshot) throw new VolumeException(VolumeError.Invalid, $"{key} is a read-only snapshot; clone it (edgeblock volume clone) and export the clone");
+            if (uuid is { } u && u != info.Uuid)
+                throw new VolumeException(VolumeError.Invalid, $"UUID {u} is not volume {key}'s ({info.Uuid}); a volume's namespace carries the volume's UUID (leave the UUID out)");
+            var export = new VolumeExport(pool.OpenVolume(volume), poolName, volume, info.Uuid, Closed);
+            _exports.Add(export);
+            return export;
+        }
+    }
+
+    private void Closed(VolumeExport export)
+    {
+        lock (_lock) _exports.Remove(export);
+    }
+
+    /// <summary>Waits (a few seconds at most) for exports of a volume whose namespace is already gone to close.</summary>
+    private async Task WaitDetachedAsync(string poolName, string volume)
+    {
+        string key = $"{poolName}/{volume}";
+        Task[] closing;
+        lock (_lock) closing = _exports.Where(e => e.Key == key && e.Detached).Select(e => e.Closed).ToArray();
+        if (closing.Length == 0) return;
+        try
+        {
+            await Task.WhenAll(closing).WaitAsync(TimeSpan.FromSeconds(10)).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            // The pool refuses the change as Busy, naming the volume.
+        }
+    }
+
+    /// <summary>
+    /// At start: a volume namespace carries its volume's UUID. Sets it where it is missing or
+    /// differs (a hand-edited config); true when the state changed. Pools that did not open are left alone.
+    /// </summary>
+    public bool AssignVolumeUuids(DesiredState state)
+    {
+        bool changed = false;
+        foreach (var s in state.Subsystems.Where(s => s != null))
+        {
+            foreach (var ns in (s.Namespaces ?? []).Where(n => n != null))
+            {
+                if (!BackendSpec.TryParse(ns.Backend, out var backend, out _) || backend.Kind != BackendKind.Volume) continue;
+                Guid uuid;
+                try
+                {
+                    uuid = VolumeUuid(backend.PoolName, backend.VolumeName);
+                }
+                catch (VolumeException)
+                {
+                    continue; // refused when the reconciler opens it, with the message
+                }
+                if (ns.Uuid == uuid) continue;
+                if (ns.Uuid != null) _logger.LogWarning("subsystem {Nqn} namespace {Nsid}: UUID {Old} is not volume {Volume}'s; using the volume's {Uuid}", s.Nqn, ns.Nsid, ns.Uuid, backend.Path, uuid);
+                ns.Uuid = uuid;
+                changed = true;
+            }
+        }
+        return changed;
+    }
+
+    /// <summary>A refusal as the API's problem: 400 invalid, 404 unknown, 409 exists/busy, 507 no space, 500 I/O.</summary>
+    public static ManagementException Refusal(VolumeException e) => e.Error switch
+    {
+        VolumeError.Invalid => ManagementException.Invalid(e.Message),
+        VolumeError.NotFound => ManagementException.NotFound(e.Message),
+        VolumeError.AlreadyExists => ManagementException.Conflict(e.Message),
+        VolumeError.Busy => new ManagementException(409, "busy", e.Message),
+        VolumeError.NoSpace => new ManagementException(507, "not enough space", e.Message),
+        _ => new ManagementException(500, "pool I/O error", e.Message),
+    };
+
+    /// <summary>Closes every pool (each commits first). Namespaces must be closed before.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
+        List<Pool> pools;
+        lock (_lock)
+        {
+            pools = _pools.Values.ToList();
+            _pools.Clear();
+            if (_exports.Count > 0) _logger.LogWarning("closing pools with {Count} volume(s) still exported", _exports.Count);
+        }
+        foreach (Pool pool in pools)
+        {
+            try
+            {
+                await pool.DisposeAsync().ConfigureAwait(false);
+                _logger.LogInformation("pool {Pool} closed", pool.Name);
+            }
+            catch (Exception e)
+            {
+                _logger.LogError(e, "pool {Pool}: closing failed", pool.Name);
+            }
+        }
+    }
+}

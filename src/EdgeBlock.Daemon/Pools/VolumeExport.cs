@@ -1,0 +1,61 @@
+using EdgeBlock.Storage;
+
+namespace EdgeBlock.Daemon.Pools;
+
+/// <summary>
+/// A volume opened for a namespace. Forwards every call to the pool's volume device; disposing
+/// it ends the export. <see cref="Detached"/> is set once no namespace routes commands to it any
+/// more (its namespace was removed and it only waits for commands in flight): deleting or
+/// resizing the volume then waits for it to close instead of being refused.
+/// </summary>
+public sealed class VolumeExport : IBlockDevice
+{
+    private readonly IBlockDevice _inner;
+    private readonly Action<VolumeExport> _onClosed;
+    private readonly TaskCompletionSource _closed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private int _disposed;
+
+    internal VolumeExport(IBlockDevice inner, string pool, string volume, Guid uuid, Action<VolumeExport> onClosed)
+    {
+        _inner = inner;
+        Pool = pool;
+        Volume = volume;
+        Uuid = uuid;
+        _onClosed = onClosed;
+    }
+
+    public string Pool { get; }
+    public string Volume { get; }
+    public Guid Uuid { get; }
+    public string Key => $"{Pool}/{Volume}";
+
+    /// <summary>No namespace routes new commands here; only commands in flight remain.</summary>
+    public bool Detached { get; set; }
+
+    /// <summary>Completes when the export is closed (disposed).</summary>
+    public Task Closed => _closed.Task;
+
+    public int BlockSize => _inner.BlockSize;
+    public long BlockCount => _inner.BlockCount;
+    public bool SupportsDeallocate => _inner.SupportsDeallocate;
+
+    public ValueTask<BlockStatus> ReadAsync(long lba, Memory<byte> buffer) => _inner.ReadAsync(lba, buffer);
+    public ValueTask<BlockStatus> WriteAsync(long lba, ReadOnlyMemory<byte> data, bool fua) => _inner.WriteAsync(lba, data, fua);
+    public ValueTask<BlockStatus> FlushAsync() => _inner.FlushAsync();
+    public ValueTask<BlockStatus> WriteZeroesAsync(long lba, long blockCount, bool deallocate) => _inner.WriteZeroesAsync(lba, blockCount, deallocate);
+    public ValueTask<BlockStatus> DeallocateAsync(long lba, long blockCount) => _inner.DeallocateAsync(lba, blockCount);
+
+    public async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
+        try
+        {
+            await _inner.DisposeAsync().ConfigureAwait(false);
+        }
+        finally
+        {
+            _onClosed(this);
+            _closed.TrySetResult();
+        }
+    }
+}
