@@ -202,16 +202,21 @@ public static class ManagementCommands
 
         var nqn = NqnArgument();
         var nsid = new Option<uint?>("--nsid") { Description = "Namespace ID (default: the lowest free one)" };
-        var backend = new Option<string>("--backend")
+        var backend = new Option<string?>("--backend")
         {
-            Description = "What stores the data: null[:SIZE] | memory:SIZE | file:PATH[:SIZE] (a relative PATH is under the data directory)",
-            Required = true,
+            Description = "What stores the data: null[:SIZE] | memory:SIZE | file:PATH[:SIZE] (a relative PATH is under the data directory) | volume:POOL/NAME",
         };
-        var add = new Command("add", "Add a namespace (connected hosts get a namespace-changed event)") { nqn, nsid, backend };
+        var volume = new Option<string?>("--volume") { Description = "Export a pool's volume: POOL/NAME (same as --backend volume:POOL/NAME)" };
+        var add = new Command("add", "Add a namespace (connected hosts get a namespace-changed event)") { nqn, nsid, backend, volume };
+        add.Validators.Add(r =>
+        {
+            if ((r.GetValue(backend) == null) == (r.GetValue(volume) == null)) r.AddError("give either --backend or --volume");
+        });
         SetAction(add, socket, async (c, parse) =>
         {
+            string spec = parse.GetValue(volume) is { } v ? $"volume:{v}" : parse.GetValue(backend)!;
             var ns = ApiClient.Parse<NamespaceInfo>(await c.Api.SendAsync(HttpMethod.Post, $"v1/subsystems/{ApiClient.Escape(parse.GetValue(nqn)!)}/namespaces",
-                new AddNamespaceRequest(parse.GetValue(backend)!, parse.GetValue(nsid))));
+                new AddNamespaceRequest(spec, parse.GetValue(nsid))));
             c.Out.WriteLine($"namespace {ns.Nsid} of {parse.GetValue(nqn)}: {ns.Backend}, {Sizes.Format(ns.SizeBytes)}, uuid {ns.Uuid}");
         });
 

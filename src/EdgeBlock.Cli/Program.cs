@@ -7,4 +7,5 @@ var root = new RootCommand("EdgeBlock: the unified block layer of an edge virtua
     BenchCommand.Create(),
 };
 ManagementCommands.AddTo(root);
+PoolCommands.AddTo(root);
 return await root.Parse(args).InvokeAsync();

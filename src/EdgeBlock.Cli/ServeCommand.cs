@@ -39,6 +39,11 @@ internal static class ServeCommand
             Description = "Backend of the default namespace: file (persistent, default), memory, or null (benchmarks)",
             DefaultValueFactory = _ => BackendKind.File,
         };
+        backend.Validators.Add(r =>
+        {
+            if (r.GetValueOrDefault<BackendKind>() == BackendKind.Volume)
+                r.AddError("--default-backend volume: volumes are exported with `edgeblock namespace add NQN --volume POOL/NAME`; use file, memory or null here");
+        });
         var allowHost = new Option<string[]>("--allow-host")
         {
             Description = "Host NQN allowed to connect to the default subsystem (repeatable); without it any host may connect. Given, it replaces that subsystem's host list in an existing config",

@@ -1,0 +1,350 @@
+using System.CommandLine;
+using System.CommandLine.Parsing;
+using System.Globalization;
+using EdgeBlock.Daemon;
+using EdgeBlock.Daemon.Pools;
+using EdgeBlock.Volumes;
+
+namespace EdgeBlock.Cli;
+
+/// <summary>
+/// `edgeblock pool|volume|group ...`: pools over drives, thin volumes with snapshots and clones,
+/// and group quotas, through the daemon's API. Exit codes as the other management commands:
+/// 0 ok, 1 usage, 2 refused by the daemon (or `pool check` found problems), 3 daemon unreachable.
+/// </summary>
+public static class PoolCommands
+{
+    /// <summary>Adds pool, volume and group to a root that already has the management commands (their --api-socket option).</summary>
+    public static void AddTo(RootCommand root)
+    {
+        var socket = root.Options.OfType<Option<string?>>().First(o => o.Name == "--api-socket");
+        root.Subcommands.Add(Pool(socket));
+        root.Subcommands.Add(Volume(socket));
+        root.Subcommands.Add(Group(socket));
+    }
+
+    // ---- pool ------------------------------------------------------------------------------
+
+    private static Command Pool(Option<string?> socket)
+    {
+        var group = new Command("pool", "Pools: the drives volumes are carved from");
+
+        var name = PoolArgument();
+        var drives = new Argument<string[]>("PATH[:SIZE]")
+        {
+            Description = "Drives: block devices or files (a missing file is created with SIZE, e.g. /var/lib/eb/d0.img:64G)",
+            Arity = ArgumentArity.OneOrMore,
+        };
+        var extentSize = new Option<string?>("--extent-size") { Description = "Allocation unit, a power of two from 64K to 64M (default 1M)" };
+        var force = new Option<bool>("--force") { Description = "Take drives that carry another pool's label (their data is lost)" };
+        var create = new Command("create", "Create a pool over one or more drives") { name, drives, extentSize, force };
+        SetAction(create, socket, async (c, parse) =>
+        {
+            var request = new CreatePoolRequest(parse.GetValue(name)!, parse.GetValue(drives)!.Select(AbsoluteDrive).ToList(),
+                parse.GetValue(extentSize), parse.GetValue(force));
+            var p = ApiClient.Parse<PoolSummary>(await c.Api.SendAsync(HttpMethod.Post, "v1/pools", request));
+            c.Out.WriteLine($"pool {p.Name} created: {p.Drives.Count} drive(s), {Sizes.Format(p.SizeBytes)}, extent {Sizes.Format(p.ExtentSize)}");
+            return 0;
+        });
+
+        var addName = PoolArgument();
+        var addDrive = new Argument<string>("PATH[:SIZE]") { Description = "The drive to add (a missing file is created with SIZE)" };
+        var add = new Command("add-drive", "Add a drive to a pool while it runs; new allocations use it at once") { addName, addDrive };
+        SetAction(add, socket, async (c, parse) =>
+        {
+            var p = ApiClient.Parse<PoolSummary>(await c.Api.SendAsync(HttpMethod.Post, $"v1/pools/{ApiClient.Escape(parse.GetValue(addName)!)}/drives",
+                new AddDriveRequest(AbsoluteDrive(parse.GetValue(addDrive)!))));
+            c.Out.WriteLine($"pool {p.Name}: {p.Drives.Count} drive(s), {Sizes.Format(p.SizeBytes)}, {Sizes.Format(p.FreeBytes)} free");
+            return 0;
+        });
+
+        var listJson = JsonOption();
+        var list = new Command("list", "List pools with their space") { listJson };
+        SetAction(list, socket, async (c, parse) =>
+        {
+            string body = await c.Api.SendAsync(HttpMethod.Get, "v1/pools");
+            if (parse.GetValue(listJson)) { c.Out.WriteLine(body); return 0; }
+            Table.Write(c.Out, ["NAME", "STATE", "SIZE", "ALLOCATED", "RESERVED", "FREE", "FREEING", "VOLUMES", "DRIVES"],
+                ApiClient.Parse<List<PoolSummary>>(body).Select(p => new[]
+                {
+                    p.Name, p.State, Size(p.SizeBytes), Size(p.AllocatedBytes), Size(p.ReservedBytes), Size(p.FreeBytes), Size(p.FreeingBytes),
+                    Num(p.Volumes), Num(p.Drives.Count),
+                }));
+            return 0;
+        });
+
+        var showName = PoolArgument();
+        var showJson = JsonOption();
+        var show = new Command("show", "Show a pool: space (size, allocated, reserved, free, freeing) and drives") { showName, showJson };
+        SetAction(show, socket, async (c, parse) =>
+        {
+            string body = await c.Api.SendAsync(HttpMethod.Get, $"v1/pools/{ApiClient.Escape(parse.GetValue(showName)!)}");
+            if (parse.GetValue(showJson)) { c.Out.WriteLine(body); return 0; }
+            var p = ApiClient.Parse<PoolSummary>(body);
+            c.Out.WriteLine($"pool        {p.Name} ({p.State})");
+            if (p.Error != null)
+            {
+                c.Out.WriteLine($"error       {p.Error}");
+                c.Out.WriteLine($"metadata    {p.MetadataDirectory}");
+                return 0;
+            }
+            c.Out.WriteLine($"id          {p.Id}");
+            c.Out.WriteLine($"metadata    {p.MetadataDirectory}");
+            c.Out.WriteLine($"extent      {Sizes.Format(p.ExtentSize)}");
+            c.Out.WriteLine($"size        {Sizes.Format(p.SizeBytes)}");
+            c.Out.WriteLine($"allocated   {Sizes.Format(p.AllocatedBytes)}");
+            c.Out.WriteLine($"reserved    {Sizes.Format(p.ReservedBytes)} (reservations not yet allocated)");
+            c.Out.WriteLine($"free        {Sizes.Format(p.FreeBytes)}");
+            c.Out.WriteLine($"freeing     {Sizes.Format(p.FreeingBytes)} (free after the next commit)");
+            c.Out.WriteLine($"volumes     {p.Volumes}");
+            if (p.Counters is { } k)
+                c.Out.WriteLine($"since open  {k.Commits} commits, {Sizes.Format(k.MetadataBytesWritten)} metadata written, {k.CapacityExceeded} writes refused (capacity exceeded), {k.CopyOnWrites} copy-on-writes");
+            c.Out.WriteLine();
+            Table.Write(c.Out, ["DRIVE", "PATH", "SIZE", "ALLOCATED", "FREE"],
+                p.Drives.Select(d => new[] { Num(d.Index), d.Path, Size(d.SizeBytes), Size(d.AllocatedBytes), Size(d.FreeBytes) }));
+            return 0;
+        });
+
+        var checkName = PoolArgument();
+        var checkJson = JsonOption();
+        var check = new Command("check", "Cross-check a pool's metadata: mappings, refcounts, free space, group usage (exit 2 when problems are found)")
+        {
+            checkName, checkJson,
+        };
+        SetAction(check, socket, async (c, parse) =>
+        {
+            string pool = parse.GetValue(checkName)!;
+            string body = await c.Api.SendAsync(HttpMethod.Get, $"v1/pools/{ApiClient.Escape(pool)}/check");
+            var r = ApiClient.Parse<PoolCheckReport>(body);
+            if (parse.GetValue(checkJson)) c.Out.WriteLine(body);
+            else if (r.Problems.Count == 0)
+                c.Out.WriteLine($"pool {pool}: consistent ({r.Volumes} volume(s), {r.MappedExtents} mapped extent(s), {r.AllocatedExtents} allocated, {r.FreeExtents} free)");
+            else
+            {
+                c.Out.WriteLine($"pool {pool}: {r.Problems.Count} problem(s):");
+                foreach (string problem in r.Problems) c.Out.WriteLine($"  {problem}");
+            }
+            return r.Problems.Count == 0 ? 0 : ManagementCommands.ExitRefused;
+        });
+
+        foreach (var cmd in new[] { create, add, list, show, check }) group.Subcommands.Add(cmd);
+        return group;
+    }
+
+    // ---- volume ----------------------------------------------------------------------------
+
+    private static Command Volume(Option<string?> socket)
+    {
+        var group = new Command("volume", "Thin volumes of a pool, their snapshots and clones");
+
+        var name = VolumeArgument("POOL/NAME", "The new volume");
+        var size = new Option<string>("--size") { Description = "Size the host sees, e.g. 20G (space is allocated on first write)", Required = true };
+        var reserve = new Option<string?>("--reserve") { Description = "Space guaranteed to this volume, e.g. 5G (refused if the pool cannot honour it)" };
+        var tenant = new Option<string?>("--group") { Description = "Group (tenant) whose quota covers this volume" };
+        var create = new Command("create", "Create a thin volume") { name, size, reserve, tenant };
+        SetAction(create, socket, async (c, parse) =>
+        {
+            var (pool, volume) = Split(parse.GetValue(name)!);
+            var v = ApiClient.Parse<VolumeInfo>(await c.Api.SendAsync(HttpMethod.Post, $"v1/pools/{ApiClient.Escape(pool)}/volumes",
+                new CreateVolumeRequest(volume, parse.GetValue(size)!, parse.GetValue(reserve), parse.GetValue(tenant))));
+            c.Out.WriteLine($"volume {v.Pool}/{v.Name} created: {Sizes.Format(v.SizeBytes)}, reserve {Sizes.Format(v.ReserveBytes)}{(v.Group != null ? $", group {v.Group}" : "")}, uuid {v.Uuid}");
+            return 0;
+        });
+
+        var resizeName = VolumeArgument("POOL/NAME", "The volume");
+        var resizeSize = new Option<string>("--size") { Description = "New size; shrinking needs --force and an unallocated end", Required = true };
+        var force = new Option<bool>("--force") { Description = "Allow shrinking (refused anyway when data is allocated past the new end)" };
+        var resize = new Command("resize", "Grow (or with --force shrink) a volume that is not exported") { resizeName, resizeSize, force };
+        SetAction(resize, socket, async (c, parse) =>
+        {
+            var (pool, volume) = Split(parse.GetValue(resizeName)!);
+            var v = ApiClient.Parse<VolumeInfo>(await c.Api.SendAsync(HttpMethod.Post, $"v1/pools/{ApiClient.Escape(pool)}/volumes/{ApiClient.Escape(volume)}/resize",
+                new ResizeVolumeRequest(parse.GetValue(resizeSize)!, parse.GetValue(force))));
+            c.Out.WriteLine($"volume {v.Pool}/{v.Name}: {Sizes.Format(v.SizeBytes)}");
+            return 0;
+        });
+
+        var snapName = VolumeArgument("POOL/NAME@SNAP", "The volume and the snapshot's name", snapshot: true);
+        var snapshot = new Command("snapshot", "Take a read-only, copy-on-write snapshot (instant; no data copied)") { snapName };
+        SetAction(snapshot, socket, async (c, parse) =>
+        {
+            var (pool, full) = Split(parse.GetValue(snapName)!);
+            int at = full.IndexOf('@');
+            var v = ApiClient.Parse<VolumeInfo>(await c.Api.SendAsync(HttpMethod.Post, $"v1/pools/{ApiClient.Escape(pool)}/volumes/{ApiClient.Escape(full[..at])}/snapshots",
+                new SnapshotRequest(full[(at + 1)..])));
+            c.Out.WriteLine($"snapshot {v.Pool}/{v.Name} taken");
+            return 0;
+        });
+
+        var cloneSource = VolumeArgument("POOL/NAME@SNAP", "The snapshot to clone", snapshot: true);
+        var cloneTarget = VolumeArgument("POOL/NEW", "The new volume (same pool)");
+        var cloneReserve = new Option<string?>("--reserve") { Description = "Space guaranteed to the clone" };
+        var cloneGroup = new Option<string?>("--group") { Description = "Group of the clone (default: the snapshot's)" };
+        var clone = new Command("clone", "Create a writable volume from a snapshot (shares its data until written)") { cloneSource, cloneTarget, cloneReserve, cloneGroup };
+        SetAction(clone, socket, async (c, parse) =>
+        {
+            var (pool, snap) = Split(parse.GetValue(cloneSource)!);
+            var (newPool, newName) = Split(parse.GetValue(cloneTarget)!);
+            if (newPool != pool) throw new DaemonRefusedException(400, "invalid request", $"a clone lives in its snapshot's pool: {pool}/{newName}, not {newPool}/{newName}");
+            var v = ApiClient.Parse<VolumeInfo>(await c.Api.SendAsync(HttpMethod.Post, $"v1/pools/{ApiClient.Escape(pool)}/volumes/{ApiClient.Escape(snap)}/clones",
+                new CloneRequest(newName, parse.GetValue(cloneReserve), parse.GetValue(cloneGroup))));
+            c.Out.WriteLine($"volume {v.Pool}/{v.Name} cloned from {v.Origin}: {Sizes.Format(v.SizeBytes)}, uuid {v.Uuid}");
+            return 0;
+        });
+
+        var deleteName = VolumeArgument("POOL/NAME", "The volume or snapshot (POOL/NAME@SNAP)", snapshot: true, snapshotOptional: true);
+        var delete = new Command("delete", "Delete a volume or snapshot (not while exported); space returns when nothing shares it") { deleteName };
+        SetAction(delete, socket, async (c, parse) =>
+        {
+            var (pool, volume) = Split(parse.GetValue(deleteName)!);
+            await c.Api.SendAsync(HttpMethod.Delete, $"v1/pools/{ApiClient.Escape(pool)}/volumes/{ApiClient.Escape(volume)}");
+            c.Out.WriteLine($"volume {pool}/{volume} deleted");
+            return 0;
+        });
+
+        var listPool = new Argument<string?>("POOL") { Description = "Only this pool's volumes (default: every pool)", Arity = ArgumentArity.ZeroOrOne };
+        var listJson = JsonOption();
+        var list = new Command("list", "List volumes and snapshots") { listPool, listJson };
+        SetAction(list, socket, async (c, parse) =>
+        {
+            string? pool = parse.GetValue(listPool);
+            string body = await c.Api.SendAsync(HttpMethod.Get, pool is null ? "v1/volumes" : $"v1/pools/{ApiClient.Escape(pool)}/volumes");
+            if (parse.GetValue(listJson)) { c.Out.WriteLine(body); return 0; }
+            Table.Write(c.Out, ["VOLUME", "SIZE", "ALLOCATED", "RESERVE", "GROUP", "ORIGIN", "EXPORTED"],
+                ApiClient.Parse<List<VolumeInfo>>(body).Select(v => new[]
+                {
+                    $"{v.Pool}/{v.Name}", Size(v.SizeBytes), Size(v.AllocatedBytes), Size(v.ReserveBytes), v.Group ?? "-", v.Origin ?? "-",
+                    v.IsSnapshot ? "snapshot" : v.Exported ? "yes" : "no",
+                }));
+            return 0;
+        });
+
+        var showName = VolumeArgument("POOL/NAME", "The volume or snapshot", snapshot: true, snapshotOptional: true);
+        var showJson = JsonOption();
+        var show = new Command("show", "Show a volume: size, allocated, reserved, group, origin, UUID") { showName, showJson };
+        SetAction(show, socket, async (c, parse) =>
+        {
+            var (pool, volume) = Split(parse.GetValue(showName)!);
+            string body = await c.Api.SendAsync(HttpMethod.Get, $"v1/pools/{ApiClient.Escape(pool)}/volumes/{ApiClient.Escape(volume)}");
+            if (parse.GetValue(showJson)) { c.Out.WriteLine(body); return 0; }
+            var v = ApiClient.Parse<VolumeInfo>(body);
+            c.Out.WriteLine($"volume      {v.Pool}/{v.Name}{(v.IsSnapshot ? " (read-only snapshot)" : "")}");
+            c.Out.WriteLine($"uuid        {v.Uuid}");
+            c.Out.WriteLine($"size        {Sizes.Format(v.SizeBytes)}");
+            c.Out.WriteLine($"allocated   {Sizes.Format(v.AllocatedBytes)}");
+            c.Out.WriteLine($"reserve     {Sizes.Format(v.ReserveBytes)}");
+            c.Out.WriteLine($"group       {v.Group ?? "-"}");
+            c.Out.WriteLine($"origin      {v.Origin ?? "-"}");
+            c.Out.WriteLine($"exported    {(v.Exported ? "yes" : "no")}");
+            c.Out.WriteLine($"created     {v.Created:u}");
+            return 0;
+        });
+
+        foreach (var cmd in new[] { create, resize, snapshot, clone, delete, list, show }) group.Subcommands.Add(cmd);
+        return group;
+    }
+
+    // ---- group -----------------------------------------------------------------------------
+
+    private static Command Group(Option<string?> socket)
+    {
+        var group = new Command("group", "Groups (tenants) of a pool: a quota caps the allocated space of all their volumes together");
+
+        var name = VolumeArgument("POOL/TENANT", "The pool and the group");
+        var quota = new Option<string>("--quota") { Description = "Quota, e.g. 100G; 'none' removes it", Required = true };
+        var set = new Command("set", "Set a group's quota (the group is created if needed)") { name, quota };
+        SetAction(set, socket, async (c, parse) =>
+        {
+            var (pool, tenant) = Split(parse.GetValue(name)!);
+            var g = ApiClient.Parse<GroupInfo>(await c.Api.SendAsync(HttpMethod.Put, $"v1/pools/{ApiClient.Escape(pool)}/groups/{ApiClient.Escape(tenant)}",
+                new SetGroupQuotaRequest(parse.GetValue(quota))));
+            c.Out.WriteLine($"group {pool}/{g.Name}: quota {(g.QuotaBytes is { } q ? Sizes.Format(q) : "none")}, {Sizes.Format(g.UsedBytes)} used by {g.VolumeCount} volume(s)");
+            return 0;
+        });
+
+        var listPool = PoolArgument();
+        var json = JsonOption();
+        var list = new Command("list", "List a pool's groups: quota and use") { listPool, json };
+        SetAction(list, socket, async (c, parse) =>
+        {
+            string body = await c.Api.SendAsync(HttpMethod.Get, $"v1/pools/{ApiClient.Escape(parse.GetValue(listPool)!)}/groups");
+            if (parse.GetValue(json)) { c.Out.WriteLine(body); return 0; }
+            Table.Write(c.Out, ["GROUP", "QUOTA", "USED", "VOLUMES"],
+                ApiClient.Parse<List<GroupInfo>>(body).Select(g => new[] { g.Name, g.QuotaBytes is { } q ? Size(q) : "none", Size(g.UsedBytes), Num(g.VolumeCount) }));
+            return 0;
+        });
+
+        group.Subcommands.Add(set);
+        group.Subcommands.Add(list);
+        return group;
+    }
+
+    // ---- plumbing --------------------------------------------------------------------------
+
+    private sealed record Context(ApiClient Api, TextWriter Out);
+
+    private static Option<bool> JsonOption() => new("--json") { Description = "Print the API's JSON instead of a table" };
+
+    private static Argument<string> PoolArgument() => new("NAME") { Description = "Pool name" };
+
+    /// <summary>POOL/NAME (POOL/NAME@SNAP when <paramref name="snapshot"/>, optionally when <paramref name="snapshotOptional"/>), checked before anything is sent.</summary>
+    private static Argument<string> VolumeArgument(string syntax, string description, bool snapshot = false, bool snapshotOptional = false)
+    {
+        var argument = new Argument<string>(syntax) { Description = $"{description} ({syntax})" };
+        argument.Validators.Add(r =>
+        {
+            string text = r.GetValueOrDefault<string>() ?? "";
+            int at = text.IndexOf('@');
+            bool ok = PoolNames.TrySplit(text, out _, out string name)
+                && (snapshot ? (at > 0 ? name.Split('@') is [var v, var s] && PoolNames.IsValid(v) && PoolNames.IsValid(s) : snapshotOptional && PoolNames.IsValid(name))
+                             : PoolNames.IsValid(name));
+            if (!ok) r.AddError($"'{text}' is not {syntax} (names of letters, digits, '.', '_' or '-')");
+        });
+        return argument;
+    }
+
+    private static (string Pool, string Name) Split(string text)
+    {
+        int slash = text.IndexOf('/');
+        return (text[..slash], text[(slash + 1)..]);
+    }
+
+    /// <summary>A drive path relative to where the CLI runs becomes absolute (the daemon's working directory differs); ":SIZE" is kept.</summary>
+    private static string AbsoluteDrive(string text)
+    {
+        int last = text.LastIndexOf(':');
+        if (last > 0 && text.Length > last + 1 && char.IsLetter(text[^1]) && Sizes.TryParse(text[(last + 1)..], out _, out _))
+            return Path.GetFullPath(text[..last]) + text[last..];
+        return Path.GetFullPath(text);
+    }
+
+    private static string Num(long n) => n.ToString(CultureInfo.InvariantCulture);
+
+    private static string Size(long bytes) => Sizes.Format(bytes);
+
+    private static void SetAction(Command command, Option<string?> socket, Func<Context, ParseResult, Task<int>> action)
+    {
+        command.SetAction(async (parse, cancellationToken) =>
+        {
+            var output = parse.InvocationConfiguration.Output;
+            var error = parse.InvocationConfiguration.Error;
+            string path = parse.GetValue(socket) is { Length: > 0 } given ? given : DaemonOptions.DefaultApiSocket();
+            using var api = new ApiClient(path);
+            try
+            {
+                return await action(new Context(api, output), parse);
+            }
+            catch (DaemonRefusedException ex)
+            {
+                error.WriteLine($"edgeblock: refused: {ex.Detail}");
+                return ManagementCommands.ExitRefused;
+            }
+            catch (DaemonUnreachableException ex)
+            {
+                error.WriteLine($"edgeblock: {ex.Message}");
+                error.WriteLine("Start the daemon with `./edgeblock serve` (or point at a running one with --api-socket PATH or EDGEBLOCK_API_SOCKET).");
+                return ManagementCommands.ExitUnreachable;
+            }
+        });
+    }
+}
