@@ -7,5 +7,6 @@ var root = new RootCommand("EdgeBlock: the unified block layer of an edge virtua
     BenchCommand.Create(),
 };
 ManagementCommands.AddTo(root);
+ConfigCommands.AddTo(root);
 PoolCommands.AddTo(root);
 return await root.Parse(args).InvokeAsync();
