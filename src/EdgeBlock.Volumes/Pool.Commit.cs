@@ -25,9 +25,6 @@ public sealed partial class Pool
     private long _metadataBytes;
     private static readonly WriteOptions SyncWrite = new WriteOptions().SetSync(true);
 
-    /// <summary>Test hook: called between the drive flush and the metadata write of a commit.</summary>
-    internal Action? BeforeMetadataWrite { get; set; }
-
     /// <summary>
     /// Makes every write completed before this call durable, with the metadata that finds it.
     /// Failures are returned, not thrown (this is the I/O path of a host Flush).
@@ -53,7 +50,6 @@ public sealed partial class Pool
                         return status;
                     }
                 }
-                BeforeMetadataWrite?.Invoke();
                 if (captured.Batch.Count() > 0) _db.Write(captured.Batch, SyncWrite);
             }
             catch (Exception e) when (e is RocksDbException or IOException)

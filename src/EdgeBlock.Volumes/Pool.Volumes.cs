@@ -219,6 +219,17 @@ public sealed partial class Pool
         }
     }
 
+    /// <summary>Opens a snapshot to read it (checks and tests); writing to it would break the snapshot.</summary>
+    internal IBlockDevice OpenSnapshotForReading(string name)
+    {
+        lock (MetaLock)
+        {
+            Volume v = Find(name);
+            v.OpenCount++;
+            return new VolumeDevice(this, v);
+        }
+    }
+
     internal void CloseVolume(Volume v)
     {
         lock (MetaLock) v.OpenCount--;

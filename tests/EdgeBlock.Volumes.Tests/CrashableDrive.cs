@@ -62,8 +62,12 @@ internal sealed class CrashableDrive(long sizeBytes) : IBlockDevice
         return new(BlockStatus.Success);
     }
 
+    /// <summary>Runs at the start of the next flush, once (a crash point inside a commit).</summary>
+    public Action? BeforeNextFlush;
+
     public ValueTask<BlockStatus> FlushAsync()
     {
+        Interlocked.Exchange(ref BeforeNextFlush, null)?.Invoke();
         lock (_lock)
         {
             foreach (var (sector, versions) in _cached) versions[^1].CopyTo(_durable.AsSpan((int)(sector * Sector)));

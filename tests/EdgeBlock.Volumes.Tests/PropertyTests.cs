@@ -1,0 +1,33 @@
+using CsCheck;
+
+namespace EdgeBlock.Volumes.Tests;
+
+/// <summary>Random sequences of write/discard/flush/snapshot/clone/delete, compared with a model after every step.</summary>
+public class PropertyTests
+{
+    [Fact]
+    public void Random_operation_sequences_read_back_exactly_as_the_model_says()
+    {
+        Gen.Int[-1_000_000, 1_000_000].Array[10, 60].Sample(codes =>
+        {
+            Task.Run(async () =>
+            {
+                await using TestPool t = await TestPool.CreateAsync(drives: 2, driveBytes: 4 << 20);
+                var model = new VolumeModel(t);
+                await model.StartAsync();
+                foreach (int code in codes)
+                {
+                    await model.ApplyAsync(code);
+                }
+                await model.VerifyCurrentAsync();
+                var report = t.Pool.Check();
+                Assert.True(report.Consistent, string.Join("\n", report.Problems));
+                // And the same after a clean reopen.
+                await t.ReopenAsync();
+                model.Acknowledge();
+                await model.VerifyAfterCrashAsync();
+                Assert.True(t.Pool.Check().Consistent, string.Join("\n", t.Pool.Check().Problems));
+            }).GetAwaiter().GetResult();
+        }, iter: 60, threads: 1);
+    }
+}
