@@ -1,6 +1,9 @@
 using System.Net.Sockets;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using EdgeBlock.Nvme;
 using EdgeBlock.Nvme.Tcp;
+using EdgeBlock.Storage;
 using EdgeBlock.Target;
 using Microsoft.Extensions.Logging;
 
@@ -19,6 +22,24 @@ internal sealed partial class TcpQueue
     private int _writer;
     /// <summary>True while the receive loop works through a batch of PDUs; it writes what they produce afterwards.</summary>
     private int _receiveBatchActive;
+
+    // ---- gathered writes ----
+    // PDU headers (and small payloads) are formatted into _send; C2HData payloads of GatherMinBytes or more
+    // stay in their command's buffer and go out from there: one sendmsg with an iovec per piece, so the
+    // payload is copied once (by the kernel) instead of twice. The slots stay busy until the send is done.
+    /// <summary>Smaller payloads are copied into the send buffer: an iovec costs about as much as copying a few KiB.</summary>
+    internal const int GatherMinBytes = 4096;
+    /// <summary>Pieces per send; a flush happens earlier when they run out.</summary>
+    private const int MaxIov = 256;
+    private readonly Iovec[] _iov = GC.AllocateArray<Iovec>(MaxIov, pinned: true);
+    /// <summary>The same pieces as Memory, for the fallback when the socket's send buffer is full.</summary>
+    private readonly ReadOnlyMemory<byte>[] _iovSource = new ReadOnlyMemory<byte>[MaxIov];
+    private int _iovCount;
+    /// <summary>Start of the bytes in _send that are not in an iovec yet.</summary>
+    private int _runStart;
+    /// <summary>Slots whose payload is referenced by the pending send; freed once it is on the wire.</summary>
+    private readonly int[] _sentSlots = new int[MaxSlots];
+    private int _sentCount;
 
     private void QueueIcResp()
     {
@@ -70,7 +91,8 @@ internal sealed partial class TcpQueue
                 while (_outbox.TryDequeue(out var item))
                 {
                     var cmd = _slots[item.Slot];
-                    if (_sendFilled + MaxPduBytes(cmd, item.Kind) > _send.Length) await FlushSendBufferAsync().ConfigureAwait(false);
+                    if (_sendFilled + SendBufferBytesFor(cmd, item.Kind) > _send.Length || _iovCount + 3 > MaxIov)
+                        await FlushSendBufferAsync().ConfigureAwait(false);
                     if (item.Kind == SendKind.R2T) FormatR2T(cmd);
                     else FormatCompletion(cmd);
                 }
@@ -107,20 +129,96 @@ internal sealed partial class TcpQueue
         return false;
     }
 
+    /// <summary>Puts everything formatted so far on the wire, then frees the slots whose payloads it referenced.</summary>
     private async ValueTask FlushSendBufferAsync()
     {
-        int sent = 0;
-        while (sent < _sendFilled)
-            sent += await _socket.SendAsync(_send.AsMemory(sent, _sendFilled - sent), SocketFlags.None, _closed.Token).ConfigureAwait(false);
+        CloseRun();
+        int index = 0;
+        while (index < _iovCount)
+        {
+            if (SocketNative.IsSupported && TrySendGathered(ref index)) continue;
+            // The socket's send buffer is full: .NET waits for room (epoll) and sends this piece, then sendmsg goes on.
+            int sent = await _socket.SendAsync(_iovSource[index], SocketFlags.None, _closed.Token).ConfigureAwait(false);
+            Advance(ref index, sent);
+        }
+        Array.Clear(_iovSource, 0, _iovCount);
+        _iovCount = 0;
         _sendFilled = 0;
+        _runStart = 0;
+        for (int i = 0; i < _sentCount; i++) FreeSlot(_slots[_sentSlots[i]]);
+        _sentCount = 0;
+    }
+
+    /// <summary>One sendmsg of the remaining pieces. False: nothing could be sent without waiting.</summary>
+    private unsafe bool TrySendGathered(ref int index)
+    {
+        while (true)
+        {
+            nint sent = SocketNative.SendGathered(_socket.SafeHandle, (Iovec*)Unsafe.AsPointer(ref _iov[index]), _iovCount - index, out int errno);
+            if (sent > 0)
+            {
+                Advance(ref index, sent);
+                return true;
+            }
+            if (sent == 0 || errno == SocketNative.EAGAIN) return false;
+            if (errno != SocketNative.EINTR) throw new SocketException((int)SocketError.ConnectionReset);
+        }
+    }
+
+    /// <summary>Skips the bytes sent: whole pieces, then the front of a partly sent one.</summary>
+    private unsafe void Advance(ref int index, nint sent)
+    {
+        while (sent > 0)
+        {
+            ref var iov = ref _iov[index];
+            if ((nuint)sent >= iov.Length)
+            {
+                sent -= (nint)iov.Length;
+                index++;
+                continue;
+            }
+            iov.Base += sent;
+            iov.Length -= (nuint)sent;
+            _iovSource[index] = _iovSource[index][(int)sent..];
+            return;
+        }
+    }
+
+    /// <summary>Ends the current run of bytes in _send as one piece.</summary>
+    private unsafe void CloseRun()
+    {
+        int length = _sendFilled - _runStart;
+        if (length == 0) return;
+        AddPiece((byte*)Unsafe.AsPointer(ref _send[_runStart]), _send.AsMemory(_runStart, length));
+        _runStart = _sendFilled;
+    }
+
+    private unsafe void AddPiece(byte* pointer, ReadOnlyMemory<byte> memory)
+    {
+        _iov[_iovCount] = new Iovec { Base = pointer, Length = (nuint)memory.Length };
+        _iovSource[_iovCount] = memory;
+        _iovCount++;
+    }
+
+    /// <summary>The payload's address when it can go out from the command's own (native, fixed) buffer.</summary>
+    private static unsafe bool TryGetGatherable(NvmeRequest request, int length, out byte* pointer)
+    {
+        pointer = null;
+        if (!SocketNative.IsSupported || length < GatherMinBytes || length == 0) return false;
+        if (!MemoryMarshal.TryGetMemoryManager<byte, AlignedBuffer>(request.Data, out var buffer, out int start, out int available) || available < length)
+            return false;
+        pointer = buffer!.Pointer + start;
+        return true;
     }
 
     private int HeaderBytes(int hlen) => hlen + (_headerDigest ? PduHeader.DigestSize : 0);
 
-    private int MaxPduBytes(TcpCommand cmd, SendKind kind) =>
+    /// <summary>Room a PDU needs in _send at most: payloads that are gathered take none.</summary>
+    private unsafe int SendBufferBytesFor(TcpCommand cmd, SendKind kind) =>
         kind == SendKind.R2T
             ? HeaderBytes(PduHeader.R2TLength)
-            : HeaderBytes(PduHeader.CapsuleRespLength) + PduHeader.DataOffset(PduHeader.DataLength, _headerDigest, _hostPda) + cmd.Request.DataLength + PduHeader.DigestSize;
+            : HeaderBytes(PduHeader.CapsuleRespLength) + PduHeader.DataOffset(PduHeader.DataLength, _headerDigest, _hostPda)
+              + (TryGetGatherable(cmd.Request, cmd.Request.DataLength, out _) ? 0 : cmd.Request.DataLength) + PduHeader.DigestSize;
 
     private void FormatR2T(TcpCommand cmd)
     {
@@ -139,14 +237,17 @@ internal sealed partial class TcpQueue
         bool sendData = request.Direction == DataDirection.ControllerToHost && request.Status.IsSuccess && request.DataLength > 0;
         // SUCCESS may replace the response only when the host does not need SQHD (SQ flow control disabled).
         bool elideResponse = sendData && _queuePair.SqFlowControlDisabled;
-        if (sendData) FormatC2HData(cmd, elideResponse);
+        bool gathered = sendData && FormatC2HData(cmd, elideResponse);
         if (!elideResponse) FormatResponse(request);
 
         if (request.DisconnectAfterCompletion) _disconnectRequested = true;
-        FreeSlot(cmd);
+        // A gathered payload is still to be sent from the slot's buffer: the slot is freed after the send.
+        if (gathered) _sentSlots[_sentCount++] = cmd.Request.Tag;
+        else FreeSlot(cmd);
     }
 
-    private void FormatC2HData(TcpCommand cmd, bool success)
+    /// <summary>Formats a C2HData PDU; true when its payload is gathered from the command's buffer instead of copied.</summary>
+    private unsafe bool FormatC2HData(TcpCommand cmd, bool success)
     {
         var request = cmd.Request;
         var pdu = _send.AsSpan(_sendFilled);
@@ -158,10 +259,23 @@ internal sealed partial class TcpQueue
         DataPdu.WriteHeader(pdu, PduType.C2HData, flags, (byte)pdo, (uint)plen, request.CommandId, 0, 0, (uint)length);
         AppendHeaderDigest(pdu, PduHeader.DataLength);
         pdu[HeaderBytes(PduHeader.DataLength)..pdo].Clear();
+        if (TryGetGatherable(request, length, out byte* payload))
+        {
+            _sendFilled += pdo;
+            CloseRun();
+            AddPiece(payload, request.Data[..length]);
+            if (_dataDigest)
+            {
+                Crc32C.Write(_send.AsSpan(_sendFilled, PduHeader.DigestSize), request.Data.Span[..length]);
+                _sendFilled += PduHeader.DigestSize;
+            }
+            return true;
+        }
         var data = pdu.Slice(pdo, length);
         request.Data.Span[..length].CopyTo(data);
         if (_dataDigest) Crc32C.Write(pdu[(pdo + length)..], data);
         _sendFilled += plen;
+        return false;
     }
 
     private void FormatResponse(NvmeRequest request)
