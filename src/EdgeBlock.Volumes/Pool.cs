@@ -261,6 +261,32 @@ public sealed partial class Pool : IAsyncDisposable
         }
         foreach (PoolDrive drive in _drives) drive.RebuildFreeList(new HashSet<long>());
         RecountSpace();
+        ReleaseEmptyMappings();
+    }
+
+    /// <summary>
+    /// A crash between mapping an extent and the first write's commit leaves a mapping with no
+    /// valid block: it reads as zeroes either way, so give the extent back (at the next commit).
+    /// </summary>
+    private void ReleaseEmptyMappings()
+    {
+        lock (MetaLock)
+        {
+            int released = 0;
+            foreach (Volume v in _volumes.Values)
+            {
+                ExtentMapEntry?[] map = v.Map;
+                for (long i = 0; i < map.Length; i++)
+                {
+                    if (map[i] is { } e && e.NoneValid())
+                    {
+                        RemoveMapping(v, i);
+                        released++;
+                    }
+                }
+            }
+            if (released > 0) _logger.LogInformation("pool {Pool}: {Count} extent(s) mapped but never written before the last shutdown are released", Name, released);
+        }
     }
 
     private IBlockDevice OpenLabelledDrive(DriveRecord record)
