@@ -31,6 +31,41 @@ public sealed class NullBlockDeviceTests
         DataPattern.AssertZeroes(buffer);
     }
 
+    [Theory]
+    [InlineData(0)]
+    [InlineData(1)]
+    [InlineData(4095)]
+    [InlineData(70_000)]
+    [InlineData(131_071)]
+    public async Task Read_IntoAReusedBuffer_ZeroesItWhereverOldDataIs(int dirtyAt)
+    {
+        // The null device skips writing bytes that are already zero: a single stray byte must still go.
+        await using var device = new NullBlockDevice(DeviceBytes);
+        byte[] buffer = new byte[128 * 1024];
+        Assert.Equal(BlockStatus.Success, await device.ReadAsync(0, buffer));
+        buffer[dirtyAt] = 0x5A;
+
+        Assert.Equal(BlockStatus.Success, await device.ReadAsync(0, buffer));
+
+        DataPattern.AssertZeroes(buffer);
+    }
+
+    [Fact]
+    public async Task Read_AfterAWritePayloadInTheSameBuffer_ReturnsZeroes()
+    {
+        // What a target does with one slot buffer: a write's data arrives in it, then a read reuses it.
+        await using var device = new NullBlockDevice(DeviceBytes);
+        using var slot = new AlignedBuffer(128 * 1024);
+        Memory<byte> buffer = slot.Memory;
+        DataPattern.Create(buffer.Length, 0, seed: 7).CopyTo(buffer);
+        Assert.Equal(BlockStatus.Success, await device.WriteAsync(0, buffer, fua: false));
+
+        Assert.Equal(BlockStatus.Success, await device.ReadAsync(0, buffer[..4096]));
+        DataPattern.AssertZeroes(buffer.Span[..4096]);
+        Assert.Equal(BlockStatus.Success, await device.ReadAsync(0, buffer));
+        DataPattern.AssertZeroes(buffer.Span);
+    }
+
     [Fact]
     public async Task Read_BeyondEnd_ReturnsOutOfRange_AndLeavesBufferAlone()
     {
