@@ -9,7 +9,9 @@ namespace EdgeBlock.Storage;
 /// A regular file or a raw block device (Linux only), the way nvmet's file backend serves one:
 /// Deallocate punches holes, FUA is a write followed by fdatasync. Aligned transfers go through
 /// an O_DIRECT descriptor, bypassing the page cache; the rest through a buffered one on the same
-/// inode. Requests run on thread-pool threads because the syscalls block.
+/// inode. Reads and writes of the O_DIRECT descriptor go through io_uring where the kernel allows it
+/// (<see cref="UringFileIo"/>); the rest, and everything when io_uring is unavailable, runs on thread-pool
+/// threads because the syscalls block.
 /// </summary>
 public sealed unsafe class FileBlockDevice : IBlockDevice
 {
@@ -35,6 +37,7 @@ public sealed unsafe class FileBlockDevice : IBlockDevice
     private readonly SafeFileHandle? _direct;
     private readonly nuint _directAlignmentMask;
     private readonly FileIoOperationPool _operations;
+    private readonly UringFileIo? _uring;
 
     // Learned at run time; a race between queues costs at most one extra refused syscall.
     private bool _punchHoleWorks;
@@ -42,7 +45,7 @@ public sealed unsafe class FileBlockDevice : IBlockDevice
     private volatile bool _disposed;
 
     private FileBlockDevice(string path, bool isBlockDevice, BlockGeometry geometry, SafeFileHandle buffered,
-        SafeFileHandle? direct, int directIoAlignment, bool punchHoleWorks)
+        SafeFileHandle? direct, int directIoAlignment, bool punchHoleWorks, FileIoEngine engine)
     {
         Path = path;
         IsBlockDevice = isBlockDevice;
@@ -53,7 +56,22 @@ public sealed unsafe class FileBlockDevice : IBlockDevice
         _directAlignmentMask = direct is null ? 0 : (nuint)directIoAlignment - 1;
         _punchHoleWorks = punchHoleWorks;
         _operations = new FileIoOperationPool(this);
+        if (direct is not null && engine != FileIoEngine.ThreadPool)
+        {
+            _uring = UringFileIo.TryCreate(this, direct, out int errno);
+            if (_uring is null && engine == FileIoEngine.IoUring)
+            {
+                throw new NotSupportedException($"io_uring is not available: {Describe(errno)}");
+            }
+        }
     }
+
+    /// <summary>
+    /// The engine <see cref="Open(string, long, int)"/> picks: io_uring unless EDGEBLOCK_IO_URING=0 turns it
+    /// off (say, to compare, or where a sandbox lets io_uring_setup succeed but then misbehaves).
+    /// </summary>
+    internal static FileIoEngine DefaultEngine =>
+        Environment.GetEnvironmentVariable("EDGEBLOCK_IO_URING") is "0" or "off" or "false" ? FileIoEngine.ThreadPool : FileIoEngine.Auto;
 
     public string Path { get; }
 
@@ -75,6 +93,11 @@ public sealed unsafe class FileBlockDevice : IBlockDevice
 
     internal FileIoOperationPool Operations => _operations;
 
+    /// <summary>Whether reads and writes of the O_DIRECT descriptor go through io_uring.</summary>
+    public bool UsesIoUring => _uring is not null;
+
+    internal UringFileIo? Uring => _uring;
+
     /// <summary>
     /// Opens (or creates) a device. Errors here throw, naming the path and the problem; errors
     /// during I/O later are returned as <see cref="BlockStatus"/> values.
@@ -86,10 +109,13 @@ public sealed unsafe class FileBlockDevice : IBlockDevice
     /// </param>
     /// <param name="blockSize">Logical block size: a power of two, usually 512 or 4096.</param>
     public static FileBlockDevice Open(string path, long sizeBytes, int blockSize = 512) =>
-        Open(path, sizeBytes, blockSize, preferDirectIo: true);
+        Open(path, sizeBytes, blockSize, preferDirectIo: true, DefaultEngine);
 
-    /// <summary>As <see cref="Open(string, long, int)"/>; without preferDirectIo only the buffered descriptor is used.</summary>
-    internal static FileBlockDevice Open(string path, long sizeBytes, int blockSize, bool preferDirectIo)
+    /// <summary>
+    /// As <see cref="Open(string, long, int)"/>; without preferDirectIo only the buffered descriptor is used.
+    /// engine IoUring insists on io_uring (NotSupportedException without it), ThreadPool never uses it.
+    /// </summary>
+    internal static FileBlockDevice Open(string path, long sizeBytes, int blockSize, bool preferDirectIo, FileIoEngine engine = FileIoEngine.Auto)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         ArgumentOutOfRangeException.ThrowIfNegative(sizeBytes);
@@ -115,7 +141,7 @@ public sealed unsafe class FileBlockDevice : IBlockDevice
             bool punchHoleWorks = stat.IsBlockDevice
                 ? BlockDeviceWritesZeroes(stat)
                 : ProbePunchHole(buffered, Math.Max((long)stat.Size, geometry.SizeBytes), blockSize);
-            return new FileBlockDevice(path, stat.IsBlockDevice, geometry, buffered, direct, alignment, punchHoleWorks);
+            return new FileBlockDevice(path, stat.IsBlockDevice, geometry, buffered, direct, alignment, punchHoleWorks, engine);
         }
         catch
         {
@@ -149,6 +175,7 @@ public sealed unsafe class FileBlockDevice : IBlockDevice
     public ValueTask DisposeAsync()
     {
         _disposed = true;
+        _uring?.Dispose();
         _direct?.Dispose();
         _buffered.Dispose();
         return ValueTask.CompletedTask;
@@ -184,6 +211,11 @@ public sealed unsafe class FileBlockDevice : IBlockDevice
         if (check != BlockStatus.Success || (request.Kind != FileIoKind.Flush && request.Length == 0))
         {
             return new ValueTask<BlockStatus>(check);
+        }
+        if (_uring is not null && (request.Kind == FileIoKind.Read || (request.Kind == FileIoKind.Write && !request.Fua))
+            && _uring.TryStart(in request, out ValueTask<BlockStatus> pending))
+        {
+            return pending;
         }
         return _operations.Rent().Start(request);
     }

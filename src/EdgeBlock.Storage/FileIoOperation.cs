@@ -4,6 +4,17 @@ using System.Threading.Tasks.Sources;
 
 namespace EdgeBlock.Storage;
 
+/// <summary>How a <see cref="FileBlockDevice"/> runs its reads and writes.</summary>
+internal enum FileIoEngine : byte
+{
+    /// <summary>io_uring where the kernel allows it, else the thread pool.</summary>
+    Auto,
+    /// <summary>Blocking syscalls on thread-pool threads only.</summary>
+    ThreadPool,
+    /// <summary>io_uring or nothing: opening fails without it (tests).</summary>
+    IoUring,
+}
+
 internal enum FileIoKind : byte
 {
     Read,

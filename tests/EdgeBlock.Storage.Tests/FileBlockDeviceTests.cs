@@ -605,10 +605,13 @@ public sealed class FileBlockDeviceAllocationTests : IDisposable
 
     public void Dispose() => _directory.Dispose();
 
-    [Fact]
-    public async Task ReadAndWrite_AlignedBuffers_AllocateNothingPerRequest()
+    [Theory]
+    [InlineData(false)] // io_uring where available
+    [InlineData(true)]
+    public async Task ReadAndWrite_AlignedBuffers_AllocateNothingPerRequest(bool threadPool)
     {
-        await using FileBlockDevice device = FileBlockDevice.Open(_directory.File("allocation.img"), 4 * 1024 * 1024);
+        await using FileBlockDevice device = FileBlockDevice.Open(_directory.File("allocation.img"), 4 * 1024 * 1024, 512, preferDirectIo: true,
+            threadPool ? FileIoEngine.ThreadPool : FileIoEngine.Auto);
         using var buffer = new AlignedBuffer(4096);
         // On a pool thread there is no xunit synchronization context to post continuations to.
         await Task.Run(() => WriteAndReadAsync(device, buffer, requests: 100)); // warm up JIT and pools
