@@ -4,7 +4,7 @@
 #   bench/run.sh                   everything, 10 s per run, table appended to BENCHMARKS.md
 #   bench/run.sh --time 5          5 s per run
 #   bench/run.sh --no-record       print the table only
-#   bench/run.sh --only edgeblock  just one group (iperf3, qsd, nbdkit, fio, edgeblock); ratios need the others
+#   bench/run.sh --only edgeblock  just one group (iperf3, qsd, nbdkit, fio, edgeblock, volume); ratios need the others
 #
 # Every server is pinned to CPU 0 and every client to CPU 1 (taskset), traffic stays on 127.0.0.1.
 # Server CPU per I/O = (utime + stime of the server process from /proc/PID/stat, after - before)
@@ -222,7 +222,7 @@ eb_bench() {
 }
 
 # ---- build edgeblock first (not inside any measurement) ---------------------------------------
-if want edgeblock; then
+if want edgeblock || want volume; then
   echo "bench: building edgeblock (Release) if needed" >&2
   "$repo/edgeblock" --help >/dev/null
 fi
@@ -351,6 +351,7 @@ if want edgeblock; then
   taskset -c "$client_cpu" "${fill[@]}" >"$tmp/eb_fill.json"
   echo "  filled 1 GiB at $(jq -r '.mb_per_sec | round' "$tmp/eb_fill.json") MB/s" >&2
   measure eb_bench eb_file_rr "EdgeBlock file (O_DIRECT)" randread 4k 32
+  measure eb_bench eb_file_rw "EdgeBlock file (O_DIRECT)" randwrite 4k 32
   # Correctness check of the whole path: pattern writes and reads with per-block CRC32C, then a full read-back.
   verify=("$eb" bench --addr "127.0.0.1:$eb_port" --nqn "$eb_nqn" --rw randrw --bs 4k --qd 32 --time 3s --verify --size-limit 64M --json)
   note_cmd "taskset -c $client_cpu ${verify[*]}"
@@ -361,6 +362,39 @@ if want edgeblock; then
   fi
   echo "  verify: $verify_result" >&2
   stop_server
+fi
+
+# ---- 6. EdgeBlock thin volume: a pool on one file drive of this disk, vs the file backend above ----------
+if want volume; then
+  echo "== EdgeBlock, thin volume (pool on a 1.1 GiB file drive, volume filled first)" >&2
+  eb_port=${eb_port:-$(pick_port 24420)}
+  saved_nqn=${eb_nqn:-}
+  eb_nqn="nqn.2026-11.io.edgeblock:bench-volume"
+  start_server eb-vol "$eb" serve --data-dir "$tmp/eb-vol" --listen "127.0.0.1:$eb_port" --default-backend null --default-size 1G
+  note_cmd "taskset -c $server_cpu ./edgeblock serve --data-dir DIR --listen 127.0.0.1:$eb_port --default-backend null --default-size 1G"
+  wait_port "$eb_port"
+  export EDGEBLOCK_API_SOCKET="$tmp/eb-vol/api.sock"
+  for c in "pool create bench $tmp/eb-vol/drive0.img:1100M" "volume create bench/vol --size 1G" \
+           "subsystem create $eb_nqn --allow-any-host" "namespace add $eb_nqn --volume bench/vol"; do
+    # shellcheck disable=SC2086
+    "$eb" $c >/dev/null
+    note_cmd "./edgeblock ${c//$tmp\/eb-vol\//DIR/}"
+  done
+  fill=("$eb" bench --addr "127.0.0.1:$eb_port" --nqn "$eb_nqn" --rw write --bs 128k --qd 8 --io-limit 1G --time 120s --json)
+  note_cmd "taskset -c $client_cpu ${fill[*]}   # allocate the whole volume: the runs below measure allocated space"
+  taskset -c "$client_cpu" "${fill[@]}" >"$tmp/eb_vol_fill.json"
+  echo "  filled 1 GiB (thin allocation) at $(jq -r '.mb_per_sec | round' "$tmp/eb_vol_fill.json") MB/s" >&2
+  meta_bytes() { "$eb" pool show bench --json | jq -r '.counters.metadata_bytes_written'; }
+  measure eb_bench eb_vol_rr "EdgeBlock thin volume" randread 4k 32
+  meta_before=$(meta_bytes)
+  measure eb_bench eb_vol_rw "EdgeBlock thin volume" randwrite 4k 32
+  meta_after=$(meta_bytes)
+  vol_written=$(jq -r '.ios * 4096' "$tmp/eb_vol_rw.json" 2>/dev/null || echo 0)
+  metadata_line="thin volume, 4k randwrite to allocated space: $((meta_after - meta_before)) bytes of metadata written to RocksDB during the run (ramp included) for $((vol_written / 1048576)) MiB of data measured"
+  echo "  $metadata_line" >&2
+  unset EDGEBLOCK_API_SOCKET
+  stop_server
+  eb_nqn=$saved_nqn
 fi
 
 elapsed=$((SECONDS - t0))
@@ -387,6 +421,8 @@ r_cpu=$(ratio "$(get R_CPU eb_null_rr)" "$(get R_CPU qsd_null_rr)")
 r_iops=$(ratio "$(get R_IOPS eb_null_rr)" "$(get R_IOPS qsd_null_rr)")
 r_seq=$(ratio "$(get R_MBPS eb_null_seq)" "$(get R_MBPS iperf3)")
 r_file=$(ratio "$(get R_IOPS eb_file_rr)" "$(get R_IOPS fio_uring)")
+r_vol_rr=$(ratio "$(get R_IOPS eb_vol_rr)" "$(get R_IOPS eb_file_rr)")
+r_vol_rw=$(ratio "$(get R_IOPS eb_vol_rw)" "$(get R_IOPS eb_file_rw)")
 ratios() {
   echo "| goal | ours | anchor | ratio | goal | verdict |"
   echo "|---|---:|---:|---:|---|---|"
@@ -394,6 +430,8 @@ ratios() {
   echo "| 4k randread QD32 IOPS (null) vs qemu-storage-daemon null-co | $(get R_IOPS eb_null_rr) | $(get R_IOPS qsd_null_rr) | $r_iops | ≥ 1.5 | $(verdict "$r_iops" ">=" 1.5) |"
   echo "| 128k seq read QD8 MB/s (null) vs iperf3 one stream | $(get R_MBPS eb_null_seq) | $(get R_MBPS iperf3) | $r_seq | ≥ 0.70 | $(verdict "$r_seq" ">=" 0.70) |"
   echo "| file 4k randread QD32 IOPS vs fio io_uring O_DIRECT | $(get R_IOPS eb_file_rr) | $(get R_IOPS fio_uring) | $r_file | ≥ 0.90 | $(verdict "$r_file" ">=" 0.90) |"
+  echo "| thin volume 4k randread QD32 IOPS vs EdgeBlock file backend (issue C) | $(get R_IOPS eb_vol_rr) | $(get R_IOPS eb_file_rr) | $r_vol_rr | ≥ 0.90 | $(verdict "$r_vol_rr" ">=" 0.90) |"
+  echo "| thin volume 4k randwrite QD32 IOPS (allocated space) vs file backend (issue C) | $(get R_IOPS eb_vol_rw) | $(get R_IOPS eb_file_rw) | $r_vol_rw | ≥ 0.70 | $(verdict "$r_vol_rw" ">=" 0.70) |"
   local r
   r=$(ratio "$(get R_CPU eb_null_rr)" "$(get R_CPU nbdkit_null_rr)")
   echo "| (context) server CPU per 4k randread vs nbdkit null | $(get R_CPU eb_null_rr) µs | $(get R_CPU nbdkit_null_rr) µs | $r | | |"
@@ -414,6 +452,7 @@ ratios
 echo
 [ -n "${CLIENT_CPU[eb_null_rr]:-}" ] && echo "$client_line"
 [ -n "${verify_result:-}" ] && echo "edgeblock bench --verify (file backend, randrw): $verify_result"
+[ -n "${metadata_line:-}" ] && echo "$metadata_line"
 echo "suite time: ${elapsed} s"
 
 if [ "$record" = 1 ]; then
@@ -449,6 +488,7 @@ HEAD
     echo
     [ -n "${CLIENT_CPU[eb_null_rr]:-}" ] && echo "$client_line."
     [ -n "${verify_result:-}" ] && echo "\`edgeblock bench --verify\` (file backend, randrw 4k, 64 MiB, per-block CRC32C and full read-back): $verify_result."
+    [ -n "${metadata_line:-}" ] && echo "Metadata: $metadata_line."
     echo
     echo "<details><summary>Commands</summary>"
     echo
