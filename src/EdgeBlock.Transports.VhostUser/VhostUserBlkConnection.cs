@@ -1,0 +1,590 @@
+using System.Buffers.Binary;
+using Microsoft.Extensions.Logging;
+
+namespace EdgeBlock.Transports.VhostUser;
+
+/// <summary>
+/// One front-end (QEMU) session on an accepted socket: reads vhost-user messages (with the
+/// file descriptors they carry, via recvmsg and SCM_RIGHTS), keeps the negotiated state, the
+/// memory table and the virtqueues, and answers. Runs on the server's accept thread until the
+/// peer disconnects or breaks the protocol; then everything is torn down (queues drained,
+/// fds closed, memory unmapped) and the server accepts the next connection.
+/// </summary>
+internal sealed unsafe class VhostUserBlkConnection : IDisposable
+{
+    private const ulong OfferedProtocolFeatures =
+        1UL << VhostUser.ProtocolFMq | 1UL << VhostUser.ProtocolFReplyAck | 1UL << VhostUser.ProtocolFConfig;
+
+    private readonly BlkDeviceContext _ctx;
+    private readonly ILogger _logger;
+    private readonly VirtQueue?[] _queues;
+    private readonly byte[] _payload = new byte[VhostUser.MaxPayload];
+    private readonly int[] _fds = new int[VhostUser.MaxFds];
+    private readonly byte[] _config = new byte[VirtioBlkConfig.Size];
+    private readonly ulong _offeredFeatures;
+    private int _fdCount;
+    private int _socket;
+    private ulong _features;
+    private ulong _protocolFeatures;
+    private GuestMemory _memory = GuestMemory.Empty;
+
+    public VhostUserBlkConnection(int socket, BlkDeviceContext ctx)
+    {
+        _socket = socket;
+        _ctx = ctx;
+        _logger = ctx.Logger;
+        _queues = new VirtQueue?[ctx.Options.MaxQueues];
+        _offeredFeatures = VirtioBlkConfig.Features(ctx);
+        VirtioBlkConfig.Write(ctx, _config);
+        Array.Fill(_fds, -1);
+    }
+
+    public int Socket => _socket;
+
+    /// <summary>Queues created so far (for tests and statistics).</summary>
+    public IReadOnlyList<VirtQueue?> Queues => _queues;
+
+    public GuestMemory Memory => _memory;
+
+    /// <summary>Serves messages until the peer goes away. Returns the reason the session ended.</summary>
+    public string Run()
+    {
+        try
+        {
+            while (true)
+            {
+                if (!ReadMessage(out uint request, out uint flags, out int size))
+                {
+                    return "the front-end closed the connection";
+                }
+                try
+                {
+                    Dispatch((VhostUserRequest)request, flags, size);
+                }
+                finally
+                {
+                    CloseUntakenFds();
+                }
+            }
+        }
+        catch (VhostUserProtocolException e)
+        {
+            _logger.LogError("vhost-user-blk: closing the connection: {Reason}", e.Message);
+            return e.Message;
+        }
+    }
+
+    // Messages -----------------------------------------------------------------------------------
+
+    private void Dispatch(VhostUserRequest request, uint flags, int size)
+    {
+        ReadOnlySpan<byte> payload = _payload.AsSpan(0, size);
+        bool needReply = (flags & VhostUser.NeedReplyFlag) != 0;
+        bool ok = true;
+        switch (request)
+        {
+            case VhostUserRequest.GetFeatures:
+                ReplyU64(request, _offeredFeatures);
+                return;
+            case VhostUserRequest.SetFeatures:
+                ok = SetFeatures(U64(payload, request));
+                break;
+            case VhostUserRequest.GetProtocolFeatures:
+                ReplyU64(request, OfferedProtocolFeatures);
+                return;
+            case VhostUserRequest.SetProtocolFeatures:
+            {
+                ulong wanted = U64(payload, request);
+                if ((wanted & ~OfferedProtocolFeatures) != 0)
+                {
+                    _logger.LogWarning("vhost-user-blk: the front-end asks for protocol features 0x{Features:x} that were not offered; ignoring them", wanted & ~OfferedProtocolFeatures);
+                }
+                _protocolFeatures = wanted & OfferedProtocolFeatures;
+                break;
+            }
+            case VhostUserRequest.SetOwner:
+                break;
+            case VhostUserRequest.ResetOwner:
+            case VhostUserRequest.ResetDevice:
+                foreach (VirtQueue? q in _queues)
+                {
+                    if (q is not null)
+                    {
+                        q.Stop();
+                        q.SetEnabled(false);
+                    }
+                }
+                break;
+            case VhostUserRequest.GetQueueNum:
+                ReplyU64(request, (ulong)_queues.Length);
+                return;
+            case VhostUserRequest.SetMemTable:
+                ok = SetMemTable(payload);
+                break;
+            case VhostUserRequest.SetVringNum:
+            {
+                (VirtQueue q, uint num) = State(payload, request);
+                if (q.Running || num == 0 || num > (uint)_ctx.Options.MaxQueueSize || (num & (num - 1)) != 0)
+                {
+                    _logger.LogError("vhost-user-blk queue {Queue}: refusing a size of {Size} (a power of two up to {Max}, while the ring is stopped)", q.Index, num, _ctx.Options.MaxQueueSize);
+                    ok = false;
+                }
+                else
+                {
+                    q.Size = (int)num;
+                }
+                break;
+            }
+            case VhostUserRequest.SetVringAddr:
+                ok = SetVringAddr(payload);
+                break;
+            case VhostUserRequest.SetVringBase:
+            {
+                (VirtQueue q, uint num) = State(payload, request);
+                if (q.Running)
+                {
+                    _logger.LogError("vhost-user-blk queue {Queue}: SET_VRING_BASE while the ring runs", q.Index);
+                    ok = false;
+                }
+                else
+                {
+                    q.LastAvail = (ushort)num;
+                }
+                break;
+            }
+            case VhostUserRequest.GetVringBase:
+            {
+                (VirtQueue q, _) = State(payload, request);
+                q.Stop();
+                q.SetKickFd(-1);
+                q.SetCallFd(-1);
+                Span<byte> reply = stackalloc byte[8];
+                BinaryPrimitives.WriteUInt32LittleEndian(reply, (uint)q.Index);
+                BinaryPrimitives.WriteUInt32LittleEndian(reply[4..], q.LastAvail);
+                Reply(request, reply);
+                return;
+            }
+            case VhostUserRequest.SetVringKick:
+                ok = SetVringKick(payload);
+                break;
+            case VhostUserRequest.SetVringCall:
+            {
+                (VirtQueue q, int fd) = VringFd(payload, request);
+                q.SetCallFd(fd);
+                break;
+            }
+            case VhostUserRequest.SetVringErr:
+            {
+                (VirtQueue q, int fd) = VringFd(payload, request);
+                q.SetErrFd(fd);
+                break;
+            }
+            case VhostUserRequest.SetVringEnable:
+            {
+                (VirtQueue q, uint num) = State(payload, request);
+                if (num > 1)
+                {
+                    ok = false;
+                }
+                else
+                {
+                    q.SetEnabled(num == 1);
+                }
+                break;
+            }
+            case VhostUserRequest.GetConfig:
+                GetConfig(payload, request);
+                return;
+            case VhostUserRequest.SetConfig:
+                // No writable field is offered (no CONFIG_WCE): refuse quietly.
+                ok = false;
+                break;
+            default:
+                _logger.LogWarning("vhost-user-blk: unsupported request {Request} ({Size} bytes, {Fds} fds) ignored", (uint)request, size, _fdCount);
+                if (request is VhostUserRequest.GetInflightFd or VhostUserRequest.GetStatus or VhostUserRequest.GetMaxMemSlots or VhostUserRequest.IotlbMsg)
+                {
+                    // The front-end waits for an answer we cannot give.
+                    throw new VhostUserProtocolException($"request {(uint)request} needs a reply and is not supported");
+                }
+                ok = false;
+                break;
+        }
+        if (needReply)
+        {
+            ReplyU64(request, ok ? 0UL : 1UL);
+        }
+    }
+
+    private bool SetFeatures(ulong features)
+    {
+        if ((features & ~_offeredFeatures) != 0)
+        {
+            _logger.LogError("vhost-user-blk: the front-end sets features 0x{Features:x} that were not offered", features & ~_offeredFeatures);
+            return false;
+        }
+        _features = features;
+        bool indirect = (features & 1UL << Virtio.FRingIndirectDesc) != 0;
+        foreach (VirtQueue? q in _queues)
+        {
+            if (q is not null)
+            {
+                q.IndirectNegotiated = indirect;
+            }
+        }
+        if ((features & 1UL << VhostUser.FProtocolFeatures) == 0)
+        {
+            // Without VHOST_USER_F_PROTOCOL_FEATURES rings are enabled as soon as they start.
+            for (int i = 0; i < _queues.Length; i++)
+            {
+                Queue(i).SetEnabled(true);
+            }
+        }
+        return true;
+    }
+
+    private bool SetMemTable(ReadOnlySpan<byte> payload)
+    {
+        Span<int> fds = stackalloc int[_fdCount];
+        for (int i = 0; i < _fdCount; i++)
+        {
+            fds[i] = _fds[i];
+            _fds[i] = -1;
+        }
+        _fdCount = 0;
+        GuestMemory? memory = GuestMemory.Map(payload, fds, out string? error);
+        if (memory is null)
+        {
+            _logger.LogError("vhost-user-blk: SET_MEM_TABLE refused: {Reason}", error);
+            return false;
+        }
+        // Rings in use keep running on the new table once their requests have drained.
+        var restart = new List<VirtQueue>();
+        foreach (VirtQueue? q in _queues)
+        {
+            if (q is { Running: true })
+            {
+                q.Stop();
+                restart.Add(q);
+            }
+        }
+        GuestMemory old = _memory;
+        _memory = memory;
+        old.Dispose();
+        _logger.LogInformation("vhost-user-blk: guest memory mapped: {Count} regions, {MiB} MiB", memory.RegionCount, memory.TotalSize >> 20);
+        foreach (VirtQueue q in restart)
+        {
+            if (!q.TryStart(_memory, out string? startError))
+            {
+                _logger.LogError("vhost-user-blk: {Reason}", startError);
+            }
+        }
+        return true;
+    }
+
+    private bool SetVringAddr(ReadOnlySpan<byte> payload)
+    {
+        if (payload.Length < 40)
+        {
+            throw new VhostUserProtocolException($"SET_VRING_ADDR with a payload of {payload.Length} bytes");
+        }
+        VirtQueue q = Queue(BinaryPrimitives.ReadUInt32LittleEndian(payload), VhostUserRequest.SetVringAddr);
+        if (q.Running)
+        {
+            _logger.LogError("vhost-user-blk queue {Queue}: SET_VRING_ADDR while the ring runs", q.Index);
+            return false;
+        }
+        q.DescUserAddress = BinaryPrimitives.ReadUInt64LittleEndian(payload[8..]);
+        q.UsedUserAddress = BinaryPrimitives.ReadUInt64LittleEndian(payload[16..]);
+        q.AvailUserAddress = BinaryPrimitives.ReadUInt64LittleEndian(payload[24..]);
+        q.AddressesSet = true;
+        if (q.Size > 0 && _memory.RegionCount > 0)
+        {
+            ulong size = (ulong)q.Size;
+            if (!_memory.TryTranslateUser(q.DescUserAddress, 16 * size, out _) ||
+                !_memory.TryTranslateUser(q.AvailUserAddress, 6 + 2 * size, out _) ||
+                !_memory.TryTranslateUser(q.UsedUserAddress, 6 + 8 * size, out _))
+            {
+                _logger.LogError("vhost-user-blk queue {Queue}: ring addresses are not inside the shared memory", q.Index);
+                q.AddressesSet = false;
+                return false;
+            }
+        }
+        return true;
+    }
+
+    private bool SetVringKick(ReadOnlySpan<byte> payload)
+    {
+        (VirtQueue q, int fd) = VringFd(payload, VhostUserRequest.SetVringKick);
+        q.Stop();
+        q.SetKickFd(fd);
+        q.IndirectNegotiated = (_features & 1UL << Virtio.FRingIndirectDesc) != 0;
+        if (fd < 0)
+        {
+            _logger.LogError("vhost-user-blk queue {Queue}: SET_VRING_KICK without an eventfd (polling) is not supported", q.Index);
+            return false;
+        }
+        if (!q.TryStart(_memory, out string? error))
+        {
+            _logger.LogError("vhost-user-blk: {Reason}", error);
+            return false;
+        }
+        _logger.LogDebug("vhost-user-blk queue {Queue}: started, {Size} entries, enabled {Enabled}", q.Index, q.Size, q.Enabled);
+        return true;
+    }
+
+    private void GetConfig(ReadOnlySpan<byte> payload, VhostUserRequest request)
+    {
+        if (payload.Length < 12)
+        {
+            throw new VhostUserProtocolException($"GET_CONFIG with a payload of {payload.Length} bytes");
+        }
+        uint offset = BinaryPrimitives.ReadUInt32LittleEndian(payload);
+        uint size = BinaryPrimitives.ReadUInt32LittleEndian(payload[4..]);
+        if (size > VhostUser.MaxPayload - 12 || offset > 256 || size > 256 - offset)
+        {
+            _logger.LogError("vhost-user-blk: GET_CONFIG of {Size} bytes at {Offset} is out of range", size, offset);
+            Reply(request, []); // a zero-length payload tells the front-end it failed
+            return;
+        }
+        Span<byte> reply = stackalloc byte[12 + (int)size];
+        reply.Clear();
+        payload[..12].CopyTo(reply);
+        if (offset < _config.Length)
+        {
+            int n = (int)Math.Min(size, (uint)_config.Length - offset);
+            _config.AsSpan((int)offset, n).CopyTo(reply[12..]);
+        }
+        Reply(request, reply);
+    }
+
+    // Payload helpers ------------------------------------------------------------------------------
+
+    private static ulong U64(ReadOnlySpan<byte> payload, VhostUserRequest request)
+    {
+        if (payload.Length < 8)
+        {
+            throw new VhostUserProtocolException($"{request} with a payload of {payload.Length} bytes (8 expected)");
+        }
+        return BinaryPrimitives.ReadUInt64LittleEndian(payload);
+    }
+
+    private (VirtQueue, uint) State(ReadOnlySpan<byte> payload, VhostUserRequest request)
+    {
+        if (payload.Length < 8)
+        {
+            throw new VhostUserProtocolException($"{request} with a payload of {payload.Length} bytes (8 expected)");
+        }
+        return (Queue(BinaryPrimitives.ReadUInt32LittleEndian(payload), request), BinaryPrimitives.ReadUInt32LittleEndian(payload[4..]));
+    }
+
+    /// <summary>The ring and the fd of SET_VRING_KICK/CALL/ERR (the fd, if any, now belongs to the caller).</summary>
+    private (VirtQueue, int) VringFd(ReadOnlySpan<byte> payload, VhostUserRequest request)
+    {
+        ulong value = U64(payload, request);
+        VirtQueue q = Queue((uint)(value & VhostUser.VringIndexMask), request);
+        bool noFd = (value & VhostUser.VringNoFdFlag) != 0;
+        if (noFd != (_fdCount == 0) || _fdCount > 1)
+        {
+            throw new VhostUserProtocolException($"{request} for queue {q.Index} carries {_fdCount} fds with the no-fd flag {(noFd ? "set" : "clear")}");
+        }
+        int fd = -1;
+        if (!noFd)
+        {
+            fd = _fds[0];
+            _fds[0] = -1;
+            _fdCount = 0;
+        }
+        return (q, fd);
+    }
+
+    private VirtQueue Queue(uint index, VhostUserRequest request)
+    {
+        if (index >= (uint)_queues.Length)
+        {
+            throw new VhostUserProtocolException($"{request} names queue {index}; this device has {_queues.Length}");
+        }
+        return Queue((int)index);
+    }
+
+    private VirtQueue Queue(int index)
+    {
+        VirtQueue? q = _queues[index];
+        if (q is null)
+        {
+            q = new VirtQueue(index, _ctx) { IndirectNegotiated = (_features & 1UL << Virtio.FRingIndirectDesc) != 0 };
+            if ((_features & 1UL << VhostUser.FProtocolFeatures) == 0 && _features != 0)
+            {
+                q.SetEnabled(true);
+            }
+            _queues[index] = q;
+        }
+        return q;
+    }
+
+    // Socket I/O -----------------------------------------------------------------------------------
+
+    private bool ReadMessage(out uint request, out uint flags, out int size)
+    {
+        byte* header = stackalloc byte[VhostUser.HeaderSize];
+        int controlLength = Native.CmsgSpace(VhostUser.MaxFds * sizeof(int));
+        byte* control = stackalloc byte[controlLength];
+        request = flags = 0;
+        size = 0;
+        int got = 0;
+        while (got < VhostUser.HeaderSize)
+        {
+            Native.IoVec iov = new() { Base = header + got, Length = (nuint)(VhostUser.HeaderSize - got) };
+            Native.MsgHdr msg = new() { Iov = &iov, IovLength = 1, Control = control, ControlLength = (nuint)controlLength };
+            nint n = Native.RecvMsg(_socket, &msg, Native.MSG_CMSG_CLOEXEC);
+            if (n < 0)
+            {
+                int errno = Native.LastError;
+                if (errno == Native.EINTR)
+                {
+                    continue;
+                }
+                if (got == 0)
+                {
+                    return false;
+                }
+                throw new VhostUserProtocolException($"recvmsg failed: {Native.Describe(errno)}");
+            }
+            CollectFds(&msg);
+            if ((msg.Flags & Native.MSG_CTRUNC) != 0)
+            {
+                throw new VhostUserProtocolException("a message carried more file descriptors than any request may");
+            }
+            if (n == 0)
+            {
+                if (got == 0)
+                {
+                    return false;
+                }
+                throw new VhostUserProtocolException("the connection closed inside a message header");
+            }
+            got += (int)n;
+        }
+        request = *(uint*)header;
+        flags = *(uint*)(header + 4);
+        uint length = *(uint*)(header + 8);
+        if ((flags & VhostUser.VersionMask) != VhostUser.Version)
+        {
+            throw new VhostUserProtocolException($"message {request} has version {flags & VhostUser.VersionMask}, not {VhostUser.Version}");
+        }
+        if (length > VhostUser.MaxPayload)
+        {
+            throw new VhostUserProtocolException($"message {request} announces a payload of {length} bytes (at most {VhostUser.MaxPayload})");
+        }
+        size = (int)length;
+        fixed (byte* p = _payload)
+        {
+            int done = 0;
+            while (done < size)
+            {
+                nint n = Native.Recv(_socket, p + done, (nuint)(size - done), 0);
+                if (n < 0 && Native.LastError == Native.EINTR)
+                {
+                    continue;
+                }
+                if (n <= 0)
+                {
+                    throw new VhostUserProtocolException($"the connection ended inside the payload of message {request}");
+                }
+                done += (int)n;
+            }
+        }
+        return true;
+    }
+
+    private void CollectFds(Native.MsgHdr* msg)
+    {
+        if (msg->ControlLength < (nuint)sizeof(Native.CmsgHdr))
+        {
+            return;
+        }
+        byte* p = (byte*)msg->Control;
+        byte* end = p + msg->ControlLength;
+        while (p + sizeof(Native.CmsgHdr) <= end)
+        {
+            Native.CmsgHdr* c = (Native.CmsgHdr*)p;
+            if (c->Length < (nuint)sizeof(Native.CmsgHdr) || p + c->Length > end)
+            {
+                break;
+            }
+            if (c->Level == Native.SOL_SOCKET && c->Type == Native.SCM_RIGHTS)
+            {
+                int count = (int)((c->Length - (nuint)sizeof(Native.CmsgHdr)) / sizeof(int));
+                int* fds = (int*)(p + sizeof(Native.CmsgHdr));
+                for (int i = 0; i < count; i++)
+                {
+                    if (_fdCount < _fds.Length)
+                    {
+                        _fds[_fdCount++] = fds[i];
+                    }
+                    else
+                    {
+                        Native.Close(fds[i]);
+                    }
+                }
+            }
+            p += Native.CmsgAlign((int)c->Length);
+        }
+    }
+
+    private void CloseUntakenFds()
+    {
+        for (int i = 0; i < _fds.Length; i++)
+        {
+            Native.CloseQuietly(ref _fds[i]);
+        }
+        _fdCount = 0;
+    }
+
+    private void ReplyU64(VhostUserRequest request, ulong value)
+    {
+        Span<byte> payload = stackalloc byte[8];
+        BinaryPrimitives.WriteUInt64LittleEndian(payload, value);
+        Reply(request, payload);
+    }
+
+    private void Reply(VhostUserRequest request, ReadOnlySpan<byte> payload)
+    {
+        Span<byte> message = stackalloc byte[VhostUser.HeaderSize + payload.Length];
+        BinaryPrimitives.WriteUInt32LittleEndian(message, (uint)request);
+        BinaryPrimitives.WriteUInt32LittleEndian(message[4..], VhostUser.Version | VhostUser.ReplyFlag);
+        BinaryPrimitives.WriteUInt32LittleEndian(message[8..], (uint)payload.Length);
+        payload.CopyTo(message[VhostUser.HeaderSize..]);
+        fixed (byte* p = message)
+        {
+            int done = 0;
+            while (done < message.Length)
+            {
+                nint n = Native.Send(_socket, p + done, (nuint)(message.Length - done), Native.MSG_NOSIGNAL);
+                if (n < 0 && Native.LastError == Native.EINTR)
+                {
+                    continue;
+                }
+                if (n <= 0)
+                {
+                    throw new VhostUserProtocolException($"sending the reply to {request} failed: {Native.Describe(Native.LastError)}");
+                }
+                done += (int)n;
+            }
+        }
+    }
+
+    /// <summary>Wakes a blocked Run (the server is stopping).</summary>
+    public void Shutdown() => Native.Shutdown(_socket, Native.SHUT_RDWR);
+
+    public void Dispose()
+    {
+        foreach (VirtQueue? q in _queues)
+        {
+            q?.Dispose();
+        }
+        _memory.Dispose();
+        _memory = GuestMemory.Empty;
+        CloseUntakenFds();
+        Native.CloseQuietly(ref _socket);
+    }
+}

@@ -1,0 +1,26 @@
+namespace EdgeBlock.Transports.VhostUser;
+
+/// <summary>Settings of one vhost-user-blk export.</summary>
+public sealed class VhostUserBlkOptions
+{
+    /// <summary>Most virtqueues the front-end may use (GET_QUEUE_NUM, config num_queues). QEMU's num-queues must not exceed it.</summary>
+    public int MaxQueues { get; init; } = 8;
+
+    /// <summary>Largest virtqueue size accepted (SET_VRING_NUM); QEMU's default queue-size is 128.</summary>
+    public int MaxQueueSize { get; init; } = 1024;
+
+    /// <summary>seg_max in the config space: data segments per request (QEMU uses queue size - 2).</summary>
+    public int SegMax { get; init; } = 126;
+
+    /// <summary>Largest data transfer of one request; larger ones fail with IOERR.</summary>
+    public int MaxTransferBytes { get; init; } = 32 * 1024 * 1024;
+
+    /// <summary>Serial number returned by GET_ID (at most 20 ASCII bytes).</summary>
+    public string Serial { get; init; } = "edgeblock";
+
+    /// <summary>Export read-only (VIRTIO_BLK_F_RO): writes, discards and write-zeroes fail.</summary>
+    public bool ReadOnly { get; init; }
+
+    /// <summary>Offer VIRTIO_RING_F_INDIRECT_DESC.</summary>
+    public bool IndirectDescriptors { get; init; } = true;
+}

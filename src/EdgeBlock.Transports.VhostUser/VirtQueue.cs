@@ -1,0 +1,833 @@
+using System.Buffers.Binary;
+using EdgeBlock.Storage;
+using Microsoft.Extensions.Logging;
+
+namespace EdgeBlock.Transports.VhostUser;
+
+/// <summary>
+/// One split virtqueue of a virtio-blk device, served by its own thread that sleeps in poll()
+/// on the kick eventfd. The thread takes chains off the available ring, translates every
+/// guest address through the memory table, and submits the request to the device; completions
+/// (on this thread, or the device's) write the status byte and the used element and signal the
+/// call eventfd. The only lock is this queue's own, around the used ring and the call fd.
+///
+/// Bad input never reaches memory outside the guest's mappings: a request with a bad address,
+/// wrong lengths or misordered descriptors completes with VIRTIO_BLK_S_IOERR; a ring whose
+/// structure is broken (head or next index out of range, a loop, no status byte, an avail index
+/// running ahead) stops this queue with a logged reason and a signal on the error eventfd,
+/// until the front-end restarts it. Other queues and devices are not affected.
+/// </summary>
+internal sealed unsafe class VirtQueue : IDisposable
+{
+    public const int MaxDiscardSegments = 32;
+    public const int MaxIndirectDescriptors = 4096;
+    private const int MaxLoggedBadRequests = 20;
+    private const ushort VringDescSize = 16;
+
+    private readonly BlkDeviceContext _ctx;
+    private readonly object _usedLock = new();
+
+    // Configuration, written by the connection's message thread while the queue is stopped.
+    public int Size;
+    public ulong DescUserAddress, AvailUserAddress, UsedUserAddress;
+    public bool AddressesSet;
+    public ushort LastAvail;
+    public int KickFd = -1;
+    public int ErrFd = -1;
+    public bool IndirectNegotiated;
+    private int _callFd = -1;
+    private volatile bool _enabled;
+
+    // Running state.
+    private GuestMemory _memory = GuestMemory.Empty;
+    private nint _desc, _avail, _used;
+    private ushort _usedIdx;
+    private BlkRequest[] _slots = [];
+    private Thread? _worker;
+    private int _wakeFd = -1;
+    private volatile bool _stop;
+    private volatile bool _broken;
+    private bool _signalPending;
+    private int _inflight;
+    private int _badLogged;
+
+    private long _completed;
+    private long _failed;
+
+    public VirtQueue(int index, BlkDeviceContext ctx)
+    {
+        Index = index;
+        _ctx = ctx;
+    }
+
+    public int Index { get; }
+    public bool Running => _worker is not null;
+    public bool Enabled => _enabled;
+    public bool Broken => _broken;
+    public string? BrokenReason { get; private set; }
+    public long Completed => Interlocked.Read(ref _completed);
+    public long Failed => Interlocked.Read(ref _failed);
+    public int InFlight => Volatile.Read(ref _inflight);
+
+    public void SetEnabled(bool enabled)
+    {
+        _enabled = enabled;
+        if (enabled && _wakeFd >= 0)
+        {
+            Native.Signal(_wakeFd);
+        }
+    }
+
+    /// <summary>Replaces the call eventfd (QEMU swaps it when it masks interrupts); closes the old one.</summary>
+    public void SetCallFd(int fd)
+    {
+        int old;
+        lock (_usedLock)
+        {
+            old = _callFd;
+            _callFd = fd;
+        }
+        Native.CloseQuietly(ref old);
+    }
+
+    public void SetErrFd(int fd)
+    {
+        int old = ErrFd;
+        ErrFd = fd;
+        Native.CloseQuietly(ref old);
+    }
+
+    public void SetKickFd(int fd)
+    {
+        int old = KickFd;
+        KickFd = fd;
+        Native.CloseQuietly(ref old);
+    }
+
+    /// <summary>Starts serving the ring with the given memory; false and a reason if its addresses do not translate.</summary>
+    public bool TryStart(GuestMemory memory, out string? error)
+    {
+        if (_worker is not null)
+        {
+            error = null;
+            return true;
+        }
+        if (Size == 0 || !AddressesSet)
+        {
+            error = $"queue {Index}: started before its size and addresses were set";
+            return false;
+        }
+        if (KickFd < 0)
+        {
+            error = $"queue {Index}: no kick eventfd (polling mode is not supported)";
+            return false;
+        }
+        ulong size = (ulong)Size;
+        if (!memory.TryTranslateUser(DescUserAddress, VringDescSize * size, out nint desc) ||
+            !memory.TryTranslateUser(AvailUserAddress, 6 + 2 * size, out nint avail) ||
+            !memory.TryTranslateUser(UsedUserAddress, 6 + 8 * size, out nint used))
+        {
+            error = $"queue {Index}: ring addresses (desc 0x{DescUserAddress:x}, avail 0x{AvailUserAddress:x}, used 0x{UsedUserAddress:x}) of {Size} entries are not inside the shared memory";
+            return false;
+        }
+        if ((desc & 15) != 0 || (avail & 1) != 0 || (used & 3) != 0)
+        {
+            error = $"queue {Index}: misaligned ring addresses";
+            return false;
+        }
+        int wake = Native.EventFd(0, Native.EFD_CLOEXEC | Native.EFD_NONBLOCK);
+        if (wake < 0)
+        {
+            error = $"queue {Index}: eventfd failed: {Native.Describe(Native.LastError)}";
+            return false;
+        }
+        if (_slots.Length != Size)
+        {
+            foreach (BlkRequest r in _slots)
+            {
+                r.ReleaseBuffers();
+            }
+            _slots = new BlkRequest[Size];
+            for (int i = 0; i < Size; i++)
+            {
+                _slots[i] = new BlkRequest(this, (ushort)i);
+            }
+        }
+        _memory = memory;
+        _desc = desc;
+        _avail = avail;
+        _used = used;
+        _usedIdx = Volatile.Read(ref *(ushort*)(used + 2));
+        _broken = false;
+        BrokenReason = null;
+        _stop = false;
+        _wakeFd = wake;
+        _worker = new Thread(Run) { IsBackground = true, Name = $"vhost-blk q{Index}" };
+        _worker.Start();
+        error = null;
+        return true;
+    }
+
+    /// <summary>Stops the worker and waits until every request taken off the ring has completed.</summary>
+    public void Stop()
+    {
+        Thread? worker = _worker;
+        if (worker is null)
+        {
+            return;
+        }
+        _stop = true;
+        Native.Signal(_wakeFd);
+        worker.Join();
+        _worker = null;
+        Native.CloseQuietly(ref _wakeFd);
+        long start = Environment.TickCount64;
+        long nextLog = start + 5000;
+        while (Volatile.Read(ref _inflight) > 0)
+        {
+            Thread.Sleep(1);
+            if (Environment.TickCount64 >= nextLog)
+            {
+                _ctx.Logger.LogWarning("vhost-user-blk queue {Queue}: still waiting for {Count} requests in the device after {Seconds} s",
+                    Index, Volatile.Read(ref _inflight), (Environment.TickCount64 - start) / 1000);
+                nextLog += 5000;
+            }
+        }
+        _memory = GuestMemory.Empty;
+        _desc = _avail = _used = 0;
+    }
+
+    public void Dispose()
+    {
+        Stop();
+        SetKickFd(-1);
+        SetCallFd(-1);
+        SetErrFd(-1);
+        foreach (BlkRequest r in _slots)
+        {
+            r.ReleaseBuffers();
+        }
+        _slots = [];
+    }
+
+    private void Run()
+    {
+        Native.PollFd* fds = stackalloc Native.PollFd[2];
+        while (!_stop)
+        {
+            fds[0] = new Native.PollFd { Fd = KickFd, Events = Native.POLLIN };
+            fds[1] = new Native.PollFd { Fd = _wakeFd, Events = Native.POLLIN };
+            int n = Native.Poll(fds, 2, -1);
+            if (n < 0)
+            {
+                int errno = Native.LastError;
+                if (errno == Native.EINTR)
+                {
+                    continue;
+                }
+                Break($"poll on the kick eventfd failed: {Native.Describe(errno)}");
+                return;
+            }
+            if (fds[0].Revents != 0)
+            {
+                if ((fds[0].Revents & Native.POLLIN) == 0)
+                {
+                    // POLLERR/POLLNVAL: the kick fd is unusable; wait for the front-end to replace it.
+                    Break("the kick eventfd reports an error");
+                    WaitForStop(fds);
+                    return;
+                }
+                Native.Drain(KickFd);
+            }
+            if (fds[1].Revents != 0)
+            {
+                Native.Drain(_wakeFd);
+            }
+            if (_stop)
+            {
+                break;
+            }
+            if (_enabled && !_broken)
+            {
+                ProcessAvailable();
+            }
+        }
+    }
+
+    private void WaitForStop(Native.PollFd* fds)
+    {
+        while (!_stop)
+        {
+            fds[0] = new Native.PollFd { Fd = _wakeFd, Events = Native.POLLIN };
+            if (Native.Poll(fds, 1, -1) > 0)
+            {
+                Native.Drain(_wakeFd);
+            }
+        }
+    }
+
+    private void Break(string reason)
+    {
+        if (_broken)
+        {
+            return;
+        }
+        BrokenReason = reason;
+        _broken = true;
+        _ctx.Logger.LogError("vhost-user-blk queue {Queue}: stopped, the ring is broken: {Reason}. It stays stopped until the front-end restarts it.", Index, reason);
+        Native.Signal(ErrFd);
+    }
+
+    private void LogBadRequest(ushort head, string reason)
+    {
+        if (_badLogged < MaxLoggedBadRequests)
+        {
+            _badLogged++;
+            _ctx.Logger.LogWarning("vhost-user-blk queue {Queue}: request at descriptor {Head} failed with IOERR: {Reason}{More}",
+                Index, head, reason, _badLogged == MaxLoggedBadRequests ? " (further bad requests on this queue are not logged)" : "");
+        }
+    }
+
+    internal void LogDeviceException(Exception e) =>
+        _ctx.Logger.LogError(e, "vhost-user-blk queue {Queue}: the block device threw; the request fails with IOERR", Index);
+
+    private void ProcessAvailable()
+    {
+        try
+        {
+            int mask = Size - 1;
+            while (!_stop)
+            {
+                ushort availIdx = Volatile.Read(ref *(ushort*)(_avail + 2));
+                ushort pending = (ushort)(availIdx - LastAvail);
+                if (pending == 0)
+                {
+                    return;
+                }
+                if (pending > Size)
+                {
+                    Break($"the available index {availIdx} is {pending} entries ahead of the last one served ({LastAvail}), more than the ring's {Size}");
+                    return;
+                }
+                while (LastAvail != availIdx)
+                {
+                    ushort head = Volatile.Read(ref *(ushort*)(_avail + 4 + 2 * (LastAvail & mask)));
+                    if (head >= Size)
+                    {
+                        Break($"available ring entry {LastAvail} names descriptor {head}, beyond the ring's {Size}");
+                        return;
+                    }
+                    BlkRequest r = _slots[head];
+                    if (r.InFlight)
+                    {
+                        Break($"descriptor {head} was made available again while its request is still in flight");
+                        return;
+                    }
+                    LastAvail++;
+                    Handle(r);
+                    if (_broken)
+                    {
+                        return;
+                    }
+                }
+            }
+        }
+        finally
+        {
+            FlushSignal();
+        }
+    }
+
+    private void FlushSignal()
+    {
+        lock (_usedLock)
+        {
+            if (_signalPending)
+            {
+                _signalPending = false;
+                Native.Signal(_callFd);
+            }
+        }
+    }
+
+    private void Handle(BlkRequest r)
+    {
+        r.Reset();
+        r.InFlight = true;
+        Interlocked.Increment(ref _inflight);
+        string? structural = ParseChain(r, out string? content);
+        if (structural is not null)
+        {
+            r.InFlight = false;
+            Interlocked.Decrement(ref _inflight);
+            Break(structural);
+            return;
+        }
+        if (content is not null)
+        {
+            Fail(r, content, Virtio.BlkSIoErr);
+            return;
+        }
+        Execute(r);
+    }
+
+    /// <summary>
+    /// Walks the chain from r.Head into r's segment lists. Returns a reason when the chain cannot
+    /// be walked or has no status byte (the ring is broken); sets content to a reason when the chain
+    /// is walkable but unusable (the request fails with IOERR).
+    /// </summary>
+    private string? ParseChain(BlkRequest r, out string? content)
+    {
+        content = null;
+        nint table = _desc;
+        int tableSize = Size;
+        int index = r.Head;
+        int budget = Size;
+        bool indirect = false;
+        bool sawWritable = false;
+        GuestMemory memory = _memory;
+        while (true)
+        {
+            if (budget-- == 0)
+            {
+                return $"the descriptor chain from head {r.Head} has more entries than its table ({tableSize}): it loops";
+            }
+            byte* d = (byte*)(table + index * VringDescSize);
+            // Each field is read once: the guest may change the descriptor under our feet.
+            ulong addr = *(ulong*)d;
+            uint len = *(uint*)(d + 8);
+            ushort flags = *(ushort*)(d + 12);
+            ushort next = *(ushort*)(d + 14);
+            if ((flags & Virtio.DescFIndirect) != 0)
+            {
+                if (!IndirectNegotiated)
+                {
+                    return $"descriptor {index} of head {r.Head} is indirect, but VIRTIO_RING_F_INDIRECT_DESC was not negotiated";
+                }
+                if (indirect)
+                {
+                    return $"indirect descriptor {index} of head {r.Head} sits inside an indirect table";
+                }
+                if ((flags & Virtio.DescFNext) != 0)
+                {
+                    return $"indirect descriptor {index} of head {r.Head} also has NEXT set";
+                }
+                if (len == 0 || len % VringDescSize != 0 || len / VringDescSize > MaxIndirectDescriptors)
+                {
+                    return $"indirect table of head {r.Head} has a length of {len} bytes (a multiple of 16 up to {MaxIndirectDescriptors} entries is required)";
+                }
+                if (!memory.TryTranslate(addr, len, out nint t) || (t & 15) != 0)
+                {
+                    return $"indirect table of head {r.Head} at 0x{addr:x} (+{len}) is outside guest memory or misaligned";
+                }
+                table = t;
+                tableSize = (int)(len / VringDescSize);
+                index = 0;
+                budget = tableSize;
+                indirect = true;
+                continue;
+            }
+            bool writable = (flags & Virtio.DescFWrite) != 0;
+            if (writable)
+            {
+                sawWritable = true;
+            }
+            else if (sawWritable)
+            {
+                content ??= $"descriptor {index} is device-readable but follows a device-writable one";
+            }
+            if (len > (uint)_ctx.MaxTransferBytes + 64)
+            {
+                content ??= $"descriptor {index} is {len} bytes long, more than the largest transfer ({_ctx.MaxTransferBytes})";
+                r.AddSegment(writable, 0, 0);
+            }
+            else if (!memory.TryTranslate(addr, len, out nint host))
+            {
+                content ??= $"descriptor {index} (0x{addr:x}, {len} bytes) is not inside guest memory";
+                r.AddSegment(writable, 0, 0);
+            }
+            else
+            {
+                r.AddSegment(writable, host, (int)len);
+            }
+            if ((flags & Virtio.DescFNext) == 0)
+            {
+                break;
+            }
+            if (next >= tableSize)
+            {
+                return $"descriptor {index} of head {r.Head} links to {next}, beyond its table of {tableSize}";
+            }
+            index = next;
+        }
+        if (r.WritableCount == 0)
+        {
+            return $"the chain from head {r.Head} has no device-writable descriptor for the status byte";
+        }
+        Segment last = r.Writable[r.WritableCount - 1];
+        if (last.Pointer == 0 || last.Length == 0)
+        {
+            return $"the status descriptor of head {r.Head} is empty or outside guest memory";
+        }
+        r.StatusPointer = last.Pointer + last.Length - 1;
+        return null;
+    }
+
+    private void Execute(BlkRequest r)
+    {
+        Span<byte> header = stackalloc byte[Virtio.BlkOutHdrSize];
+        if (!CopyFrom(r.Readable, r.ReadableCount, 0, header))
+        {
+            Fail(r, $"the request header needs 16 device-readable bytes, the chain has {r.ReadableBytes}", Virtio.BlkSIoErr);
+            return;
+        }
+        r.Type = BinaryPrimitives.ReadUInt32LittleEndian(header);
+        r.Sector = BinaryPrimitives.ReadUInt64LittleEndian(header[8..]);
+        IBlockDevice device = _ctx.Device;
+        switch (r.Type)
+        {
+            case Virtio.BlkTIn:
+            {
+                long length = r.WritableBytes - 1;
+                if (!ValidateTransfer(r, length, out string? error))
+                {
+                    Fail(r, error!, Virtio.BlkSIoErr);
+                    return;
+                }
+                Memory<byte> buffer;
+                if (r.Writable[0].Length >= length)
+                {
+                    buffer = r.GuestBuffer.Retarget(r.Writable[0].Pointer, r.DataLength);
+                }
+                else
+                {
+                    r.UsesBounce = true;
+                    buffer = r.EnsureBounce(r.DataLength).Memory[..r.DataLength];
+                }
+                r.UsedLength = (uint)(r.DataLength + 1);
+                Submit(r, device.ReadAsync(r.Lba, buffer));
+                return;
+            }
+            case Virtio.BlkTOut:
+            {
+                if (_ctx.ReadOnly)
+                {
+                    Fail(r, null, Virtio.BlkSIoErr);
+                    return;
+                }
+                long length = r.ReadableBytes - Virtio.BlkOutHdrSize;
+                if (!ValidateTransfer(r, length, out string? error))
+                {
+                    Fail(r, error!, Virtio.BlkSIoErr);
+                    return;
+                }
+                ReadOnlyMemory<byte> data;
+                if (TryContiguous(r.Readable, r.ReadableCount, Virtio.BlkOutHdrSize, r.DataLength, out nint pointer))
+                {
+                    data = r.GuestBuffer.Retarget(pointer, r.DataLength);
+                }
+                else
+                {
+                    AlignedBuffer bounce = r.EnsureBounce(r.DataLength);
+                    CopyFrom(r.Readable, r.ReadableCount, Virtio.BlkOutHdrSize, bounce.Span[..r.DataLength]);
+                    data = bounce.Memory[..r.DataLength];
+                }
+                r.UsedLength = 1;
+                Submit(r, device.WriteAsync(r.Lba, data, fua: false));
+                return;
+            }
+            case Virtio.BlkTFlush:
+                r.UsedLength = 1;
+                Submit(r, device.FlushAsync());
+                return;
+            case Virtio.BlkTGetId:
+            {
+                int n = (int)Math.Min(Virtio.BlkIdBytes, r.WritableBytes - 1);
+                if (n <= 0)
+                {
+                    Fail(r, "GET_ID without room for the serial number", Virtio.BlkSIoErr);
+                    return;
+                }
+                CopyTo(r.Writable, r.WritableCount, 0, _ctx.Serial.AsSpan(0, n));
+                r.UsedLength = (uint)(n + 1);
+                Complete(r, Virtio.BlkSOk, fromWorker: true);
+                return;
+            }
+            case Virtio.BlkTDiscard:
+            case Virtio.BlkTWriteZeroes:
+            {
+                if (_ctx.ReadOnly)
+                {
+                    Fail(r, null, Virtio.BlkSIoErr);
+                    return;
+                }
+                long length = r.ReadableBytes - Virtio.BlkOutHdrSize;
+                if (length <= 0 || length % Virtio.DiscardSegmentSize != 0 || length / Virtio.DiscardSegmentSize > MaxDiscardSegments)
+                {
+                    Fail(r, $"{(r.Type == Virtio.BlkTDiscard ? "DISCARD" : "WRITE_ZEROES")} with {length} bytes of ranges (1 to {MaxDiscardSegments} ranges of 16 bytes)", Virtio.BlkSIoErr);
+                    return;
+                }
+                r.RangeCount = (int)(length / Virtio.DiscardSegmentSize);
+                CopyFrom(r.Readable, r.ReadableCount, Virtio.BlkOutHdrSize, r.Ranges.AsSpan(0, (int)length));
+                r.UsedLength = 1;
+                RunRanges(r, fromWorker: true);
+                return;
+            }
+            default:
+                r.UsedLength = 1;
+                Complete(r, Virtio.BlkSUnsupp, fromWorker: true);
+                return;
+        }
+    }
+
+    private bool ValidateTransfer(BlkRequest r, long length, out string? error)
+    {
+        int blockSize = _ctx.BlockSize;
+        if (length <= 0 || length % blockSize != 0 || length > _ctx.MaxTransferBytes)
+        {
+            error = $"a transfer of {length} bytes (a multiple of {blockSize} up to {_ctx.MaxTransferBytes} is required)";
+            return false;
+        }
+        ulong sectors = (ulong)length >> Virtio.SectorShift;
+        if (r.Sector > _ctx.CapacitySectors || sectors > _ctx.CapacitySectors - r.Sector)
+        {
+            error = $"sectors {r.Sector}+{sectors} lie beyond the device's {_ctx.CapacitySectors}";
+            return false;
+        }
+        if (((r.Sector << Virtio.SectorShift) & (ulong)(blockSize - 1)) != 0)
+        {
+            error = $"sector {r.Sector} is not aligned to the {blockSize}-byte block size";
+            return false;
+        }
+        r.Lba = (long)((r.Sector << Virtio.SectorShift) / (ulong)blockSize);
+        r.DataLength = (int)length;
+        error = null;
+        return true;
+    }
+
+    private void RunRanges(BlkRequest r, bool fromWorker)
+    {
+        bool discard = r.Type == Virtio.BlkTDiscard;
+        int blockSize = _ctx.BlockSize;
+        while (r.RangeIndex < r.RangeCount)
+        {
+            ReadOnlySpan<byte> range = r.Ranges.AsSpan(r.RangeIndex * Virtio.DiscardSegmentSize, Virtio.DiscardSegmentSize);
+            r.RangeIndex++;
+            ulong sector = BinaryPrimitives.ReadUInt64LittleEndian(range);
+            uint count = BinaryPrimitives.ReadUInt32LittleEndian(range[8..]);
+            uint flags = BinaryPrimitives.ReadUInt32LittleEndian(range[12..]);
+            if ((discard && flags != 0) || (!discard && (flags & ~Virtio.WriteZeroesFlagUnmap) != 0))
+            {
+                FinishDevice(r, BlockStatus.NotSupported, fromWorker);
+                return;
+            }
+            if (count == 0)
+            {
+                continue;
+            }
+            if (sector > _ctx.CapacitySectors || count > _ctx.CapacitySectors - sector ||
+                ((sector << Virtio.SectorShift) & (ulong)(blockSize - 1)) != 0 ||
+                (((ulong)count << Virtio.SectorShift) & (ulong)(blockSize - 1)) != 0)
+            {
+                if (fromWorker)
+                {
+                    LogBadRequest(r.Head, $"range {sector}+{count} is beyond the device's {_ctx.CapacitySectors} sectors or not block aligned");
+                }
+                FinishDevice(r, BlockStatus.OutOfRange, fromWorker);
+                return;
+            }
+            long lba = (long)((sector << Virtio.SectorShift) / (ulong)blockSize);
+            long blocks = (long)(((ulong)count << Virtio.SectorShift) / (ulong)blockSize);
+            ValueTask<BlockStatus> op;
+            if (discard)
+            {
+                if (!_ctx.SupportsDeallocate)
+                {
+                    continue; // a hint the device cannot use
+                }
+                op = _ctx.Device.DeallocateAsync(lba, blocks);
+            }
+            else
+            {
+                bool unmap = (flags & Virtio.WriteZeroesFlagUnmap) != 0 && _ctx.SupportsDeallocate;
+                op = _ctx.Device.WriteZeroesAsync(lba, blocks, unmap);
+            }
+            if (!op.IsCompleted)
+            {
+                r.Awaiter = op.GetAwaiter();
+                r.Awaiter.UnsafeOnCompleted(r.Continuation);
+                return;
+            }
+            BlockStatus status = GetResult(op);
+            if (discard && status == BlockStatus.NotSupported)
+            {
+                status = BlockStatus.Success;
+            }
+            if (status != BlockStatus.Success)
+            {
+                FinishDevice(r, status, fromWorker);
+                return;
+            }
+        }
+        FinishDevice(r, BlockStatus.Success, fromWorker);
+    }
+
+    private BlockStatus GetResult(ValueTask<BlockStatus> op)
+    {
+        try
+        {
+            return op.Result;
+        }
+        catch (Exception e)
+        {
+            LogDeviceException(e);
+            return BlockStatus.InternalError;
+        }
+    }
+
+    private void Submit(BlkRequest r, ValueTask<BlockStatus> op)
+    {
+        if (op.IsCompleted)
+        {
+            FinishDevice(r, GetResult(op), fromWorker: true);
+            return;
+        }
+        r.Awaiter = op.GetAwaiter();
+        r.Awaiter.UnsafeOnCompleted(r.Continuation);
+    }
+
+    /// <summary>A device operation finished on another thread.</summary>
+    internal void OnDeviceCompleted(BlkRequest r, BlockStatus status)
+    {
+        if (r.Type is Virtio.BlkTDiscard or Virtio.BlkTWriteZeroes)
+        {
+            if (r.Type == Virtio.BlkTDiscard && status == BlockStatus.NotSupported)
+            {
+                status = BlockStatus.Success;
+            }
+            if (status == BlockStatus.Success)
+            {
+                RunRanges(r, fromWorker: false);
+                return;
+            }
+        }
+        FinishDevice(r, status, fromWorker: false);
+    }
+
+    private void FinishDevice(BlkRequest r, BlockStatus status, bool fromWorker)
+    {
+        byte s = status switch
+        {
+            BlockStatus.Success => Virtio.BlkSOk,
+            BlockStatus.NotSupported => Virtio.BlkSUnsupp,
+            _ => Virtio.BlkSIoErr,
+        };
+        if (s == Virtio.BlkSOk && r.UsesBounce && r.Type == Virtio.BlkTIn)
+        {
+            CopyTo(r.Writable, r.WritableCount, 0, r.Bounce!.Span[..r.DataLength]);
+        }
+        if (s != Virtio.BlkSOk)
+        {
+            r.UsedLength = 1;
+            Interlocked.Increment(ref _failed);
+        }
+        Complete(r, s, fromWorker);
+    }
+
+    private void Fail(BlkRequest r, string? reason, byte status)
+    {
+        if (reason is not null)
+        {
+            LogBadRequest(r.Head, reason);
+        }
+        Interlocked.Increment(ref _failed);
+        r.UsedLength = 1;
+        Complete(r, status, fromWorker: true);
+    }
+
+    private void Complete(BlkRequest r, byte status, bool fromWorker)
+    {
+        *(byte*)r.StatusPointer = status;
+        lock (_usedLock)
+        {
+            byte* element = (byte*)(_used + 4 + 8 * (_usedIdx & (Size - 1)));
+            *(uint*)element = r.Head;
+            *(uint*)(element + 4) = r.UsedLength;
+            r.InFlight = false;
+            _usedIdx++;
+            Volatile.Write(ref *(ushort*)(_used + 2), _usedIdx);
+            if (fromWorker)
+            {
+                _signalPending = true;
+            }
+            else
+            {
+                Native.Signal(_callFd);
+            }
+        }
+        Interlocked.Increment(ref _completed);
+        Interlocked.Decrement(ref _inflight);
+    }
+
+    // Scatter/gather over translated segments ---------------------------------------------------
+
+    /// <summary>Copies destination.Length bytes starting at byte offset of the segments' concatenation.</summary>
+    internal static bool CopyFrom(Segment[] segments, int count, long offset, Span<byte> destination)
+    {
+        int done = 0;
+        for (int i = 0; i < count && done < destination.Length; i++)
+        {
+            Segment s = segments[i];
+            if (offset >= s.Length)
+            {
+                offset -= s.Length;
+                continue;
+            }
+            int n = (int)Math.Min(s.Length - offset, destination.Length - done);
+            new ReadOnlySpan<byte>((byte*)s.Pointer + offset, n).CopyTo(destination[done..]);
+            done += n;
+            offset = 0;
+        }
+        return done == destination.Length;
+    }
+
+    internal static bool CopyTo(Segment[] segments, int count, long offset, ReadOnlySpan<byte> source)
+    {
+        int done = 0;
+        for (int i = 0; i < count && done < source.Length; i++)
+        {
+            Segment s = segments[i];
+            if (offset >= s.Length)
+            {
+                offset -= s.Length;
+                continue;
+            }
+            int n = (int)Math.Min(s.Length - offset, source.Length - done);
+            source.Slice(done, n).CopyTo(new Span<byte>((byte*)s.Pointer + offset, n));
+            done += n;
+            offset = 0;
+        }
+        return done == source.Length;
+    }
+
+    private static bool TryContiguous(Segment[] segments, int count, long offset, int length, out nint pointer)
+    {
+        for (int i = 0; i < count; i++)
+        {
+            Segment s = segments[i];
+            if (offset >= s.Length)
+            {
+                offset -= s.Length;
+                continue;
+            }
+            if (s.Length - offset >= length)
+            {
+                pointer = s.Pointer + (nint)offset;
+                return true;
+            }
+            break;
+        }
+        pointer = 0;
+        return false;
+    }
+}
