@@ -49,6 +49,7 @@ SUITE=(
     "ns-hotplug ns-hotplug -"
     "fio-verify-after-fault fio-verify fault_injection"
     "cli-manage cli-manage -"
+    "pool-quota pool-quota -"
 )
 
 REFERENCE=${REFERENCE:-0}
