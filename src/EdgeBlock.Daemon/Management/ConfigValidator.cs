@@ -50,7 +50,10 @@ public static class ConfigValidator
                 if (!BackendSpec.TryParse(ns.Backend, out var backend, out string berr)) errors.Add($"{nat}.backend: {berr}");
                 else if (!backend.TryCheck(dataDirectory, out string cerr)) errors.Add($"{nat}.backend: '{ns.Backend}': {cerr}");
                 else if (backend.Kind == BackendKind.Volume && !volumes.TryAdd(backend.Path!, $"namespace {ns.Nsid} of {s.Nqn}"))
+                {
                     errors.Add($"{nat}.backend: volume {backend.Path} is already exported as {volumes[backend.Path!]}; a volume is exported once");
+                    continue; // its UUID (the volume's) is a duplicate too: one message is enough
+                }
                 if (ns.Uuid is { } u && (u == Guid.Empty || !uuids.Add(u))) errors.Add($"{nat}.uuid: '{u}' is empty or used twice");
             }
         }
