@@ -242,6 +242,24 @@ internal sealed unsafe partial class IoUring : IDisposable
         }
     }
 
+    /// <summary>SQEs prepared with <see cref="GetSqe"/> and published, that the kernel has not consumed yet.</summary>
+    public uint Unsubmitted => *_sqTail - Volatile.Read(ref *_sqHead);
+
+    /// <summary>Free SQEs.</summary>
+    public uint SqSpace => SqEntries - (*_sqTail - Volatile.Read(ref *_sqHead));
+
+    /// <summary>Publishes an SQE from <see cref="GetSqe"/> without telling the kernel; <see cref="Enter"/> submits it.</summary>
+    public void Publish() => Volatile.Write(ref *_sqTail, *_sqTail + 1);
+
+    public bool HasCompletions => *_cqHead != Volatile.Read(ref *_cqTail);
+
+    /// <summary>io_uring_enter: submits what is published, and with wait blocks until a completion is there. 0 or the errno.</summary>
+    public int Enter(uint toSubmit, bool wait)
+    {
+        long result = Syscall(SysIoUringEnter, _ringFd, toSubmit, wait ? 1 : 0, wait ? EnterGetEvents : 0, 0, 0);
+        return result < 0 ? Marshal.GetLastPInvokeError() : 0;
+    }
+
     /// <summary>Waits until at least one completion is there (returns at once when one is). Returns 0 or the errno.</summary>
     public int WaitForCompletion()
     {

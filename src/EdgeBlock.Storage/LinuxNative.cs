@@ -114,6 +114,34 @@ internal static partial class LinuxNative
     [LibraryImport(Libc, EntryPoint = "statx", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int StatxRaw(SafeFileHandle dirFd, string path, int flags, uint mask, out StatX result);
 
+    [LibraryImport(Libc, EntryPoint = "eventfd", SetLastError = true)]
+    private static partial int EventFdRaw(uint initialValue, int flags);
+
+    [LibraryImport(Libc, EntryPoint = "write", SetLastError = true)]
+    private static unsafe partial nint WriteRaw(int fd, void* buffer, nuint count);
+
+    [LibraryImport(Libc, EntryPoint = "close", SetLastError = true)]
+    private static partial int CloseRaw(int fd);
+
+    /// <summary>eventfd(2), close-on-exec: a counter another thread can wake a waiter with. Returns the descriptor or -errno.</summary>
+    public static int CreateEventFd()
+    {
+        int fd = EventFdRaw(0, O_CLOEXEC);
+        return fd >= 0 ? fd : -Marshal.GetLastPInvokeError();
+    }
+
+    /// <summary>Adds 1 to an eventfd's counter, waking whoever reads it.</summary>
+    public static unsafe void SignalEventFd(int fd)
+    {
+        ulong one = 1;
+        while (WriteRaw(fd, &one, sizeof(ulong)) < 0 && Marshal.GetLastPInvokeError() == EINTR)
+        {
+        }
+    }
+
+    /// <summary>close(2) of a descriptor no SafeHandle owns.</summary>
+    public static void CloseDescriptor(int fd) => CloseRaw(fd);
+
     /// <summary>open(2); on success the handle owns the descriptor.</summary>
     public static int Open(string path, int flags, out SafeFileHandle handle)
     {

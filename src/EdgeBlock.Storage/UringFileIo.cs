@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Collections.Concurrent;
 using System.Diagnostics;
+using System.Runtime.InteropServices;
 using System.Threading.Tasks.Sources;
 using Microsoft.Win32.SafeHandles;
 
@@ -8,18 +9,22 @@ namespace EdgeBlock.Storage;
 
 /// <summary>
 /// Reads and writes of a <see cref="FileBlockDevice"/>'s O_DIRECT descriptor through io_uring, instead of a
-/// blocking pread/pwrite on a thread-pool thread per request. Callers submit on their own thread (one
-/// io_uring_enter under a lock, which does the block-layer submission inline); one dedicated thread waits
-/// for completions and hands each to the thread pool, where the caller's continuation runs, as with the
-/// thread-pool engine (a continuation that blocks cannot stall the ring). The descriptor is a registered
-/// file: the ring holds its own reference, so closing the device cannot redirect a request in flight.
-/// Requests the ring cannot take (more in flight than the completion ring holds, a refusal, an
-/// unaligned buffer) and odd completions (short transfers, EAGAIN) go the thread-pool way instead.
+/// blocking pread/pwrite on a thread-pool thread per request. One dedicated ring thread does all the ring's
+/// work: callers queue requests and wake it (an eventfd the ring itself reads) only when it sleeps; it puts
+/// whatever is queued into SQEs, submits them and waits for completions in one io_uring_enter, so requests
+/// that arrive together (a batch of capsules) share a system call and the block layer's plug, and the
+/// kernel's completion work (task work of the submitting thread) runs on this thread instead of
+/// interrupting a socket thread. Callers' continuations run on the ring thread (no thread hop per completion),
+/// until one of them takes longer than a millisecond: then they all go to the thread pool, so a continuation
+/// that blocks stalls the ring once at most. A request issued from the ring thread itself goes the thread-pool
+/// way, so even a caller that waits for it synchronously cannot deadlock the ring. The descriptor
+/// is a registered file: the ring holds its own reference, so closing the device cannot redirect a
+/// request in flight. Requests the ring cannot take (all its operations busy, an unaligned buffer) and
+/// odd completions (short transfers, EAGAIN) go the thread-pool way instead.
 /// </summary>
 internal sealed unsafe class UringFileIo : IDisposable
 {
-    /// <summary>Submissions are serialized and consumed at once, so a small submission ring is enough.</summary>
-    private const uint SqEntries = 32;
+    private const uint SqEntries = 256;
     /// <summary>Requests in flight at most (one completion slot each); beyond it the thread pool serves.</summary>
     internal const uint MaxInFlight = 1024;
     private const ulong WakeTag = ulong.MaxValue;
@@ -27,24 +32,36 @@ internal sealed unsafe class UringFileIo : IDisposable
 
     private readonly FileBlockDevice _device;
     private readonly IoUring _ring;
-    private readonly object _submitLock = new();
+    private readonly int _eventFd;
+    /// <summary>Where the ring reads the eventfd's counter into (native: the kernel writes it asynchronously).</summary>
+    private readonly ulong* _eventValue;
     private readonly UringOperation[] _operations;
     private readonly ConcurrentQueue<UringOperation> _free = new();
-    private readonly Thread _completionThread;
+    private readonly ConcurrentQueue<UringOperation> _submissions = new();
+    private readonly Thread _ringThread;
     private int _created;
-    private int _inFlight;
-    private bool _stopping;
+    /// <summary>Requests taken and not yet completed (queued or in the kernel).</summary>
+    private int _outstanding;
+    /// <summary>1 while the ring thread waits in the kernel, or is about to: a new request must wake it.</summary>
+    private int _sleeping;
+    private volatile bool _stopping;
+    private bool _wakeArmed;
+    /// <summary>Continuations run on the ring thread until one of them takes longer than this.</summary>
+    private static readonly long s_slowContinuationTicks = Stopwatch.Frequency / 1000;
+    private bool _inlineContinuations = true;
 
-    private UringFileIo(FileBlockDevice device, IoUring ring)
+    private UringFileIo(FileBlockDevice device, IoUring ring, int eventFd)
     {
         _device = device;
         _ring = ring;
+        _eventFd = eventFd;
+        _eventValue = (ulong*)NativeMemory.AllocZeroed(sizeof(ulong));
         _operations = new UringOperation[Math.Min(ring.CqEntries, MaxInFlight)];
-        _completionThread = new Thread(CompletionLoop) { IsBackground = true, Name = "edgeblock io_uring" };
-        _completionThread.Start();
+        _ringThread = new Thread(RingLoop) { IsBackground = true, Name = "edgeblock io_uring" };
+        _ringThread.Start();
     }
 
-    /// <summary>Completions seen so far; for tests.</summary>
+    /// <summary>Completions seen so far (requests, not wake-ups); for tests.</summary>
     internal long Completions;
 
     /// <summary>Requests that went the thread-pool way after all; for tests.</summary>
@@ -65,55 +82,44 @@ internal sealed unsafe class UringFileIo : IDisposable
         {
             if (added) direct.DangerousRelease();
         }
-        if (errno != 0)
+        int eventFd = errno == 0 ? LinuxNative.CreateEventFd() : -1;
+        if (eventFd < 0)
         {
+            if (errno == 0) errno = -eventFd;
             ring.Dispose();
             return null;
         }
-        return new UringFileIo(device, ring);
+        return new UringFileIo(device, ring, eventFd);
     }
 
     /// <summary>
-    /// Submits a read or a write (without FUA) of the direct descriptor. False when the ring does not take it:
-    /// the caller then runs it the thread-pool way.
+    /// Queues a read or a write (without FUA) of the direct descriptor for the ring thread. False when the ring
+    /// does not take it: the caller then runs it the thread-pool way.
     /// </summary>
     public bool TryStart(in FileIoRequest request, out ValueTask<BlockStatus> pending)
     {
         Debug.Assert(request.Kind == FileIoKind.Read || (request.Kind == FileIoKind.Write && !request.Fua));
         pending = default;
+        // From the ring thread (a continuation issuing its next request) the request must not depend on this
+        // thread coming back: a caller that waits for it synchronously would wait forever.
+        if (Thread.CurrentThread == _ringThread) return false;
         UringOperation? operation = Rent();
         if (operation is null) return false;
         MemoryHandle pin = request.Buffer.Pin();
-        if (!_device.IsDirectTransfer(pin.Pointer, request.Offset, request.Length))
+        // Counted before the check, so the ring thread cannot finish while this request is on its way (see RingLoop).
+        Interlocked.Increment(ref _outstanding);
+        if (_stopping || !_device.IsDirectTransfer(pin.Pointer, request.Offset, request.Length))
         {
+            Interlocked.Decrement(ref _outstanding);
             pin.Dispose();
             _free.Enqueue(operation);
             return false;
         }
         operation.Prepare(in request, pin);
-        lock (_submitLock)
-        {
-            IoUring.Sqe* sqe = _stopping ? null : _ring.GetSqe();
-            if (sqe != null)
-            {
-                sqe->Opcode = request.Kind == FileIoKind.Read ? IoUring.OpRead : IoUring.OpWrite;
-                sqe->Flags = IoUring.SqeFixedFile;
-                sqe->Fd = 0;
-                sqe->Offset = (ulong)request.Offset;
-                sqe->Address = (ulong)pin.Pointer;
-                sqe->Length = (uint)request.Length;
-                sqe->UserData = (ulong)operation.Index;
-                if (_ring.Submit() == 0)
-                {
-                    _inFlight++;
-                    pending = operation.Pending;
-                    return true;
-                }
-            }
-        }
-        operation.Unprepare();
-        _free.Enqueue(operation);
-        return false;
+        pending = operation.Pending;
+        _submissions.Enqueue(operation);
+        if (Volatile.Read(ref _sleeping) != 0 && Interlocked.Exchange(ref _sleeping, 0) != 0) LinuxNative.SignalEventFd(_eventFd);
+        return true;
     }
 
     private UringOperation? Rent()
@@ -132,26 +138,86 @@ internal sealed unsafe class UringFileIo : IDisposable
 
     internal void Return(UringOperation operation) => _free.Enqueue(operation);
 
-    private void CompletionLoop()
+    internal void Publish() => _ring.Publish();
+
+    /// <summary>Called when an operation has its result, before its continuation may run.</summary>
+    internal void Completed() => Interlocked.Decrement(ref _outstanding);
+
+    private void RingLoop()
     {
+        ArmWake();
         while (true)
         {
             while (_ring.TryReap(out IoUring.Cqe cqe))
             {
+                if (cqe.UserData == WakeTag)
+                {
+                    _wakeArmed = false;
+                    continue;
+                }
                 Interlocked.Increment(ref Completions);
-                if (cqe.UserData != WakeTag) Volatile.Read(ref _operations[(int)cqe.UserData]).Complete(cqe.Result);
-                lock (_submitLock) _inFlight--;
+                UringOperation operation = Volatile.Read(ref _operations[(int)cqe.UserData]);
+                if (!_inlineContinuations)
+                {
+                    operation.Complete(cqe.Result, inline: false);
+                    continue;
+                }
+                long started = Stopwatch.GetTimestamp();
+                operation.Complete(cqe.Result, inline: true);
+                if (Stopwatch.GetTimestamp() - started > s_slowContinuationTicks)
+                {
+                    // Someone's continuation blocks: from now on they all run on the thread pool, so the ring keeps moving.
+                    _inlineContinuations = false;
+                }
             }
-            lock (_submitLock)
+            if (!_wakeArmed) ArmWake();
+            // Keep one SQE for re-arming the wake-up read.
+            while (_ring.SqSpace > 1 && _submissions.TryDequeue(out UringOperation? operation)) operation.Fill(_ring.GetSqe());
+
+            if (_stopping && Volatile.Read(ref _outstanding) == 0 && _ring.Unsubmitted <= (_wakeArmed ? 1u : 0u)) break;
+
+            // Announce the sleep, then look once more: a request queued before the announcement is seen here,
+            // one queued after it finds _sleeping set and signals the eventfd.
+            Volatile.Write(ref _sleeping, 1);
+            Interlocked.MemoryBarrier();
+            bool wait = _submissions.IsEmpty && !_ring.HasCompletions;
+            uint unsubmitted = _ring.Unsubmitted;
+            int errno = wait || unsubmitted > 0 ? _ring.Enter(unsubmitted, wait) : 0;
+            Volatile.Write(ref _sleeping, 0);
+            if (errno != 0 && errno != EINTR) Thread.Sleep(1); // EAGAIN/EBUSY (kernel short of memory): try again shortly
+        }
+        // The wake-up read must not outlive us (the kernel would write into freed memory): complete it.
+        if (_wakeArmed)
+        {
+            LinuxNative.SignalEventFd(_eventFd);
+            while (_wakeArmed)
             {
-                if (_stopping && _inFlight == 0) break;
+                while (_ring.TryReap(out IoUring.Cqe cqe))
+                {
+                    if (cqe.UserData == WakeTag) _wakeArmed = false;
+                }
+                if (_wakeArmed && _ring.Enter(_ring.Unsubmitted, wait: true) is not (0 or EINTR)) Thread.Sleep(1);
             }
-            int errno = _ring.WaitForCompletion();
-            if (errno != 0 && errno != EINTR) Thread.Sleep(1); // not expected; do not spin
         }
         // The file is released now, not whenever the kernel tears the ring down: the caller may unmount it next.
         _ring.UnregisterFiles();
         _ring.Dispose();
+        LinuxNative.CloseDescriptor(_eventFd);
+        NativeMemory.Free(_eventValue);
+    }
+
+    /// <summary>A read of the eventfd: it completes, and so ends the ring's wait, when a caller signals it.</summary>
+    private void ArmWake()
+    {
+        IoUring.Sqe* sqe = _ring.GetSqe();
+        if (sqe == null) return; // full: armed on the next pass
+        sqe->Opcode = IoUring.OpRead;
+        sqe->Fd = _eventFd;
+        sqe->Address = (ulong)_eventValue;
+        sqe->Length = sizeof(ulong);
+        sqe->UserData = WakeTag;
+        _ring.Publish();
+        _wakeArmed = true;
     }
 
     /// <summary>Completes an operation: a full transfer succeeds, an errno is a status, anything odd is retried the blocking way.</summary>
@@ -161,25 +227,16 @@ internal sealed unsafe class UringFileIo : IDisposable
     internal void CountFallback() => Interlocked.Increment(ref Fallbacks);
 
     /// <summary>
-    /// Stops taking requests. Those in flight complete normally; then the completion thread closes the ring.
+    /// Stops taking requests. Those already taken complete normally; then the ring thread closes the ring.
     /// Waits a moment for that, so a disposed device leaves no ring behind.
     /// </summary>
     public void Dispose()
     {
-        lock (_submitLock)
-        {
-            if (_stopping) return;
-            _stopping = true;
-            // Wake the completion thread, which may be waiting with nothing in flight.
-            IoUring.Sqe* sqe = _ring.GetSqe();
-            if (sqe != null)
-            {
-                sqe->Opcode = IoUring.OpNop;
-                sqe->UserData = WakeTag;
-                if (_ring.Submit() == 0) _inFlight++;
-            }
-        }
-        if (Thread.CurrentThread != _completionThread) _completionThread.Join(TimeSpan.FromSeconds(1));
+        if (_stopping) return;
+        _stopping = true;
+        // Ends the ring thread's wait: it finishes what it has taken, then closes the ring.
+        LinuxNative.SignalEventFd(_eventFd);
+        if (Thread.CurrentThread != _ringThread) _ringThread.Join(TimeSpan.FromSeconds(1));
     }
 }
 
@@ -209,17 +266,23 @@ internal sealed class UringOperation : IValueTaskSource<BlockStatus>, IThreadPoo
         _pin = pin;
     }
 
-    /// <summary>The ring did not take it after all.</summary>
-    public void Unprepare()
+    /// <summary>Describes the request in an SQE and publishes it (on the ring thread).</summary>
+    public unsafe void Fill(IoUring.Sqe* sqe)
     {
-        _pin.Dispose();
-        _pin = default;
-        _request = default;
+        sqe->Opcode = _request.Kind == FileIoKind.Read ? IoUring.OpRead : IoUring.OpWrite;
+        sqe->Flags = IoUring.SqeFixedFile;
+        sqe->Fd = 0;
+        sqe->Offset = (ulong)_request.Offset;
+        sqe->Address = (ulong)_pin.Pointer;
+        sqe->Length = (uint)_request.Length;
+        sqe->UserData = (ulong)Index;
+        _engine.Publish();
     }
 
     /// <summary>Called on the completion thread with the CQE's result (bytes, or -errno).</summary>
-    public void Complete(int result)
+    public void Complete(int result, bool inline)
     {
+        _completion.RunContinuationsAsynchronously = !inline;
         if (UringFileIo.NeedsRetry(result, _request.Length))
         {
             // A short transfer (the file shrank under us) or a refusal: the blocking path handles every case.
@@ -240,6 +303,7 @@ internal sealed class UringOperation : IValueTaskSource<BlockStatus>, IThreadPoo
         _pin.Dispose();
         _pin = default;
         _request = default;
+        _engine.Completed();
         _completion.SetResult(status);
     }
 
