@@ -92,8 +92,12 @@ internal sealed unsafe class VirtQueue : IDisposable
 
     public void SetErrFd(int fd)
     {
-        int old = ErrFd;
-        ErrFd = fd;
+        int old;
+        lock (_usedLock)
+        {
+            old = ErrFd;
+            ErrFd = fd;
+        }
         Native.CloseQuietly(ref old);
     }
 
@@ -249,7 +253,16 @@ internal sealed unsafe class VirtQueue : IDisposable
             }
             if (_enabled && !_broken)
             {
-                ProcessAvailable();
+                try
+                {
+                    ProcessAvailable();
+                }
+                catch (Exception e)
+                {
+                    // A bug must not take the daemon down: this queue stops, the rest keeps going.
+                    _ctx.Logger.LogError(e, "vhost-user-blk queue {Queue}: unexpected failure", Index);
+                    Break("internal error: " + e.Message);
+                }
             }
         }
     }
@@ -275,7 +288,10 @@ internal sealed unsafe class VirtQueue : IDisposable
         BrokenReason = reason;
         _broken = true;
         _ctx.Logger.LogError("vhost-user-blk queue {Queue}: stopped, the ring is broken: {Reason}. It stays stopped until the front-end restarts it.", Index, reason);
-        Native.Signal(ErrFd);
+        lock (_usedLock)
+        {
+            Native.Signal(ErrFd);
+        }
     }
 
     private void LogBadRequest(ushort head, string reason)
@@ -368,7 +384,16 @@ internal sealed unsafe class VirtQueue : IDisposable
             Fail(r, content, Virtio.BlkSIoErr);
             return;
         }
-        Execute(r);
+        try
+        {
+            Execute(r);
+        }
+        catch (Exception e) when (r.InFlight)
+        {
+            // The device threw instead of returning a status: the request fails, the queue goes on.
+            LogDeviceException(e);
+            FinishDevice(r, BlockStatus.InternalError, fromWorker: true);
+        }
     }
 
     /// <summary>
@@ -698,6 +723,19 @@ internal sealed unsafe class VirtQueue : IDisposable
 
     /// <summary>A device operation finished on another thread.</summary>
     internal void OnDeviceCompleted(BlkRequest r, BlockStatus status)
+    {
+        try
+        {
+            ContinueAfterDevice(r, status);
+        }
+        catch (Exception e) when (r.InFlight)
+        {
+            LogDeviceException(e);
+            FinishDevice(r, BlockStatus.InternalError, fromWorker: false);
+        }
+    }
+
+    private void ContinueAfterDevice(BlkRequest r, BlockStatus status)
     {
         if (r.Type is Virtio.BlkTDiscard or Virtio.BlkTWriteZeroes)
         {

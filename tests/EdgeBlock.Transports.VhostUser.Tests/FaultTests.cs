@@ -226,6 +226,23 @@ public sealed class FaultTests
         Assert.Contains("closed", h.Server.LastDisconnectReason);
     }
 
+    [Fact]
+    public async Task A_device_that_throws_fails_the_request_not_the_daemon()
+    {
+        var device = new SlowDevice(new MemoryBlockDevice(Harness.DeviceBytes));
+        await using var h = new Harness(device);
+        using var c = h.Connect();
+        ulong data = RawVhostClient.DataGpa(0);
+        device.ThrowSync = true;
+        Assert.Equal(Virtio.BlkSIoErr, Blk.Read(c, 0, 0, data, 4096).Item1);
+        device.ThrowSync = false;
+        device.ThrowAsync = true;
+        Assert.Equal(Virtio.BlkSIoErr, Blk.Read(c, 0, 0, data, 4096).Item1);
+        device.ThrowAsync = false;
+        Assert.True(h.Logger.Contains("the block device threw"), h.Logger.ToString());
+        AssertStillServes(c, 0, seed: 13);
+    }
+
     /// <summary>Delays reads, so a request is still in the device when the front-end goes away.</summary>
     private sealed class SlowDevice(IBlockDevice inner) : IBlockDevice
     {
@@ -234,8 +251,19 @@ public sealed class FaultTests
         public long BlockCount => inner.BlockCount;
         public bool SupportsDeallocate => inner.SupportsDeallocate;
 
-        public async ValueTask<BlockStatus> ReadAsync(long lba, Memory<byte> buffer)
+        public bool ThrowSync { get; set; }
+        public bool ThrowAsync { get; set; }
+
+        public ValueTask<BlockStatus> ReadAsync(long lba, Memory<byte> buffer) =>
+            ThrowSync ? throw new InvalidOperationException("synchronous failure") : ReadCoreAsync(lba, buffer);
+
+        private async ValueTask<BlockStatus> ReadCoreAsync(long lba, Memory<byte> buffer)
         {
+            if (ThrowAsync)
+            {
+                await Task.Yield();
+                throw new InvalidOperationException("asynchronous failure");
+            }
             if (Delay > TimeSpan.Zero)
             {
                 await Task.Delay(Delay);

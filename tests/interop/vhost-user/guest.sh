@@ -1,0 +1,101 @@
+#!/bin/sh
+# Guest side of the vhost-user-blk interop test (runs as /scenario.sh; see run.sh).
+# The disk is /dev/vda: a virtio-blk device whose requests EdgeBlock serves over vhost-user.
+#  1. the device looks right: size, 2 queues, serial (GET_ID), discard and write-zeroes limits;
+#  2. fio --verify=crc32c, direct, libaio, iodepth 8, at 4 KiB and 64 KiB;
+#  3. mkfs.ext4, mount, write files, remount and compare, e2fsck -fn clean;
+#  4. blkdiscard: a discarded range reads back as zeroes, its neighbours keep their data, and
+#     the host file's allocated blocks shrink (host action measure-before / measure-after).
+set -eu
+. /interop-lib.sh
+: "${DISK:=/dev/vda}"
+: "${DISK_MIB:=256}"
+: "${FIO_SIZE:=32M}"
+: "${QUEUES:=2}"
+log "vhost-user-blk disk $DISK (expect ${DISK_MIB} MiB, $QUEUES queues)"
+
+step "the virtio-blk device"
+i=0
+while [ ! -b "$DISK" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+[ -b "$DISK" ] || { dmesg | tail -n 20; fail "$DISK did not appear"; }
+dev=${DISK#/dev/}
+bytes=$(blockdev --getsize64 "$DISK")
+[ "$bytes" -eq $((DISK_MIB * 1048576)) ] || fail "$DISK has $bytes bytes, expected $((DISK_MIB * 1048576))"
+queues=$(ls /sys/block/"$dev"/mq | wc -l)
+[ "$queues" -eq "$QUEUES" ] || fail "$DISK has $queues hardware queues, expected $QUEUES"
+serial=$(cat /sys/block/"$dev"/serial 2>/dev/null || true)
+[ "$serial" = edgeblock ] || fail "serial (GET_ID) is '$serial', expected 'edgeblock'"
+q=/sys/block/$dev/queue
+log "size $bytes, queues $queues, serial $serial, logical block $(cat $q/logical_block_size), max segments $(cat $q/max_segments)," \
+    "discard max $(cat $q/discard_max_bytes) granularity $(cat $q/discard_granularity), write zeroes max $(cat $q/write_zeroes_max_bytes), cache $(cat $q/write_cache)"
+[ "$(cat $q/discard_max_bytes)" -gt 0 ] || fail "the device offers no discard"
+[ "$(cat $q/write_zeroes_max_bytes)" -gt 0 ] || fail "the device offers no write zeroes"
+[ "$(cat $q/write_cache)" = "write back" ] || fail "the device does not report a volatile write cache (VIRTIO_BLK_F_FLUSH)"
+
+# fio_pass NAME BS OFFSET: random writes with crc32c in every block, then read and verify.
+fio_pass() {
+    step "fio $1: randwrite bs=$2 iodepth=8 size=$FIO_SIZE offset=$3, verify crc32c"
+    if ! run fio --name="$1" --filename="$DISK" --ioengine=libaio --direct=1 \
+        --rw=randwrite --bs="$2" --iodepth=8 --size="$FIO_SIZE" --offset="$3" \
+        --verify=crc32c --do_verify=1 --verify_fatal=1 --verify_state_save=0 \
+        --randrepeat=0 --norandommap=0 --group_reporting >"/tmp/$1.txt" 2>&1; then
+        cat "/tmp/$1.txt"
+        fail "fio $1 failed"
+    fi
+    cat "/tmp/$1.txt"
+    grep -q 'err= 0' "/tmp/$1.txt" || fail "fio $1 reported errors"
+    grep -Eq '^ +write: IOPS=' "/tmp/$1.txt" || fail "fio $1 did not write"
+    grep -Eq '^ +read: IOPS=' "/tmp/$1.txt" || fail "fio $1 did not run the verify reads"
+    if grep -qi 'verify:.*bad\|crc32c: verify failed' "/tmp/$1.txt"; then fail "fio $1: verify failed"; fi
+    log "fio $1: 0 errors, verify passed"
+}
+fio_pass verify-4k 4k 0
+fio_pass verify-64k 64k 64M
+
+step "mkfs.ext4 $DISK"
+run mkfs_ext4 -F -q "$DISK" || fail "mkfs.ext4 failed"
+step "mount and write files"
+mkdir -p /mnt/t
+run mount -t ext4 "$DISK" /mnt/t || fail "mount failed"
+mkdir -p /mnt/t/dir/sub
+for n in 1 2 4 8 16; do random_file "/mnt/t/file-${n}M" "$n"; done
+i=0
+while [ $i -lt 32 ]; do
+    dd if=/dev/urandom of="/mnt/t/dir/sub/small-$i" bs=1 count=$((i * 97 + 1)) status=none
+    i=$((i + 1))
+done
+(cd /mnt/t && find . -type f | sort | xargs sha256sum) >/tmp/sums
+log "$(wc -l </tmp/sums) files, $(du -sm /mnt/t | cut -f1) MiB"
+run sync
+step "unmount, mount again, compare"
+run umount /mnt/t || fail "umount failed"
+echo 3 >/proc/sys/vm/drop_caches
+run mount -t ext4 "$DISK" /mnt/t || fail "second mount failed"
+(cd /mnt/t && sha256sum -c -s /tmp/sums) || {
+    (cd /mnt/t && sha256sum -c /tmp/sums | grep -v ': OK$') || true
+    fail "file contents changed across unmount/mount"
+}
+log "all $(wc -l </tmp/sums) files intact"
+run umount /mnt/t || fail "final umount failed"
+step "e2fsck -fn"
+run e2fsck -fn "$DISK" || fail "e2fsck -fn reported problems (exit $?)"
+
+step "blkdiscard"
+random_file /tmp/a 16
+dev_write /tmp/a "$DISK" 128
+run blockdev --flushbufs "$DISK"
+[ "$(dev_sha256 "$DISK" 128 16)" = "$(sha256 /tmp/a)" ] || fail "16 MiB at 128 MiB did not read back"
+host_action measure-before
+run blkdiscard -f -o $((132 * 1048576)) -l $((4 * 1048576)) "$DISK" || fail "blkdiscard of a range failed"
+expect_zero "$DISK" 132 4
+[ "$(dev_sha256 "$DISK" 128 4)" = "$(dd if=/tmp/a bs=1M count=4 status=none | sha256)" ] ||
+    fail "128..132 MiB changed by a discard of 132..136 MiB"
+[ "$(dev_sha256 "$DISK" 136 8)" = "$(dd if=/tmp/a bs=1M skip=8 count=8 status=none | sha256)" ] ||
+    fail "136..144 MiB changed by a discard of 132..136 MiB"
+log "range discard: zeroes inside, data intact around it"
+run blkdiscard -f "$DISK" || fail "blkdiscard of the whole disk failed"
+expect_zero "$DISK" 0 16
+expect_zero "$DISK" 128 16
+run blockdev --flushbufs "$DISK"
+host_action measure-after
+scenario_end
