@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Net;
 using EdgeBlock.Daemon;
+using EdgeBlock.Daemon.KernelEngine;
 
 namespace EdgeBlock.Cli;
 
@@ -70,9 +71,20 @@ internal static class ServeCommand
             Description = "Desired-state file (default: <data-dir>/edgeblock.json, written with the default subsystem on first start)",
         };
 
+        var engine = new Option<TargetEngine>("--engine")
+        {
+            Description = "Who serves the configuration: edgeblock (EdgeBlock's own NVMe/TCP target, default) or kernel (the Linux in-kernel target, nvmet, configured through /sys/kernel/config/nvmet; file:PATH backends only)",
+            DefaultValueFactory = _ => TargetEngine.EdgeBlock,
+        };
+        engine.Validators.Add(r =>
+        {
+            if (r.GetValueOrDefault<TargetEngine>() == TargetEngine.Kernel && r.Parent?.GetResult(backend) is { Implicit: false } b && b.GetValueOrDefault<BackendKind>() != BackendKind.File)
+                r.AddError($"--engine kernel serves only file:PATH backends (block devices or files); --default-backend {b.GetValueOrDefault<BackendKind>().ToString().ToLowerInvariant()} cannot go to the kernel target");
+        });
+
         var command = new Command("serve", "Run the EdgeBlock daemon (NVMe/TCP target with a default subsystem)")
         {
-            dataDir, listen, size, backend, allowHost, metrics, config,
+            dataDir, listen, size, backend, allowHost, metrics, config, engine,
         };
         command.SetAction(async (parse, cancellationToken) =>
         {
@@ -90,6 +102,7 @@ internal static class ServeCommand
                 DefaultBackend = parse.GetValue(backend),
                 AllowedHosts = parse.GetValue(allowHost) ?? [],
                 MetricsEndpoint = parse.GetValue(metrics) is { } m ? IPEndPoint.Parse(m) : null,
+                Engine = parse.GetValue(engine),
             };
             try
             {
@@ -107,6 +120,11 @@ internal static class ServeCommand
     private static void PrintHowToConnect(EdgeBlockDaemon daemon)
     {
         string api = daemon.Management.ApiSocket is { } socket ? $"Manage it with: edgeblock --api-socket {socket} status (config: {daemon.Management.ConfigPath})" : "";
+        if (daemon.KernelTarget is { } kernel)
+        {
+            Console.WriteLine($"EdgeBlock is managing the Linux kernel target (nvmet) through {kernel.Root}; it keeps serving when this daemon stops. {api}");
+            return;
+        }
         if (daemon.ListenEndPoint is not { } ep)
         {
             Console.WriteLine($"EdgeBlock is running with no NVMe/TCP listener (add one: edgeblock listener add 127.0.0.1:4420). {api}");

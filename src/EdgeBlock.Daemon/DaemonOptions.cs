@@ -24,6 +24,10 @@ public sealed record DaemonOptions
     public string? ConfigPath { get; init; }
     /// <summary>The management API's Unix socket; null means no API (embedded use and tests).</summary>
     public string? ApiSocketPath { get; init; }
+    /// <summary>Who serves the desired state: EdgeBlock's own target, or the Linux kernel target through configfs (KernelEngine/).</summary>
+    public KernelEngine.TargetEngine Engine { get; init; } = KernelEngine.TargetEngine.EdgeBlock;
+    /// <summary>nvmet's configfs directory for <see cref="KernelEngine.TargetEngine.Kernel"/> (tests use a fake tree).</summary>
+    public string KernelConfigfsRoot { get; init; } = KernelEngine.KernelTarget.DefaultRoot;
 
     public string EffectiveConfigPath => Path.GetFullPath(ConfigPath ?? Path.Combine(DataDirectory, ConfigFileName));
 

@@ -25,7 +25,10 @@ public sealed class EdgeBlockDaemon : IHostedService, IAsyncDisposable
         _logger = loggers.CreateLogger("edgeblock");
         Target = new NvmeTarget(loggers.CreateLogger("edgeblock.target"));
         Pools = new PoolManager(options.DataDirectory, loggers.CreateLogger("edgeblock.pools"));
-        _reconciler = new Reconciler(Target, options.DataDirectory, _logger, loggers.CreateLogger("edgeblock.tcp"), Pools);
+        var kernel = options.Engine == KernelEngine.TargetEngine.Kernel // --engine kernel: configfs instead of our listeners
+            ? new KernelEngine.KernelTarget(options.KernelConfigfsRoot, options.DataDirectory, loggers.CreateLogger("edgeblock.kernel"))
+            : null;
+        _reconciler = new Reconciler(Target, options.DataDirectory, _logger, loggers.CreateLogger("edgeblock.tcp"), Pools, kernel);
         Management = new ManagementService(Target, _reconciler, new ConfigStore(options.EffectiveConfigPath), options.DataDirectory, _logger)
         {
             ApiSocket = options.ApiSocketPath,
@@ -36,6 +39,8 @@ public sealed class EdgeBlockDaemon : IHostedService, IAsyncDisposable
     public ManagementService Management { get; }
     /// <summary>The pools under &lt;data dir&gt;/pools (opened at start, before namespaces; closed after them).</summary>
     public PoolManager Pools { get; }
+    /// <summary>The kernel engine when running with --engine kernel; null otherwise.</summary>
+    public KernelEngine.KernelTarget? KernelTarget => _reconciler.Kernel;
 
     /// <summary>The first listener's bound endpoint (with the real port when 0 was asked for).</summary>
     public System.Net.IPEndPoint? ListenEndPoint =>

@@ -26,15 +26,22 @@ public sealed class Reconciler : IAsyncDisposable
     // Volume namespaces whose pool or volume was unavailable at start: in the desired state, not live.
     private readonly HashSet<(string Nqn, uint Nsid)> _dormant = [];
     private bool _starting;
+    // --engine kernel: every step goes to the Linux kernel target instead (no listener, no device opened here).
+    private readonly KernelEngine.KernelTarget? _kernel;
 
-    public Reconciler(NvmeTarget target, string dataDirectory, ILogger logger, ILogger transportLogger, PoolManager? pools = null)
+    public Reconciler(NvmeTarget target, string dataDirectory, ILogger logger, ILogger transportLogger, PoolManager? pools = null,
+        KernelEngine.KernelTarget? kernel = null)
     {
         _target = target;
         _dataDirectory = dataDirectory;
         _logger = logger;
         _transportLogger = transportLogger;
         _pools = pools;
+        _kernel = kernel;
     }
+
+    /// <summary>The kernel engine, when the daemon runs with --engine kernel.</summary>
+    public KernelEngine.KernelTarget? Kernel => _kernel;
 
     /// <summary>Listeners by configured address, with the transport (its bound endpoint has the real port when 0 was asked for).</summary>
     public IReadOnlyDictionary<string, TcpTransport> Listeners => _listeners;
@@ -46,6 +53,7 @@ public sealed class Reconciler : IAsyncDisposable
     /// <summary>Applies a whole (validated) state on an empty target; on failure undoes what it did and rethrows.</summary>
     public async Task ApplyAsync(DesiredState state)
     {
+        if (_kernel != null) { _kernel.Apply(state); return; }
         try
         {
             _starting = true;
@@ -69,6 +77,7 @@ public sealed class Reconciler : IAsyncDisposable
 
     public void AddListener(string address)
     {
+        if (_kernel != null) { _kernel.AddListener(address); return; }
         string key = Normalize(address);
         if (_listeners.ContainsKey(key)) throw ManagementException.Conflict($"listener {key} already exists");
         var transport = new TcpTransport(_target, _transportLogger);
@@ -85,6 +94,7 @@ public sealed class Reconciler : IAsyncDisposable
 
     public async Task RemoveListenerAsync(string address)
     {
+        if (_kernel != null) { _kernel.RemoveListener(address); return; }
         string key = Normalize(address);
         if (!_listeners.TryRemove(key, out var transport)) throw ManagementException.NotFound($"no listener {key}");
         await transport.DisposeAsync().ConfigureAwait(false);
@@ -93,6 +103,7 @@ public sealed class Reconciler : IAsyncDisposable
 
     public void AddSubsystem(SubsystemSpec spec)
     {
+        if (_kernel != null) { _kernel.AddSubsystem(spec); return; }
         if (_target.FindSubsystem(spec.Nqn) != null) throw ManagementException.Conflict($"subsystem {spec.Nqn} already exists");
         var subsystem = new Subsystem(spec.Nqn, allowAnyHost: spec.AllowAnyHost);
         foreach (string host in spec.Hosts) subsystem.AllowHost(host);
@@ -129,18 +140,28 @@ public sealed class Reconciler : IAsyncDisposable
 
     public void RemoveSubsystem(string nqn)
     {
+        if (_kernel != null) { _kernel.RemoveSubsystem(nqn); return; }
         var removed = _target.RemoveSubsystem(nqn) ?? throw ManagementException.NotFound($"no subsystem {nqn}");
         _dormant.RemoveWhere(d => d.Nqn == nqn);
         foreach (var ns in removed.Namespaces.Values) Retire(ns.Device, RetireDelay);
         _logger.LogInformation("subsystem {Nqn} removed", nqn);
     }
 
-    public void SetAllowAnyHost(string nqn, bool allowAny) => Find(nqn).AllowAnyHost = allowAny;
+    public void SetAllowAnyHost(string nqn, bool allowAny)
+    {
+        if (_kernel != null) { _kernel.SetAllowAnyHost(nqn, allowAny); return; }
+        Find(nqn).AllowAnyHost = allowAny;
+    }
 
-    public void AddHost(string nqn, string hostNqn) => Find(nqn).AllowHost(hostNqn);
+    public void AddHost(string nqn, string hostNqn)
+    {
+        if (_kernel != null) { _kernel.AddHost(nqn, hostNqn); return; }
+        Find(nqn).AllowHost(hostNqn);
+    }
 
     public void RemoveHost(string nqn, string hostNqn)
     {
+        if (_kernel != null) { _kernel.RemoveHost(nqn, hostNqn); return; }
         var subsystem = Find(nqn);
         subsystem.DisallowHost(hostNqn);
         // A host no longer allowed loses its controllers (as nvmet does when the host link is removed).
@@ -148,8 +169,10 @@ public sealed class Reconciler : IAsyncDisposable
             if (c.HostNqn == hostNqn && !subsystem.IsHostAllowed(hostNqn)) c.Destroy($"host {hostNqn} removed from {nqn}");
     }
 
-    public Namespace AddNamespace(string nqn, NamespaceSpec spec)
+    /// <summary>The live namespace (null with the kernel engine: the kernel serves it).</summary>
+    public Namespace? AddNamespace(string nqn, NamespaceSpec spec)
     {
+        if (_kernel != null) { _kernel.AddNamespace(nqn, spec); return null; }
         var subsystem = Find(nqn);
         if (subsystem.FindNamespace(spec.Nsid) != null) throw ManagementException.Conflict($"subsystem {nqn} already has namespace {spec.Nsid}");
         var device = OpenBackend(spec);
@@ -170,6 +193,7 @@ public sealed class Reconciler : IAsyncDisposable
 
     public void RemoveNamespace(string nqn, uint nsid)
     {
+        if (_kernel != null) { _kernel.RemoveNamespace(nqn, nsid); return; }
         var ns = Find(nqn).RemoveNamespace(nsid);
         if (ns == null && _dormant.Remove((nqn, nsid)))
         {
