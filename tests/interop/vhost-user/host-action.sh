@@ -4,6 +4,8 @@
 # EDGEBLOCK-HOST-ACTION-RESULT rc=N (the contract of guest/interop-lib.sh's host_action).
 #   measure-before  record the allocated bytes of the exported file ($VHOST_IMG)
 #   measure-after   fail unless they shrank since measure-before
+#   restart-server  stop the server (SIGINT), start a new one on the same socket and file, and
+#                   wait until QEMU (chardev reconnect=1) has connected again and shared its memory
 set -uo pipefail
 state=${VHOST_RUN_DIR:?}/allocated-before
 allocated() { stat -c '%b %B' "$VHOST_IMG" | awk '{ print $1 * $2 }'; }
@@ -21,6 +23,22 @@ case $word in
         before=$(cat "$state" 2>/dev/null || echo 0) after=$(allocated)
         echo "allocated after discard: $(mib "$after") (before: $(mib "$before"))"
         if ((after >= before)); then echo "the file did not shrink: discard does not free space"; rc=1; fi
+        ;;
+    restart-server)
+        here=$(dirname "${BASH_SOURCE[0]}")
+        bash "$here/server.sh" stop || rc=1
+        if [[ $rc -eq 0 ]]; then
+            lines=$(wc -l <"$VHOST_SERVER_LOG")
+            bash "$here/server.sh" start || rc=1
+        fi
+        if [[ $rc -eq 0 ]]; then
+            ok=0
+            for _ in $(seq 1 100); do
+                if tail -n +"$((lines + 1))" "$VHOST_SERVER_LOG" | grep -q 'guest memory mapped'; then ok=1; break; fi
+                sleep 0.1
+            done
+            if [[ $ok -eq 1 ]]; then echo "QEMU reconnected and mapped the guest memory again"; else echo "QEMU did not reconnect within 10 s"; rc=1; fi
+        fi
         ;;
     *) echo "unknown host action '$word'"; rc=2 ;;
 esac
