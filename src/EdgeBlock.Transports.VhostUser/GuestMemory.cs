@@ -32,9 +32,20 @@ internal sealed unsafe class GuestMemory : IDisposable
     private readonly Region[] _regions;
     private int _disposed;
 
-    private GuestMemory(Region[] regions) => _regions = regions;
+    private GuestMemory(Region[] regions, bool shrinkable)
+    {
+        _regions = regions;
+        Shrinkable = shrinkable;
+    }
 
-    public static readonly GuestMemory Empty = new([]);
+    /// <summary>
+    /// True when some region's file is not sealed against shrinking (F_SEAL_SHRINK): the front-end
+    /// could then truncate it under our mapping and an access would raise SIGBUS. QEMU seals its
+    /// memfd backends by default (memory-backend-memfd seal=on).
+    /// </summary>
+    public bool Shrinkable { get; }
+
+    public static readonly GuestMemory Empty = new([], false);
 
     public int RegionCount => _regions.Length;
 
@@ -62,6 +73,7 @@ internal sealed unsafe class GuestMemory : IDisposable
     public static GuestMemory? Map(ReadOnlySpan<byte> payload, ReadOnlySpan<int> fds, out string? error)
     {
         var mapped = new List<Region>();
+        bool shrinkable = false;
         try
         {
             if (payload.Length < 8)
@@ -110,6 +122,8 @@ internal sealed unsafe class GuestMemory : IDisposable
                     error = $"memory region {i} needs 0x{offset + size:x} bytes of its file, which has only 0x{fileSize:x}";
                     return null;
                 }
+                int seals = Native.Fcntl(fds[i], Native.F_GET_SEALS);
+                shrinkable |= seals < 0 || (seals & Native.F_SEAL_SHRINK) == 0;
                 nuint length = (nuint)(offset + size);
                 nint mapping = Native.Mmap(0, length, Native.PROT_READ | Native.PROT_WRITE, Native.MAP_SHARED, fds[i], 0);
                 if (mapping == Native.MAP_FAILED)
@@ -133,7 +147,7 @@ internal sealed unsafe class GuestMemory : IDisposable
                 }
             }
             error = null;
-            var table = new GuestMemory([.. mapped]);
+            var table = new GuestMemory([.. mapped], shrinkable);
             mapped.Clear();
             return table;
         }

@@ -141,6 +141,12 @@ internal static unsafe partial class Native
     [LibraryImport(Libc, EntryPoint = "memfd_create", SetLastError = true)]
     public static partial int MemfdCreate(byte* name, uint flags);
 
+    public const int F_GET_SEALS = 1034;
+    public const int F_SEAL_SHRINK = 0x2;
+
+    [LibraryImport(Libc, EntryPoint = "fcntl", SetLastError = true)]
+    public static partial int Fcntl(int fd, int command);
+
     [LibraryImport(Libc, EntryPoint = "ftruncate", SetLastError = true)]
     public static partial int Ftruncate(int fd, long length);
 

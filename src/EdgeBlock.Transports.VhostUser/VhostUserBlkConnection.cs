@@ -271,6 +271,10 @@ internal sealed unsafe class VhostUserBlkConnection : IDisposable
         _memory = memory;
         old.Dispose();
         _logger.LogInformation("vhost-user-blk: guest memory mapped: {Count} regions, {MiB} MiB", memory.RegionCount, memory.TotalSize >> 20);
+        if (memory.Shrinkable)
+        {
+            _logger.LogWarning("vhost-user-blk: the guest memory files are not sealed against shrinking (F_SEAL_SHRINK); a front-end that truncates them would crash this process. QEMU seals memfd backends unless seal=off.");
+        }
         foreach (VirtQueue q in restart)
         {
             if (!q.TryStart(_memory, out string? startError))

@@ -180,10 +180,12 @@ public sealed class FaultTests
         // A region larger than its memfd (mapping it would SIGBUS on access).
         Assert.Equal(1UL, c.SetMemTable(region1Size: 64 << 20));
         Assert.True(h.Logger.Contains("needs 0x"), h.Logger.ToString());
+        Assert.False(h.Logger.Contains("not sealed"));
         // Region count and fd count disagree.
         Assert.Equal(1UL, c.WithAck(VhostUserRequest.SetMemTable, c.MemTablePayload(), []));
-        // A good table, then ring addresses outside it.
+        // A good table (our memfd is not sealed: that is worth a warning), then ring addresses outside it.
         Assert.Equal(0UL, c.SetMemTable());
+        Assert.True(h.Logger.Contains("not sealed against shrinking"), h.Logger.ToString());
         Assert.Equal(0UL, c.WithAck(VhostUserRequest.SetVringNum, RawVhostClient.State(0, 64)));
         Assert.Equal(1UL, c.WithAck(VhostUserRequest.SetVringNum, RawVhostClient.State(0, 100)));    // not a power of two
         byte[] addr = new byte[40];
