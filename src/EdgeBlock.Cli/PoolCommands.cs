@@ -49,11 +49,12 @@ public static class PoolCommands
 
         var addName = PoolArgument();
         var addDrive = new Argument<string>("PATH[:SIZE]") { Description = "The drive to add (a missing file is created with SIZE)" };
-        var add = new Command("add-drive", "Add a drive to a pool while it runs; new allocations use it at once") { addName, addDrive };
+        var addForce = new Option<bool>("--force") { Description = "Take a drive that carries another pool's label (its data is lost)" };
+        var add = new Command("add-drive", "Add a drive to a pool while it runs; new allocations use it at once") { addName, addDrive, addForce };
         SetAction(add, socket, async (c, parse) =>
         {
             var p = ApiClient.Parse<PoolSummary>(await c.Api.SendAsync(HttpMethod.Post, $"v1/pools/{ApiClient.Escape(parse.GetValue(addName)!)}/drives",
-                new AddDriveRequest(AbsoluteDrive(parse.GetValue(addDrive)!))));
+                new AddDriveRequest(AbsoluteDrive(parse.GetValue(addDrive)!), parse.GetValue(addForce))));
             c.Out.WriteLine($"pool {p.Name}: {p.Drives.Count} drive(s), {Sizes.Format(p.SizeBytes)}, {Sizes.Format(p.FreeBytes)} free");
             return 0;
         });

@@ -53,6 +53,8 @@ public sealed partial class Pool
                     if (d.Refs[x] > 0) allocated++;
                 }
                 free += d.FreeCount;
+                long referenced = d.Refs.LongCount(r => r > 0);
+                if (referenced != d.AllocatedCount) problems.Add($"drive {d.Index}: {referenced} extents referenced, but {d.AllocatedCount} counted");
             }
             long unreferenced = _drives.Sum(d => d.Refs.LongCount(r => r == 0));
             if (free + freeing.Count != unreferenced)

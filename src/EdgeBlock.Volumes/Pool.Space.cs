@@ -29,6 +29,7 @@ public sealed partial class Pool
 
     private void RecountSpace()
     {
+        foreach (PoolDrive d in _drives) d.AllocatedCount = d.Refs.LongCount(r => r > 0);
         _freeExtents = _drives.Sum(d => d.FreeCount);
         _unusedReserve = _volumes.Values.Sum(v => UnusedReserveOf(v, ExtentSize));
         foreach (GroupState g in _groups.Values) g.UsedExtents = 0;
@@ -97,7 +98,7 @@ public sealed partial class Pool
 
     private void AddRef(PoolDrive drive, long extent)
     {
-        drive.Refs[extent]++;
+        if (drive.Refs[extent]++ == 0) drive.AllocatedCount++;
         _dirtyRefs.Add((drive.Index, extent));
     }
 
@@ -111,6 +112,7 @@ public sealed partial class Pool
         _dirtyRefs.Add(key);
         if (drive.Refs[entry.Physical] == 0)
         {
+            drive.AllocatedCount--;
             _retired.Remove(key);
             _freeing.Add(new FreeingExtent(drive, entry.Physical, retired));
         }

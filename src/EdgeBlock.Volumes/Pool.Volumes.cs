@@ -267,7 +267,7 @@ public sealed partial class Pool
         lock (MetaLock)
         {
             var drives = _drives.Select(d => new PoolDriveInfo(d.Index, d.Record.Path, d.Record.Id, d.ExtentCount * ExtentSize,
-                d.Refs.LongCount(r => r > 0) * ExtentSize, d.FreeCount * ExtentSize)).ToList();
+                d.AllocatedCount * ExtentSize, d.FreeCount * ExtentSize)).ToList();
             long size = drives.Sum(d => d.SizeBytes);
             long freeing = _freeing.Count * (long)ExtentSize;
             long allocated = drives.Sum(d => d.AllocatedBytes);

@@ -45,7 +45,8 @@ public sealed partial class Pool : IAsyncDisposable
     internal int BlocksPerExtent { get; }
 
     /// <summary>Creates a pool over new drives: labels them and writes the first metadata.</summary>
-    public static async Task<Pool> CreateAsync(string name, string metadataDirectory, IReadOnlyList<PoolDriveSpec> drives, PoolOptions? options = null)
+    /// <param name="force">Take drives that carry another pool's label (for these drives only).</param>
+    public static async Task<Pool> CreateAsync(string name, string metadataDirectory, IReadOnlyList<PoolDriveSpec> drives, PoolOptions? options = null, bool force = false)
     {
         options ??= new PoolOptions();
         PoolNames.CheckPool(name);
@@ -69,7 +70,7 @@ public sealed partial class Pool : IAsyncDisposable
         {
             foreach (PoolDriveSpec spec in drives)
             {
-                await pool.AttachNewDriveAsync(spec);
+                await pool.AttachNewDriveAsync(spec, force);
             }
             lock (pool.MetaLock) pool._poolRecordDirty = true;
             await pool.CommitOrThrowAsync("create the pool");
@@ -135,7 +136,8 @@ public sealed partial class Pool : IAsyncDisposable
     }
 
     /// <summary>Adds a drive to a running pool; new allocations can use it at once.</summary>
-    public async Task AddDriveAsync(PoolDriveSpec spec)
+    /// <param name="force">Take the drive even if it carries another pool's label.</param>
+    public async Task AddDriveAsync(PoolDriveSpec spec, bool force = false)
     {
         string full = Path.GetFullPath(spec.Path);
         lock (MetaLock)
@@ -145,12 +147,12 @@ public sealed partial class Pool : IAsyncDisposable
                 throw new VolumeException(VolumeError.AlreadyExists, $"pool {Name}: {full} is already drive {_drives.First(d => Path.GetFullPath(d.Record.Path) == full).Index}");
             }
         }
-        await AttachNewDriveAsync(spec);
+        await AttachNewDriveAsync(spec, force);
         await CommitOrThrowAsync($"add drive {full}");
         _logger.LogInformation("pool {Pool}: drive {Path} added", Name, full);
     }
 
-    private async Task AttachNewDriveAsync(PoolDriveSpec spec)
+    private async Task AttachNewDriveAsync(PoolDriveSpec spec, bool force)
     {
         string full = Path.GetFullPath(spec.Path);
         IBlockDevice device = OpenDevice(full, spec.SizeBytes ?? 0);
@@ -160,7 +162,7 @@ public sealed partial class Pool : IAsyncDisposable
             BlockStatus status = await device.ReadAsync(0, probe.Memory);
             if (status != BlockStatus.Success) throw new VolumeException(VolumeError.Io, $"drive {full}: reading its first block failed ({status})");
             DriveLabel? existing = PoolLayout.ParseLabel(probe.Span, out _);
-            if (existing is not null && !_options.Force)
+            if (existing is not null && !force)
             {
                 throw new VolumeException(VolumeError.Busy, $"drive {full} belongs to pool {existing.PoolId} (drive {existing.Index}); use --force to overwrite it");
             }

@@ -30,6 +30,9 @@ internal sealed class PoolDrive
 
     public long FreeCount => _free.Count;
 
+    /// <summary>Extents with a reference (kept as refcounts move between 0 and 1, so Info need not scan).</summary>
+    public long AllocatedCount;
+
     /// <summary>The drive LBA (in device blocks) of a byte offset inside a physical extent.</summary>
     public long Lba(long physical, long offsetInExtent) =>
         (PoolLayout.DataOffset + physical * ExtentSize + offsetInExtent) / Device.BlockSize;

@@ -25,8 +25,5 @@ public sealed class PoolOptions
     /// </summary>
     public TimeSpan CommitInterval { get; init; } = TimeSpan.FromSeconds(2);
 
-    /// <summary>Take drives that carry another pool's label (pool create --force).</summary>
-    public bool Force { get; init; }
-
     public ILogger Logger { get; init; } = NullLogger.Instance;
 }

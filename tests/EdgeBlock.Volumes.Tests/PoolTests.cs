@@ -151,7 +151,7 @@ public class PoolTests
         await t.Pool.DisposeAsync();
         // Drive 1 gets another pool's label.
         string meta2 = Path.Combine(t.Root, "meta2");
-        await using (var other = await Pool.CreateAsync("other", meta2, [new PoolDriveSpec(t.DrivePath(1))], t.Options(force: true))) { }
+        await using (var other = await Pool.CreateAsync("other", meta2, [new PoolDriveSpec(t.DrivePath(1))], t.Options(), force: true)) { }
         var e = Assert.Throws<VolumeException>(() => Pool.Open(t.MetadataDir, t.Options()));
         Assert.Contains("drive 1", e.Message);
         Assert.Contains("another pool", e.Message);

@@ -18,12 +18,11 @@ internal sealed class TestPool : IAsyncDisposable
     private TestPool() => MetadataDir = Path.Combine(Root, "meta");
     public string DrivePath(int i) => Path.Combine(Root, $"drive{i}");
 
-    public PoolOptions Options(bool force = false) => new()
+    public PoolOptions Options() => new()
     {
         OpenDrive = Drives.Open,
         ExtentSize = Extent,
         CommitInterval = TimeSpan.Zero,
-        Force = force,
     };
 
     /// <summary>A pool of n drives of driveBytes each (1 MiB of each goes to the label area).</summary>

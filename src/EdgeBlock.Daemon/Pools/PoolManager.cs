@@ -34,11 +34,10 @@ public sealed class PoolManager : IAsyncDisposable
     /// <summary>Background commit interval of opened pools (tests shorten it).</summary>
     public TimeSpan CommitInterval { get; init; } = TimeSpan.FromSeconds(2);
 
-    private PoolOptions Options(bool force = false, int? extentSize = null) => new()
+    private PoolOptions Options(int? extentSize = null) => new()
     {
         Logger = _logger,
         CommitInterval = CommitInterval,
-        Force = force,
         ExtentSize = extentSize ?? new PoolOptions().ExtentSize,
     };
 
@@ -146,13 +145,7 @@ public sealed class PoolManager : IAsyncDisposable
                 throw new VolumeException(VolumeError.AlreadyExists, $"pool {name}: {dir} already holds metadata (a pool that did not open?); remove it to reuse the name");
             foreach (PoolDriveSpec d in drives) CheckDriveUnused(d.Path);
             Directory.CreateDirectory(PoolsDirectory);
-            Pool pool = await Pool.CreateAsync(name, dir, drives, Options(request.Force, extentSize)).ConfigureAwait(false);
-            if (request.Force)
-            {
-                // --force is for the drives named here only: later add-drive must not overwrite foreign labels silently.
-                await pool.DisposeAsync().ConfigureAwait(false);
-                pool = Pool.Open(dir, Options());
-            }
+            Pool pool = await Pool.CreateAsync(name, dir, drives, Options(extentSize), request.Force).ConfigureAwait(false);
             lock (_lock) _pools[name] = pool;
             return Summarize(pool);
         }
@@ -170,7 +163,7 @@ public sealed class PoolManager : IAsyncDisposable
         try
         {
             CheckDriveUnused(drive.Path, except: pool);
-            await pool.AddDriveAsync(drive).ConfigureAwait(false);
+            await pool.AddDriveAsync(drive, request.Force).ConfigureAwait(false);
             return Summarize(pool);
         }
         finally

@@ -16,7 +16,7 @@ public sealed record PoolSummary(
 /// <summary>Drives are "PATH[:SIZE]": a block device or file; a missing file is created with SIZE. A relative PATH is under the data directory.</summary>
 public sealed record CreatePoolRequest(string Name, IReadOnlyList<string> Drives, string? ExtentSize = null, bool Force = false);
 
-public sealed record AddDriveRequest(string Drive);
+public sealed record AddDriveRequest(string Drive, bool Force = false);
 
 public sealed record CreateVolumeRequest(string Name, string Size, string? Reserve = null, string? Group = null);
 
