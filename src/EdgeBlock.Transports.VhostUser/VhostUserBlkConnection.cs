@@ -222,14 +222,15 @@ internal sealed unsafe class VhostUserBlkConnection : IDisposable
             _logger.LogError("vhost-user-blk: the front-end sets features 0x{Features:x} that were not offered", features & ~_offeredFeatures);
             return false;
         }
+        if (features != _features)
+        {
+            _logger.LogInformation("vhost-user-blk: features 0x{Features:x} negotiated (indirect {Indirect}, event index {EventIdx}, protocol features 0x{Protocol:x})",
+                features, (features & 1UL << Virtio.FRingIndirectDesc) != 0, (features & 1UL << Virtio.FRingEventIdx) != 0, _protocolFeatures);
+        }
         _features = features;
-        bool indirect = (features & 1UL << Virtio.FRingIndirectDesc) != 0;
         foreach (VirtQueue? q in _queues)
         {
-            if (q is not null)
-            {
-                q.IndirectNegotiated = indirect;
-            }
+            q?.ApplyFeatures(features);
         }
         if ((features & 1UL << VhostUser.FProtocolFeatures) == 0)
         {
@@ -321,7 +322,7 @@ internal sealed unsafe class VhostUserBlkConnection : IDisposable
         (VirtQueue q, int fd) = VringFd(payload, VhostUserRequest.SetVringKick);
         q.Stop();
         q.SetKickFd(fd);
-        q.IndirectNegotiated = (_features & 1UL << Virtio.FRingIndirectDesc) != 0;
+        q.ApplyFeatures(_features);
         if (fd < 0)
         {
             _logger.LogError("vhost-user-blk queue {Queue}: SET_VRING_KICK without an eventfd (polling) is not supported", q.Index);
@@ -415,7 +416,8 @@ internal sealed unsafe class VhostUserBlkConnection : IDisposable
         VirtQueue? q = _queues[index];
         if (q is null)
         {
-            q = new VirtQueue(index, _ctx) { IndirectNegotiated = (_features & 1UL << Virtio.FRingIndirectDesc) != 0 };
+            q = new VirtQueue(index, _ctx);
+            q.ApplyFeatures(_features);
             if ((_features & 1UL << VhostUser.FProtocolFeatures) == 0 && _features != 0)
             {
                 q.SetEnabled(true);

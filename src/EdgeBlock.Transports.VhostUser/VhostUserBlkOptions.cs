@@ -21,6 +21,9 @@ public sealed class VhostUserBlkOptions
     /// <summary>Export read-only (VIRTIO_BLK_F_RO): writes, discards and write-zeroes fail.</summary>
     public bool ReadOnly { get; init; }
 
+    /// <summary>Offer VIRTIO_RING_F_EVENT_IDX (fewer kicks and interrupts).</summary>
+    public bool EventIndex { get; init; } = true;
+
     /// <summary>Offer VIRTIO_RING_F_INDIRECT_DESC.</summary>
     public bool IndirectDescriptors { get; init; } = true;
 }

@@ -35,6 +35,8 @@ internal sealed unsafe class VirtQueue : IDisposable
     public int KickFd = -1;
     public int ErrFd = -1;
     public bool IndirectNegotiated;
+    /// <summary>VIRTIO_RING_F_EVENT_IDX: used_event/avail_event instead of always notifying.</summary>
+    public bool EventIdxNegotiated;
     private int _callFd = -1;
     private volatile bool _enabled;
 
@@ -42,6 +44,7 @@ internal sealed unsafe class VirtQueue : IDisposable
     private GuestMemory _memory = GuestMemory.Empty;
     private nint _desc, _avail, _used;
     private ushort _usedIdx;
+    private ushort _notifiedIdx; // used index when we last decided whether to signal (EVENT_IDX's "old")
     private BlkRequest[] _slots = [];
     private Thread? _worker;
     private int _wakeFd = -1;
@@ -68,6 +71,17 @@ internal sealed unsafe class VirtQueue : IDisposable
     public long Completed => Interlocked.Read(ref _completed);
     public long Failed => Interlocked.Read(ref _failed);
     public int InFlight => Volatile.Read(ref _inflight);
+
+    /// <summary>Takes the ring features from the negotiated set (only while stopped: they apply at the next start).</summary>
+    public void ApplyFeatures(ulong features)
+    {
+        if (_worker is not null)
+        {
+            return;
+        }
+        IndirectNegotiated = (features & 1UL << Virtio.FRingIndirectDesc) != 0;
+        EventIdxNegotiated = (features & 1UL << Virtio.FRingEventIdx) != 0;
+    }
 
     public void SetEnabled(bool enabled)
     {
@@ -162,6 +176,7 @@ internal sealed unsafe class VirtQueue : IDisposable
         _avail = avail;
         _used = used;
         _usedIdx = Volatile.Read(ref *(ushort*)(used + 2));
+        _notifiedIdx = _usedIdx;
         _broken = false;
         BrokenReason = null;
         _stop = false;
@@ -318,7 +333,19 @@ internal sealed unsafe class VirtQueue : IDisposable
                 ushort pending = (ushort)(availIdx - LastAvail);
                 if (pending == 0)
                 {
-                    return;
+                    if (!EventIdxNegotiated)
+                    {
+                        return;
+                    }
+                    // Ask for a kick at the next entry, then look again: an entry added before the
+                    // driver saw avail_event would otherwise wait for a kick that never comes.
+                    Volatile.Write(ref *(ushort*)(_used + 4 + 8 * Size), LastAvail);
+                    Interlocked.MemoryBarrier();
+                    if (Volatile.Read(ref *(ushort*)(_avail + 2)) == LastAvail)
+                    {
+                        return;
+                    }
+                    continue;
                 }
                 if (pending > Size)
                 {
@@ -361,7 +388,10 @@ internal sealed unsafe class VirtQueue : IDisposable
             if (_signalPending)
             {
                 _signalPending = false;
-                Native.Signal(_callFd);
+                if (NeedsSignal())
+                {
+                    Native.Signal(_callFd);
+                }
             }
         }
     }
@@ -798,13 +828,32 @@ internal sealed unsafe class VirtQueue : IDisposable
             {
                 _signalPending = true;
             }
-            else
+            else if (NeedsSignal())
             {
                 Native.Signal(_callFd);
             }
         }
         Interlocked.Increment(ref _completed);
         Interlocked.Decrement(ref _inflight);
+    }
+
+    /// <summary>
+    /// Whether the used entries added since the last decision warrant an interrupt (called under
+    /// the used lock). Without EVENT_IDX: always (the driver's NO_INTERRUPT flag is only a hint).
+    /// With it: when the used index passed the driver's used_event (virtio 1.1, 2.7.10).
+    /// </summary>
+    private bool NeedsSignal()
+    {
+        if (!EventIdxNegotiated)
+        {
+            return true;
+        }
+        Interlocked.MemoryBarrier(); // our used index store before reading used_event
+        ushort usedEvent = Volatile.Read(ref *(ushort*)(_avail + 4 + 2 * Size));
+        ushort current = _usedIdx;
+        ushort old = _notifiedIdx;
+        _notifiedIdx = current;
+        return (ushort)(current - usedEvent - 1) < (ushort)(current - old);
     }
 
     // Scatter/gather over translated segments ---------------------------------------------------

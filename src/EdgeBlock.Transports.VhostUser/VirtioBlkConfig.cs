@@ -22,6 +22,10 @@ internal static class VirtioBlkConfig
         {
             f |= 1UL << Virtio.FRingIndirectDesc;
         }
+        if (ctx.Options.EventIndex)
+        {
+            f |= 1UL << Virtio.FRingEventIdx;
+        }
         if (ctx.ReadOnly)
         {
             f |= 1UL << Virtio.BlkFRo;

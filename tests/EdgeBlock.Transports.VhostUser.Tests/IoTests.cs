@@ -13,7 +13,7 @@ public sealed class IoTests
         using var c = new RawVhostClient(h.SocketPath);
         ulong features = c.GetU64(VhostUserRequest.GetFeatures);
         foreach (int bit in new[] { Virtio.FVersion1, VhostUser.FProtocolFeatures, Virtio.BlkFSegMax, Virtio.BlkFBlkSize, Virtio.BlkFFlush,
-                     Virtio.BlkFMq, Virtio.BlkFDiscard, Virtio.BlkFWriteZeroes, Virtio.FRingIndirectDesc })
+                     Virtio.BlkFMq, Virtio.BlkFDiscard, Virtio.BlkFWriteZeroes, Virtio.FRingIndirectDesc, Virtio.FRingEventIdx })
         {
             Assert.True((features & 1UL << bit) != 0, $"feature bit {bit} missing");
         }
@@ -208,6 +208,45 @@ public sealed class IoTests
                 await h.Device.ReadAsync((q * 16 + i) * 8, block);
                 Assert.Equal(Blk.Bytes(c, RawVhostClient.DataGpa(q) + (ulong)(i * 4096), 4096).ToArray(), block);
             }
+        }
+    }
+
+    [Fact]
+    public async Task Event_index_suppresses_interrupts_until_used_event_and_asks_for_the_next_kick()
+    {
+        await using var h = new Harness();
+        using var c = h.Connect(queues: 1, eventIdx: true);
+        ulong data = RawVhostClient.DataGpa(0);
+        ushort Chain(int slot) => c.AddChain(0,
+            new(Blk.Header(c, 0, slot, Virtio.BlkTOut, (ulong)slot * 8), 16, false),
+            new(data + (ulong)(slot * 4096), 4096, false),
+            new(Blk.Status(c, 0, slot), 1, true));
+
+        // used_event = 0: the first completion (used index 0 -> 1) must interrupt.
+        c.SetUsedEvent(0, 0);
+        c.Publish(0, Chain(0));
+        c.Kick(0);
+        Assert.True(c.CallSignalled(0, 5000));
+        Assert.Equal(1, c.UsedIdx(0));
+        // The device asked to be kicked for the next entry.
+        Assert.True(SpinWait.SpinUntil(() => c.AvailEvent(0) == 1, 2000));
+
+        // used_event = 5: four completions (1 -> 5) pass quietly, the fifth (5 -> 6) interrupts.
+        c.SetUsedEvent(0, 5);
+        for (int i = 1; i <= 4; i++)
+        {
+            c.Publish(0, Chain(i));
+            c.Kick(0);
+            Assert.True(SpinWait.SpinUntil(() => c.UsedIdx(0) == i + 1, 5000));
+        }
+        Assert.False(c.CallSignalled(0, 100));
+        c.Publish(0, Chain(5));
+        c.Kick(0);
+        Assert.True(c.CallSignalled(0, 5000));
+        Assert.Equal(6, c.UsedIdx(0));
+        for (int i = 0; i <= 5; i++)
+        {
+            Assert.Equal(Virtio.BlkSOk, Blk.StatusOf(c, 0, i));
         }
     }
 

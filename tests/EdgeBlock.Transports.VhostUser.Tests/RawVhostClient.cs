@@ -223,7 +223,7 @@ internal sealed unsafe class RawVhostClient : IDisposable
         WithAck(VhostUserRequest.SetMemTable, MemTablePayload(region1Size), [_memfd, _memfd]);
 
     /// <summary>The whole set-up QEMU does, with every ring started and enabled.</summary>
-    public void Negotiate(bool indirect = true)
+    public void Negotiate(bool indirect = true, bool eventIdx = false)
     {
         ulong features = GetU64(VhostUserRequest.GetFeatures);
         Assert.NotEqual(0UL, features & 1UL << VhostUser.FProtocolFeatures);
@@ -235,6 +235,10 @@ internal sealed unsafe class RawVhostClient : IDisposable
         if (!indirect)
         {
             wanted &= ~(1UL << Virtio.FRingIndirectDesc);
+        }
+        if (!eventIdx)
+        {
+            wanted &= ~(1UL << Virtio.FRingEventIdx);
         }
         Assert.Equal(0UL, WithAck(VhostUserRequest.SetFeatures, U64(wanted)));
         Assert.Equal(0UL, SetMemTable());
@@ -348,6 +352,24 @@ internal sealed unsafe class RawVhostClient : IDisposable
         *(ushort*)(avail + 4 + 2 * (q.AvailIdx % QueueSize)) = head;
         q.AvailIdx++;
         Volatile.Write(ref *(ushort*)(avail + 2), q.AvailIdx);
+    }
+
+    /// <summary>EVENT_IDX: the driver's used_event (interrupt when the used index passes it).</summary>
+    public void SetUsedEvent(int queue, ushort value) => Volatile.Write(ref *(ushort*)(Host(AvailGpa(queue)) + 4 + 2 * QueueSize), value);
+
+    /// <summary>EVENT_IDX: the device's avail_event (kick it when the available index passes it).</summary>
+    public ushort AvailEvent(int queue) => Volatile.Read(ref *(ushort*)(Host(UsedGpa(queue)) + 4 + 8 * QueueSize));
+
+    /// <summary>Whether the call eventfd was signalled (and clears it).</summary>
+    public bool CallSignalled(int queue, int timeoutMs)
+    {
+        Native.PollFd pfd = new() { Fd = _queues[queue].CallFd, Events = Native.POLLIN };
+        if (Native.Poll(&pfd, 1, timeoutMs) <= 0)
+        {
+            return false;
+        }
+        Native.Drain(_queues[queue].CallFd);
+        return true;
     }
 
     /// <summary>Writes the available index without adding entries (a lying driver).</summary>

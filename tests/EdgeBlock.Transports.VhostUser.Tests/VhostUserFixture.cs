@@ -24,12 +24,12 @@ internal sealed class Harness : IAsyncDisposable
     public VhostUserBlkServer Server { get; }
     public ListLogger Logger { get; }
 
-    public RawVhostClient Connect(int queues = 2, bool negotiate = true, bool indirect = true)
+    public RawVhostClient Connect(int queues = 2, bool negotiate = true, bool indirect = true, bool eventIdx = false)
     {
         var c = new RawVhostClient(SocketPath, queues);
         if (negotiate)
         {
-            c.Negotiate(indirect);
+            c.Negotiate(indirect, eventIdx);
         }
         return c;
     }
