@@ -39,6 +39,8 @@ INTEROP_PROG=interop
 . "$(dirname "${BASH_SOURCE[0]}")/lib/host-common.sh"
 
 # The suite: entry name, scenario, host step before the guest boots ("-" for none).
+# "standalone" entries are scripts under tests/interop that bring their own server and guest
+# (no daemon, no reference mode) and exit 0 on success.
 SUITE=(
     "discover discover -"
     "fio-verify fio-verify -"
@@ -50,6 +52,7 @@ SUITE=(
     "fio-verify-after-fault fio-verify fault_injection"
     "cli-manage cli-manage -"
     "pool-quota pool-quota -"
+    "vhost-user vhost-user/run.sh standalone"
 )
 
 REFERENCE=${REFERENCE:-0}
@@ -118,6 +121,17 @@ run_entry() {
     if ((remaining < 60)); then
         log "$name: not run: the suite's budget of ${BUDGET}s is used up"
         return 1
+    fi
+    if [[ $pre == standalone ]]; then
+        if [[ $REFERENCE -eq 1 ]]; then SKIP_REASON="no reference mode"; return 3; fi
+        local t=$((remaining - 40))
+        ((t < 240)) || t=240
+        "$INTEROP_DIR/$scenario" --timeout "$t" >"$INTEROP_LOG_DIR/$name.run.log" 2>&1 || {
+            log "$name: failed; see $INTEROP_LOG_DIR/$name.run.log"
+            tail -n 15 "$INTEROP_LOG_DIR/$name.run.log" | sed 's/^/    | /' >&2
+            return 1
+        }
+        return 0
     fi
     if [[ $pre != - && $REFERENCE -eq 1 ]]; then
         SKIP_REASON="needs the daemon (reference mode)"
