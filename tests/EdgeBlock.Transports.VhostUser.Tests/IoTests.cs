@@ -251,6 +251,81 @@ public sealed class IoTests
     }
 
     [Fact]
+    public async Task A_4k_block_device_refuses_unaligned_requests()
+    {
+        await using var h = new Harness(new MemoryBlockDevice(Harness.DeviceBytes, blockSize: 4096));
+        using var c = h.Connect();
+        byte[] request = new byte[12 + 24];
+        BinaryPrimitives.WriteUInt32LittleEndian(request.AsSpan(4), 24);
+        c.Send(VhostUserRequest.GetConfig, request);
+        Assert.Equal(4096u, BinaryPrimitives.ReadUInt32LittleEndian(c.ReadReply(VhostUserRequest.GetConfig)!.AsSpan(12 + 20)));
+        ulong data = RawVhostClient.DataGpa(0);
+        Blk.Fill(c, data, 8192, seed: 6);
+        Assert.Equal(Virtio.BlkSOk, Blk.Write(c, 0, 16, data, 8192).Item1);        // sector 16 = block 2
+        Assert.Equal(Virtio.BlkSIoErr, Blk.Write(c, 0, 17, data, 4096).Item1);      // not on a block boundary
+        Assert.Equal(Virtio.BlkSIoErr, Blk.Write(c, 0, 16, data, 512).Item1);       // not a whole block
+        byte[] device = new byte[8192];
+        await h.Device.ReadAsync(2, device);
+        Assert.Equal(Blk.Bytes(c, data, 8192).ToArray(), device);
+    }
+
+    [Fact]
+    public async Task A_read_only_export_refuses_writes()
+    {
+        await using var h = new Harness(options: new VhostUserBlkOptions { ReadOnly = true });
+        using var c = h.Connect();
+        Assert.NotEqual(0UL, c.GetU64(VhostUserRequest.GetFeatures) & 1UL << Virtio.BlkFRo);
+        ulong data = RawVhostClient.DataGpa(0);
+        Assert.Equal(Virtio.BlkSIoErr, Blk.Write(c, 0, 0, data, 4096).Item1);
+        Assert.Equal(Virtio.BlkSOk, Blk.Read(c, 0, 0, data, 4096).Item1);
+    }
+
+    [Fact]
+    public async Task A_new_memory_table_while_requests_are_in_flight_is_taken_after_they_drain()
+    {
+        var slow = new DelayDevice(new MemoryBlockDevice(Harness.DeviceBytes)) { Delay = TimeSpan.FromMilliseconds(200) };
+        await using var h = new Harness(slow);
+        using var c = h.Connect();
+        ulong data = RawVhostClient.DataGpa(0);
+        Blk.Fill(c, data, 4096, seed: 14);
+        ushort head = c.AddChain(0, new(Blk.Header(c, 0, 0, Virtio.BlkTOut, 0), 16, false), new(data, 4096, false), new(Blk.Status(c, 0, 0), 1, true));
+        c.Publish(0, head);
+        c.Kick(0);
+        Thread.Sleep(50);
+        // QEMU sends a new table when guest memory changes; the write in flight completes first.
+        Assert.Equal(0UL, c.SetMemTable());
+        Assert.True(c.WaitUsed(0, 1));
+        Assert.Equal(Virtio.BlkSOk, Blk.StatusOf(c, 0, 0));
+        slow.Delay = TimeSpan.Zero;
+        Assert.Equal(Virtio.BlkSOk, Blk.Read(c, 0, 0, data + 8192, 4096).Item1);
+        Assert.Equal(Blk.Bytes(c, data, 4096).ToArray(), Blk.Bytes(c, data + 8192, 4096).ToArray());
+    }
+
+    /// <summary>Delays writes.</summary>
+    private sealed class DelayDevice(IBlockDevice inner) : IBlockDevice
+    {
+        public TimeSpan Delay { get; set; }
+        public int BlockSize => inner.BlockSize;
+        public long BlockCount => inner.BlockCount;
+        public bool SupportsDeallocate => inner.SupportsDeallocate;
+        public ValueTask<BlockStatus> ReadAsync(long lba, Memory<byte> buffer) => inner.ReadAsync(lba, buffer);
+
+        public async ValueTask<BlockStatus> WriteAsync(long lba, ReadOnlyMemory<byte> data, bool fua)
+        {
+            if (Delay > TimeSpan.Zero)
+            {
+                await Task.Delay(Delay);
+            }
+            return await inner.WriteAsync(lba, data, fua);
+        }
+
+        public ValueTask<BlockStatus> FlushAsync() => inner.FlushAsync();
+        public ValueTask<BlockStatus> WriteZeroesAsync(long lba, long blockCount, bool deallocate) => inner.WriteZeroesAsync(lba, blockCount, deallocate);
+        public ValueTask<BlockStatus> DeallocateAsync(long lba, long blockCount) => inner.DeallocateAsync(lba, blockCount);
+        public ValueTask DisposeAsync() => inner.DisposeAsync();
+    }
+
+    [Fact]
     public async Task A_file_device_serves_direct_io_from_guest_memory()
     {
         string dir = Directory.CreateTempSubdirectory("ebvhf").FullName;
