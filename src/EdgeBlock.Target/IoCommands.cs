@@ -27,6 +27,7 @@ internal static class IoCommands
         var ns = controller.Subsystem.FindNamespace(sqe.Nsid);
         if (ns == null) return request.Fail(NvmeStatus.InvalidNamespace, NsidOffset);
         request.Namespace = ns;
+        request.StartTimestamp = System.Diagnostics.Stopwatch.GetTimestamp();
         if (sqe.Fuse != 0) return request.Fail(NvmeStatus.InvalidField, 1); // fused operations are not supported
 
         switch (opcode)
@@ -87,12 +88,14 @@ internal static class IoCommands
                 status = await ns!.Device.ReadAsync(slba, request.Data[..request.DataLength]).ConfigureAwait(false);
                 Interlocked.Increment(ref ns.Counters.ReadCommands);
                 Interlocked.Add(ref ns.Counters.BytesRead, request.DataLength);
+                ns.Counters.ReadLatency.RecordSince(request.StartTimestamp);
                 request.Status = StatusMapping.FromBlockStatus(status, isWrite: false);
                 return;
             case CommandKind.Write:
                 status = await ns!.Device.WriteAsync(slba, request.Data[..request.DataLength], fua).ConfigureAwait(false);
                 Interlocked.Increment(ref ns.Counters.WriteCommands);
                 Interlocked.Add(ref ns.Counters.BytesWritten, request.DataLength);
+                ns.Counters.WriteLatency.RecordSince(request.StartTimestamp);
                 request.Status = StatusMapping.FromBlockStatus(status, isWrite: true);
                 return;
             case CommandKind.WriteZeroes:
@@ -100,17 +103,20 @@ internal static class IoCommands
                 status = await ns!.Device.WriteZeroesAsync(slba, (cdw12 & 0xFFFF) + 1, deallocate).ConfigureAwait(false);
                 if (status == BlockStatus.Success && fua) status = await ns.Device.FlushAsync().ConfigureAwait(false);
                 request.Status = StatusMapping.FromBlockStatus(status, isWrite: true);
-                return;
+                break;
             case CommandKind.Flush:
                 request.Status = await FlushAsync(controller, ns).ConfigureAwait(false);
-                return;
+                break;
             case CommandKind.DatasetManagement:
                 request.Status = await DatasetManagementAsync(request, ns!).ConfigureAwait(false);
-                return;
+                break;
             case CommandKind.Compare:
                 request.Status = await CompareAsync(request, ns!, slba).ConfigureAwait(false);
-                return;
+                break;
         }
+        if (ns == null) return; // Flush of all namespaces
+        Interlocked.Increment(ref ns.Counters.OtherCommands);
+        ns.Counters.OtherLatency.RecordSince(request.StartTimestamp);
     }
 
     private static async ValueTask<NvmeStatus> FlushAsync(Controller controller, Namespace? ns)

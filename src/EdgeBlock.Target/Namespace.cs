@@ -34,4 +34,14 @@ public sealed class NamespaceCounters
     public long BytesRead;
     public long BytesWritten;
     public long Errors;
+    /// <summary>Flush, Write Zeroes, Dataset Management and Compare commands on this namespace.</summary>
+    public long OtherCommands;
+
+    /// <summary>Time from a command's arrival (its parse) to its completion being ready, by kind.</summary>
+    public LatencyHistogram ReadLatency { get; } = new();
+    public LatencyHistogram WriteLatency { get; } = new();
+    public LatencyHistogram OtherLatency { get; } = new();
+
+    /// <summary>The <see cref="Errors"/> by NVMe status.</summary>
+    public StatusCounts ErrorsByStatus { get; } = new();
 }

@@ -59,6 +59,8 @@ public sealed class NvmeRequest
     /// <summary>Set by Parse: what Execute does.</summary>
     internal CommandKind Kind { get; set; }
     internal Namespace? Namespace { get; set; }
+    /// <summary>Set by Parse of an NVM command: when it arrived (Stopwatch timestamp), for the latency histograms.</summary>
+    internal long StartTimestamp { get; set; }
 
     /// <summary>
     /// Set by an Asynchronous Event Request that was parked: the transport sends nothing now and keeps

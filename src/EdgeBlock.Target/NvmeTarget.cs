@@ -137,7 +137,11 @@ public sealed class NvmeTarget
         bool hasLba = queue.Qid != 0 && (NvmOpcode)request.SqeBytes[0] is NvmOpcode.Read or NvmOpcode.Write or NvmOpcode.Compare;
         ulong lba = hasLba ? request.Sqe.Slba : 0;
         queue.Controller?.RecordError(queue.Qid, request, lba);
-        if (request.Namespace is { } ns) Interlocked.Increment(ref ns.Counters.Errors);
+        if (request.Namespace is { } ns)
+        {
+            Interlocked.Increment(ref ns.Counters.Errors);
+            ns.Counters.ErrorsByStatus.Increment(request.Status);
+        }
     }
 
     /// <summary>Errors found while parsing (before Execute) are recorded by the transport through this.</summary>
