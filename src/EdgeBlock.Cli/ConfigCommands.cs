@@ -126,29 +126,6 @@ public static class ConfigCommands
 
     private static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };
 
-    private static void SetAction(Command command, Option<string?> socket, Func<ApiClient, ParseResult, TextWriter, TextWriter, Task<int>> action)
-    {
-        command.SetAction(async (parse, cancellationToken) =>
-        {
-            var output = parse.InvocationConfiguration.Output;
-            var error = parse.InvocationConfiguration.Error;
-            string path = parse.GetValue(socket) is { Length: > 0 } given ? given : DaemonOptions.DefaultApiSocket();
-            using var api = new ApiClient(path);
-            try
-            {
-                return await action(api, parse, output, error);
-            }
-            catch (DaemonRefusedException ex)
-            {
-                error.WriteLine($"edgeblock: refused: {ex.Detail}");
-                return ManagementCommands.ExitRefused;
-            }
-            catch (DaemonUnreachableException ex)
-            {
-                error.WriteLine($"edgeblock: {ex.Message}");
-                error.WriteLine("Start the daemon with `./edgeblock serve` (or point at a running one with --api-socket PATH or EDGEBLOCK_API_SOCKET).");
-                return ManagementCommands.ExitUnreachable;
-            }
-        });
-    }
+    private static void SetAction(Command command, Option<string?> socket, Func<ApiClient, ParseResult, TextWriter, TextWriter, Task<int>> action) =>
+        ApiAction.Set(command, socket, call => action(call.Api, call.Parse, call.Out, call.Error));
 }

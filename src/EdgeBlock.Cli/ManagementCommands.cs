@@ -262,32 +262,12 @@ public static class ManagementCommands
 
     private static string Num(long n) => n.ToString(CultureInfo.InvariantCulture);
 
-    private static void SetAction(Command command, Option<string?> socket, Func<Context, ParseResult, Task> action)
-    {
-        command.SetAction(async (parse, cancellationToken) =>
+    private static void SetAction(Command command, Option<string?> socket, Func<Context, ParseResult, Task> action) =>
+        ApiAction.Set(command, socket, async call =>
         {
-            var output = parse.InvocationConfiguration.Output;
-            var error = parse.InvocationConfiguration.Error;
-            string path = parse.GetValue(socket) is { Length: > 0 } given ? given : DaemonOptions.DefaultApiSocket();
-            using var api = new ApiClient(path);
-            try
-            {
-                await action(new Context(api, output), parse);
-                return 0;
-            }
-            catch (DaemonRefusedException ex)
-            {
-                error.WriteLine($"edgeblock: refused: {ex.Detail}");
-                return ExitRefused;
-            }
-            catch (DaemonUnreachableException ex)
-            {
-                error.WriteLine($"edgeblock: {ex.Message}");
-                error.WriteLine("Start the daemon with `./edgeblock serve` (or point at a running one with --api-socket PATH or EDGEBLOCK_API_SOCKET).");
-                return ExitUnreachable;
-            }
+            await action(new Context(call.Api, call.Out), call.Parse);
+            return 0;
         });
-    }
 }
 
 /// <summary>Aligned text columns for humans (the --json output is for programs).</summary>

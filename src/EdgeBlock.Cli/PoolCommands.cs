@@ -323,29 +323,6 @@ public static class PoolCommands
 
     private static string Size(long bytes) => Sizes.Format(bytes);
 
-    private static void SetAction(Command command, Option<string?> socket, Func<Context, ParseResult, Task<int>> action)
-    {
-        command.SetAction(async (parse, cancellationToken) =>
-        {
-            var output = parse.InvocationConfiguration.Output;
-            var error = parse.InvocationConfiguration.Error;
-            string path = parse.GetValue(socket) is { Length: > 0 } given ? given : DaemonOptions.DefaultApiSocket();
-            using var api = new ApiClient(path);
-            try
-            {
-                return await action(new Context(api, output), parse);
-            }
-            catch (DaemonRefusedException ex)
-            {
-                error.WriteLine($"edgeblock: refused: {ex.Detail}");
-                return ManagementCommands.ExitRefused;
-            }
-            catch (DaemonUnreachableException ex)
-            {
-                error.WriteLine($"edgeblock: {ex.Message}");
-                error.WriteLine("Start the daemon with `./edgeblock serve` (or point at a running one with --api-socket PATH or EDGEBLOCK_API_SOCKET).");
-                return ManagementCommands.ExitUnreachable;
-            }
-        });
-    }
+    private static void SetAction(Command command, Option<string?> socket, Func<Context, ParseResult, Task<int>> action) =>
+        ApiAction.Set(command, socket, call => action(new Context(call.Api, call.Out), call.Parse));
 }
