@@ -148,6 +148,9 @@ internal sealed unsafe class UringFileIo : IDisposable
         ArmWake();
         while (true)
         {
+            // Continuations of this batch may defer work (a transport's send) to its end: one send for all of them.
+            bool batch = _inlineContinuations && _ring.HasCompletions;
+            if (batch) CompletionBatch.Begin();
             while (_ring.TryReap(out IoUring.Cqe cqe))
             {
                 if (cqe.UserData == WakeTag)
@@ -170,6 +173,7 @@ internal sealed unsafe class UringFileIo : IDisposable
                     _inlineContinuations = false;
                 }
             }
+            if (batch) CompletionBatch.End();
             if (!_wakeArmed) ArmWake();
             // Keep one SQE for re-arming the wake-up read.
             while (_ring.SqSpace > 1 && _submissions.TryDequeue(out UringOperation? operation)) operation.Fill(_ring.GetSqe());

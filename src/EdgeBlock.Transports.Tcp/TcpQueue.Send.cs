@@ -57,7 +57,25 @@ internal sealed partial class TcpQueue
     /// </summary>
     private void WakeWriter()
     {
-        if (Volatile.Read(ref _receiveBatchActive) == 0) _sendSignal.Set();
+        if (Volatile.Read(ref _receiveBatchActive) != 0) return;
+        // A device completing a batch on its own thread (io_uring): write once at the end of the batch, on that
+        // thread, instead of waking the send loop for each completion. Already deferred: that run writes this too.
+        if (Interlocked.CompareExchange(ref _afterBatchQueued, 1, 0) != 0) return;
+        if (CompletionBatch.TryDefer(this)) return;
+        Volatile.Write(ref _afterBatchQueued, 0);
+        _sendSignal.Set();
+    }
+
+    /// <summary>1 while this queue waits for the end of a device's completion batch to write.</summary>
+    private int _afterBatchQueued;
+
+    /// <summary>End of a device's completion batch: write what its completions queued, here (sendmsg does not block).</summary>
+    void ICompletionBatchWork.RunAfterBatch()
+    {
+        Interlocked.Exchange(ref _afterBatchQueued, 0);
+        if (IsClosed || !HasPendingSend || !TryAcquireWriter()) return; // the writer at work re-checks the queue when done
+        // Completes here unless the socket is full; then it goes on by itself like the send loop's own writes.
+        _ = WriteQueuedAsync();
     }
 
     /// <summary>Waits for work queued from other threads and writes it when the receive loop is not already doing so.</summary>

@@ -4,6 +4,7 @@ using System.Net.Sockets;
 using System.Runtime.CompilerServices;
 using EdgeBlock.Nvme;
 using EdgeBlock.Nvme.Tcp;
+using EdgeBlock.Storage;
 using EdgeBlock.Target;
 using Microsoft.Extensions.Logging;
 
@@ -14,7 +15,7 @@ namespace EdgeBlock.Transports.Tcp;
 /// a send loop is the socket's only writer and batches R2Ts, C2HData and responses into one send.
 /// Command slots are preallocated (tag = index), so steady-state I/O allocates nothing.
 /// </summary>
-internal sealed partial class TcpQueue : ITransportQueue
+internal sealed partial class TcpQueue : ITransportQueue, ICompletionBatchWork
 {
     /// <summary>Largest H2CData payload we accept (ICResp MAXH2CDATA); the host splits bigger transfers.</summary>
     private const int MaxH2CDataBytes = 64 * 1024;
