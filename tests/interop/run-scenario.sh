@@ -73,7 +73,7 @@ else
         die "no scenario '$NAME' (have: ${have[*]})"
     fi
 fi
-LABEL=${LABEL:-$NAME$([[ $REFERENCE -eq 1 ]] && echo .reference)}
+LABEL=${LABEL:-$NAME$([[ $REFERENCE -eq 1 ]] && echo .reference || :)}
 
 # Per-scenario host-side settings.
 # shellcheck disable=SC2034 # DAEMON_ARGS is run-all.sh's
@@ -123,6 +123,12 @@ if [[ $SHELL_MODE -eq 0 ]]; then
     install -m 0755 "$INTEROP_DIR/scenarios/$NAME.sh" "$STAGE/scenario.sh"
 fi
 install -m 0644 "$INTEROP_DIR/guest/interop-lib.sh" "$STAGE/interop-lib.sh"
+# A scenario's own files (e.g. our daemon, published for the guest): scenarios/NAME.payload.sh
+# STAGE_DIR puts them under STAGE_DIR, which becomes the guest's / with the scenario.
+if [[ $SHELL_MODE -eq 0 && -f $INTEROP_DIR/scenarios/$NAME.payload.sh ]]; then
+    log "$LABEL: adding the scenario's payload (scenarios/$NAME.payload.sh)"
+    bash "$INTEROP_DIR/scenarios/$NAME.payload.sh" "$STAGE" || die "scenarios/$NAME.payload.sh failed"
+fi
 (cd "$STAGE" && find . -mindepth 1 | LC_ALL=C sort |
     cpio --create --format=newc --owner=0:0 --quiet) >"$RUN_DIR/scenario.cpio"
 
