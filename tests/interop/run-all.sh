@@ -52,6 +52,7 @@ SUITE=(
     "fio-verify-after-fault fio-verify fault_injection"
     "cli-manage cli-manage -"
     "pool-quota pool-quota -"
+    "kernel-engine kernel-engine -"
     "vhost-user vhost-user/run.sh standalone"
 )
 

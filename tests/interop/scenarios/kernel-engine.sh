@@ -1,0 +1,206 @@
+#!/bin/sh
+# kernel-engine: `edgeblock serve --engine kernel` drives the Linux in-kernel target (nvmet)
+# through configfs. Everything runs in this guest: our daemon (published by
+# kernel-engine.payload.sh), the guest kernel's nvmet + nvmet-tcp, a memory-backed null_blk
+# and a file on tmpfs as backends, and the guest's own NVMe/TCP host on 127.0.0.1.
+# The CLI creates a subsystem, two namespaces and a listener; configfs has them (port
+# address, links, device paths, UUIDs, buffered_io for tmpfs); the host connects, the NGUID
+# is the configured UUID, fio verify=crc32c passes on both namespaces; removing namespace 2
+# with the CLI removes it from configfs and from the host; deleting the subsystem and the
+# listener with the CLI leaves configfs empty; the daemon stops cleanly.
+# Under TCG every CLI call costs 20-40 s (a fresh .NET process, and the daemon's first use
+# of each endpoint), so the scenario makes only the calls it checks. Refusals (null/memory
+# backends), ordering rules and adoption after a restart are unit-tested against a fake
+# configfs (tests/EdgeBlock.Daemon.Tests/KernelEngine).
+set -eu
+. /interop-lib.sh
+: "${KERNEL_NQN:?KERNEL_NQN is not set (see kernel-engine.conf)}"
+: "${FIO_SIZE:=32M}"
+if [ "$REFERENCE" = 1 ]; then
+    log "reference mode: this scenario always runs against the in-guest kernel target (driven by our daemon); running it as is"
+fi
+
+EB=/usr/local/bin/edgeblock
+DATA=/tmp/eb
+NVMET=/sys/kernel/config/nvmet
+NQN=$KERNEL_NQN
+TARGET_ADDR=127.0.0.1
+TARGET_PORT=4420
+SUB=$NVMET/subsystems/$NQN
+export EDGEBLOCK_API_SOCKET=$DATA/api.sock
+export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_TieredPGO=0 # no instrumented tier: startup under TCG is all that matters here
+DAEMON_PID=
+
+log "daemon $EB, data dir $DATA, subsystem $NQN"
+
+# eb ARGS...: the CLI, shown and timed.
+eb() {
+    t0=$(uptime_s)
+    echo "+ edgeblock $*" >&2
+    rc=0
+    "$EB" "$@" || rc=$?
+    echo "  (exit $rc, $(awk -v a="$t0" -v b="$(uptime_s)" 'BEGIN { printf "%.1f", b - a }') s)" >&2
+    return "$rc"
+}
+
+# daemon_start: `edgeblock serve --engine kernel` in the background; ready when its API socket answers.
+daemon_start() {
+    "$EB" serve --engine kernel --data-dir "$DATA" >>/tmp/daemon.log 2>&1 &
+    DAEMON_PID=$!
+    i=0
+    # The API socket appears once the desired state is applied (Kestrel starts after the daemon's hosted service).
+    until [ -S "$DATA/api.sock" ]; do
+        if ! kill -0 "$DAEMON_PID" 2>/dev/null; then
+            cat /tmp/daemon.log
+            fail "the daemon exited during start"
+        fi
+        [ $i -lt 180 ] || { cat /tmp/daemon.log; fail "the daemon's API did not answer within 180 s"; }
+        sleep 1
+        i=$((i + 1))
+    done
+    log "daemon pid $DAEMON_PID ready after ${i}s"
+}
+
+# daemon_stop: SIGTERM (graceful stop), then wait for it.
+daemon_stop() {
+    kill -TERM "$DAEMON_PID"
+    i=0
+    while kill -0 "$DAEMON_PID" 2>/dev/null; do
+        [ $i -lt 300 ] || fail "the daemon did not stop within 30 s of SIGTERM"
+        sleep 0.1
+        i=$((i + 1))
+    done
+    wait "$DAEMON_PID" || true
+    DAEMON_PID=
+}
+
+# expect_file PATH VALUE: a configfs attribute has this value.
+expect_attr() {
+    [ -e "$1" ] || fail "$1 does not exist"
+    got=$(cat "$1")
+    [ "$got" = "$2" ] || fail "$1 is '$got', expected '$2'"
+}
+
+# wait_ns PRESENT|ABSENT SECONDS: namespace $NSID of $NQN appears / disappears on the host.
+wait_ns() {
+    i=0
+    while :; do
+        if ns=$(find_ns) && [ -b "/dev/$ns" ]; then [ "$1" = PRESENT ] && return 0; else [ "$1" = ABSENT ] && return 0; fi
+        [ $i -lt $(($2 * 10)) ] || return 1
+        sleep 0.1
+        i=$((i + 1))
+    done
+}
+
+# fio_verify DEV SIZE: random 4 KiB writes with crc32c in every block, then the verify reads.
+fio_verify() {
+    if ! run fio --name=verify --filename="$1" --ioengine=libaio --direct=1 --rw=randwrite --bs=4k \
+        --iodepth=16 --size="$2" --verify=crc32c --do_verify=1 --verify_fatal=1 --verify_state_save=0 \
+        --randrepeat=0 --group_reporting >/tmp/fio.txt 2>&1; then
+        cat /tmp/fio.txt
+        fail "fio on $1 failed"
+    fi
+    grep -q 'err= 0' /tmp/fio.txt || { cat /tmp/fio.txt; fail "fio on $1 reported errors"; }
+    grep -Eq '^ +read: IOPS=' /tmp/fio.txt || { cat /tmp/fio.txt; fail "fio on $1 did not run the verify reads"; }
+    log "fio on $1: $(grep -E '^ +write: IOPS=' /tmp/fio.txt | sed 's/^ *//; s/,.*//'), verify passed"
+}
+
+on_failure() {
+    rc=$?
+    if [ "$rc" -ne 0 ]; then
+        echo "[$SCENARIO] --- daemon log (last 30) ---"
+        tail -n 30 /tmp/daemon.log 2>/dev/null || true
+        echo "[$SCENARIO] --- configfs ---"
+        find "$NVMET" -maxdepth 4 2>/dev/null | head -n 60 || true
+        dmesg | grep -i nvmet | tail -n 20 || true
+    fi
+    (exit "$rc") # _on_exit reads the status from $?
+    _on_exit
+}
+trap on_failure EXIT
+
+step "load nvmet, nvmet-tcp, null_blk; configfs"
+modprobe nvmet || fail "modprobe nvmet"
+modprobe nvmet_tcp || fail "modprobe nvmet_tcp"
+modprobe null_blk nr_devices=1 gb=1 bs=512 memory_backed=1 || fail "modprobe null_blk"
+grep -q ' /sys/kernel/config ' /proc/mounts || mount -t configfs none /sys/kernel/config
+i=0
+while [ ! -b /dev/nullb0 ]; do
+    [ $i -lt 50 ] || fail "no /dev/nullb0"
+    sleep 0.1
+    i=$((i + 1))
+done
+[ -d "$NVMET/subsystems" ] || fail "$NVMET/subsystems is missing after modprobe nvmet"
+
+step "edgeblock serve --engine kernel (empty desired state)"
+mkdir -p "$DATA"
+echo '{ "version": 1, "listeners": [], "subsystems": [] }' >"$DATA/edgeblock.json"
+daemon_start
+
+step "CLI: subsystem create, namespace add (null_blk, file on tmpfs), listener add"
+eb subsystem create "$NQN" --allow-any-host || fail "subsystem create"
+eb namespace add "$NQN" --nsid 1 --backend file:/dev/nullb0 || fail "namespace add 1"
+eb namespace add "$NQN" --nsid 2 --backend file:$DATA/ns2.img:64M || fail "namespace add 2"
+eb listener add 127.0.0.1:4420 || fail "listener add"
+
+step "configfs has what the CLI asked for"
+expect_attr "$SUB/attr_allow_any_host" 1
+expect_attr "$SUB/namespaces/1/device_path" /dev/nullb0
+expect_attr "$SUB/namespaces/1/enable" 1
+expect_attr "$SUB/namespaces/2/device_path" "$DATA/ns2.img"
+expect_attr "$SUB/namespaces/2/enable" 1
+expect_attr "$SUB/namespaces/2/buffered_io" 1 # tmpfs has no O_DIRECT on 6.1
+uuid=$(sed -n "/\"nsid\": 1,/,/uuid/s/.*\"uuid\": \"\\([^\"]*\\)\".*/\\1/p" "$DATA/edgeblock.json" | head -n 1)
+[ -n "$uuid" ] || fail "no uuid of namespace 1 in $DATA/edgeblock.json"
+expect_attr "$SUB/namespaces/1/device_uuid" "$uuid"
+port=$(ls "$NVMET/ports")
+[ "$(echo "$port" | wc -w)" = 1 ] || fail "expected one port, have: $port"
+expect_attr "$NVMET/ports/$port/addr_trtype" tcp
+expect_attr "$NVMET/ports/$port/addr_adrfam" ipv4
+expect_attr "$NVMET/ports/$port/addr_traddr" 127.0.0.1
+expect_attr "$NVMET/ports/$port/addr_trsvcid" 4420
+[ -L "$NVMET/ports/$port/subsystems/$NQN" ] || fail "port $port does not link $NQN"
+log "configfs: port $port tcp 127.0.0.1:4420 -> $NQN; namespaces 1 (/dev/nullb0) and 2 ($DATA/ns2.img, buffered_io) enabled; uuid $uuid"
+
+step "nvme connect from this guest to 127.0.0.1:4420"
+NSID=1
+connect -i 2
+ns1=$NS
+id=$(nvme id-ns "$ns1" -o json 2>/dev/null | tr -d ' \n' | sed -n 's/.*"nguid":"\([0-9a-f]*\)".*/\1/p')
+want=$(echo "$uuid" | tr -d '-')
+[ "$id" = "$want" ] || fail "namespace 1 NGUID is '$id', expected $want (the UUID from the config)"
+log "namespace 1 = $ns1, NGUID $id"
+
+step "fio verify=crc32c on namespace 1 (null_blk)"
+fio_verify "$ns1" "$FIO_SIZE"
+
+step "fio verify=crc32c on namespace 2 (file on tmpfs)"
+NSID=2
+wait_ns PRESENT 20 || fail "namespace 2 is not there"
+ns2=/dev/$(find_ns)
+[ "$(blockdev --getsize64 "$ns2")" = 67108864 ] || fail "namespace 2 is $(blockdev --getsize64 "$ns2") bytes, configured 64M"
+fio_verify "$ns2" 16M
+
+step "CLI: namespace remove 2 while connected"
+eb namespace remove "$NQN" 2 || fail "namespace remove"
+[ ! -e "$SUB/namespaces/2" ] || fail "$SUB/namespaces/2 is still in configfs"
+wait_ns ABSENT 20 || fail "namespace 2 is still on the host 20 s after its removal"
+[ -b "$ns1" ] || fail "namespace 1 went away with namespace 2"
+log "namespace 2 gone from configfs and from the host; namespace 1 stays"
+
+step "disconnect"
+disconnect
+
+step "CLI: subsystem delete, listener remove: configfs is empty again"
+eb subsystem delete "$NQN" || fail "subsystem delete"
+eb listener remove 127.0.0.1:4420 || fail "listener remove"
+[ -z "$(ls "$NVMET/subsystems")" ] || fail "configfs still has subsystems: $(ls "$NVMET/subsystems")"
+[ -z "$(ls "$NVMET/ports")" ] || fail "configfs still has ports: $(ls "$NVMET/ports")"
+grep -q "$NQN" "$DATA/kernel-engine.json" && fail "$DATA/kernel-engine.json still lists $NQN"
+log "configfs is empty again"
+
+step "daemon stops"
+daemon_stop
+tail -n 12 /tmp/daemon.log
+
+scenario_end
