@@ -62,6 +62,7 @@ public static class VhostUser
     public const int ProtocolFMq = 0;
     public const int ProtocolFReplyAck = 3;
     public const int ProtocolFConfig = 9;
+    public const int ProtocolFInflightShmfd = 12;
     public const int ProtocolFResetDevice = 13;
 
     /// <summary>Feature bit 30: the back-end speaks GET/SET_PROTOCOL_FEATURES; negotiated, rings start disabled.</summary>

@@ -12,7 +12,7 @@ namespace EdgeBlock.Transports.VhostUser;
 /// </summary>
 internal sealed unsafe class VhostUserBlkConnection : IDisposable
 {
-    private const ulong OfferedProtocolFeatures =
+    private const ulong BaseProtocolFeatures =
         1UL << VhostUser.ProtocolFMq | 1UL << VhostUser.ProtocolFReplyAck | 1UL << VhostUser.ProtocolFConfig;
 
     private readonly BlkDeviceContext _ctx;
@@ -22,6 +22,9 @@ internal sealed unsafe class VhostUserBlkConnection : IDisposable
     private readonly int[] _fds = new int[VhostUser.MaxFds];
     private readonly byte[] _config = new byte[VirtioBlkConfig.Size];
     private readonly ulong _offeredFeatures;
+    private readonly ulong _offeredProtocolFeatures;
+    private nint _inflightArea;
+    private nuint _inflightLength;
     private int _fdCount;
     private int _socket;
     private ulong _features;
@@ -35,6 +38,7 @@ internal sealed unsafe class VhostUserBlkConnection : IDisposable
         _logger = ctx.Logger;
         _queues = new VirtQueue?[ctx.Options.MaxQueues];
         _offeredFeatures = VirtioBlkConfig.Features(ctx);
+        _offeredProtocolFeatures = BaseProtocolFeatures | (ctx.Options.InflightTracking ? 1UL << VhostUser.ProtocolFInflightShmfd : 0);
         VirtioBlkConfig.Write(ctx, _config);
         Array.Fill(_fds, -1);
     }
@@ -90,16 +94,16 @@ internal sealed unsafe class VhostUserBlkConnection : IDisposable
                 ok = SetFeatures(U64(payload, request));
                 break;
             case VhostUserRequest.GetProtocolFeatures:
-                ReplyU64(request, OfferedProtocolFeatures);
+                ReplyU64(request, _offeredProtocolFeatures);
                 return;
             case VhostUserRequest.SetProtocolFeatures:
             {
                 ulong wanted = U64(payload, request);
-                if ((wanted & ~OfferedProtocolFeatures) != 0)
+                if ((wanted & ~_offeredProtocolFeatures) != 0)
                 {
-                    _logger.LogWarning("vhost-user-blk: the front-end asks for protocol features 0x{Features:x} that were not offered; ignoring them", wanted & ~OfferedProtocolFeatures);
+                    _logger.LogWarning("vhost-user-blk: the front-end asks for protocol features 0x{Features:x} that were not offered; ignoring them", wanted & ~_offeredProtocolFeatures);
                 }
-                _protocolFeatures = wanted & OfferedProtocolFeatures;
+                _protocolFeatures = wanted & _offeredProtocolFeatures;
                 break;
             }
             case VhostUserRequest.SetOwner:
@@ -195,6 +199,12 @@ internal sealed unsafe class VhostUserBlkConnection : IDisposable
             case VhostUserRequest.GetConfig:
                 GetConfig(payload, request);
                 return;
+            case VhostUserRequest.GetInflightFd when (_protocolFeatures & 1UL << VhostUser.ProtocolFInflightShmfd) != 0:
+                GetInflightFd(payload, request);
+                return;
+            case VhostUserRequest.SetInflightFd when (_protocolFeatures & 1UL << VhostUser.ProtocolFInflightShmfd) != 0:
+                ok = SetInflightFd(payload);
+                break;
             case VhostUserRequest.SetConfig:
                 // No writable field is offered (no CONFIG_WCE): refuse quietly.
                 ok = false;
@@ -335,6 +345,139 @@ internal sealed unsafe class VhostUserBlkConnection : IDisposable
         }
         _logger.LogDebug("vhost-user-blk queue {Queue}: started, {Size} entries, enabled {Enabled}", q.Index, q.Size, q.Enabled);
         return true;
+    }
+
+    private static bool ParseInflight(ReadOnlySpan<byte> payload, out ulong size, out ulong offset, out int queues, out int queueSize)
+    {
+        size = offset = 0;
+        queues = queueSize = 0;
+        if (payload.Length < 20)
+        {
+            return false;
+        }
+        size = BinaryPrimitives.ReadUInt64LittleEndian(payload);
+        offset = BinaryPrimitives.ReadUInt64LittleEndian(payload[8..]);
+        queues = BinaryPrimitives.ReadUInt16LittleEndian(payload[16..]);
+        queueSize = BinaryPrimitives.ReadUInt16LittleEndian(payload[18..]);
+        return true;
+    }
+
+    /// <summary>GET_INFLIGHT_FD: a fresh, initialized tracking area in a memfd, passed to the front-end to keep.</summary>
+    private void GetInflightFd(ReadOnlySpan<byte> payload, VhostUserRequest request)
+    {
+        if (!ParseInflight(payload, out _, out _, out int queues, out int queueSize))
+        {
+            throw new VhostUserProtocolException($"GET_INFLIGHT_FD with a payload of {payload.Length} bytes");
+        }
+        Span<byte> reply = stackalloc byte[Math.Max(payload.Length, 24)];
+        reply.Clear();
+        if (queues < 1 || queues > _queues.Length || queueSize < 1 || queueSize > _ctx.Options.MaxQueueSize || (queueSize & (queueSize - 1)) != 0)
+        {
+            _logger.LogError("vhost-user-blk: GET_INFLIGHT_FD for {Queues} queues of {Size} entries refused", queues, queueSize);
+            Reply(request, reply); // mmap_size 0: no tracking
+            return;
+        }
+        long regionSize = InflightTracking.QueueRegionSize(queueSize);
+        long total = regionSize * queues;
+        int fd;
+        byte* name = stackalloc byte[] { (byte)'i', (byte)'n', (byte)'f', (byte)'l', (byte)'i', (byte)'g', (byte)'h', (byte)'t', 0 };
+        fd = Native.MemfdCreate(name, Native.MFD_CLOEXEC);
+        nint map = Native.MAP_FAILED;
+        if (fd >= 0 && Native.Ftruncate(fd, total) == 0)
+        {
+            map = Native.Mmap(0, (nuint)total, Native.PROT_READ | Native.PROT_WRITE, Native.MAP_SHARED, fd, 0);
+        }
+        if (map == Native.MAP_FAILED)
+        {
+            _logger.LogError("vhost-user-blk: cannot create the in-flight area: {Error}", Native.Describe(Native.LastError));
+            Native.CloseQuietly(ref fd);
+            Reply(request, reply);
+            return;
+        }
+        for (int q = 0; q < queues; q++)
+        {
+            InflightTracking.Initialize(map + (nint)(q * regionSize), queueSize);
+        }
+        Native.Munmap(map, (nuint)total);
+        BinaryPrimitives.WriteUInt64LittleEndian(reply, (ulong)total);
+        BinaryPrimitives.WriteUInt16LittleEndian(reply[16..], (ushort)queues);
+        BinaryPrimitives.WriteUInt16LittleEndian(reply[18..], (ushort)queueSize);
+        try
+        {
+            Reply(request, reply, fd);
+        }
+        finally
+        {
+            Native.CloseQuietly(ref fd);
+        }
+    }
+
+    /// <summary>SET_INFLIGHT_FD: map the tracking area (new, or kept by QEMU from a previous back-end).</summary>
+    private bool SetInflightFd(ReadOnlySpan<byte> payload)
+    {
+        if (!ParseInflight(payload, out ulong size, out ulong offset, out int queues, out int queueSize) || _fdCount != 1)
+        {
+            throw new VhostUserProtocolException($"SET_INFLIGHT_FD with {payload.Length} bytes and {_fdCount} fds");
+        }
+        int fd = _fds[0];
+        _fds[0] = -1;
+        _fdCount = 0;
+        try
+        {
+            long regionSize = InflightTracking.QueueRegionSize(queueSize);
+            if (queues < 1 || queues > _queues.Length || queueSize < 1 || queueSize > _ctx.Options.MaxQueueSize ||
+                size < (ulong)(regionSize * queues) || size > 1UL << 30 || offset > 1UL << 40 || (offset & 4095) != 0)
+            {
+                _logger.LogError("vhost-user-blk: SET_INFLIGHT_FD of {Size} bytes for {Queues} queues of {QueueSize} refused", size, queues, queueSize);
+                return false;
+            }
+            long fileSize = Native.FileSize(fd);
+            if (fileSize < 0 || (ulong)fileSize < offset + size)
+            {
+                _logger.LogError("vhost-user-blk: SET_INFLIGHT_FD: the file holds {FileSize} bytes, {Needed} needed", fileSize, offset + size);
+                return false;
+            }
+            foreach (VirtQueue? q in _queues)
+            {
+                if (q is { Running: true })
+                {
+                    _logger.LogError("vhost-user-blk: SET_INFLIGHT_FD while queue {Queue} runs", q.Index);
+                    return false;
+                }
+            }
+            nint map = Native.Mmap(0, (nuint)size, Native.PROT_READ | Native.PROT_WRITE, Native.MAP_SHARED, fd, (long)offset);
+            if (map == Native.MAP_FAILED)
+            {
+                _logger.LogError("vhost-user-blk: SET_INFLIGHT_FD: mmap failed: {Error}", Native.Describe(Native.LastError));
+                return false;
+            }
+            ReleaseInflightArea();
+            _inflightArea = map;
+            _inflightLength = (nuint)size;
+            for (int i = 0; i < queues; i++)
+            {
+                Queue(i).SetInflightRegion(map + (nint)(i * regionSize), queueSize);
+            }
+            _logger.LogInformation("vhost-user-blk: in-flight area mapped ({Queues} queues of {Size} entries)", queues, queueSize);
+            return true;
+        }
+        finally
+        {
+            Native.CloseQuietly(ref fd);
+        }
+    }
+
+    private void ReleaseInflightArea()
+    {
+        foreach (VirtQueue? q in _queues)
+        {
+            q?.SetInflightRegion(0, 0);
+        }
+        if (_inflightArea != 0)
+        {
+            Native.Munmap(_inflightArea, _inflightLength);
+            _inflightArea = 0;
+        }
     }
 
     private void GetConfig(ReadOnlySpan<byte> payload, VhostUserRequest request)
@@ -553,7 +696,7 @@ internal sealed unsafe class VhostUserBlkConnection : IDisposable
         Reply(request, payload);
     }
 
-    private void Reply(VhostUserRequest request, ReadOnlySpan<byte> payload)
+    private void Reply(VhostUserRequest request, ReadOnlySpan<byte> payload, int fd = -1)
     {
         Span<byte> message = stackalloc byte[VhostUser.HeaderSize + payload.Length];
         BinaryPrimitives.WriteUInt32LittleEndian(message, (uint)request);
@@ -563,6 +706,29 @@ internal sealed unsafe class VhostUserBlkConnection : IDisposable
         fixed (byte* p = message)
         {
             int done = 0;
+            if (fd >= 0)
+            {
+                // The whole message with the fd attached in one sendmsg.
+                int controlLength = Native.CmsgSpace(sizeof(int));
+                byte* control = stackalloc byte[controlLength];
+                new Span<byte>(control, controlLength).Clear();
+                Native.CmsgHdr* c = (Native.CmsgHdr*)control;
+                c->Length = (nuint)Native.CmsgLen(sizeof(int));
+                c->Level = Native.SOL_SOCKET;
+                c->Type = Native.SCM_RIGHTS;
+                *(int*)(control + sizeof(Native.CmsgHdr)) = fd;
+                Native.IoVec iov = new() { Base = p, Length = (nuint)message.Length };
+                Native.MsgHdr msg = new() { Iov = &iov, IovLength = 1, Control = control, ControlLength = (nuint)controlLength };
+                nint sent;
+                while ((sent = Native.SendMsg(_socket, &msg, Native.MSG_NOSIGNAL)) < 0 && Native.LastError == Native.EINTR)
+                {
+                }
+                if (sent <= 0)
+                {
+                    throw new VhostUserProtocolException($"sending the reply to {request} failed: {Native.Describe(Native.LastError)}");
+                }
+                done = (int)sent;
+            }
             while (done < message.Length)
             {
                 nint n = Native.Send(_socket, p + done, (nuint)(message.Length - done), Native.MSG_NOSIGNAL);
@@ -590,6 +756,7 @@ internal sealed unsafe class VhostUserBlkConnection : IDisposable
         }
         _memory.Dispose();
         _memory = GuestMemory.Empty;
+        ReleaseInflightArea();
         CloseUntakenFds();
         Native.CloseQuietly(ref _socket);
     }

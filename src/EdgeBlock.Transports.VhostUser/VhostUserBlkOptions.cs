@@ -21,6 +21,12 @@ public sealed class VhostUserBlkOptions
     /// <summary>Export read-only (VIRTIO_BLK_F_RO): writes, discards and write-zeroes fail.</summary>
     public bool ReadOnly { get; init; }
 
+    /// <summary>
+    /// Offer VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD: requests in flight are recorded in memory QEMU
+    /// keeps, so after a crash of this process the next one resubmits them (QEMU reconnects).
+    /// </summary>
+    public bool InflightTracking { get; init; } = true;
+
     /// <summary>Offer VIRTIO_RING_F_EVENT_IDX (fewer kicks and interrupts).</summary>
     public bool EventIndex { get; init; } = true;
 

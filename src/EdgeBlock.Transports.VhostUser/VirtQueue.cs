@@ -57,6 +57,14 @@ internal sealed unsafe class VirtQueue : IDisposable
     private long _completed;
     private long _failed;
 
+    // In-flight tracking (INFLIGHT_SHMFD): this queue's region of the shared area, or 0.
+    private nint _track;
+    private int _trackDescNum;
+    private ulong _trackCounter;
+    private ushort[] _resubmit = [];
+    private int _resubmitCount;
+    private int _resubmitNext;
+
     public VirtQueue(int index, BlkDeviceContext ctx)
     {
         Index = index;
@@ -69,6 +77,19 @@ internal sealed unsafe class VirtQueue : IDisposable
     public bool Broken => _broken;
     public string? BrokenReason { get; private set; }
     public long Completed => Interlocked.Read(ref _completed);
+
+    /// <summary>Requests found in flight in the tracking area at the last start (resubmitted).</summary>
+    public int Resubmitted { get; private set; }
+
+    /// <summary>Sets (or clears, with 0) this queue's region of the in-flight area; only while stopped.</summary>
+    public void SetInflightRegion(nint region, int descNum)
+    {
+        if (_worker is null)
+        {
+            _track = region;
+            _trackDescNum = descNum;
+        }
+    }
     public long Failed => Interlocked.Read(ref _failed);
     public int InFlight => Volatile.Read(ref _inflight);
 
@@ -177,12 +198,17 @@ internal sealed unsafe class VirtQueue : IDisposable
         _used = used;
         _usedIdx = Volatile.Read(ref *(ushort*)(used + 2));
         _notifiedIdx = _usedIdx;
+        RecoverInflight();
         _broken = false;
         BrokenReason = null;
         _stop = false;
         _wakeFd = wake;
         _worker = new Thread(Run) { IsBackground = true, Name = $"vhost-blk q{Index}" };
         _worker.Start();
+        if (_resubmitCount > 0)
+        {
+            Native.Signal(_wakeFd); // nobody will kick for requests the guest already submitted
+        }
         error = null;
         return true;
     }
@@ -228,6 +254,77 @@ internal sealed unsafe class VirtQueue : IDisposable
         }
         _slots = [];
     }
+
+    /// <summary>
+    /// Reads this queue's in-flight region after a (re)start: requests a previous back-end took
+    /// but never completed are queued for resubmission in their original order, and the available
+    /// index continues after them (the front-end restores it to the used index after a crash).
+    /// </summary>
+    private void RecoverInflight()
+    {
+        _resubmitCount = 0;
+        _resubmitNext = 0;
+        Resubmitted = 0;
+        nint t = _track;
+        if (t == 0)
+        {
+            return;
+        }
+        if (_trackDescNum != Size)
+        {
+            _ctx.Logger.LogWarning("vhost-user-blk queue {Queue}: in-flight area made for {Tracked} entries, ring has {Size}; not tracking", Index, _trackDescNum, Size);
+            _track = 0;
+            return;
+        }
+        if (*(ushort*)(t + InflightTracking.VersionOffset) != InflightTracking.Version ||
+            *(ushort*)(t + InflightTracking.DescNumOffset) != Size)
+        {
+            InflightTracking.Initialize(t, Size);
+        }
+        if (*(ushort*)(t + InflightTracking.UsedIdxOffset) != _usedIdx)
+        {
+            // Stopped between publishing a used entry and clearing its in-flight mark: it is done.
+            ushort last = *(ushort*)(t + InflightTracking.LastBatchHeadOffset);
+            if (last < Size)
+            {
+                *(byte*)(t + InflightTracking.HeaderSize + last * InflightTracking.DescStateSize) = 0;
+            }
+            *(ushort*)(t + InflightTracking.UsedIdxOffset) = _usedIdx;
+        }
+        if (_resubmit.Length != Size)
+        {
+            _resubmit = new ushort[Size];
+        }
+        var found = new List<(ulong Counter, ushort Head)>();
+        ulong maxCounter = 0;
+        for (int i = 0; i < Size; i++)
+        {
+            byte* d = (byte*)(t + InflightTracking.HeaderSize + i * InflightTracking.DescStateSize);
+            ulong counter = *(ulong*)(d + InflightTracking.CounterOffset);
+            maxCounter = Math.Max(maxCounter, counter);
+            if (d[InflightTracking.InflightOffset] != 0)
+            {
+                found.Add((counter, (ushort)i));
+            }
+        }
+        _trackCounter = maxCounter + 1;
+        _ctx.Logger.LogDebug("vhost-user-blk queue {Queue}: in-flight area: used index {Used}, base {Base}, available index {Avail}, {Count} in flight",
+            Index, _usedIdx, LastAvail, Volatile.Read(ref *(ushort*)(_avail + 2)), found.Count);
+        if (found.Count == 0)
+        {
+            return;
+        }
+        found.Sort();
+        foreach ((_, ushort head) in found)
+        {
+            _resubmit[_resubmitCount++] = head;
+        }
+        Resubmitted = _resubmitCount;
+        LastAvail = (ushort)(_usedIdx + _resubmitCount);
+        _ctx.Logger.LogWarning("vhost-user-blk queue {Queue}: resubmitting {Count} requests left in flight by the previous back-end", Index, _resubmitCount);
+    }
+
+    private byte* TrackState(ushort head) => (byte*)(_track + InflightTracking.HeaderSize + head * InflightTracking.DescStateSize);
 
     private void Run()
     {
@@ -327,6 +424,10 @@ internal sealed unsafe class VirtQueue : IDisposable
         try
         {
             int mask = Size - 1;
+            while (_resubmitNext < _resubmitCount && !_broken)
+            {
+                Handle(_slots[_resubmit[_resubmitNext++]]);
+            }
             while (!_stop)
             {
                 ushort availIdx = Volatile.Read(ref *(ushort*)(_avail + 2));
@@ -401,9 +502,19 @@ internal sealed unsafe class VirtQueue : IDisposable
         r.Reset();
         r.InFlight = true;
         Interlocked.Increment(ref _inflight);
+        if (_track != 0)
+        {
+            byte* state = TrackState(r.Head);
+            *(ulong*)(state + InflightTracking.CounterOffset) = _trackCounter++;
+            Volatile.Write(ref state[InflightTracking.InflightOffset], (byte)1);
+        }
         string? structural = ParseChain(r, out string? content);
         if (structural is not null)
         {
+            if (_track != 0)
+            {
+                Volatile.Write(ref TrackState(r.Head)[InflightTracking.InflightOffset], (byte)0);
+            }
             r.InFlight = false;
             Interlocked.Decrement(ref _inflight);
             Break(structural);
@@ -818,12 +929,22 @@ internal sealed unsafe class VirtQueue : IDisposable
         *(byte*)r.StatusPointer = status;
         lock (_usedLock)
         {
+            nint track = _track;
+            if (track != 0)
+            {
+                Volatile.Write(ref *(ushort*)(track + InflightTracking.LastBatchHeadOffset), r.Head);
+            }
             byte* element = (byte*)(_used + 4 + 8 * (_usedIdx & (Size - 1)));
             *(uint*)element = r.Head;
             *(uint*)(element + 4) = r.UsedLength;
             r.InFlight = false;
             _usedIdx++;
             Volatile.Write(ref *(ushort*)(_used + 2), _usedIdx);
+            if (track != 0)
+            {
+                Volatile.Write(ref TrackState(r.Head)[InflightTracking.InflightOffset], (byte)0);
+                Volatile.Write(ref *(ushort*)(track + InflightTracking.UsedIdxOffset), _usedIdx);
+            }
             if (fromWorker)
             {
                 _signalPending = true;

@@ -19,7 +19,7 @@ public sealed class IoTests
         }
         Assert.Equal(0UL, features & 1UL << Virtio.BlkFRo);
         ulong protocol = c.GetU64(VhostUserRequest.GetProtocolFeatures);
-        Assert.Equal(1UL << VhostUser.ProtocolFMq | 1UL << VhostUser.ProtocolFReplyAck | 1UL << VhostUser.ProtocolFConfig, protocol);
+        Assert.Equal(1UL << VhostUser.ProtocolFMq | 1UL << VhostUser.ProtocolFReplyAck | 1UL << VhostUser.ProtocolFConfig | 1UL << VhostUser.ProtocolFInflightShmfd, protocol);
         c.SetU64(VhostUserRequest.SetProtocolFeatures, protocol);
         Assert.Equal(4UL, c.GetU64(VhostUserRequest.GetQueueNum));
 

@@ -71,6 +71,8 @@ internal sealed unsafe class RawVhostClient : IDisposable
     /// <summary>Host pointer of a guest physical address in our own mapping.</summary>
     public byte* Host(ulong gpa) => gpa >= Region1Gpa ? _memory + RegionSize + (gpa - Region1Gpa) : _memory + gpa;
 
+    public nint HostAddress(ulong gpa) => (nint)Host(gpa);
+
     public static ulong RingGpa(int queue) => Region0Gpa + (ulong)(queue * QueueStride);
     public static ulong DescGpa(int queue) => RingGpa(queue);
     public static ulong AvailGpa(int queue) => RingGpa(queue) + 0x1000;
@@ -219,16 +221,56 @@ internal sealed unsafe class RawVhostClient : IDisposable
         BinaryPrimitives.WriteUInt64LittleEndian(b[24..], offset);
     }
 
+    /// <summary>Reads one reply and the fd that came with it (-1 if none).</summary>
+    public byte[]? ReadReplyWithFd(VhostUserRequest expected, out int fd)
+    {
+        fd = -1;
+        byte[] header = new byte[VhostUser.HeaderSize];
+        int controlLength = Native.CmsgSpace(sizeof(int));
+        byte* control = stackalloc byte[controlLength];
+        fixed (byte* p = header)
+        {
+            Native.IoVec iov = new() { Base = p, Length = (nuint)header.Length };
+            Native.MsgHdr msg = new() { Iov = &iov, IovLength = 1, Control = control, ControlLength = (nuint)controlLength };
+            if (Native.RecvMsg(_socket, &msg, Native.MSG_CMSG_CLOEXEC) != header.Length)
+            {
+                return null;
+            }
+            if (msg.ControlLength >= (nuint)sizeof(Native.CmsgHdr) && ((Native.CmsgHdr*)control)->Type == Native.SCM_RIGHTS)
+            {
+                fd = *(int*)(control + sizeof(Native.CmsgHdr));
+            }
+        }
+        Assert.Equal((uint)expected, BinaryPrimitives.ReadUInt32LittleEndian(header));
+        byte[] payload = new byte[BinaryPrimitives.ReadUInt32LittleEndian(header.AsSpan(8))];
+        Assert.True(RecvAll(payload));
+        return payload;
+    }
+
+    public static byte[] Inflight(ulong size, ushort queues, ushort queueSize)
+    {
+        byte[] b = new byte[24];
+        BinaryPrimitives.WriteUInt64LittleEndian(b, size);
+        BinaryPrimitives.WriteUInt16LittleEndian(b.AsSpan(16), queues);
+        BinaryPrimitives.WriteUInt16LittleEndian(b.AsSpan(18), queueSize);
+        return b;
+    }
+
     public ulong? SetMemTable(ulong region1Size = RegionSize) =>
         WithAck(VhostUserRequest.SetMemTable, MemTablePayload(region1Size), [_memfd, _memfd]);
 
     /// <summary>The whole set-up QEMU does, with every ring started and enabled.</summary>
+    /// <summary>The in-flight area (INFLIGHT_SHMFD) to hand to the back-end during Negotiate, if any.</summary>
+    public int InflightFd = -1;
+    public ulong InflightSize;
+
     public void Negotiate(bool indirect = true, bool eventIdx = false)
     {
         ulong features = GetU64(VhostUserRequest.GetFeatures);
         Assert.NotEqual(0UL, features & 1UL << VhostUser.FProtocolFeatures);
         ulong protocol = GetU64(VhostUserRequest.GetProtocolFeatures);
-        SetU64(VhostUserRequest.SetProtocolFeatures, protocol & (1UL << VhostUser.ProtocolFMq | 1UL << VhostUser.ProtocolFReplyAck | 1UL << VhostUser.ProtocolFConfig));
+        SetU64(VhostUserRequest.SetProtocolFeatures, protocol & (1UL << VhostUser.ProtocolFMq | 1UL << VhostUser.ProtocolFReplyAck | 1UL << VhostUser.ProtocolFConfig
+            | (InflightFd >= 0 ? 1UL << VhostUser.ProtocolFInflightShmfd : 0)));
         Assert.True(GetU64(VhostUserRequest.GetQueueNum) >= (ulong)_queues.Length);
         Send(VhostUserRequest.SetOwner, []);
         ulong wanted = features;
@@ -242,21 +284,29 @@ internal sealed unsafe class RawVhostClient : IDisposable
         }
         Assert.Equal(0UL, WithAck(VhostUserRequest.SetFeatures, U64(wanted)));
         Assert.Equal(0UL, SetMemTable());
+        if (InflightFd >= 0)
+        {
+            Assert.Equal(0UL, WithAck(VhostUserRequest.SetInflightFd, Inflight(InflightSize, (ushort)_queues.Length, QueueSize), [InflightFd]));
+        }
         for (int i = 0; i < _queues.Length; i++)
         {
-            StartQueue(i);
+            StartQueue(i, keepRing: InflightFd >= 0);
         }
     }
 
-    public void StartQueue(int i, bool enable = true)
+    public void StartQueue(int i, bool enable = true, bool keepRing = false)
     {
         Queue q = _queues[i];
-        new Span<byte>(Host(RingGpa(i)), 0x4000).Clear();
-        q.AvailIdx = 0;
-        q.UsedSeen = 0;
-        q.NextDesc = 0;
+        if (!keepRing)
+        {
+            new Span<byte>(Host(RingGpa(i)), 0x4000).Clear();
+            q.AvailIdx = 0;
+            q.UsedSeen = 0;
+            q.NextDesc = 0;
+        }
         Assert.Equal(0UL, WithAck(VhostUserRequest.SetVringNum, State((uint)i, QueueSize)));
-        Assert.Equal(0UL, WithAck(VhostUserRequest.SetVringBase, State((uint)i, 0)));
+        // Like QEMU after a back-end crash: the base is the used index.
+        Assert.Equal(0UL, WithAck(VhostUserRequest.SetVringBase, State((uint)i, keepRing ? UsedIdx(i) : 0u)));
         byte[] addr = new byte[40];
         BinaryPrimitives.WriteUInt32LittleEndian(addr, (uint)i);
         BinaryPrimitives.WriteUInt64LittleEndian(addr.AsSpan(8), UserBase + DescGpa(i));
