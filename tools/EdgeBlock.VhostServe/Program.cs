@@ -1,6 +1,6 @@
 // edgeblock-vhost-serve: export one file (or block device) as a vhost-user-blk back-end, for
 // the interop tests and for trying the transport by hand:
-//   dotnet run --project tools/EdgeBlock.VhostServe -- --socket S --file F [--size 256M] [--queues N] [--block-size 512|4096] [--read-only]
+//   dotnet run --project tools/EdgeBlock.VhostServe -- --socket S --file F [--size 256M] [--queues N] [--block-size 512|4096] [--read-only] [--latency-ms N]
 // Then: qemu-system-x86_64 ... -object memory-backend-memfd,id=mem,size=1G,share=on -numa node,memdev=mem
 //        -chardev socket,id=c0,path=S[,reconnect=1] -device vhost-user-blk-pci,chardev=c0,num-queues=N
 // Prints "vhost-serve: listening on S" once the socket accepts connections; stops on SIGINT/SIGTERM.
@@ -11,7 +11,7 @@ using Microsoft.Extensions.Logging;
 
 string? socket = null, file = null;
 long size = 0;
-int queues = 8, blockSize = 512;
+int queues = 8, blockSize = 512, latencyMs = 0;
 bool readOnly = false, verbose = false;
 try
 {
@@ -26,9 +26,10 @@ try
             case "--queues": queues = int.Parse(Next(), System.Globalization.CultureInfo.InvariantCulture); break;
             case "--block-size": blockSize = int.Parse(Next(), System.Globalization.CultureInfo.InvariantCulture); break;
             case "--read-only": readOnly = true; break;
+            case "--latency-ms": latencyMs = int.Parse(Next(), System.Globalization.CultureInfo.InvariantCulture); break;
             case "-v" or "--verbose": verbose = true; break;
             case "-h" or "--help":
-                Console.WriteLine("usage: vhost-serve --socket PATH --file PATH [--size N[K|M|G]] [--queues N] [--block-size 512|4096] [--read-only] [-v]");
+                Console.WriteLine("usage: vhost-serve --socket PATH --file PATH [--size N[K|M|G]] [--queues N] [--block-size 512|4096] [--read-only] [--latency-ms N] [-v]");
                 return 0;
             default: throw new ArgumentException($"unknown argument {args[i]}");
         }
@@ -45,11 +46,12 @@ catch (Exception e) when (e is ArgumentException or FormatException or OverflowE
 }
 
 var logger = new ConsoleLogger(verbose ? LogLevel.Debug : LogLevel.Information);
-await using FileBlockDevice device = FileBlockDevice.Open(file, size, blockSize);
+await using FileBlockDevice fileDevice = FileBlockDevice.Open(file, size, blockSize);
+IBlockDevice device = latencyMs > 0 ? new LatencyBlockDevice(fileDevice, TimeSpan.FromMilliseconds(latencyMs)) : fileDevice;
 var options = new VhostUserBlkOptions { MaxQueues = queues, ReadOnly = readOnly };
 await using var server = new VhostUserBlkServer(socket, device, options, logger);
 server.Start();
-Console.WriteLine($"vhost-serve: listening on {socket} ({device.BlockCount * device.BlockSize} bytes from {file}, direct I/O {device.UsesDirectIo}, io_uring {device.UsesIoUring}, deallocate {device.SupportsDeallocate})");
+Console.WriteLine($"vhost-serve: listening on {socket} ({device.BlockCount * device.BlockSize} bytes from {file}, direct I/O {fileDevice.UsesDirectIo}, io_uring {fileDevice.UsesIoUring}, deallocate {device.SupportsDeallocate}{(latencyMs > 0 ? $", {latencyMs} ms added latency" : "")})");
 
 var stop = new TaskCompletionSource();
 using var sigint = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGINT, c => { c.Cancel = true; stop.TrySetResult(); });

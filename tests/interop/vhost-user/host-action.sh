@@ -4,8 +4,11 @@
 # EDGEBLOCK-HOST-ACTION-RESULT rc=N (the contract of guest/interop-lib.sh's host_action).
 #   measure-before  record the allocated bytes of the exported file ($VHOST_IMG)
 #   measure-after   fail unless they shrank since measure-before
-#   restart-server  stop the server (SIGINT), start a new one on the same socket and file, and
-#                   wait until QEMU (chardev reconnect=1) has connected again and shared its memory
+#   restart-server  stop the server (SIGINT), start a new one on the same socket and file (with
+#                   5 ms added latency), and wait until QEMU (chardev reconnect=1) has connected
+#                   again and shared its memory
+#   crash-server    the same with SIGKILL and without the latency (requests in flight are left in
+#                   the in-flight area for the next server to resubmit)
 set -uo pipefail
 state=${VHOST_RUN_DIR:?}/allocated-before
 allocated() { stat -c '%b %B' "$VHOST_IMG" | awk '{ print $1 * $2 }'; }
@@ -24,12 +27,21 @@ case $word in
         echo "allocated after discard: $(mib "$after") (before: $(mib "$before"))"
         if ((after >= before)); then echo "the file did not shrink: discard does not free space"; rc=1; fi
         ;;
-    restart-server)
+    restart-server | crash-server)
         here=$(dirname "${BASH_SOURCE[0]}")
-        bash "$here/server.sh" stop || rc=1
+        if [[ $word == crash-server ]]; then
+            pid=$(cat "$VHOST_RUN_DIR/server.pid")
+            kill -KILL "$pid" && echo "server pid $pid killed (SIGKILL)" || rc=1
+            for _ in $(seq 1 100); do [[ -e /proc/$pid ]] || break; sleep 0.05; done
+        else
+            bash "$here/server.sh" stop || rc=1
+        fi
         if [[ $rc -eq 0 ]]; then
             lines=$(wc -l <"$VHOST_SERVER_LOG")
-            bash "$here/server.sh" start || rc=1
+            # After the graceful restart the server adds 5 ms to every read and write, so
+            # that the SIGKILL of crash-server finds requests in flight in the back-end.
+            if [[ $word == restart-server ]]; then extra=(--latency-ms 5); else extra=(); fi
+            bash "$here/server.sh" start "${extra[@]}" || rc=1
         fi
         if [[ $rc -eq 0 ]]; then
             ok=0
@@ -38,6 +50,8 @@ case $word in
                 sleep 0.1
             done
             if [[ $ok -eq 1 ]]; then echo "QEMU reconnected and mapped the guest memory again"; else echo "QEMU did not reconnect within 10 s"; rc=1; fi
+            sleep 0.5
+            tail -n +"$((lines + 1))" "$VHOST_SERVER_LOG" | grep -o 'queue [0-9]*: resubmitting .*' || echo "no request was in flight"
         fi
         ;;
     *) echo "unknown host action '$word'"; rc=2 ;;

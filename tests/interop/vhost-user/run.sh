@@ -8,7 +8,7 @@
 #     -chardev socket,id=c0,path=SOCK -device vhost-user-blk-pci,chardev=c0,num-queues=2
 # and runs guest.sh in it: fio --verify=crc32c at 4k and 64k, mkfs.ext4 + e2fsck -fn,
 # a server restart in the middle (QEMU reconnects, the data and the file system are intact,
-# I/O goes on), blkdiscard (the host file's allocated blocks must shrink). The server must
+# I/O goes on), a server SIGKILL during fio (requests in flight are resubmitted), blkdiscard (the host file's allocated blocks must shrink). The server must
 # still be running at the end and stop cleanly on SIGINT.
 #
 # Prints `vhost-user: PASS|FAIL (<seconds>s)` last; exit status 0 on PASS.
@@ -143,7 +143,7 @@ fi
 if [[ $failed -eq 1 ]]; then
     grep -aE '\] (FAIL|failed in step|==>)|^\+ |vhost|virtio' "$LOG" | tail -n 12 | sed 's/^/    | /' >&2
 fi
-grep -aE 'fio verify-|fio after-|IOPS=|allocated|range discard|files intact|reconnected|size [0-9]+, queues' "$LOG" | sed 's/^/    | /' >&2 || true
+grep -aE 'fio verify-|fio after-|fio across|IOPS=|allocated|range discard|files intact|reconnected|resubmitting|no request was|killed|size [0-9]+, queues' "$LOG" | sed 's/^/    | /' >&2 || true
 
 # The server must have survived and must stop on SIGINT.
 "$HERE/server.sh" stop >"$WORK/stop.txt" || { log "$(cat "$WORK/stop.txt")"; failed=1; }

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# server.sh start|stop — the VhostServe process of the vhost-user interop test, started and
+# server.sh start [VHOSTSERVE-ARGS...] | stop — the VhostServe process of the vhost-user interop test, started and
 # stopped the same way by run.sh and by host-action.sh (the restart-server action).
 # Everything comes from the environment run.sh exports:
 #   VHOST_RUN_DIR    work directory (server.pid is kept there)
@@ -18,7 +18,7 @@ case ${1:-} in
         # actions), with default signal dispositions so SIGINT stops it.
         (
             set -m
-            dotnet "$VHOST_SERVE_DLL" --socket "$VHOST_SOCK" --file "$VHOST_IMG" --size 256M --queues 2 \
+            dotnet "$VHOST_SERVE_DLL" --socket "$VHOST_SOCK" --file "$VHOST_IMG" --size 256M --queues 2 -v "${@:2}" \
                 </dev/null >>"$VHOST_SERVER_LOG" 2>&1 &
             echo $! >"$pidfile"
         )
@@ -43,5 +43,5 @@ case ${1:-} in
         echo "the server did not stop within 10 s of SIGINT (killed)"
         exit 3
         ;;
-    *) echo "usage: server.sh start|stop" >&2; exit 2 ;;
+    *) echo "usage: server.sh start [VHOSTSERVE-ARGS...] | stop" >&2; exit 2 ;;
 esac
