@@ -67,6 +67,10 @@ public sealed class VhostUserBlkServer : IAsyncDisposable
         }
         if (IsUnixSocket(SocketPath))
         {
+            if (SomeoneListens(address, length))
+            {
+                throw new IOException($"Another back-end is serving '{SocketPath}'; stop it or choose another socket path.");
+            }
             File.Delete(SocketPath); // a stale socket of an earlier run
         }
         else if (File.Exists(SocketPath) || Directory.Exists(SocketPath))
@@ -89,6 +93,18 @@ public sealed class VhostUserBlkServer : IAsyncDisposable
         _acceptThread.Start();
         _logger.LogInformation("vhost-user-blk: serving {Bytes} bytes ({Block}-byte blocks) on {Socket}",
             _ctx.Device.BlockCount * _ctx.Device.BlockSize, _ctx.BlockSize, SocketPath);
+    }
+
+    private static unsafe bool SomeoneListens(Native.SockAddrUn address, uint length)
+    {
+        int fd = Native.Socket(Native.AF_UNIX, Native.SOCK_STREAM | Native.SOCK_CLOEXEC, 0);
+        if (fd < 0)
+        {
+            return false;
+        }
+        bool connected = Native.Connect(fd, &address, length) == 0;
+        Native.Close(fd);
+        return connected;
     }
 
     private static unsafe bool IsUnixSocket(string path)

@@ -326,11 +326,17 @@ internal sealed unsafe class VirtQueue : IDisposable
 
     private byte* TrackState(ushort head) => (byte*)(_track + InflightTracking.HeaderSize + head * InflightTracking.DescStateSize);
 
+    /// <summary>Bytes the worker thread has allocated since it started (tests check the I/O path allocates nothing).</summary>
+    internal long WorkerAllocatedBytes => Volatile.Read(ref _workerAllocated);
+    private long _workerAllocated;
+
     private void Run()
     {
         Native.PollFd* fds = stackalloc Native.PollFd[2];
+        long allocatedAtStart = GC.GetAllocatedBytesForCurrentThread();
         while (!_stop)
         {
+            Volatile.Write(ref _workerAllocated, GC.GetAllocatedBytesForCurrentThread() - allocatedAtStart);
             fds[0] = new Native.PollFd { Fd = KickFd, Events = Native.POLLIN };
             fds[1] = new Native.PollFd { Fd = _wakeFd, Events = Native.POLLIN };
             int n = Native.Poll(fds, 2, -1);

@@ -168,6 +168,25 @@ public sealed class FaultTests
     }
 
     [Fact]
+    public async Task A_second_server_on_a_live_socket_is_refused_and_a_stale_socket_is_replaced()
+    {
+        await using var h = new Harness();
+        var second = new VhostUserBlkServer(h.SocketPath, new MemoryBlockDevice(1 << 20));
+        IOException e = Assert.Throws<IOException>(second.Start);
+        Assert.Contains("Another back-end", e.Message);
+        await h.Server.DisposeAsync();
+        // The first server removed its socket; a leftover socket file (a crashed server's) is replaced.
+        string stale = h.SocketPath + "2";
+        var s = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.Unix, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Unspecified);
+        s.Bind(new System.Net.Sockets.UnixDomainSocketEndPoint(stale));
+        s.Dispose();
+        await using var third = new VhostUserBlkServer(stale, new MemoryBlockDevice(1 << 20));
+        third.Start();
+        using var c = new RawVhostClient(stale);
+        Assert.NotEqual(0UL, c.GetU64(VhostUserRequest.GetFeatures));
+    }
+
+    [Fact]
     public async Task Bad_memory_tables_and_ring_addresses_are_refused_with_reply_ack()
     {
         await using var h = new Harness();
