@@ -1,4 +1,5 @@
 using System.Net.Sockets;
+using System.Runtime.InteropServices;
 using EdgeBlock.Daemon.Management;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
@@ -19,6 +20,12 @@ public static class DaemonHost
     public static async Task<int> RunAsync(DaemonOptions options, Action<EdgeBlockDaemon>? onStarted = null, CancellationToken cancellationToken = default)
     {
         await using var running = await StartAsync(options, cancellationToken).ConfigureAwait(false);
+        // SIGHUP: reload the (hand-edited) config file; an invalid one is refused and logged, the daemon runs on.
+        using var hangup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, context =>
+        {
+            context.Cancel = true; // not the default action (terminate)
+            _ = Task.Run(running.Daemon.Management.ReloadOnSignalAsync, CancellationToken.None);
+        });
         onStarted?.Invoke(running.Daemon);
         await running.Host.WaitForShutdownAsync(cancellationToken).ConfigureAwait(false);
         return 0;

@@ -23,6 +23,8 @@ public static class ManagementApi
         v1.MapPost("/subsystems", (CreateSubsystemRequest body) =>
             Run(async () => Results.Created($"/v1/subsystems/{Uri.EscapeDataString(body.Nqn ?? "")}", await m.CreateSubsystemAsync(body)))).Produces<SubsystemInfo>(201).Refusals();
         v1.MapGet("/subsystems/{nqn}", (string nqn) => Run(() => Task.FromResult(Results.Ok(m.Subsystem(nqn))))).Produces<SubsystemInfo>().Refusals();
+        v1.MapPatch("/subsystems/{nqn}", (string nqn, UpdateSubsystemRequest body) =>
+            Run(async () => Results.Ok(await m.UpdateSubsystemAsync(nqn, body)))).Produces<SubsystemInfo>().Refusals();
         v1.MapDelete("/subsystems/{nqn}", (string nqn) =>
             Run(async () => { await m.DeleteSubsystemAsync(nqn); return Results.NoContent(); })).Produces(204).Refusals();
 
@@ -42,6 +44,10 @@ public static class ManagementApi
             Run(async () => { await m.RemoveNamespaceAsync(nqn, nsid); return Results.NoContent(); })).Produces(204).Refusals();
 
         v1.MapGet("/hosts", () => Results.Ok(m.Hosts())).Produces<List<HostInfo>>();
+
+        v1.MapGet("/stats", () => Results.Ok(m.Stats())).Produces<StatsInfo>();
+        v1.MapGet("/subsystems/{nqn}/namespaces/{nsid}/stats", (string nqn, uint nsid) =>
+            Run(() => Task.FromResult(Results.Ok(m.NamespaceStats(nqn, nsid))))).Produces<NamespaceStats>().Refusals();
 
         // ---- config import/export (nvmetcli and edgeblock formats): ConfigTransferApi.cs ----
         ConfigTransferApi.Map(v1, m);

@@ -246,15 +246,15 @@ public sealed partial class ManagementService
         : s.Hosts.Count == 0 ? "no host may connect yet" : $"hosts: {string.Join(", ", s.Hosts)}";
 
     /// <summary>Disconnects the controllers of hosts a subsystem no longer admits.</summary>
-    private void Evict(string nqn)
+    private void Evict(string nqn, string why = "config import")
     {
         if (_target.FindSubsystem(nqn) is not { } subsystem) return;
         foreach (var c in subsystem.Controllers)
-            if (!subsystem.IsHostAllowed(c.HostNqn)) c.Destroy($"host {c.HostNqn} no longer allowed on {nqn} (config import)");
+            if (!subsystem.IsHostAllowed(c.HostNqn)) c.Destroy($"host {c.HostNqn} no longer allowed on {nqn} ({why})");
     }
 
     /// <summary>Applies the steps in order; when one fails, undoes those done (last first) and reports.</summary>
-    private async Task RunAsync(List<Step> steps)
+    private async Task RunAsync(List<Step> steps, string what = "import")
     {
         var done = new List<Step>();
         foreach (var step in steps)
@@ -269,7 +269,7 @@ public sealed partial class ManagementService
                 var failures = await UndoAsync(done).ConfigureAwait(false);
                 string state = failures.Count == 0 ? "nothing changed" : $"undoing it failed too ({string.Join("; ", failures)})";
                 var (status, title) = ex is ManagementException m ? (m.Status, m.Title) : (409, "conflict");
-                throw new ManagementException(status, title, $"import stopped, {state}: {ex.Message}");
+                throw new ManagementException(status, title, $"{what} stopped, {state}: {ex.Message}");
             }
         }
     }
