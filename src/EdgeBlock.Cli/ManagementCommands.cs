@@ -62,13 +62,11 @@ public static class ManagementCommands
             if (parse.GetValue(json)) { c.Out.WriteLine(body); return; }
             var s = ApiClient.Parse<StatusInfo>(body);
             c.Out.WriteLine($"EdgeBlock {s.Version} (pid {s.ProcessId}), up {TimeSpan.FromSeconds(s.UptimeSeconds)}");
-            c.Out.WriteLine($"  data dir     {s.DataDirectory}");
-            c.Out.WriteLine($"  config       {s.ConfigPath}");
-            c.Out.WriteLine($"  api socket   {s.ApiSocket ?? c.Api.SocketPath}");
-            c.Out.WriteLine($"  listeners    {s.Listeners}");
-            c.Out.WriteLine($"  subsystems   {s.Subsystems}");
-            c.Out.WriteLine($"  namespaces   {s.Namespaces}");
-            c.Out.WriteLine($"  controllers  {s.Controllers}");
+            Table.Fields(c.Out,
+            [
+                ("data dir", s.DataDirectory), ("config", s.ConfigPath), ("api socket", s.ApiSocket ?? c.Api.SocketPath),
+                ("listeners", Num(s.Listeners)), ("subsystems", Num(s.Subsystems)), ("namespaces", Num(s.Namespaces)), ("controllers", Num(s.Controllers)),
+            ]);
         });
         return command;
     }
@@ -156,12 +154,32 @@ public static class ManagementCommands
             string body = await c.Api.SendAsync(HttpMethod.Get, $"v1/subsystems/{ApiClient.Escape(parse.GetValue(showNqn)!)}");
             if (parse.GetValue(showJson)) { c.Out.WriteLine(body); return; }
             var s = ApiClient.Parse<SubsystemInfo>(body);
-            c.Out.WriteLine($"subsystem   {s.Nqn}");
-            c.Out.WriteLine($"access      {(s.AllowAnyHost ? "any host" : "listed hosts only")}");
-            c.Out.WriteLine($"hosts       {(s.Hosts.Count == 0 ? "-" : string.Join(", ", s.Hosts))}");
-            c.Out.WriteLine($"controllers {s.Controllers}");
+            Table.Fields(c.Out,
+            [
+                ("subsystem", s.Nqn), ("access", s.AllowAnyHost ? "any host" : "listed hosts only"),
+                ("hosts", s.Hosts.Count == 0 ? "-" : string.Join(", ", s.Hosts)), ("controllers", Num(s.Controllers)),
+            ]);
             c.Out.WriteLine();
             WriteNamespaces(c.Out, s.Namespaces);
+        });
+
+        var setNqn = NqnArgument();
+        var setAllowAny = new Option<bool?>("--allow-any-host")
+        {
+            Description = "true: any host may connect; false: only hosts added with add-host (connected hosts not on the list are disconnected, and refused when they reconnect)",
+            Arity = ArgumentArity.ExactlyOne,
+            HelpName = "true|false",
+        };
+        var set = new Command("set", "Change a subsystem's settings: --allow-any-host true|false") { setNqn, setAllowAny };
+        set.Validators.Add(r =>
+        {
+            if (r.GetValue(setAllowAny) == null) r.AddError("give --allow-any-host true|false");
+        });
+        SetAction(set, socket, async (c, parse) =>
+        {
+            var s = ApiClient.Parse<SubsystemInfo>(await c.Api.SendAsync(HttpMethod.Patch, $"v1/subsystems/{ApiClient.Escape(parse.GetValue(setNqn)!)}",
+                new UpdateSubsystemRequest(parse.GetValue(setAllowAny))));
+            c.Out.WriteLine($"subsystem {s.Nqn}: {(s.AllowAnyHost ? "any host may connect" : s.Hosts.Count == 0 ? "no host may connect (edgeblock subsystem add-host " + s.Nqn + " HOSTNQN)" : "only listed hosts may connect: " + string.Join(", ", s.Hosts))}");
         });
 
         var deleteNqn = NqnArgument();
@@ -192,7 +210,7 @@ public static class ManagementCommands
             c.Out.WriteLine($"host {parse.GetValue(removeHostHost)} removed from {parse.GetValue(removeHostNqn)}");
         });
 
-        foreach (var cmd in new[] { create, list, show, delete, addHost, removeHost }) group.Subcommands.Add(cmd);
+        foreach (var cmd in new[] { create, list, show, set, delete, addHost, removeHost }) group.Subcommands.Add(cmd);
         return group;
     }
 
@@ -268,24 +286,4 @@ public static class ManagementCommands
             await action(new Context(call.Api, call.Out), call.Parse);
             return 0;
         });
-}
-
-/// <summary>Aligned text columns for humans (the --json output is for programs).</summary>
-internal static class Table
-{
-    public static void Write(TextWriter output, string[] headers, IEnumerable<string[]> rows)
-    {
-        var all = rows.ToList();
-        if (all.Count == 0)
-        {
-            output.WriteLine("(none)");
-            return;
-        }
-        var widths = headers.Select((h, i) => Math.Max(h.Length, all.Max(r => r[i].Length))).ToArray();
-        output.WriteLine(Line(headers, widths));
-        foreach (var row in all) output.WriteLine(Line(row, widths));
-    }
-
-    private static string Line(string[] cells, int[] widths) =>
-        string.Join("  ", cells.Select((c, i) => i == cells.Length - 1 ? c : c.PadRight(widths[i]))).TrimEnd();
 }

@@ -82,24 +82,21 @@ public static class PoolCommands
             string body = await c.Api.SendAsync(HttpMethod.Get, $"v1/pools/{ApiClient.Escape(parse.GetValue(showName)!)}");
             if (parse.GetValue(showJson)) { c.Out.WriteLine(body); return 0; }
             var p = ApiClient.Parse<PoolSummary>(body);
-            c.Out.WriteLine($"pool        {p.Name} ({p.State})");
             if (p.Error != null)
             {
-                c.Out.WriteLine($"error       {p.Error}");
-                c.Out.WriteLine($"metadata    {p.MetadataDirectory}");
+                Table.Fields(c.Out, [("pool", $"{p.Name} ({p.State})"), ("error", p.Error), ("metadata", p.MetadataDirectory)]);
                 return 0;
             }
-            c.Out.WriteLine($"id          {p.Id}");
-            c.Out.WriteLine($"metadata    {p.MetadataDirectory}");
-            c.Out.WriteLine($"extent      {Sizes.Format(p.ExtentSize)}");
-            c.Out.WriteLine($"size        {Sizes.Format(p.SizeBytes)}");
-            c.Out.WriteLine($"allocated   {Sizes.Format(p.AllocatedBytes)}");
-            c.Out.WriteLine($"reserved    {Sizes.Format(p.ReservedBytes)} (reservations not yet allocated)");
-            c.Out.WriteLine($"free        {Sizes.Format(p.FreeBytes)}");
-            c.Out.WriteLine($"freeing     {Sizes.Format(p.FreeingBytes)} (free after the next commit)");
-            c.Out.WriteLine($"volumes     {p.Volumes}");
+            var fields = new List<(string, string)>
+            {
+                ("pool", $"{p.Name} ({p.State})"), ("id", p.Id?.ToString() ?? "-"), ("metadata", p.MetadataDirectory),
+                ("extent", Sizes.Format(p.ExtentSize)), ("size", Sizes.Format(p.SizeBytes)), ("allocated", Sizes.Format(p.AllocatedBytes)),
+                ("reserved", $"{Sizes.Format(p.ReservedBytes)} (reservations not yet allocated)"), ("free", Sizes.Format(p.FreeBytes)),
+                ("freeing", $"{Sizes.Format(p.FreeingBytes)} (free after the next commit)"), ("volumes", Num(p.Volumes)),
+            };
             if (p.Counters is { } k)
-                c.Out.WriteLine($"since open  {k.Commits} commits, {Sizes.Format(k.MetadataBytesWritten)} metadata written, {k.CapacityExceeded} writes refused (capacity exceeded), {k.CopyOnWrites} copy-on-writes");
+                fields.Add(("since open", $"{k.Commits} commits, {Sizes.Format(k.MetadataBytesWritten)} metadata written, {k.CapacityExceeded} writes refused (capacity exceeded), {k.CopyOnWrites} copy-on-writes"));
+            Table.Fields(c.Out, fields);
             c.Out.WriteLine();
             Table.Write(c.Out, ["DRIVE", "PATH", "SIZE", "ALLOCATED", "FREE"],
                 p.Drives.Select(d => new[] { Num(d.Index), d.Path, Size(d.SizeBytes), Size(d.AllocatedBytes), Size(d.FreeBytes) }));
@@ -229,15 +226,13 @@ public static class PoolCommands
             string body = await c.Api.SendAsync(HttpMethod.Get, $"v1/pools/{ApiClient.Escape(pool)}/volumes/{ApiClient.Escape(volume)}");
             if (parse.GetValue(showJson)) { c.Out.WriteLine(body); return 0; }
             var v = ApiClient.Parse<VolumeInfo>(body);
-            c.Out.WriteLine($"volume      {v.Pool}/{v.Name}{(v.IsSnapshot ? " (read-only snapshot)" : "")}");
-            c.Out.WriteLine($"uuid        {v.Uuid}");
-            c.Out.WriteLine($"size        {Sizes.Format(v.SizeBytes)}");
-            c.Out.WriteLine($"allocated   {Sizes.Format(v.AllocatedBytes)}");
-            c.Out.WriteLine($"reserve     {Sizes.Format(v.ReserveBytes)}");
-            c.Out.WriteLine($"group       {v.Group ?? "-"}");
-            c.Out.WriteLine($"origin      {v.Origin ?? "-"}");
-            c.Out.WriteLine($"exported    {(v.Exported ? "yes" : "no")}");
-            c.Out.WriteLine($"created     {v.Created:u}");
+            Table.Fields(c.Out,
+            [
+                ("volume", $"{v.Pool}/{v.Name}{(v.IsSnapshot ? " (read-only snapshot)" : "")}"), ("uuid", v.Uuid.ToString()),
+                ("size", Sizes.Format(v.SizeBytes)), ("allocated", Sizes.Format(v.AllocatedBytes)), ("reserve", Sizes.Format(v.ReserveBytes)),
+                ("group", v.Group ?? "-"), ("origin", v.Origin ?? "-"), ("exported", v.Exported ? "yes" : "no"),
+                ("created", v.Created.ToString("u", CultureInfo.InvariantCulture)),
+            ]);
             return 0;
         });
 

@@ -1,0 +1,113 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Text.Json;
+using EdgeBlock.Cli;
+using EdgeBlock.Daemon;
+using EdgeBlock.Daemon.Management;
+
+namespace EdgeBlock.Management.Tests;
+
+/// <summary>The real `edgeblock serve` process reloads its hand-edited config file on SIGHUP, or refuses it and runs on.</summary>
+public sealed class ReloadProcessTests : IDisposable
+{
+    private const string Vm5 = "nqn.2026-11.io.edgeblock:vm5";
+    private readonly string _dir = Path.Combine(Path.GetTempPath(), "ebh-" + Guid.NewGuid().ToString("N")[..12]);
+    private readonly ConcurrentQueue<string> _log = new();
+
+    public void Dispose()
+    {
+        try { Directory.Delete(_dir, recursive: true); } catch (IOException) { }
+    }
+
+    private string Socket => Path.Combine(_dir, "api.sock");
+    private string ConfigPath => Path.Combine(_dir, DaemonOptions.ConfigFileName);
+
+    private async Task<Process> ServeAsync()
+    {
+        string cli = typeof(ManagementCommands).Assembly.Location;
+        var psi = new ProcessStartInfo("dotnet")
+        {
+            ArgumentList = { cli, "serve", "--data-dir", _dir, "--listen", "127.0.0.1:0", "--default-size", "16M", "--default-backend", "memory" },
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        };
+        psi.Environment.Remove("EDGEBLOCK_API_SOCKET");
+        var process = Process.Start(psi)!;
+        process.OutputDataReceived += (_, e) => { if (e.Data != null) _log.Enqueue(e.Data); };
+        process.ErrorDataReceived += (_, e) => { if (e.Data != null) _log.Enqueue(e.Data); };
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        var deadline = Stopwatch.StartNew();
+        while (deadline.Elapsed < TimeSpan.FromSeconds(30))
+        {
+            if (process.HasExited) throw new Xunit.Sdk.XunitException($"edgeblock serve exited with {process.ExitCode}:\n{string.Join('\n', _log)}");
+            if (File.Exists(Socket) && (await TestDaemon.RunCliAsync("status", "--api-socket", Socket)).ExitCode == 0) return process;
+            await Task.Delay(100);
+        }
+        process.Kill();
+        throw new Xunit.Sdk.XunitException("edgeblock serve did not answer on its API socket within 30 s");
+    }
+
+    private static async Task SignalAsync(Process process, string signal)
+    {
+        using var kill = Process.Start("kill", [$"-{signal}", process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)])!;
+        await kill.WaitForExitAsync();
+        Assert.Equal(0, kill.ExitCode);
+    }
+
+    private async Task<string> LogLineAsync(string contains)
+    {
+        var deadline = Stopwatch.StartNew();
+        while (deadline.Elapsed < TimeSpan.FromSeconds(15))
+        {
+            if (_log.FirstOrDefault(l => l.Contains(contains, StringComparison.Ordinal)) is { } line) return line;
+            await Task.Delay(50);
+        }
+        throw new Xunit.Sdk.XunitException($"no log line with '{contains}' in:\n{string.Join('\n', _log)}");
+    }
+
+    private async Task<JsonElement> SubsystemsAsync()
+    {
+        var r = await TestDaemon.RunCliAsync("subsystem", "list", "--json", "--api-socket", Socket);
+        Assert.True(r.ExitCode == 0, r.ToString());
+        return JsonDocument.Parse(r.Output).RootElement;
+    }
+
+    [Fact]
+    public async Task Sighup_ReloadsTheEditedConfig_AndRefusesAnInvalidOneWhileRunningOn()
+    {
+        using var serve = await ServeAsync();
+        try
+        {
+            var state = JsonSerializer.Deserialize<DesiredState>(await File.ReadAllTextAsync(ConfigPath), ConfigJson.Options)!;
+            state.Subsystems.Add(new SubsystemSpec { Nqn = Vm5, AllowAnyHost = true, Namespaces = [new NamespaceSpec { Nsid = 1, Backend = "null:1G" }] });
+            string edited = JsonSerializer.Serialize(state, ConfigJson.Options);
+            await File.WriteAllTextAsync(ConfigPath, edited);
+
+            await SignalAsync(serve, "HUP");
+            Assert.Contains($"+ subsystem {Vm5}", await LogLineAsync("reloaded"));
+            var subsystems = await SubsystemsAsync();
+            var vm5 = Assert.Single(subsystems.EnumerateArray(), s => s.GetProperty("nqn").GetString() == Vm5);
+            Assert.Equal(1L << 30, Assert.Single(vm5.GetProperty("namespaces").EnumerateArray()).GetProperty("size_bytes").GetInt64());
+
+            // Invalid: a bad listener address. Refused with field, value and reason; nothing changes; still serving.
+            string invalid = (await File.ReadAllTextAsync(ConfigPath)).Replace("\"null:1G\"", "\"null:1G\"").Replace("127.0.0.1:0", "127.0.0.1");
+            await File.WriteAllTextAsync(ConfigPath, invalid);
+            await SignalAsync(serve, "HUP");
+            string refusal = await LogLineAsync("refused, running state kept");
+            Assert.Contains("listeners[0].address", refusal);
+            Assert.Contains("'127.0.0.1'", refusal);
+            Assert.Contains("ADDRESS:PORT", refusal);
+            Assert.False(serve.HasExited);
+            Assert.Equal(2, (await SubsystemsAsync()).GetArrayLength());
+            Assert.Equal(invalid, await File.ReadAllTextAsync(ConfigPath));
+        }
+        finally
+        {
+            await SignalAsync(serve, "TERM");
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+            await serve.WaitForExitAsync(timeout.Token);
+        }
+        Assert.Equal(0, serve.ExitCode);
+    }
+}
