@@ -147,6 +147,14 @@ run_entry() {
             --timeout "$(timeout_for "$scenario" "$remaining")" "$scenario" || return 1
         return 0
     fi
+    # A scenario that brings its own target into the guest (HOST_DAEMON=0 in NAME.conf) needs no daemon here.
+    if [[ $(HOST_DAEMON=1; conf=$INTEROP_DIR/scenarios/$scenario.conf
+            # shellcheck source-path=SCRIPTDIR source=lib/host-common.sh
+            if [[ -f $conf ]]; then . "$conf"; fi; echo "$HOST_DAEMON") == 0 ]]; then
+        "$INTEROP_DIR/run-scenario.sh" --label "$name" \
+            --timeout "$(timeout_for "$scenario" "$remaining")" "$scenario" || return 1
+        return 0
+    fi
 
     # A fresh daemon with a fresh data directory.
     CURRENT_DATA_DIR=$(mktemp -d "${TMPDIR:-/tmp}/edgeblock-data.XXXXXX")
