@@ -43,7 +43,7 @@ eb() {
     return "$rc"
 }
 
-# daemon_start: `edgeblock serve --engine kernel` in the background; ready when its API socket answers.
+# daemon_start: `edgeblock serve --engine kernel` in the background; ready when its API socket appears.
 daemon_start() {
     "$EB" serve --engine kernel --data-dir "$DATA" >>/tmp/daemon.log 2>&1 &
     DAEMON_PID=$!
@@ -74,7 +74,7 @@ daemon_stop() {
     DAEMON_PID=
 }
 
-# expect_file PATH VALUE: a configfs attribute has this value.
+# expect_attr PATH VALUE: a configfs attribute has this value.
 expect_attr() {
     [ -e "$1" ] || fail "$1 does not exist"
     got=$(cat "$1")
