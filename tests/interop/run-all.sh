@@ -28,7 +28,7 @@
 #                               (127.0.0.1:<port>), EDGEBLOCK_NQN, EDGEBLOCK_DATA_DIR set;
 #                               default: the repository's malformed-PDU tool
 #                               (tools/EdgeBlock.PduFault); empty: that entry is skipped
-#   EDGEBLOCK_INTEROP_BUDGET    seconds for the whole suite (default 1200); scenarios get
+#   EDGEBLOCK_INTEROP_BUDGET    seconds for the whole suite (default 2700); scenarios get
 #                               at most what is left
 #   EDGEBLOCK_START_TIMEOUT (180), EDGEBLOCK_STOP_TIMEOUT (10), EDGEBLOCK_KEEP_DATA=1
 #   and those of run-scenario.sh (EDGEBLOCK_CACHE, EDGEBLOCK_INTEROP_LOGS, ...)
@@ -70,7 +70,7 @@ for name in "${SELECTED[@]}"; do
     printf '%s\n' "${SUITE[@]}" | grep -q "^$name " || die "no entry '$name' (have: $(printf '%s\n' "${SUITE[@]}" | cut -d' ' -f1 | tr '\n' ' '))"
 done
 
-BUDGET=${EDGEBLOCK_INTEROP_BUDGET:-1200}
+BUDGET=${EDGEBLOCK_INTEROP_BUDGET:-2700}
 # The fault entry sends malformed PDUs with our own raw-socket tool, then the guest runs fio verify.
 if [[ ! -v EDGEBLOCK_FAULT_CMD ]]; then
     EDGEBLOCK_FAULT_CMD='dotnet run --project tools/EdgeBlock.PduFault -c Release -- "${EDGEBLOCK_TARGET%:*}" "${EDGEBLOCK_TARGET##*:}"'
