@@ -22,50 +22,33 @@ public static class StatsCommand
         {
             nqn, nsid, json,
         };
-        command.SetAction(async (parse, cancellationToken) =>
+        ApiAction.Set(command, socket, async call =>
         {
-            var output = parse.InvocationConfiguration.Output;
-            var error = parse.InvocationConfiguration.Error;
-            string path = parse.GetValue(socket) is { Length: > 0 } given ? given : DaemonOptions.DefaultApiSocket();
-            using var api = new ApiClient(path);
-            try
+            var (api, parse, output) = (call.Api, call.Parse, call.Out);
+            string? subsystem = parse.GetValue(nqn);
+            if (parse.GetValue(nsid) is { } id && subsystem != null)
             {
-                string? subsystem = parse.GetValue(nqn);
-                if (parse.GetValue(nsid) is { } id && subsystem != null)
-                {
-                    string body = await api.SendAsync(HttpMethod.Get,
-                        $"v1/subsystems/{ApiClient.Escape(subsystem)}/namespaces/{id.ToString(CultureInfo.InvariantCulture)}/stats", cancellationToken: cancellationToken);
-                    if (parse.GetValue(json)) output.WriteLine(body);
-                    else WriteNamespaces(output, [ApiClient.Parse<NamespaceStats>(body)]);
-                    return 0;
-                }
-                string all = await api.SendAsync(HttpMethod.Get, "v1/stats", cancellationToken: cancellationToken);
-                if (parse.GetValue(json)) { output.WriteLine(all); return 0; }
-                var stats = ApiClient.Parse<StatsInfo>(all);
-                var p = stats.Process;
-                output.WriteLine($"daemon pid {p.ProcessId}, up {TimeSpan.FromSeconds(p.UptimeSeconds)}: cpu {p.CpuSeconds:F1} s (user {p.UserCpuSeconds:F1}, system {p.SystemCpuSeconds:F1}), "
-                                 + $"rss {Sizes.Format(p.RssBytes)}, managed heap {Sizes.Format(p.ManagedHeapBytes)}, {p.Threads} threads");
-                output.WriteLine();
-                WriteNamespaces(output, stats.Namespaces.Where(n => subsystem == null || n.Subsystem == subsystem).ToList());
-                output.WriteLine();
-                Table.Write(output, ["CNTLID", "HOST NQN", "SUBSYSTEM", "QUEUES", "IO QUEUES GRANTED", "ADDRESS"],
-                    stats.Controllers.Where(c => subsystem == null || c.Subsystem == subsystem).Select(c => new[]
-                    {
-                        Num(c.Cntlid), c.HostNqn, c.Subsystem, Num(c.Queues), Num(c.IoQueuesGranted), c.RemoteAddress ?? "-",
-                    }));
+                string body = await api.SendAsync(HttpMethod.Get,
+                    $"v1/subsystems/{ApiClient.Escape(subsystem)}/namespaces/{id.ToString(CultureInfo.InvariantCulture)}/stats");
+                if (parse.GetValue(json)) output.WriteLine(body);
+                else WriteNamespaces(output, [ApiClient.Parse<NamespaceStats>(body)]);
                 return 0;
             }
-            catch (DaemonRefusedException ex)
-            {
-                error.WriteLine($"edgeblock: refused: {ex.Detail}");
-                return ManagementCommands.ExitRefused;
-            }
-            catch (DaemonUnreachableException ex)
-            {
-                error.WriteLine($"edgeblock: {ex.Message}");
-                error.WriteLine("Start the daemon with `./edgeblock serve` (or point at a running one with --api-socket PATH or EDGEBLOCK_API_SOCKET).");
-                return ManagementCommands.ExitUnreachable;
-            }
+            string all = await api.SendAsync(HttpMethod.Get, "v1/stats");
+            if (parse.GetValue(json)) { output.WriteLine(all); return 0; }
+            var stats = ApiClient.Parse<StatsInfo>(all);
+            var p = stats.Process;
+            output.WriteLine($"daemon pid {p.ProcessId}, up {TimeSpan.FromSeconds(p.UptimeSeconds)}: cpu {p.CpuSeconds:F1} s (user {p.UserCpuSeconds:F1}, system {p.SystemCpuSeconds:F1}), "
+                             + $"rss {Sizes.Format(p.RssBytes)}, managed heap {Sizes.Format(p.ManagedHeapBytes)}, {p.Threads} threads");
+            output.WriteLine();
+            WriteNamespaces(output, stats.Namespaces.Where(n => subsystem == null || n.Subsystem == subsystem).ToList());
+            output.WriteLine();
+            Table.Write(output, ["CNTLID", "HOST NQN", "SUBSYSTEM", "QUEUES", "IO QUEUES GRANTED", "ADDRESS"],
+                stats.Controllers.Where(c => subsystem == null || c.Subsystem == subsystem).Select(c => new[]
+                {
+                    Num(c.Cntlid), c.HostNqn, c.Subsystem, Num(c.Queues), Num(c.IoQueuesGranted), c.RemoteAddress ?? "-",
+                }));
+            return 0;
         });
         root.Subcommands.Add(command);
     }
