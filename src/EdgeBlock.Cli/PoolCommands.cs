@@ -105,14 +105,40 @@ public static class PoolCommands
 
         var checkName = PoolArgument();
         var checkJson = JsonOption();
+        var offline = new Option<string?>("--offline")
+        {
+            Description = "Check the pool in this data directory directly, with the daemon stopped (nothing is written)",
+            HelpName = "DATA-DIR",
+        };
         var check = new Command("check", "Cross-check a pool's metadata: mappings, refcounts, free space, group usage (exit 2 when problems are found)")
         {
-            checkName, checkJson,
+            checkName, checkJson, offline,
         };
+        check.Validators.Add(result =>
+        {
+            if (result.GetValue(offline) is { Length: > 0 } dir && !Directory.Exists(Path.Combine(dir, "pools", result.GetValue(checkName) ?? "")))
+                result.AddError($"--offline {dir}: no pool {result.GetValue(checkName)} there (expected {Path.Combine(dir, "pools", result.GetValue(checkName) ?? "")})");
+        });
         SetAction(check, socket, async (c, parse) =>
         {
             string pool = parse.GetValue(checkName)!;
-            string body = await c.Api.SendAsync(HttpMethod.Get, $"v1/pools/{ApiClient.Escape(pool)}/check");
+            string body;
+            if (parse.GetValue(offline) is { Length: > 0 } dataDir)
+            {
+                try
+                {
+                    var report = await EdgeBlock.Volumes.Pool.CheckOfflineAsync(Path.Combine(dataDir, "pools", pool));
+                    body = System.Text.Json.JsonSerializer.Serialize(report, EdgeBlock.Daemon.Management.ConfigJson.Options);
+                }
+                catch (VolumeException e)
+                {
+                    throw new DaemonRefusedException(0, "pool check", e.Message + " (is the daemon still running? stop it first, or check through it without --offline)");
+                }
+            }
+            else
+            {
+                body = await c.Api.SendAsync(HttpMethod.Get, $"v1/pools/{ApiClient.Escape(pool)}/check");
+            }
             var r = ApiClient.Parse<PoolCheckReport>(body);
             if (parse.GetValue(checkJson)) c.Out.WriteLine(body);
             else if (r.Problems.Count == 0)

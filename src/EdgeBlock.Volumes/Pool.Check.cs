@@ -9,6 +9,29 @@ public sealed record PoolCheckReport(IReadOnlyList<string> Problems, long Volume
 public sealed partial class Pool
 {
     /// <summary>
+    /// Checks a pool that is not open anywhere (the daemon stopped): opens its metadata and drives,
+    /// checks, and closes without writing anything.
+    /// </summary>
+    public static async Task<PoolCheckReport> CheckOfflineAsync(string metadataDirectory, PoolOptions? options = null)
+    {
+        Pool pool = Open(metadataDirectory, new PoolOptions
+        {
+            OpenDrive = options?.OpenDrive ?? new PoolOptions().OpenDrive,
+            Logger = options?.Logger ?? new PoolOptions().Logger,
+            CommitInterval = TimeSpan.Zero,
+        }, readOnly: true);
+        try
+        {
+            return pool.Check();
+        }
+        finally
+        {
+            pool.Abandon();
+            foreach (PoolDrive drive in pool._drives) await drive.Device.DisposeAsync();
+        }
+    }
+
+    /// <summary>
     /// Cross-checks the metadata: every mapping points inside a drive, each physical extent's
     /// refcount equals the number of mappings that use it, free space is exactly the extents
     /// nobody references, and group usage adds up. Run after open, it checks what is on disk.

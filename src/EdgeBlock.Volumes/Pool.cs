@@ -64,7 +64,7 @@ public sealed partial class Pool : IAsyncDisposable
 
         Directory.CreateDirectory(metadataDirectory);
         var record = new PoolRecord(name, Guid.NewGuid(), PoolLayout.FormatVersion, options.ExtentSize, 1, DateTimeOffset.UtcNow);
-        RocksDb db = OpenDb(metadataDirectory, create: true);
+        RocksDb db = OpenDb(metadataDirectory, create: true, readOnly: false);
         var pool = new Pool(db, record, metadataDirectory, options);
         try
         {
@@ -86,14 +86,16 @@ public sealed partial class Pool : IAsyncDisposable
     }
 
     /// <summary>Opens an existing pool: metadata, then every drive (each must carry this pool's label).</summary>
-    public static Pool Open(string metadataDirectory, PoolOptions? options = null)
+    public static Pool Open(string metadataDirectory, PoolOptions? options = null) => Open(metadataDirectory, options, readOnly: false);
+
+    private static Pool Open(string metadataDirectory, PoolOptions? options, bool readOnly)
     {
         options ??= new PoolOptions();
         if (!File.Exists(Path.Combine(metadataDirectory, "CURRENT")))
         {
             throw new VolumeException(VolumeError.NotFound, $"no pool metadata in {metadataDirectory}");
         }
-        RocksDb db = OpenDb(metadataDirectory, create: false);
+        RocksDb db = OpenDb(metadataDirectory, create: false, readOnly);
         Pool? pool = null;
         try
         {
@@ -116,7 +118,7 @@ public sealed partial class Pool : IAsyncDisposable
         }
     }
 
-    private static RocksDb OpenDb(string directory, bool create)
+    private static RocksDb OpenDb(string directory, bool create, bool readOnly)
     {
         var options = new DbOptions()
             .SetCreateIfMissing(create)
@@ -127,7 +129,12 @@ public sealed partial class Pool : IAsyncDisposable
             .SetInfoLogLevel(InfoLogLevel.Warn);
         try
         {
-            return RocksDb.Open(options, directory);
+            // Read-only (offline check) replays the WAL in memory and writes nothing to the directory.
+            return readOnly ? RocksDb.OpenReadOnly(options, directory, false) : RocksDb.Open(options, directory);
+        }
+        catch (RocksDbException e) when (e.Message.Contains("lock", StringComparison.OrdinalIgnoreCase))
+        {
+            throw new VolumeException(VolumeError.Busy, $"pool metadata in {directory} is in use by another process (a running daemon?): {e.Message}", e);
         }
         catch (RocksDbException e)
         {
