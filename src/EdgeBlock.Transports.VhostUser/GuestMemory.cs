@@ -165,36 +165,21 @@ internal sealed unsafe class GuestMemory : IDisposable
     }
 
     /// <summary>Host address of guest physical range [gpa, gpa+length), if it lies wholly in one region.</summary>
-    public bool TryTranslate(ulong gpa, ulong length, out nint host)
-    {
-        Region[] regions = _regions;
-        for (int i = 0; i < regions.Length; i++)
-        {
-            ref readonly Region r = ref regions[i];
-            if (gpa >= r.GuestAddress)
-            {
-                ulong offset = gpa - r.GuestAddress;
-                if (offset < r.Size && length <= r.Size - offset)
-                {
-                    host = r.Host + (nint)offset;
-                    return true;
-                }
-            }
-        }
-        host = 0;
-        return false;
-    }
+    public bool TryTranslate(ulong gpa, ulong length, out nint host) => TryTranslate(gpa, length, userAddress: false, out host);
 
     /// <summary>Host address of a front-end (QEMU) virtual address range, as vring addresses are given.</summary>
-    public bool TryTranslateUser(ulong uva, ulong length, out nint host)
+    public bool TryTranslateUser(ulong uva, ulong length, out nint host) => TryTranslate(uva, length, userAddress: true, out host);
+
+    private bool TryTranslate(ulong address, ulong length, bool userAddress, out nint host)
     {
         Region[] regions = _regions;
         for (int i = 0; i < regions.Length; i++)
         {
             ref readonly Region r = ref regions[i];
-            if (uva >= r.UserAddress)
+            ulong start = userAddress ? r.UserAddress : r.GuestAddress;
+            if (address >= start)
             {
-                ulong offset = uva - r.UserAddress;
+                ulong offset = address - start;
                 if (offset < r.Size && length <= r.Size - offset)
                 {
                     host = r.Host + (nint)offset;
