@@ -119,6 +119,25 @@ free_port() {
 
 daemon_pid() { cat "$EDGEBLOCK_DAEMON_PIDFILE" 2>/dev/null || true; }
 
+# daemon_cli: sets cli (the edgeblock command the daemon was started with) and data_dir
+# (its --data-dir, whose api.sock the CLI talks to) from the live daemon's argv, which is
+# "<edgeblock command words> serve --data-dir DIR ..."; dies when there is no daemon.
+daemon_cli() {
+    [[ -n ${EDGEBLOCK_DAEMON_ARGV:-} && -f ${EDGEBLOCK_DAEMON_ARGV:-} ]] ||
+        die "no daemon: run this scenario through run-all.sh (EDGEBLOCK_DAEMON_ARGV is not set)"
+    local argv=() i
+    mapfile -d '' -t argv <"$EDGEBLOCK_DAEMON_ARGV"
+    cli=() data_dir=
+    for ((i = 0; i < ${#argv[@]}; i++)); do
+        [[ ${argv[i]} == serve ]] && break
+        cli+=("${argv[i]}")
+    done
+    for ((i = 0; i < ${#argv[@]} - 1; i++)); do
+        [[ ${argv[i]} == --data-dir ]] && data_dir=${argv[i + 1]}
+    done
+    [[ -n $data_dir ]] || die "no --data-dir in the daemon's command line"
+}
+
 # daemon_start: start the daemon detached (own session, not our child, so whichever
 # process stops it later sees it exit) and wait until its port accepts connections
 # (EDGEBLOCK_START_TIMEOUT, default 180 s: ./edgeblock builds itself on its first run).

@@ -13,20 +13,7 @@ INTEROP_PROG=cli-manage.host
 . "$(dirname "${BASH_SOURCE[0]}")/../lib/host-common.sh"
 
 NQN=nqn.2026-11.io.edgeblock:cli-managed
-[[ -n ${EDGEBLOCK_DAEMON_ARGV:-} && -f ${EDGEBLOCK_DAEMON_ARGV:-} ]] ||
-    die "no daemon: run this scenario through run-all.sh (EDGEBLOCK_DAEMON_ARGV is not set)"
-# The daemon's argv is "<edgeblock command words> serve --data-dir DIR ...": the CLI is the
-# same command, the API socket is DIR/api.sock.
-mapfile -d '' -t argv <"$EDGEBLOCK_DAEMON_ARGV"
-cli=() data_dir=
-for ((i = 0; i < ${#argv[@]}; i++)); do
-    [[ ${argv[i]} == serve ]] && break
-    cli+=("${argv[i]}")
-done
-for ((i = 0; i < ${#argv[@]} - 1; i++)); do
-    [[ ${argv[i]} == --data-dir ]] && data_dir=${argv[i + 1]}
-done
-[[ -n $data_dir ]] || die "no --data-dir in the daemon's command line"
+daemon_cli
 eb() {
     echo "\$ edgeblock $*"
     (cd "$EDGEBLOCK_DAEMON_CWD" && "${cli[@]}" "$@" --api-socket "$data_dir/api.sock")

@@ -14,20 +14,7 @@ INTEROP_PROG=pool-quota.host
 . "$(dirname "${BASH_SOURCE[0]}")/../lib/host-common.sh"
 
 NQN=nqn.2026-11.io.edgeblock:pool-quota
-[[ -n ${EDGEBLOCK_DAEMON_ARGV:-} && -f ${EDGEBLOCK_DAEMON_ARGV:-} ]] ||
-    die "no daemon: run this scenario through run-all.sh (EDGEBLOCK_DAEMON_ARGV is not set)"
-# The daemon's argv is "<edgeblock command words> serve --data-dir DIR ...": the CLI is the
-# same command, the API socket is DIR/api.sock.
-mapfile -d '' -t argv <"$EDGEBLOCK_DAEMON_ARGV"
-cli=() data_dir=
-for ((i = 0; i < ${#argv[@]}; i++)); do
-    [[ ${argv[i]} == serve ]] && break
-    cli+=("${argv[i]}")
-done
-for ((i = 0; i < ${#argv[@]} - 1; i++)); do
-    [[ ${argv[i]} == --data-dir ]] && data_dir=${argv[i + 1]}
-done
-[[ -n $data_dir ]] || die "no --data-dir in the daemon's command line"
+daemon_cli
 state=${INTEROP_RUN_DIR:?}/pool-quota.allocated-full
 eb() {
     echo "\$ edgeblock $*" >&2
