@@ -18,37 +18,11 @@ public sealed class DaemonProcessTests : IDisposable
 
     private string Socket => Path.Combine(_dir, "api.sock");
 
-    /// <summary>Starts `edgeblock serve` the way the interop suite does; the API socket defaults to DATA-DIR/api.sock.</summary>
-    private async Task<Process> ServeAsync()
-    {
-        string cli = typeof(ManagementCommands).Assembly.Location;
-        var psi = new ProcessStartInfo("dotnet")
-        {
-            ArgumentList = { cli, "serve", "--data-dir", _dir, "--listen", "127.0.0.1:0", "--default-size", "16M", "--default-backend", "memory" },
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-        };
-        psi.Environment.Remove("EDGEBLOCK_API_SOCKET");
-        var process = Process.Start(psi)!;
-        process.OutputDataReceived += (_, _) => { };
-        process.ErrorDataReceived += (_, _) => { };
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-        var deadline = Stopwatch.StartNew();
-        while (deadline.Elapsed < TimeSpan.FromSeconds(30))
-        {
-            if (process.HasExited) throw new Xunit.Sdk.XunitException($"edgeblock serve exited with {process.ExitCode}");
-            if (File.Exists(Socket) && (await TestDaemon.RunCliAsync("status", "--api-socket", Socket)).ExitCode == 0) return process;
-            await Task.Delay(100);
-        }
-        process.Kill();
-        throw new Xunit.Sdk.XunitException("edgeblock serve did not answer on its API socket within 30 s");
-    }
+    private Task<Process> ServeAsync() => ServeProcess.StartAsync(_dir);
 
     private static async Task StopAsync(Process process)
     {
-        using (var kill = Process.Start("kill", ["-TERM", process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)])!)
-            await kill.WaitForExitAsync();
+        await ServeProcess.SignalAsync(process, "TERM");
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(20));
         await process.WaitForExitAsync(timeout.Token);
         Assert.Equal(0, process.ExitCode);

@@ -22,38 +22,9 @@ public sealed class ReloadProcessTests : IDisposable
     private string Socket => Path.Combine(_dir, "api.sock");
     private string ConfigPath => Path.Combine(_dir, DaemonOptions.ConfigFileName);
 
-    private async Task<Process> ServeAsync()
-    {
-        string cli = typeof(ManagementCommands).Assembly.Location;
-        var psi = new ProcessStartInfo("dotnet")
-        {
-            ArgumentList = { cli, "serve", "--data-dir", _dir, "--listen", "127.0.0.1:0", "--default-size", "16M", "--default-backend", "memory" },
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-        };
-        psi.Environment.Remove("EDGEBLOCK_API_SOCKET");
-        var process = Process.Start(psi)!;
-        process.OutputDataReceived += (_, e) => { if (e.Data != null) _log.Enqueue(e.Data); };
-        process.ErrorDataReceived += (_, e) => { if (e.Data != null) _log.Enqueue(e.Data); };
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-        var deadline = Stopwatch.StartNew();
-        while (deadline.Elapsed < TimeSpan.FromSeconds(30))
-        {
-            if (process.HasExited) throw new Xunit.Sdk.XunitException($"edgeblock serve exited with {process.ExitCode}:\n{string.Join('\n', _log)}");
-            if (File.Exists(Socket) && (await TestDaemon.RunCliAsync("status", "--api-socket", Socket)).ExitCode == 0) return process;
-            await Task.Delay(100);
-        }
-        process.Kill();
-        throw new Xunit.Sdk.XunitException("edgeblock serve did not answer on its API socket within 30 s");
-    }
+    private Task<Process> ServeAsync() => ServeProcess.StartAsync(_dir, _log);
 
-    private static async Task SignalAsync(Process process, string signal)
-    {
-        using var kill = Process.Start("kill", [$"-{signal}", process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)])!;
-        await kill.WaitForExitAsync();
-        Assert.Equal(0, kill.ExitCode);
-    }
+    private static Task SignalAsync(Process process, string signal) => ServeProcess.SignalAsync(process, signal);
 
     private async Task<string> LogLineAsync(string contains)
     {
