@@ -4,7 +4,7 @@
 #   bench/run.sh                   everything, 10 s per run, table appended to BENCHMARKS.md
 #   bench/run.sh --time 5          5 s per run
 #   bench/run.sh --no-record       print the table only
-#   bench/run.sh --only edgeblock  just one group (iperf3, qsd, nbdkit, fio, edgeblock, volume); ratios need the others
+#   bench/run.sh --only edgeblock,volume  some groups (iperf3, qsd, nbdkit, fio, edgeblock, volume); ratios need the others
 #
 # Every server is pinned to CPU 0 and every client to CPU 1 (taskset), traffic stays on 127.0.0.1.
 # Server CPU per I/O = (utime + stime of the server process from /proc/PID/stat, after - before)
@@ -38,7 +38,7 @@ done
 [[ "$run_seconds" =~ ^[0-9]+$ ]] && [ "$run_seconds" -ge 1 ] && [ "$run_seconds" -le 60 ] \
   || { echo "bench/run.sh: --time takes whole seconds, 1..60 (the suite must stay under 10 minutes)" >&2; exit 2; }
 if [ "$(nproc)" -lt 2 ]; then echo "bench/run.sh: needs 2 CPUs (server on CPU 0, client on CPU 1)" >&2; exit 2; fi
-want() { [ -z "$only" ] || [ "$only" = "$1" ]; }
+want() { [ -z "$only" ] || [[ ",$only," == *",$1,"* ]]; }
 
 # ---- dependencies -------------------------------------------------------------------
 # qemu-storage-daemon ships in qemu-system-common on Debian 12; taskset in util-linux.
