@@ -19,11 +19,7 @@ public sealed partial class Pool
         {
             if (_volumes.ContainsKey(name)) throw new VolumeException(VolumeError.AlreadyExists, $"volume {Name}/{name} already exists");
             CheckReservation(name, ExtentsOf(reserveBytes));
-            if (group is not null && !_groups.ContainsKey(group))
-            {
-                _groups[group] = new GroupState(new GroupRecord(group, null));
-                _dirtyGroups.Add(group);
-            }
+            if (group is not null) GroupNamed(group);
             var v = new Volume(new VolumeRecord(NextVolumeId(), name, Guid.NewGuid(), sizeBytes, reserveBytes, group, false, null, DateTimeOffset.UtcNow), ExtentSize);
             _volumes[name] = v;
             _unusedReserve += UnusedReserveOf(v, ExtentSize);
@@ -32,6 +28,17 @@ public sealed partial class Pool
         await CommitOrThrowAsync($"create volume {name}");
         _logger.LogInformation("pool {Pool}: volume {Volume} created, {Size} bytes, reserve {Reserve}, group {Group}", Name, name, sizeBytes, reserveBytes, group ?? "-");
         return GetVolume(name);
+    }
+
+    /// <summary>The group of that name, created (without a quota, saved at the next commit) if new. Under the metadata lock.</summary>
+    private GroupState GroupNamed(string group)
+    {
+        if (!_groups.TryGetValue(group, out GroupState? g))
+        {
+            _groups[group] = g = new GroupState(new GroupRecord(group, null));
+            _dirtyGroups.Add(group);
+        }
+        return g;
     }
 
     private static void CheckSize(string name, long sizeBytes)
@@ -131,12 +138,7 @@ public sealed partial class Pool
             CopyMappings(source, clone);
             _volumes[newName] = clone;
             _unusedReserve += UnusedReserveOf(clone, ExtentSize);
-            if (group is not null && !_groups.ContainsKey(group))
-            {
-                _groups[group] = new GroupState(new GroupRecord(group, null));
-                _dirtyGroups.Add(group);
-            }
-            if (group is not null) _groups[group].UsedExtents += clone.Allocated;
+            if (group is not null) GroupNamed(group).UsedExtents += clone.Allocated;
             _dirtyVolumeRecords.Add(clone.Id);
         }
         await CommitOrThrowAsync($"clone {snapshot}");
@@ -199,7 +201,7 @@ public sealed partial class Pool
         if (quotaBytes is < 0) throw new VolumeException(VolumeError.Invalid, $"group {group}: quota must not be negative");
         lock (MetaLock)
         {
-            if (!_groups.TryGetValue(group, out GroupState? g)) _groups[group] = g = new GroupState(new GroupRecord(group, null));
+            GroupState g = GroupNamed(group);
             g.Record = g.Record with { QuotaBytes = quotaBytes };
             _dirtyGroups.Add(group);
         }
