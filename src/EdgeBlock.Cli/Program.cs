@@ -9,5 +9,6 @@ var root = new RootCommand("EdgeBlock: the unified block layer of an edge virtua
 ManagementCommands.AddTo(root);
 ConfigCommands.AddTo(root);
 PoolCommands.AddTo(root);
+VhostCommands.AddTo(root);
 StatsCommand.AddTo(root);
 return await root.Parse(args).InvokeAsync();

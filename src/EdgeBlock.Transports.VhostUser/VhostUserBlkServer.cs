@@ -51,6 +51,9 @@ public sealed class VhostUserBlkServer : IAsyncDisposable
         get { lock (_gate) { return _connection; } }
     }
 
+    /// <summary>A front-end is connected now.</summary>
+    public bool IsConnected => CurrentConnection is not null;
+
     /// <summary>Reason the last session ended.</summary>
     public string? LastDisconnectReason { get; private set; }
 

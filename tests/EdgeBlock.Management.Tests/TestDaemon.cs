@@ -59,7 +59,11 @@ public sealed class TestDaemon : IAsyncDisposable
     {
         var output = new StringWriter();
         var error = new StringWriter();
-        int code = await ManagementCommands.CreateRoot().Parse(args).InvokeAsync(new InvocationConfiguration { Output = output, Error = error });
+        var root = ManagementCommands.CreateRoot();
+        PoolCommands.AddTo(root);
+        VhostCommands.AddTo(root);
+        ConfigCommands.AddTo(root);
+        int code = await root.Parse(args).InvokeAsync(new InvocationConfiguration { Output = output, Error = error });
         return new CliResult(code, output.ToString(), error.ToString());
     }
 

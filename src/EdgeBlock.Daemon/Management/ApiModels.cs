@@ -23,3 +23,13 @@ public sealed record CreateSubsystemRequest(string Nqn, bool AllowAnyHost = fals
 public sealed record AddHostRequest(string HostNqn);
 
 public sealed record AddNamespaceRequest(string Backend, uint? Nsid = null, Guid? Uuid = null);
+
+public sealed record AddVhostRequest(string? Socket, string? Backend, int? Queues = null, bool? ReadOnly = null);
+
+/// <summary>
+/// A vhost-user-blk export. State: <c>waiting</c> (listening, no VM connected), <c>connected</c>, or
+/// <c>unavailable</c> (its backend could not be opened at start: <see cref="LastDisconnectReason"/> says why).
+/// </summary>
+public sealed record VhostInfo(
+    string Socket, string Backend, int Queues, bool ReadOnly, long SizeBytes, int BlockSize, string State, int Connections,
+    string? LastDisconnectReason);

@@ -77,6 +77,11 @@ public static class EdgeBlockFormat
             foreach (var ns in s.Namespaces) ns.Uuid ??= NamespaceIdentity.For(s.Nqn, ns.Nsid, ns.Backend);
             result.Add(s, $"subsystems[{i}]", s.Namespaces.Select((_, n) => $"subsystems[{i}].namespaces[{n}].backend").ToList());
         }
+        foreach (var v in state.Vhost)
+        {
+            v.Socket = Path.GetFullPath(v.Socket, dataDirectory);
+            result.State.Vhost.Add(v);
+        }
         return result;
     }
 

@@ -13,22 +13,10 @@ public static class ConfigTransferApi
     public static void Map(IEndpointRouteBuilder v1, ManagementService m)
     {
         v1.MapGet("/config", (string? format, bool? strict) =>
-            Run(() => Task.FromResult(Results.Ok(m.Export(format, strict ?? false))))).Produces<ConfigExportResult>()
+            ManagementApi.Run(() => Task.FromResult(Results.Ok(m.Export(format, strict ?? false))))).Produces<ConfigExportResult>()
             .ProducesProblem(400).ProducesProblem(409);
         v1.MapPost("/config/import", (ConfigImportRequest body) =>
-            Run(async () => Results.Ok(await m.ImportAsync(body)))).Produces<ConfigImportResult>()
+            ManagementApi.Run(async () => Results.Ok(await m.ImportAsync(body)))).Produces<ConfigImportResult>()
             .ProducesProblem(400).ProducesProblem(409);
-    }
-
-    private static async Task<IResult> Run(Func<Task<IResult>> action)
-    {
-        try
-        {
-            return await action().ConfigureAwait(false);
-        }
-        catch (ManagementException ex)
-        {
-            return Results.Problem(detail: ex.Message, statusCode: ex.Status, title: ex.Title);
-        }
     }
 }

@@ -57,7 +57,33 @@ public static class ConfigValidator
                 if (ns.Uuid is { } u && (u == Guid.Empty || !uuids.Add(u))) errors.Add($"{nat}.uuid: '{u}' is empty or used twice");
             }
         }
+        ValidateVhost(state, dataDirectory, volumes, errors);
         return errors;
+    }
+
+    private static void ValidateVhost(DesiredState state, string dataDirectory, Dictionary<string, string> volumes, List<string> errors)
+    {
+        var sockets = new HashSet<string>(StringComparer.Ordinal);
+        var files = new Dictionary<string, string>(StringComparer.Ordinal); // backing file -> which export uses it
+        foreach (var s in state.Subsystems ?? [])
+            foreach (var ns in s?.Namespaces ?? [])
+                if (ns != null && BackendSpec.TryParse(ns.Backend, out var b, out _) && b.Kind == BackendKind.File)
+                    files.TryAdd(b.FullPath(dataDirectory), $"namespace {ns.Nsid} of {s!.Nqn}");
+        for (int i = 0; i < (state.Vhost?.Count ?? 0); i++)
+        {
+            var v = state.Vhost![i];
+            string at = $"vhost[{i}]";
+            if (v == null) { errors.Add($"{at}: is null"); continue; }
+            if (!VhostSocket.TryResolve(v.Socket, dataDirectory, out string socket, out string why)) errors.Add($"{at}.socket: {why}");
+            else if (!sockets.Add(socket)) errors.Add($"{at}.socket: '{socket}' is listed twice");
+            if (v.Queues is { } q && (q < 1 || q > VhostSpec.MaxQueues)) errors.Add($"{at}.queues: {q} is out of range (1..{VhostSpec.MaxQueues})");
+            if (!BackendSpec.TryParse(v.Backend, out var backend, out string berr)) errors.Add($"{at}.backend: {berr}");
+            else if (!backend.TryCheck(dataDirectory, out string cerr)) errors.Add($"{at}.backend: '{v.Backend}': {cerr}");
+            else if (backend.Kind == BackendKind.Volume && !volumes.TryAdd(backend.Path!, $"vhost socket {v.Socket}"))
+                errors.Add($"{at}.backend: volume {backend.Path} is already exported as {volumes[backend.Path!]}; a volume is exported once");
+            else if (backend.Kind == BackendKind.File && !files.TryAdd(backend.FullPath(dataDirectory), $"vhost socket {v.Socket}"))
+                errors.Add($"{at}.backend: {backend.FullPath(dataDirectory)} already backs {files[backend.FullPath(dataDirectory)]}");
+        }
     }
 
     public static bool TryParseEndPoint(string? text, out IPEndPoint endPoint, out string why)

@@ -12,11 +12,15 @@ public sealed class DesiredState
     public int Version { get; set; } = 1;
     public List<ListenerSpec> Listeners { get; set; } = [];
     public List<SubsystemSpec> Subsystems { get; set; } = [];
+    /// <summary>vhost-user-blk exports: a backend served to a VM (QEMU vhost-user-blk-pci) over a Unix socket.</summary>
+    public List<VhostSpec> Vhost { get; set; } = [];
 
     public DesiredState Clone() =>
         JsonSerializer.Deserialize<DesiredState>(JsonSerializer.SerializeToUtf8Bytes(this, ConfigJson.Options), ConfigJson.Options)!;
 
     public SubsystemSpec? FindSubsystem(string nqn) => Subsystems.FirstOrDefault(s => s.Nqn == nqn);
+
+    public VhostSpec? FindVhost(string socket) => Vhost.FirstOrDefault(v => v.Socket == socket);
 }
 
 /// <summary>An NVMe/TCP port: "ADDRESS:PORT" (IPv6 as "[::1]:4420").</summary>
@@ -41,6 +45,21 @@ public sealed class NamespaceSpec
     public string Backend { get; set; } = "";
     /// <summary>Namespace UUID (and NGUID); generated once and kept in the config so hosts see the same disk after a restart.</summary>
     public Guid? Uuid { get; set; }
+}
+
+public sealed class VhostSpec
+{
+    /// <summary>The Unix socket QEMU connects to, absolute (the API takes a path relative to the data directory too).</summary>
+    public string Socket { get; set; } = "";
+    /// <summary>Same syntax as a namespace's backend.</summary>
+    public string Backend { get; set; } = "";
+    /// <summary>Most virtqueues the VM may use (its num-queues must not exceed it); default <see cref="DefaultQueues"/>.</summary>
+    public int? Queues { get; set; }
+    public bool ReadOnly { get; set; }
+
+    public const int DefaultQueues = 8;
+    public const int MaxQueues = 64;
+    public int QueueCount => Queues ?? DefaultQueues;
 }
 
 /// <summary>JSON settings of the config file and the API: snake_case, unknown fields refused (a typo is an error, not a silent default).</summary>

@@ -51,6 +51,7 @@ public static class ManagementApi
 
         // ---- config import/export (nvmetcli and edgeblock formats): ConfigTransferApi.cs ----
         ConfigTransferApi.Map(v1, m);
+        VhostApi.Map(v1, m);
     }
 
     /// <summary>
@@ -74,7 +75,7 @@ public static class ManagementApi
     private static RouteHandlerBuilder Refusals(this RouteHandlerBuilder route) =>
         route.ProducesProblem(400).ProducesProblem(404).ProducesProblem(409);
 
-    private static async Task<IResult> Run(Func<Task<IResult>> action)
+    internal static async Task<IResult> Run(Func<Task<IResult>> action)
     {
         try
         {

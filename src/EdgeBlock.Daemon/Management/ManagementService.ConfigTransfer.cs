@@ -109,6 +109,12 @@ public sealed partial class ManagementService
                     conflicts.Add($"{imported.BackendFields[i][n]}: {path} already backs namespace {user.Nsid} of {user.Nqn}");
             candidate.Subsystems.Add(s);
         }
+        foreach (var v in imported.State.Vhost)
+        {
+            if (candidate.Vhost.Any(x => Path.GetFullPath(x.Socket, _dataDirectory) == Path.GetFullPath(v.Socket, _dataDirectory)))
+                conflicts.Add($"vhost socket {v.Socket} is already served here; remove it first (edgeblock vhost remove {v.Socket}) or import with --replace");
+            else candidate.Vhost.Add(v);
+        }
         return candidate;
     }
 
@@ -235,7 +241,34 @@ public sealed partial class ManagementService
             changes.Add($"- subsystem {o.Nqn} (and its {o.Namespaces.Count} namespace(s); backing files are kept)");
             removes.Add(Sync(() => _reconciler.RemoveSubsystem(o.Nqn), () => _reconciler.AddSubsystem(o)));
         }
+        PlanVhost(current, candidate, changes, adds, removes);
         return (changes, [.. adds, .. removes]);
+    }
+
+    /// <summary>vhost exports by socket: a changed one is stopped and started again (its VM reconnects).</summary>
+    private void PlanVhost(DesiredState current, DesiredState candidate, List<string> changes, List<Step> adds, List<Step> removes)
+    {
+        string Key(VhostSpec v) => Path.GetFullPath(v.Socket, _dataDirectory);
+        static bool Same(VhostSpec a, VhostSpec b) => a.Backend == b.Backend && a.QueueCount == b.QueueCount && a.ReadOnly == b.ReadOnly;
+        var old = current.Vhost.ToDictionary(Key, StringComparer.Ordinal);
+        foreach (var v in candidate.Vhost)
+        {
+            var o = old.GetValueOrDefault(Key(v));
+            if (o != null && Same(o, v)) continue;
+            if (o != null)
+            {
+                changes.Add($"~ vhost {Key(v)}: {o.Backend} -> {v.Backend}, {v.QueueCount} queues{(v.ReadOnly ? ", read-only" : "")}");
+                adds.Add(new Step(() => _reconciler.RemoveVhostAsync(o.Socket), () => { _reconciler.AddVhost(o); return Task.CompletedTask; }));
+            }
+            else changes.Add($"+ vhost {Key(v)}: {v.Backend}");
+            adds.Add(new Step(() => { _reconciler.AddVhost(v); return Task.CompletedTask; }, () => _reconciler.RemoveVhostAsync(v.Socket)));
+        }
+        var kept = candidate.Vhost.Select(Key).ToHashSet(StringComparer.Ordinal);
+        foreach (var (socket, o) in old.Where(x => !kept.Contains(x.Key)))
+        {
+            changes.Add($"- vhost {socket}: {o.Backend} (its VM loses the disk)");
+            removes.Add(new Step(() => _reconciler.RemoveVhostAsync(o.Socket), () => { _reconciler.AddVhost(o); return Task.CompletedTask; }));
+        }
     }
 
     private static Step Sync(Action apply, Action undo) =>

@@ -250,6 +250,12 @@ public static class NvmetcliFormat
     public static JsonObject Write(DesiredState state, string dataDirectory, bool strict, List<string> warnings, List<string> errors)
     {
         var nqns = state.Subsystems.Select(s => s.Nqn).ToList();
+        foreach (var v in state.Vhost)
+        {
+            string message = $"vhost export {v.Socket} ({v.Backend}): the kernel target has no vhost-user transport";
+            if (strict) errors.Add(message);
+            else warnings.Add(message + "; left out");
+        }
         var ports = new JsonArray();
         int portid = 0;
         foreach (var l in state.Listeners)

@@ -13,7 +13,7 @@ namespace EdgeBlock.Daemon.Management;
 /// remove a listener, subsystem, host or namespace). Each step either completes or throws
 /// <see cref="ManagementException"/> having changed nothing. Not thread-safe: the caller serializes.
 /// </summary>
-public sealed class Reconciler : IAsyncDisposable
+public sealed partial class Reconciler : IAsyncDisposable
 {
     private static readonly TimeSpan RetireDelay = TimeSpan.FromSeconds(2);
     private readonly NvmeTarget _target;
@@ -53,12 +53,19 @@ public sealed class Reconciler : IAsyncDisposable
     /// <summary>Applies a whole (validated) state on an empty target; on failure undoes what it did and rethrows.</summary>
     public async Task ApplyAsync(DesiredState state)
     {
-        if (_kernel != null) { _kernel.Apply(state); return; }
+        if (_kernel != null)
+        {
+            _kernel.Apply(state);
+            foreach (var v in state.Vhost)
+                _logger.LogError("vhost export {Socket} not served: vhost-user needs EdgeBlock's own engine (this daemon runs --engine kernel)", v.Socket);
+            return;
+        }
         try
         {
             _starting = true;
             foreach (var s in state.Subsystems) AddSubsystem(s);
             foreach (var l in state.Listeners) AddListener(l.Address);
+            foreach (var v in state.Vhost) AddVhost(v);
         }
         catch
         {
@@ -266,9 +273,10 @@ public sealed class Reconciler : IAsyncDisposable
         }
     }
 
-    /// <summary>Stops every listener (closing connections), then flushes and closes every device.</summary>
+    /// <summary>Stops every vhost export and listener (closing connections), then flushes and closes every device.</summary>
     public async Task ClearAsync()
     {
+        await ClearVhostAsync().ConfigureAwait(false);
         foreach (var t in _listeners.Values) await t.DisposeAsync().ConfigureAwait(false);
         _listeners.Clear();
         foreach (var s in _target.Subsystems.ToList())

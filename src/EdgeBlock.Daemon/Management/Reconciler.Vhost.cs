@@ -1,0 +1,91 @@
+using System.Collections.Concurrent;
+using EdgeBlock.Storage;
+using EdgeBlock.Transports.VhostUser;
+using Microsoft.Extensions.Logging;
+
+namespace EdgeBlock.Daemon.Management;
+
+/// <summary>vhost-user-blk exports: one <see cref="VhostUserBlkServer"/> per socket, each over its own opened backend.</summary>
+public sealed partial class Reconciler
+{
+    /// <summary>A running export, or (Server null) one whose backend was unavailable at start.</summary>
+    private sealed record VhostExport(VhostSpec Spec, VhostUserBlkServer? Server, IBlockDevice? Device, string? Unavailable);
+
+    // Read by list calls outside the change lock.
+    private readonly ConcurrentDictionary<string, VhostExport> _vhost = new(StringComparer.Ordinal);
+
+    /// <summary>Opens the backend and starts listening on the socket (replacing a stale socket file).</summary>
+    public void AddVhost(VhostSpec spec)
+    {
+        if (!VhostSocket.TryResolve(spec.Socket, _dataDirectory, out string socket, out string why))
+            throw ManagementException.Invalid($"vhost socket: {why}");
+        if (_vhost.ContainsKey(socket)) throw ManagementException.Conflict($"vhost export {socket} already exists");
+        if (_kernel != null)
+            throw ManagementException.Invalid("vhost-user exports are served by EdgeBlock's own engine; this daemon runs --engine kernel");
+        IBlockDevice device;
+        try
+        {
+            device = OpenBackend(new NamespaceSpec { Backend = spec.Backend });
+        }
+        catch (ManagementException ex) when (_starting)
+        {
+            // As for namespaces: a pool that did not open refuses its exports, not the daemon.
+            _logger.LogError("vhost export {Socket} ({Backend}) not served: {Message}", socket, spec.Backend, ex.Message);
+            _vhost[socket] = new VhostExport(spec, null, null, ex.Message);
+            return;
+        }
+        VhostUserBlkServer? server = null;
+        try
+        {
+            Directory.CreateDirectory(Path.GetDirectoryName(socket)!);
+            var options = new VhostUserBlkOptions { MaxQueues = spec.QueueCount, ReadOnly = spec.ReadOnly, Serial = Serial(device) };
+            server = new VhostUserBlkServer(socket, device, options, _transportLogger);
+            server.Start();
+        }
+        catch (Exception ex) when (ex is IOException or ArgumentException or UnauthorizedAccessException)
+        {
+            Retire(device, TimeSpan.Zero);
+            if (server != null) _ = server.DisposeAsync().AsTask();
+            throw ManagementException.Conflict($"vhost socket {socket}: {ex.Message}");
+        }
+        _vhost[socket] = new VhostExport(spec, server, device, null);
+        _logger.LogInformation("vhost export {Socket} = {Backend} ({Size}, up to {Queues} queues{ReadOnly})", socket, spec.Backend,
+            Sizes.Format(device.BlockCount * device.BlockSize), spec.QueueCount, spec.ReadOnly ? ", read-only" : "");
+    }
+
+    /// <summary>Stops serving a socket: the VM's connection is closed (its disk stops answering), the backend flushed and closed.</summary>
+    public async Task RemoveVhostAsync(string socketPath)
+    {
+        string socket = Path.GetFullPath(socketPath, _dataDirectory);
+        if (!_vhost.TryRemove(socket, out var export)) throw ManagementException.NotFound($"no vhost export on {socket}");
+        if (export.Server != null) await export.Server.DisposeAsync().ConfigureAwait(false);
+        if (export.Device != null) Retire(export.Device, TimeSpan.Zero); // the server stopped its queues: nothing is in flight
+        _logger.LogInformation("vhost export {Socket} removed", socket);
+    }
+
+    /// <summary>What the API shows of an export in the desired state.</summary>
+    public VhostInfo DescribeVhost(VhostSpec spec)
+    {
+        string socket = Path.GetFullPath(spec.Socket, _dataDirectory);
+        var export = _vhost.GetValueOrDefault(socket);
+        var server = export?.Server;
+        var device = export?.Device;
+        string state = server == null ? "unavailable" : server.IsConnected ? "connected" : "waiting";
+        string? reason = export?.Unavailable ?? server?.LastDisconnectReason
+                         ?? (export == null ? (_kernel != null ? "not served under --engine kernel" : "not running") : null);
+        return new VhostInfo(socket, spec.Backend, spec.QueueCount, spec.ReadOnly, device == null ? 0 : device.BlockCount * device.BlockSize,
+            device?.BlockSize ?? 0, state, server?.Connections ?? 0, reason);
+    }
+
+    private async Task ClearVhostAsync()
+    {
+        foreach (string socket in _vhost.Keys.ToList()) await RemoveVhostAsync(socket).ConfigureAwait(false);
+    }
+
+    /// <summary>GET_ID's serial (20 bytes at most): the volume's name, so the guest's /dev/disk/by-id names it.</summary>
+    private static string Serial(IBlockDevice device)
+    {
+        string name = device is Pools.VolumeExport v ? v.Volume : "edgeblock";
+        return name.Length > 20 ? name[..20] : name;
+    }
+}
