@@ -11,4 +11,5 @@ ConfigCommands.AddTo(root);
 PoolCommands.AddTo(root);
 VhostCommands.AddTo(root);
 StatsCommand.AddTo(root);
+EdgeBlock.Cli.Vm.VmCommand.AddTo(root);
 return await root.Parse(args).InvokeAsync();
