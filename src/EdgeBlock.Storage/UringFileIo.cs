@@ -14,13 +14,16 @@ namespace EdgeBlock.Storage;
 /// whatever is queued into SQEs, submits them and waits for completions in one io_uring_enter, so requests
 /// that arrive together (a batch of capsules) share a system call and the block layer's plug, and the
 /// kernel's completion work (task work of the submitting thread) runs on this thread instead of
-/// interrupting a socket thread. Callers' continuations run on the ring thread (no thread hop per completion),
-/// until one of them takes longer than a millisecond: then they all go to the thread pool, so a continuation
-/// that blocks stalls the ring once at most. A request issued from the ring thread itself goes the thread-pool
-/// way, so even a caller that waits for it synchronously cannot deadlock the ring. The descriptor
-/// is a registered file: the ring holds its own reference, so closing the device cannot redirect a
-/// request in flight. Requests the ring cannot take (all its operations busy, an unaligned buffer) and
-/// odd completions (short transfers, EAGAIN) go the thread-pool way instead.
+/// interrupting a socket thread. Callers' continuations run on the ring thread (no thread hop per completion);
+/// when one of them takes longer than a millisecond (it blocks, or its thread was merely preempted), they go to
+/// the thread pool for a back-off period of 100 ms, then run on the ring thread again. A slow continuation
+/// soon after the ring went back inline doubles the back-off (up to a second); one after a fast period starts
+/// again at 100 ms. So a continuation that blocks stalls the ring at most once per back-off period, and one
+/// preemption does not cost a thread hop per completion for the device's lifetime. A request issued from the
+/// ring thread itself goes the thread-pool way, so even a caller that waits for it synchronously cannot
+/// deadlock the ring. The descriptor is a registered file: the ring holds its own reference, so closing the
+/// device cannot redirect a request in flight. Requests the ring cannot take (all its operations busy, an
+/// unaligned buffer) and odd completions (short transfers, EAGAIN) go the thread-pool way instead.
 /// </summary>
 internal sealed unsafe class UringFileIo : IDisposable
 {
@@ -46,9 +49,12 @@ internal sealed unsafe class UringFileIo : IDisposable
     private int _sleeping;
     private volatile bool _stopping;
     private bool _wakeArmed;
-    /// <summary>Continuations run on the ring thread until one of them takes longer than this.</summary>
+    /// <summary>A continuation that takes longer than this on the ring thread starts a back-off (see the class comment).</summary>
     private static readonly long s_slowContinuationTicks = Stopwatch.Frequency / 1000;
-    private bool _inlineContinuations = true;
+    /// <summary>The current back-off, in Stopwatch ticks (ring thread only); 0 before the first.</summary>
+    private long _backOffTicks;
+    /// <summary>Continuations run on the ring thread from this timestamp on (ring thread only).</summary>
+    private long _inlineFrom;
 
     private UringFileIo(FileBlockDevice device, IoUring ring, int eventFd)
     {
@@ -66,6 +72,26 @@ internal sealed unsafe class UringFileIo : IDisposable
 
     /// <summary>Requests that went the thread-pool way after all; for tests.</summary>
     internal long Fallbacks;
+
+    /// <summary>
+    /// The first back-off after a slow continuation, in Stopwatch ticks (100 ms); repeated ones grow to ten times
+    /// it at most. Settable for tests, before the first request.
+    /// </summary>
+    internal long BackOffTicks = Stopwatch.Frequency / 10;
+
+    /// <summary>
+    /// Completions whose continuations the ring thread ran itself, counted once it has timed them, and those it
+    /// sent to the thread pool (ring thread only writes them); for tests.
+    /// </summary>
+    internal long InlineCompletions, PoolCompletions;
+
+    /// <summary>The ring's clock (Stopwatch ticks) when set; for tests, before the first request.</summary>
+    internal Func<long>? Clock;
+
+    /// <summary>Whether the calling thread is this ring's thread; for tests.</summary>
+    internal bool OnRingThread => Thread.CurrentThread == _ringThread;
+
+    private long Now() => Clock is { } clock ? clock() : Stopwatch.GetTimestamp();
 
     /// <summary>A ring for the descriptor, or null (with the errno) where io_uring is unavailable.</summary>
     public static UringFileIo? TryCreate(FileBlockDevice device, SafeFileHandle direct, out int errno)
@@ -149,7 +175,13 @@ internal sealed unsafe class UringFileIo : IDisposable
         while (true)
         {
             // Continuations of this batch may defer work (a transport's send) to its end: one send for all of them.
-            bool batch = _inlineContinuations && _ring.HasCompletions;
+            // Whether they run inline is decided per batch: a back-off that ends meanwhile counts from the next.
+            bool batch = false, inline = false;
+            if (_ring.HasCompletions)
+            {
+                inline = Now() >= _inlineFrom;
+                batch = inline;
+            }
             if (batch) CompletionBatch.Begin();
             while (_ring.TryReap(out IoUring.Cqe cqe))
             {
@@ -160,18 +192,24 @@ internal sealed unsafe class UringFileIo : IDisposable
                 }
                 Interlocked.Increment(ref Completions);
                 UringOperation operation = Volatile.Read(ref _operations[(int)cqe.UserData]);
-                if (!_inlineContinuations)
+                if (!inline)
                 {
                     operation.Complete(cqe.Result, inline: false);
+                    Volatile.Write(ref PoolCompletions, PoolCompletions + 1);
                     continue;
                 }
-                long started = Stopwatch.GetTimestamp();
+                long started = Now();
                 operation.Complete(cqe.Result, inline: true);
-                if (Stopwatch.GetTimestamp() - started > s_slowContinuationTicks)
+                long finished = Now();
+                if (finished - started > s_slowContinuationTicks)
                 {
-                    // Someone's continuation blocks: from now on they all run on the thread pool, so the ring keeps moving.
-                    _inlineContinuations = false;
+                    // Someone's continuation blocks (or was preempted): continuations run on the thread pool for a
+                    // while, so the ring keeps moving. Again soon after the last back-off ended: a longer one.
+                    _backOffTicks = finished - _inlineFrom < _backOffTicks ? Math.Min(2 * _backOffTicks, 10 * BackOffTicks) : BackOffTicks;
+                    _inlineFrom = finished + _backOffTicks;
+                    inline = false;
                 }
+                Volatile.Write(ref InlineCompletions, InlineCompletions + 1);
             }
             if (batch) CompletionBatch.End();
             if (!_wakeArmed) ArmWake();
