@@ -142,6 +142,41 @@ public sealed class VhostEndToEndTests
         Assert.Equal(24L << 20, probe.CapacityBytes());
     }
 
+    [Fact]
+    public async Task BrokenFrontEnd_LosesOnlyItsConnection_OtherExportsAndTheDaemonGoOn()
+    {
+        await using var d = await DaemonWithVolumeAsync();
+        Ok(await d.CliAsync("volume", "create", "p1/vm2", "--size", "8M"));
+        string bad = Path.Combine(d.Directory, "bad.sock"), good = Path.Combine(d.Directory, "good.sock");
+        Ok(await d.CliAsync("vhost", "add", "--socket", bad, "--volume", "p1/vm1"));
+        Ok(await d.CliAsync("vhost", "add", "--socket", good, "--volume", "p1/vm2"));
+        using var healthy = VhostProbe.Connect(good);
+        Assert.Equal(8L << 20, healthy.CapacityBytes());
+
+        // A header announcing a payload far beyond the protocol's limit, then one of a protocol version nobody speaks.
+        foreach (byte[] garbage in new[] { Header(24, 1, 1 << 30), Header(1, 2, 0) })
+        {
+            using var s = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified) { ReceiveTimeout = 5000 };
+            s.Connect(new UnixDomainSocketEndPoint(bad));
+            s.Send(garbage);
+            Assert.Equal(0, s.Receive(new byte[64])); // the back-end closes this connection
+        }
+
+        Assert.Equal(8L << 20, healthy.CapacityBytes()); // the other VM's session is untouched
+        using (var again = VhostProbe.Connect(bad)) Assert.Equal(24L << 20, again.CapacityBytes()); // and the broken one's socket serves the next
+        var list = Json(await d.CliAsync("vhost", "list", "--json"));
+        Assert.Contains(list.EnumerateArray(), e => e.GetProperty("socket").GetString() == bad && e.GetProperty("last_disconnect_reason").GetString() is { Length: > 0 });
+    }
+
+    private static byte[] Header(uint request, uint flags, uint size)
+    {
+        var h = new byte[12];
+        BinaryPrimitives.WriteUInt32LittleEndian(h, request);
+        BinaryPrimitives.WriteUInt32LittleEndian(h.AsSpan(4), flags);
+        BinaryPrimitives.WriteUInt32LittleEndian(h.AsSpan(8), size);
+        return h;
+    }
+
     private static async Task WaitForAsync(Func<Task<bool>> condition)
     {
         for (int i = 0; i < 100 && !await condition(); i++) await Task.Delay(50);
