@@ -22,6 +22,7 @@ public static class ConfigCommands
         var group = new Command("config", "The whole configuration: import a file (nvmetcli save JSON or EdgeBlock's own), export it");
         group.Subcommands.Add(Import(socket));
         group.Subcommands.Add(Export(socket));
+        group.Subcommands.Add(Reload(socket));
         root.Subcommands.Add(group);
     }
 
@@ -119,6 +120,22 @@ public static class ConfigCommands
             {
                 output.Write(text);
             }
+            return 0;
+        });
+        return command;
+    }
+
+    private static Command Reload(Option<string?> socket)
+    {
+        var json = new Option<bool>("--json") { Description = "Print the API's JSON answer" };
+        var command = new Command("reload", "Re-read the config file after editing it by hand (as SIGHUP does): applied as one change, or refused whole naming the field") { json };
+        SetAction(command, socket, async (api, parse, output, error) =>
+        {
+            string body = await api.SendAsync(HttpMethod.Post, "v1/config/reload");
+            if (parse.GetValue(json)) { output.WriteLine(body); return 0; }
+            var result = ApiClient.Parse<ConfigReloadResult>(body);
+            output.WriteLine(result.Changes.Count == 0 ? $"{result.ConfigPath}: nothing to change" : $"{result.ConfigPath} applied:");
+            foreach (string change in result.Changes) output.WriteLine($"  {change}");
             return 0;
         });
         return command;

@@ -177,6 +177,32 @@ public sealed class VhostEndToEndTests
         return h;
     }
 
+    [Fact]
+    public async Task HandEditedConfig_ConfigReload_ServesTheNewExport_ABadEditIsRefusedWhole()
+    {
+        await using var d = await DaemonWithVolumeAsync();
+        var state = System.Text.Json.Nodes.JsonNode.Parse(await File.ReadAllTextAsync(d.ConfigPath))!.AsObject();
+        state["vhost"] = new System.Text.Json.Nodes.JsonArray(new System.Text.Json.Nodes.JsonObject
+        {
+            ["socket"] = "vhost/vm1.sock", // relative: under the data directory (created)
+            ["backend"] = "volume:p1/vm1",
+            ["queues"] = 99,
+        });
+        await File.WriteAllTextAsync(d.ConfigPath, state.ToJsonString());
+        Refused(await d.CliAsync("config", "reload"), "vhost[0].queues", "99");
+        Assert.Empty(Json(await d.CliAsync("vhost", "list", "--json")).EnumerateArray());
+
+        state["vhost"]![0]!["queues"] = 2;
+        await File.WriteAllTextAsync(d.ConfigPath, state.ToJsonString());
+        var reloaded = await d.CliAsync("config", "reload");
+        Ok(reloaded);
+        string socket = Path.Combine(d.Directory, "vhost", "vm1.sock");
+        Assert.Contains($"+ vhost {socket}", reloaded.Output);
+        using var probe = VhostProbe.Connect(socket);
+        Assert.Equal(2UL, probe.Request(17 /* GET_QUEUE_NUM */));
+        Assert.Contains("nothing to change", (await d.CliAsync("config", "reload")).Output);
+    }
+
     private static async Task WaitForAsync(Func<Task<bool>> condition)
     {
         for (int i = 0; i < 100 && !await condition(); i++) await Task.Delay(50);
