@@ -54,6 +54,7 @@ SUITE=(
     "pool-quota pool-quota -"
     "kernel-engine kernel-engine -"
     "vhost-user vhost-user/run.sh standalone"
+    "vm-run vm-run/run.sh standalone"
 )
 
 REFERENCE=${REFERENCE:-0}

@@ -108,6 +108,40 @@ expect_zero() {
     rm -f /tmp/.readback
 }
 
+# fio_verify DEV NAME BS OFFSET SIZE: random writes with crc32c in every block over SIZE at
+# OFFSET, then read everything back and verify (libaio, O_DIRECT, iodepth 8); fails unless
+# both phases ran without an error.
+fio_verify() {
+    step "fio $2: randwrite bs=$3 iodepth=8 size=$5 offset=$4 on $1, verify crc32c"
+    if ! run fio --name="$2" --filename="$1" --ioengine=libaio --direct=1 --rw=randwrite --bs="$3" \
+        --iodepth=8 --size="$5" --offset="$4" --verify=crc32c --do_verify=1 --verify_fatal=1 \
+        --verify_state_save=0 --randrepeat=0 --group_reporting >"/tmp/$2.txt" 2>&1; then
+        cat "/tmp/$2.txt"
+        fail "fio $2 failed"
+    fi
+    grep -q 'err= 0' "/tmp/$2.txt" && grep -Eq '^ +write: IOPS=' "/tmp/$2.txt" && grep -Eq '^ +read: IOPS=' "/tmp/$2.txt" ||
+        { cat "/tmp/$2.txt"; fail "fio $2: errors, or the write or verify phase did not run"; }
+    log "fio $2: 0 errors, verify passed ($(grep -Eo '^ +write: IOPS=[^,]*' "/tmp/$2.txt" | tr -s ' '))"
+}
+
+# ext4_roundtrip DEV: mkfs.ext4, files of random data, unmount, mount, every SHA-256 matches,
+# and `e2fsck -fn` finds nothing.
+ext4_roundtrip() {
+    step "ext4 on $1: mkfs, files, remount, compare, e2fsck -fn"
+    run mkfs_ext4 -F -q "$1" || fail "mkfs.ext4 $1 failed"
+    mkdir -p /mnt/ext4
+    run mount -t ext4 "$1" /mnt/ext4 || fail "mount $1 failed"
+    for n in 1 2 4 8; do random_file "/mnt/ext4/file-${n}M" "$n"; done
+    (cd /mnt/ext4 && sha256sum file-*) >/tmp/ext4.sums
+    run umount /mnt/ext4 || fail "umount failed"
+    echo 3 >/proc/sys/vm/drop_caches
+    run mount -t ext4 "$1" /mnt/ext4 || fail "second mount of $1 failed"
+    (cd /mnt/ext4 && sha256sum -c -s /tmp/ext4.sums) || fail "file contents changed across unmount/mount"
+    run umount /mnt/ext4 || fail "final umount failed"
+    run e2fsck -fn "$1" || fail "e2fsck -fn $1 reported problems"
+    log "ext4: $(wc -l </tmp/ext4.sums) files intact, e2fsck clean"
+}
+
 # NVMe host helpers -----------------------------------------------------------------------
 
 # find_ctrl: name (nvmeN) of the live-or-connecting TCP controller for $NQN, or nothing.
