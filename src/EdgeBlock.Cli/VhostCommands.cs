@@ -55,16 +55,16 @@ public static class VhostCommands
     private static Command List(Option<string?> api)
     {
         var json = new Option<bool>("--json") { Description = "Print the API's JSON instead of a table" };
-        var command = new Command("list", "List vhost exports: socket, backend, state (waiting, connected, unavailable)") { json };
+        var command = new Command("list", "List vhost exports: socket, backend, state (waiting, connected, unavailable), requests and bytes served") { json };
         ApiAction.Set(command, api, async c =>
         {
             string body = await c.Api.SendAsync(HttpMethod.Get, "v1/vhost");
             if (c.Parse.GetValue(json)) { c.Out.WriteLine(body); return 0; }
-            Table.Write(c.Out, ["SOCKET", "BACKEND", "SIZE", "QUEUES", "STATE", "CONNECTIONS", "LAST DISCONNECT"],
+            Table.Write(c.Out, ["SOCKET", "BACKEND", "SIZE", "QUEUES", "STATE", "SESSIONS", "REQUESTS", "FAILED", "READ", "WRITTEN", "LAST DISCONNECT"],
                 ApiClient.Parse<List<VhostInfo>>(body).Select(e => new[]
                 {
-                    e.Socket, e.Backend + (e.ReadOnly ? " (ro)" : ""), Sizes.Format(e.SizeBytes), e.Queues.ToString(CultureInfo.InvariantCulture), e.State,
-                    e.Connections.ToString(CultureInfo.InvariantCulture), e.LastDisconnectReason ?? "",
+                    e.Socket, e.Backend + (e.ReadOnly ? " (ro)" : ""), Sizes.Format(e.SizeBytes), Num(e.Queues), e.State, Num(e.Connections),
+                    Num(e.Requests), Num(e.FailedRequests), Sizes.Format(e.BytesRead), Sizes.Format(e.BytesWritten), e.LastDisconnectReason ?? "",
                 }));
             return 0;
         });
@@ -84,4 +84,6 @@ public static class VhostCommands
         });
         return command;
     }
+
+    private static string Num(long n) => n.ToString(CultureInfo.InvariantCulture);
 }

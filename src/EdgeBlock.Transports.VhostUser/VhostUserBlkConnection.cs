@@ -745,6 +745,20 @@ internal sealed unsafe class VhostUserBlkConnection : IDisposable
         }
     }
 
+    /// <summary>What this session's queues did (each queue counts its own; read without stopping them).</summary>
+    public VhostUserBlkStatistics Statistics()
+    {
+        var total = default(VhostUserBlkStatistics);
+        foreach (VirtQueue? q in _queues)
+        {
+            if (q is not null)
+            {
+                total += new VhostUserBlkStatistics(q.Completed, q.Failed, q.BytesRead, q.BytesWritten);
+            }
+        }
+        return total;
+    }
+
     /// <summary>Wakes a blocked Run (the server is stopping).</summary>
     public void Shutdown() => Native.Shutdown(_socket, Native.SHUT_RDWR);
 

@@ -21,6 +21,7 @@ public sealed class VhostUserBlkServer : IAsyncDisposable
     private VhostUserBlkConnection? _connection;
     private volatile bool _stopping;
     private int _connections;
+    private VhostUserBlkStatistics _ended; // sessions that ended
 
     public VhostUserBlkServer(string socketPath, IBlockDevice device, VhostUserBlkOptions? options = null, ILogger? logger = null)
     {
@@ -49,6 +50,18 @@ public sealed class VhostUserBlkServer : IAsyncDisposable
     internal VhostUserBlkConnection? CurrentConnection
     {
         get { lock (_gate) { return _connection; } }
+    }
+
+    /// <summary>Totals over every session so far, the current one included.</summary>
+    public VhostUserBlkStatistics Statistics
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _connection is null ? _ended : _ended + _connection.Statistics();
+            }
+        }
     }
 
     /// <summary>A front-end is connected now.</summary>
@@ -170,7 +183,8 @@ public sealed class VhostUserBlkServer : IAsyncDisposable
             lock (_gate)
             {
                 _connection = null;
-                connection.Dispose();
+                connection.Dispose(); // stops the queues: their counts are final
+                _ended += connection.Statistics();
             }
             LastDisconnectReason = reason;
             _logger.LogInformation("vhost-user-blk: front-end disconnected ({Reason}); waiting for the next one", reason);

@@ -56,6 +56,7 @@ internal sealed unsafe class VirtQueue : IDisposable
 
     private long _completed;
     private long _failed;
+    private long _bytesRead, _bytesWritten;
 
     // In-flight tracking (INFLIGHT_SHMFD): this queue's region of the shared area, or 0.
     private nint _track;
@@ -91,6 +92,8 @@ internal sealed unsafe class VirtQueue : IDisposable
         }
     }
     public long Failed => Interlocked.Read(ref _failed);
+    public long BytesRead => Interlocked.Read(ref _bytesRead);
+    public long BytesWritten => Interlocked.Read(ref _bytesWritten);
     public int InFlight => Volatile.Read(ref _inflight);
 
     /// <summary>Takes the ring features from the negotiated set (only while stopped: they apply at the next start).</summary>
@@ -915,6 +918,14 @@ internal sealed unsafe class VirtQueue : IDisposable
         {
             r.UsedLength = 1;
             Interlocked.Increment(ref _failed);
+        }
+        else if (r.Type == Virtio.BlkTIn)
+        {
+            Interlocked.Add(ref _bytesRead, r.DataLength);
+        }
+        else if (r.Type == Virtio.BlkTOut)
+        {
+            Interlocked.Add(ref _bytesWritten, r.DataLength);
         }
         Complete(r, s, fromWorker);
     }

@@ -128,6 +128,27 @@ public sealed class IoTests
     }
 
     [Fact]
+    public async Task Statistics_count_requests_failures_and_bytes_across_sessions()
+    {
+        await using var h = new Harness();
+        ulong data = RawVhostClient.DataGpa(0);
+        using (var c = h.Connect())
+        {
+            Assert.Equal(Virtio.BlkSOk, Blk.Write(c, 0, sector: 8, data, 8192).Item1);
+            Assert.Equal(Virtio.BlkSOk, Blk.Read(c, 1, sector: 8, RawVhostClient.DataGpa(1), 4096).Item1);
+            ulong beyond = (ulong)(Harness.DeviceBytes / 512);
+            Assert.Equal(Virtio.BlkSIoErr, Blk.Read(c, 0, sector: beyond, data, 4096).Item1);
+            Assert.Equal(new VhostUserBlkStatistics(3, 1, 4096, 8192), h.Server.Statistics);
+        }
+        for (int i = 0; i < 200 && h.Server.IsConnected; i++) await Task.Delay(10);
+        using (var c = h.Connect())
+        {
+            Assert.Equal(Virtio.BlkSOk, Blk.Write(c, 0, sector: 0, data, 512).Item1);
+            Assert.Equal(new VhostUserBlkStatistics(4, 1, 4096, 8704), h.Server.Statistics);
+        }
+    }
+
+    [Fact]
     public async Task Flush_get_id_discard_write_zeroes_and_unknown_types()
     {
         await using var h = new Harness();

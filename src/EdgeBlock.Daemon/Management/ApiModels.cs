@@ -29,7 +29,8 @@ public sealed record AddVhostRequest(string? Socket, string? Backend, int? Queue
 /// <summary>
 /// A vhost-user-blk export. State: <c>waiting</c> (listening, no VM connected), <c>connected</c>, or
 /// <c>unavailable</c> (its backend could not be opened at start: <see cref="LastDisconnectReason"/> says why).
+/// Requests and bytes count since the daemon started serving it (every VM session).
 /// </summary>
 public sealed record VhostInfo(
     string Socket, string Backend, int Queues, bool ReadOnly, long SizeBytes, int BlockSize, string State, int Connections,
-    string? LastDisconnectReason);
+    string? LastDisconnectReason, long Requests = 0, long FailedRequests = 0, long BytesRead = 0, long BytesWritten = 0);

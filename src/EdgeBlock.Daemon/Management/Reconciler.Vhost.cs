@@ -73,8 +73,9 @@ public sealed partial class Reconciler
         string state = server == null ? "unavailable" : server.IsConnected ? "connected" : "waiting";
         string? reason = export?.Unavailable ?? server?.LastDisconnectReason
                          ?? (export == null ? (_kernel != null ? "not served under --engine kernel" : "not running") : null);
+        var io = server?.Statistics ?? default;
         return new VhostInfo(socket, spec.Backend, spec.QueueCount, spec.ReadOnly, device == null ? 0 : device.BlockCount * device.BlockSize,
-            device?.BlockSize ?? 0, state, server?.Connections ?? 0, reason);
+            device?.BlockSize ?? 0, state, server?.Connections ?? 0, reason, io.Requests, io.Failed, io.BytesRead, io.BytesWritten);
     }
 
     private async Task ClearVhostAsync()
