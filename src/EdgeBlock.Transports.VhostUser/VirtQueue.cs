@@ -117,24 +117,18 @@ internal sealed unsafe class VirtQueue : IDisposable
     }
 
     /// <summary>Replaces the call eventfd (QEMU swaps it when it masks interrupts); closes the old one.</summary>
-    public void SetCallFd(int fd)
-    {
-        int old;
-        lock (_usedLock)
-        {
-            old = _callFd;
-            _callFd = fd;
-        }
-        Native.CloseQuietly(ref old);
-    }
+    public void SetCallFd(int fd) => SwapUnderUsedLock(ref _callFd, fd);
 
-    public void SetErrFd(int fd)
+    public void SetErrFd(int fd) => SwapUnderUsedLock(ref ErrFd, fd);
+
+    /// <summary>Completions signal these fds under the used lock: swap there so none signals a closed (or reused) descriptor.</summary>
+    private void SwapUnderUsedLock(ref int slot, int fd)
     {
         int old;
         lock (_usedLock)
         {
-            old = ErrFd;
-            ErrFd = fd;
+            old = slot;
+            slot = fd;
         }
         Native.CloseQuietly(ref old);
     }
