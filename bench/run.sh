@@ -5,6 +5,8 @@
 #   bench/run.sh --time 5          5 s per run
 #   bench/run.sh --no-record       print the table only
 #   bench/run.sh --only edgeblock,volume  some groups (iperf3, qsd, nbdkit, fio, edgeblock, volume); ratios need the others
+#   bench/run.sh --only vm         bench/vm.sh (issue G: host CPU per GiB of a guest's disk I/O, ~7 min, its own table and
+#                                  section); runs only when named, after the other groups named with it
 #
 # Every server is pinned to CPU 0 and every client to CPU 1 (taskset), traffic stays on 127.0.0.1.
 # Server CPU per I/O = (utime + stime of the server process from /proc/PID/stat, after - before)
@@ -39,6 +41,12 @@ done
   || { echo "bench/run.sh: --time takes whole seconds, 1..60 (the suite must stay under 10 minutes)" >&2; exit 2; }
 if [ "$(nproc)" -lt 2 ]; then echo "bench/run.sh: needs 2 CPUs (server on CPU 0, client on CPU 1)" >&2; exit 2; fi
 want() { [ -z "$only" ] || [[ ",$only," == *",$1,"* ]]; }
+run_vm=0
+if [[ ",$only," == *",vm,"* ]]; then
+  run_vm=1; only=$(echo ",$only," | sed 's/,vm,/,/; s/^,//; s/,$//')
+  vm_args=(--dir "$work_parent"); [ "$record" = 1 ] || vm_args+=(--no-record)
+  [ -n "$only" ] || exec "$here/vm.sh" "${vm_args[@]}"
+fi
 
 # ---- dependencies -------------------------------------------------------------------
 # qemu-storage-daemon ships in qemu-system-common on Debian 12; taskset in util-linux.
@@ -500,3 +508,4 @@ HEAD
   } >>"$md"
   echo "bench: appended to $md" >&2
 fi
+[ "$run_vm" = 0 ] || "$here/vm.sh" "${vm_args[@]}"
