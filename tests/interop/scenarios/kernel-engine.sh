@@ -92,19 +92,6 @@ wait_ns() {
     done
 }
 
-# fio_verify DEV SIZE: random 4 KiB writes with crc32c in every block, then the verify reads.
-fio_verify() {
-    if ! run fio --name=verify --filename="$1" --ioengine=libaio --direct=1 --rw=randwrite --bs=4k \
-        --iodepth=16 --size="$2" --verify=crc32c --do_verify=1 --verify_fatal=1 --verify_state_save=0 \
-        --randrepeat=0 --group_reporting >/tmp/fio.txt 2>&1; then
-        cat /tmp/fio.txt
-        fail "fio on $1 failed"
-    fi
-    grep -q 'err= 0' /tmp/fio.txt || { cat /tmp/fio.txt; fail "fio on $1 reported errors"; }
-    grep -Eq '^ +read: IOPS=' /tmp/fio.txt || { cat /tmp/fio.txt; fail "fio on $1 did not run the verify reads"; }
-    log "fio on $1: $(grep -E '^ +write: IOPS=' /tmp/fio.txt | sed 's/^ *//; s/,.*//'), verify passed"
-}
-
 on_failure() {
     rc=$?
     if [ "$rc" -ne 0 ]; then
@@ -172,14 +159,14 @@ want=$(echo "$uuid" | tr -d '-')
 log "namespace 1 = $ns1, NGUID $id"
 
 step "fio verify=crc32c on namespace 1 (null_blk)"
-fio_verify "$ns1" "$FIO_SIZE"
+fio_verify "$ns1" ns1-4k 4k 0 "$FIO_SIZE" 16
 
 step "fio verify=crc32c on namespace 2 (file on tmpfs)"
 NSID=2
 wait_ns PRESENT 20 || fail "namespace 2 is not there"
 ns2=/dev/$(find_ns)
 [ "$(blockdev --getsize64 "$ns2")" = 67108864 ] || fail "namespace 2 is $(blockdev --getsize64 "$ns2") bytes, configured 64M"
-fio_verify "$ns2" 16M
+fio_verify "$ns2" ns2-4k 4k 0 16M 16
 
 step "CLI: namespace remove 2 while connected"
 eb namespace remove "$NQN" 2 || fail "namespace remove"

@@ -44,21 +44,6 @@ NSID=1
 [ "$(blockdev --getsize64 "$C")" = 134217728 ] || fail "c ($C) is $(blockdev --getsize64 "$C") bytes, created 128M"
 log "a = $A, b = $B, c = $C ($(blockdev --getss "$C")-byte sectors)"
 
-# fio_pass NAME DEV BS OFFSET: one randwrite + crc32c verify pass over FIO_SIZE at OFFSET.
-fio_pass() {
-    if ! run fio --name="$1" --filename="$2" --ioengine=libaio --direct=1 \
-        --rw=randwrite --bs="$3" --iodepth=16 --size="$FIO_SIZE" --offset="$4" \
-        --verify=crc32c --do_verify=1 --verify_fatal=1 --verify_state_save=0 \
-        --randrepeat=0 --group_reporting >"/tmp/$1.txt" 2>&1; then
-        cat "/tmp/$1.txt"
-        fail "fio $1 on $2 failed"
-    fi
-    grep -q 'err= 0' "/tmp/$1.txt" || { cat "/tmp/$1.txt"; fail "fio $1 reported errors"; }
-    grep -Eq '^ +read: IOPS=' "/tmp/$1.txt" || { cat "/tmp/$1.txt"; fail "fio $1 did not run the verify reads"; }
-    if grep -qi 'verify:.*bad\|crc32c: verify failed' "/tmp/$1.txt"; then cat "/tmp/$1.txt"; fail "fio $1: verify failed"; fi
-    log "fio $1 on $2: $(grep -E '^ +write: IOPS=' "/tmp/$1.txt" | sed 's/^ *//; s/,.*//'), 0 errors, verify passed"
-}
-
 step "dd /dev/urandom into c until it fails, while fio verify runs on a and b"
 kmsg_before=$(dmesg | wc -l)
 (
@@ -67,8 +52,8 @@ kmsg_before=$(dmesg | wc -l)
     echo "$rc" >/tmp/dd.rc
 ) &
 dd_pid=$!
-fio_pass a-4k "$A" 4k 0
-fio_pass b-4k "$B" 4k 0
+fio_verify "$A" a-4k 4k 0 "$FIO_SIZE" 16
+fio_verify "$B" b-4k 4k 0 "$FIO_SIZE" 16
 wait "$dd_pid" || true
 dd_rc=$(cat /tmp/dd.rc)
 cat /tmp/dd.err
@@ -85,8 +70,8 @@ grep -qiE 'critical space allocation error|I/O error|Cmd\(0x1\)' /tmp/kmsg.new |
 log "dd into c stopped after $written MiB with exit $dd_rc (write error from the target), the kernel logged it"
 
 step "fio verify on a and b still passes (64k)"
-fio_pass a-64k "$A" 64k 32M
-fio_pass b-64k "$B" 64k 32M
+fio_verify "$A" a-64k 64k 32M "$FIO_SIZE" 16
+fio_verify "$B" b-64k 64k 32M "$FIO_SIZE" 16
 [ "$(dev_sha256 "$A" 0 1)" != "$(dd if=/dev/zero bs=1M count=1 status=none | sha256)" ] || fail "a lost its data"
 
 host_action measure-full

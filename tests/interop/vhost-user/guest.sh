@@ -36,62 +36,16 @@ log "size $bytes, queues $queues, serial $serial, logical block $(cat $q/logical
 [ "$(cat $q/write_zeroes_max_bytes)" -gt 0 ] || fail "the device offers no write zeroes"
 [ "$(cat $q/write_cache)" = "write back" ] || fail "the device does not report a volatile write cache (VIRTIO_BLK_F_FLUSH)"
 
-# fio_pass NAME BS OFFSET: random writes with crc32c in every block, then read and verify.
-fio_pass() {
-    step "fio $1: randwrite bs=$2 iodepth=8 size=$FIO_SIZE offset=$3, verify crc32c"
-    if ! run fio --name="$1" --filename="$DISK" --ioengine=libaio --direct=1 \
-        --rw=randwrite --bs="$2" --iodepth=8 --size="$FIO_SIZE" --offset="$3" \
-        --verify=crc32c --do_verify=1 --verify_fatal=1 --verify_state_save=0 \
-        --randrepeat=0 --norandommap=0 --group_reporting >"/tmp/$1.txt" 2>&1; then
-        cat "/tmp/$1.txt"
-        fail "fio $1 failed"
-    fi
-    cat "/tmp/$1.txt"
-    grep -q 'err= 0' "/tmp/$1.txt" || fail "fio $1 reported errors"
-    grep -Eq '^ +write: IOPS=' "/tmp/$1.txt" || fail "fio $1 did not write"
-    grep -Eq '^ +read: IOPS=' "/tmp/$1.txt" || fail "fio $1 did not run the verify reads"
-    if grep -qi 'verify:.*bad\|crc32c: verify failed' "/tmp/$1.txt"; then fail "fio $1: verify failed"; fi
-    log "fio $1: 0 errors, verify passed"
-}
-fio_pass verify-4k 4k 0
-fio_pass verify-64k 64k 64M
-
-step "mkfs.ext4 $DISK"
-run mkfs_ext4 -F -q "$DISK" || fail "mkfs.ext4 failed"
-step "mount and write files"
-mkdir -p /mnt/t
-run mount -t ext4 "$DISK" /mnt/t || fail "mount failed"
-mkdir -p /mnt/t/dir/sub
-for n in 1 2 4 8 16; do random_file "/mnt/t/file-${n}M" "$n"; done
-i=0
-while [ $i -lt 32 ]; do
-    dd if=/dev/urandom of="/mnt/t/dir/sub/small-$i" bs=1 count=$((i * 97 + 1)) status=none
-    i=$((i + 1))
-done
-(cd /mnt/t && find . -type f | sort | xargs sha256sum) >/tmp/sums
-log "$(wc -l </tmp/sums) files, $(du -sm /mnt/t | cut -f1) MiB"
-run sync
-step "unmount, mount again, compare"
-run umount /mnt/t || fail "umount failed"
-echo 3 >/proc/sys/vm/drop_caches
-run mount -t ext4 "$DISK" /mnt/t || fail "second mount failed"
-(cd /mnt/t && sha256sum -c -s /tmp/sums) || {
-    (cd /mnt/t && sha256sum -c /tmp/sums | grep -v ': OK$') || true
-    fail "file contents changed across unmount/mount"
-}
-log "all $(wc -l </tmp/sums) files intact"
-run umount /mnt/t || fail "final umount failed"
-step "e2fsck -fn"
-run e2fsck -fn "$DISK" || fail "e2fsck -fn reported problems (exit $?)"
+fio_verify "$DISK" verify-4k 4k 0 "$FIO_SIZE"
+fio_verify "$DISK" verify-64k 64k 64M "$FIO_SIZE"
+ext4_roundtrip "$DISK"
 
 step "server restart while the guest runs (QEMU reconnects)"
 host_action restart-server
 run e2fsck -fn "$DISK" || fail "e2fsck -fn after the server restart reported problems (exit $?)"
-run mount -t ext4 "$DISK" /mnt/t || fail "mount after the server restart failed"
-(cd /mnt/t && sha256sum -c -s /tmp/sums) || fail "files changed across the server restart"
-run umount /mnt/t || fail "umount failed"
-log "after the restart: file system clean, all $(wc -l </tmp/sums) files intact"
-FIO_SIZE=8M fio_pass after-restart 4k 192M
+ext4_compare "$DISK"
+log "after the restart: file system clean, all $(wc -l </tmp/ext4.sums) files intact"
+fio_verify "$DISK" after-restart 4k 192M 8M
 
 step "server killed (SIGKILL) during fio, then restarted: QEMU reconnects, requests in flight are resubmitted"
 fio --name=crash --filename="$DISK" --ioengine=libaio --direct=1 --rw=randwrite --bs=4k --iodepth=8 \

@@ -2,7 +2,8 @@
 # Guest side of vm-run (runs as /scenario.sh in a VM started by `edgeblock vm run`; see run.sh).
 # The disk is /dev/vda (vhost-user), or the first NVMe/TCP disk /init connected (nvme-tcp).
 # MODE (from /scenario.env):
-#   full   fio --verify=crc32c at 4k and 64k; ext4 + files + e2fsck -fn; the whole disk written,
+#   full   fio --verify=crc32c at 4k and 64k (with RESTART=1 also a paced one while the host
+#          restarts the daemon); ext4 + files + e2fsck -fn; the whole disk written,
 #          then blkdiscard of all of it (DISCARD=all) or of its second half (DISCARD=half): the
 #          discarded range reads back as zeroes, the first half keeps its data
 #   short  one fio --verify=crc32c pass at 4k
@@ -30,6 +31,13 @@ case $MODE in
         ;;
     full)
         fio_verify "$DISK" verify-4k 4k 0 "$FIO_SIZE"
+        if [ "${RESTART:-0}" = 1 ]; then
+            # The host restarts the daemon when it sees this line: the disk stalls until QEMU
+            # (chardev reconnect=1) reaches the new daemon, and this fio, paced to outlast the
+            # restart, goes on and verifies what it wrote across it.
+            echo "EDGEBLOCK-VM-RESTART-WINDOW"
+            fio_verify "$DISK" across-restart 4k 16M 32M 8 --rate_iops=1000
+        fi
         fio_verify "$DISK" verify-64k 64k $((mib / 2))M "$FIO_SIZE"
         ext4_roundtrip "$DISK"
         step "write the whole disk, then discard ($DISCARD)"

@@ -8,7 +8,9 @@
 #     ext4 + e2fsck -fn, the whole disk written, then blkdiscard of all of vm1 / the second half
 #     of vm2. Afterwards (past the pool's 2 s commit) `volume show --json` reports ~0 allocated
 #     for vm1 and half the disk for vm2, `pool check` is clean, and the exports `vm run`
-#     created are gone (GET /v1/vhost is empty);
+#     created are gone (GET /v1/vhost is empty). While they run, the daemon is restarted (SIGINT,
+#     same command): QEMU reconnects (chardev reconnect=1), a paced fio verify in vm1 goes on
+#     across the restart and passes;
 #  2. one `vm run --transport nvme-tcp` on vm3: the guest's /init connects from the kernel
 #     arguments, fio verify passes, the VM's subsystem is gone afterwards;
 #  3. Ctrl-C: a VM whose guest sleeps gets SIGINT on `edgeblock vm run` (--stop-timeout 3; the
@@ -132,7 +134,7 @@ exports_gone() {
 }
 
 # 1. Two vhost-user VMs at once -------------------------------------------------------------------
-initrd vm1 MODE=full DISCARD=all
+initrd vm1 MODE=full DISCARD=all RESTART=1
 initrd vm2 MODE=full DISCARD=half
 log "booting vm1 and vm2 (vhost-user, tcg) at once"
 t=$SECONDS
@@ -140,6 +142,32 @@ vm vm1 tank/vm1
 pid1=$VM_PID
 vm vm2 tank/vm2
 pid2=$VM_PID
+
+# The daemon restarts under both VMs when vm1's guest says so (it then runs a paced fio verify):
+# QEMU reconnects to the new daemon, which serves the exports again from its config.
+for _ in $(seq 1 480); do
+    grep -aq EDGEBLOCK-VM-RESTART-WINDOW "$LOGS/vm1.console.log" 2>/dev/null && break
+    pid_alive "$pid1" || break
+    sleep 0.5
+done
+if grep -aq EDGEBLOCK-VM-RESTART-WINDOW "$LOGS/vm1.console.log" 2>/dev/null; then
+    r=$SECONDS
+    daemon_stop || check "the daemon did not stop cleanly on SIGINT for the restart (rc $?)"
+    daemon_start || verdict FAIL
+    log "daemon restarted in $((SECONDS - r))s under vm1 and vm2"
+    ok=0
+    for _ in $(seq 1 120); do
+        if api_get /v1/vhost | jq -e 'any(.[]; .backend == "volume:tank/vm1" and .state == "connected" and .requests > 0)' >/dev/null; then
+            ok=1
+            break
+        fi
+        sleep 0.5
+    done
+    ((ok)) || check "vm1's QEMU did not reconnect to the restarted daemon and send I/O within 60 s"
+    ((ok)) && log "vm1 reconnected to the restarted daemon: $(api_get /v1/vhost | jq -c '[.[] | {backend, state, connections, requests}]')"
+else
+    check "vm1's guest never reached the daemon restart"
+fi
 rc1=0 rc2=0
 wait "$pid1" || rc1=$?
 wait "$pid2" || rc2=$?
