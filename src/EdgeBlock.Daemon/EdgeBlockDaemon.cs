@@ -78,7 +78,7 @@ public sealed class EdgeBlockDaemon : IHostedService, IAsyncDisposable
         }
         if (_options.MetricsEndpoint is { } metricsEndpoint)
         {
-            _metrics = new DaemonMetrics(Target, Pools);
+            _metrics = new DaemonMetrics(Target, Pools, Management.VhostExports);
             try
             {
                 _metrics.Start(metricsEndpoint);

@@ -32,13 +32,15 @@ public sealed class DaemonMetrics : IDisposable
     private readonly Gauge _poolReserved;
     private readonly Gauge _poolFree;
     private readonly Counter _poolCapacityExceeded;
+    private readonly VhostMetrics? _vhost;
     private MetricServer? _server;
 
-    public DaemonMetrics(NvmeTarget target, PoolManager? pools = null)
+    public DaemonMetrics(NvmeTarget target, PoolManager? pools = null, Func<IReadOnlyList<Management.VhostInfo>>? vhostExports = null)
     {
         _target = target;
         _pools = pools;
         var factory = Metrics.WithCustomRegistry(_registry);
+        if (vhostExports != null) _vhost = new VhostMetrics(factory, vhostExports);
         DotNetStats.Register(_registry); // process_cpu_seconds_total, process_working_set_bytes, GC figures
         _ops = factory.CreateCounter("edgeblock_namespace_ops_total", "Completed read/write commands per namespace", "subsystem", "nsid", "op");
         _bytes = factory.CreateCounter("edgeblock_namespace_bytes_total", "Bytes read/written per namespace", "subsystem", "nsid", "op");
@@ -64,7 +66,11 @@ public sealed class DaemonMetrics : IDisposable
     /// <summary>Copies the target's counters into the metrics; called by the registry before each scrape.</summary>
     public void Refresh()
     {
-        lock (_refreshGate) RefreshTarget();
+        lock (_refreshGate)
+        {
+            RefreshTarget();
+            _vhost?.Refresh();
+        }
         foreach (var pool in _pools?.Infos() ?? [])
         {
             _poolSize.WithLabels(pool.Name).Set(pool.SizeBytes);
