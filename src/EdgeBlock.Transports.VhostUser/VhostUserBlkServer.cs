@@ -207,10 +207,12 @@ public sealed class VhostUserBlkServer : IAsyncDisposable
         {
             await Task.Run(thread.Join).ConfigureAwait(false);
         }
+        bool bound = _listenFd >= 0;
         Native.CloseQuietly(ref _listenFd);
         try
         {
-            if (IsUnixSocket(SocketPath))
+            // Only a socket this server bound: one that refused to start must not remove another back-end's.
+            if (bound && IsUnixSocket(SocketPath))
             {
                 File.Delete(SocketPath);
             }

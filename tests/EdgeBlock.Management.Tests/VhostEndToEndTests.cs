@@ -114,6 +114,16 @@ public sealed class VhostEndToEndTests
         await File.WriteAllTextAsync(plain, "keep me");
         Refused(await d.CliAsync("vhost", "add", "--socket", plain, "--backend", "memory:8M"), "not a socket");
         Assert.Equal("keep me", await File.ReadAllTextAsync(plain));
+        // A socket another back-end listens on is refused, and left to it.
+        string taken = Path.Combine(d.Directory, "taken.sock");
+        using (var other = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified))
+        {
+            other.Bind(new UnixDomainSocketEndPoint(taken));
+            other.Listen();
+            Refused(await d.CliAsync("vhost", "add", "--socket", taken, "--backend", "memory:8M"), "Another back-end");
+            using var client = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+            client.Connect(new UnixDomainSocketEndPoint(taken)); // still there, still the other's
+        }
         Ok(await d.CliAsync("vhost", "remove", socket));
         Assert.Equal(config, await File.ReadAllTextAsync(d.ConfigPath));
     }

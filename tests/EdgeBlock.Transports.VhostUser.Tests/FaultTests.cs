@@ -174,6 +174,8 @@ public sealed class FaultTests
         var second = new VhostUserBlkServer(h.SocketPath, new MemoryBlockDevice(1 << 20));
         IOException e = Assert.Throws<IOException>(second.Start);
         Assert.Contains("Another back-end", e.Message);
+        await second.DisposeAsync(); // the refused server leaves the live one's socket alone
+        using (var live = h.Connect()) Assert.NotEqual(0UL, live.GetU64(VhostUserRequest.GetFeatures));
         await h.Server.DisposeAsync();
         // The first server removed its socket; a leftover socket file (a crashed server's) is replaced.
         string stale = h.SocketPath + "2";

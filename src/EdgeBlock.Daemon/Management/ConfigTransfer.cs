@@ -79,7 +79,7 @@ public static class EdgeBlockFormat
         }
         foreach (var v in state.Vhost)
         {
-            v.Socket = Path.GetFullPath(v.Socket, dataDirectory);
+            v.Socket = VhostSocket.Resolve(v.Socket, dataDirectory);
             result.State.Vhost.Add(v);
         }
         return result;

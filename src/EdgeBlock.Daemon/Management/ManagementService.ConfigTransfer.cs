@@ -111,7 +111,7 @@ public sealed partial class ManagementService
         }
         foreach (var v in imported.State.Vhost)
         {
-            if (candidate.Vhost.Any(x => Path.GetFullPath(x.Socket, _dataDirectory) == Path.GetFullPath(v.Socket, _dataDirectory)))
+            if (candidate.Vhost.Any(x => VhostSocket.Resolve(x.Socket, _dataDirectory) == VhostSocket.Resolve(v.Socket, _dataDirectory)))
                 conflicts.Add($"vhost socket {v.Socket} is already served here; remove it first (edgeblock vhost remove {v.Socket}) or import with --replace");
             else candidate.Vhost.Add(v);
         }
@@ -248,7 +248,7 @@ public sealed partial class ManagementService
     /// <summary>vhost exports by socket: a changed one is stopped and started again (its VM reconnects).</summary>
     private void PlanVhost(DesiredState current, DesiredState candidate, List<string> changes, List<Step> adds, List<Step> removes)
     {
-        string Key(VhostSpec v) => Path.GetFullPath(v.Socket, _dataDirectory);
+        string Key(VhostSpec v) => VhostSocket.Resolve(v.Socket, _dataDirectory);
         static bool Same(VhostSpec a, VhostSpec b) => a.Backend == b.Backend && a.QueueCount == b.QueueCount && a.ReadOnly == b.ReadOnly;
         var old = current.Vhost.ToDictionary(Key, StringComparer.Ordinal);
         foreach (var v in candidate.Vhost)

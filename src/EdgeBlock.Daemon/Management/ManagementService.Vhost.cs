@@ -32,8 +32,8 @@ public sealed partial class ManagementService
 
     private VhostSpec FindVhost(DesiredState state, string? socket)
     {
-        string full = Path.GetFullPath(socket ?? "", _dataDirectory);
-        return state.Vhost.FirstOrDefault(v => Path.GetFullPath(v.Socket, _dataDirectory) == full)
+        string full = VhostSocket.Resolve(socket ?? "", _dataDirectory);
+        return state.Vhost.FirstOrDefault(v => VhostSocket.Resolve(v.Socket, _dataDirectory) == full)
                ?? throw ManagementException.NotFound($"no vhost export on {full} (see `edgeblock vhost list`)");
     }
 }

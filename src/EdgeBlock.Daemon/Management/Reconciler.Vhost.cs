@@ -34,18 +34,17 @@ public sealed partial class Reconciler
             _vhost[socket] = new VhostExport(spec, null, null, ex.Message);
             return;
         }
-        VhostUserBlkServer? server = null;
+        VhostUserBlkServer server;
         try
         {
             Directory.CreateDirectory(Path.GetDirectoryName(socket)!);
             var options = new VhostUserBlkOptions { MaxQueues = spec.QueueCount, ReadOnly = spec.ReadOnly, Serial = Serial(device) };
             server = new VhostUserBlkServer(socket, device, options, _transportLogger);
-            server.Start();
+            server.Start(); // a server that failed to start holds no fd, thread or socket file: nothing to release
         }
         catch (Exception ex) when (ex is IOException or ArgumentException or UnauthorizedAccessException)
         {
             Retire(device, TimeSpan.Zero);
-            if (server != null) _ = server.DisposeAsync().AsTask();
             throw ManagementException.Conflict($"vhost socket {socket}: {ex.Message}");
         }
         _vhost[socket] = new VhostExport(spec, server, device, null);
@@ -56,7 +55,7 @@ public sealed partial class Reconciler
     /// <summary>Stops serving a socket: the VM's connection is closed (its disk stops answering), the backend flushed and closed.</summary>
     public async Task RemoveVhostAsync(string socketPath)
     {
-        string socket = Path.GetFullPath(socketPath, _dataDirectory);
+        string socket = VhostSocket.Resolve(socketPath, _dataDirectory);
         if (!_vhost.TryRemove(socket, out var export)) throw ManagementException.NotFound($"no vhost export on {socket}");
         if (export.Server != null) await export.Server.DisposeAsync().ConfigureAwait(false);
         if (export.Device != null) Retire(export.Device, TimeSpan.Zero); // the server stopped its queues: nothing is in flight
@@ -66,7 +65,7 @@ public sealed partial class Reconciler
     /// <summary>What the API shows of an export in the desired state.</summary>
     public VhostInfo DescribeVhost(VhostSpec spec)
     {
-        string socket = Path.GetFullPath(spec.Socket, _dataDirectory);
+        string socket = VhostSocket.Resolve(spec.Socket, _dataDirectory);
         var export = _vhost.GetValueOrDefault(socket);
         var server = export?.Server;
         var device = export?.Device;

@@ -8,6 +8,9 @@ public static class VhostSocket
     /// <summary>sun_path holds 108 bytes with the terminating NUL.</summary>
     public const int MaxPathBytes = 107;
 
+    /// <summary>The absolute socket path an export is known by (its key in the desired state and the reconciler).</summary>
+    public static string Resolve(string path, string dataDirectory) => Path.GetFullPath(path, dataDirectory);
+
     public static bool TryResolve(string? path, string dataDirectory, out string full, out string why)
     {
         full = "";
@@ -17,7 +20,7 @@ public static class VhostSocket
             why = "missing (a Unix socket path for QEMU's chardev, e.g. vhost/vm1-disk0.sock under the data directory)";
             return false;
         }
-        full = Path.GetFullPath(path, dataDirectory);
+        full = Resolve(path, dataDirectory);
         if (Encoding.UTF8.GetByteCount(full) > MaxPathBytes)
         {
             why = $"'{full}' is {Encoding.UTF8.GetByteCount(full)} bytes; a Unix socket path holds at most {MaxPathBytes} (choose a shorter one)";
