@@ -18,6 +18,8 @@ set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/.." && pwd)"
+# shellcheck source=lib.sh
+. "$here/lib.sh"
 
 run_seconds=10
 record=1
@@ -25,7 +27,6 @@ only=""
 server_cpu=0
 client_cpu=1
 work_parent="${EDGEBLOCK_BENCH_DIR:-/var/tmp}"
-usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}"; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --time) run_seconds="${2%s}"; shift 2 ;;
@@ -50,24 +51,15 @@ fi
 
 # ---- dependencies -------------------------------------------------------------------
 # qemu-storage-daemon ships in qemu-system-common on Debian 12; taskset in util-linux.
-need=()
-have_cmd() { command -v "$1" >/dev/null 2>&1; }
-have_cmd fio || need+=(fio)
-have_cmd iperf3 || need+=(iperf3)
-have_cmd nbdkit || need+=(nbdkit)
-have_cmd qemu-storage-daemon || need+=(qemu-system-common)
-have_cmd qemu-img || need+=(qemu-utils)
-have_cmd taskset || need+=(util-linux)
-have_cmd jq || need+=(jq)
-have_cmd getconf || need+=(libc-bin)
-if [ ${#need[@]} -gt 0 ]; then
-  echo "bench: installing ${need[*]}" >&2
-  sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
-  $sudo_cmd apt-get update -qq >/dev/null
-  # iperf3 asks whether to start a daemon; the answer is no.
-  echo "iperf3 iperf3/start_daemon boolean false" | $sudo_cmd debconf-set-selections 2>/dev/null || true
-  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${need[@]}" >/dev/null
-fi
+require fio fio
+require iperf3 iperf3
+require nbdkit nbdkit
+require qemu-storage-daemon qemu-system-common
+require qemu-img qemu-utils
+require taskset util-linux
+require jq jq
+require getconf libc-bin
+install_required bench
 if ! have_cmd dotnet; then echo "bench/run.sh: the .NET 10 SDK (dotnet) is needed to build edgeblock" >&2; exit 2; fi
 
 clk_tck=$(getconf CLK_TCK)
@@ -498,13 +490,7 @@ HEAD
     [ -n "${verify_result:-}" ] && echo "\`edgeblock bench --verify\` (file backend, randrw 4k, 64 MiB, per-block CRC32C and full read-back): $verify_result."
     [ -n "${metadata_line:-}" ] && echo "Metadata: $metadata_line."
     echo
-    echo "<details><summary>Commands</summary>"
-    echo
-    echo '```sh'
-    printf '%s\n' "${commands[@]}"
-    echo '```'
-    echo
-    echo "</details>"
+    commands_details
   } >>"$md"
   echo "bench: appended to $md" >&2
 fi

@@ -33,6 +33,8 @@ set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/.." && pwd)"
+# shellcheck source=lib.sh
+. "$here/lib.sh"
 
 run_seconds=20
 record=1
@@ -44,7 +46,6 @@ eb_build_given=""
 warmup=5
 work_parent="${EDGEBLOCK_BENCH_DIR:-/var/tmp}"
 qemu=${EDGEBLOCK_QEMU:-qemu-system-x86_64}
-usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}"; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --time) run_seconds="${2%s}"; shift 2 ;;
@@ -70,19 +71,12 @@ want() { [[ ",$only," == *",$1,"* ]]; }
 T=$run_seconds
 
 # ---- dependencies ------------------------------------------------------------------------------
-need=()
-have_cmd() { command -v "$1" >/dev/null 2>&1; }
-have_cmd "$qemu" || need+=(qemu-system-x86)
-have_cmd cpio || need+=(cpio)
-have_cmd fio || need+=(fio)
-have_cmd jq || need+=(jq)
-have_cmd getconf || need+=(libc-bin)
-if [ ${#need[@]} -gt 0 ]; then
-  echo "bench/vm: installing ${need[*]}" >&2
-  sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
-  $sudo_cmd apt-get update -qq >/dev/null
-  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-fi
+require "$qemu" qemu-system-x86
+require cpio cpio
+require fio fio
+require jq jq
+require getconf libc-bin
+install_required bench/vm --no-install-recommends
 clk_tck=$(getconf CLK_TCK)
 ncpu=$(nproc)
 
@@ -446,13 +440,7 @@ if [ "$record" = 1 ]; then
     ratios
     echo
     for f in "${failures[@]}"; do echo "**FAILED: $f**"; echo; done
-    echo "<details><summary>Commands</summary>"
-    echo
-    echo '```sh'
-    printf '%s\n' "${commands[@]}"
-    echo '```'
-    echo
-    echo "</details>"
+    commands_details
   } >>"$md"
   echo "bench/vm: appended to $md" >&2
 fi

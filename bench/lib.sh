@@ -1,0 +1,33 @@
+# bench/lib.sh — what bench/run.sh and bench/vm.sh share (sourced, not run).
+
+# usage: the running script's header comment (from its second line to the first line that is not a comment).
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
+
+have_cmd() { command -v "$1" >/dev/null 2>&1; }
+
+# require COMMAND PACKAGE: PACKAGE is installed by install_required when COMMAND is missing.
+required=()
+require() { have_cmd "$1" || required+=("$2"); }
+
+# install_required NAME [APT-INSTALL-OPTION...]: apt-get install what require collected, as root or with sudo.
+install_required() {
+  [ ${#required[@]} -gt 0 ] || return 0
+  local sudo_cmd=""
+  echo "$1: installing ${required[*]}" >&2
+  [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq >/dev/null
+  # iperf3 asks whether to start a daemon; the answer is no.
+  echo "iperf3 iperf3/start_daemon boolean false" | $sudo_cmd debconf-set-selections 2>/dev/null || true
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${@:2}" "${required[@]}" >/dev/null
+}
+
+# commands_details: the commands a run recorded (array `commands`) as a collapsed block for BENCHMARKS.md.
+commands_details() {
+  echo "<details><summary>Commands</summary>"
+  echo
+  echo '```sh'
+  printf '%s\n' "${commands[@]}"
+  echo '```'
+  echo
+  echo "</details>"
+}
