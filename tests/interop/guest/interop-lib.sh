@@ -193,6 +193,17 @@ find_ns() {
     return 1
 }
 
+# wait_ns PRESENT|ABSENT SECONDS: namespace $NSID of $NQN appears / disappears on the host.
+wait_ns() {
+    i=0
+    while :; do
+        if ns=$(find_ns) && [ -b "/dev/$ns" ]; then [ "$1" = PRESENT ] && return 0; else [ "$1" = ABSENT ] && return 0; fi
+        [ $i -lt $(($2 * 10)) ] || return 1
+        sleep 0.1
+        i=$((i + 1))
+    done
+}
+
 # ctrl_state: the state of $CTRL (live, connecting, resetting, deleting...).
 ctrl_state() { cat "/sys/class/nvme/$CTRL/state" 2>/dev/null || echo gone; }
 

@@ -30,17 +30,6 @@ run blockdev --flushbufs "$NS"
 run nvme flush "$NS" || fail "nvme flush failed"
 log "4 MiB written and flushed: sha256 $want"
 
-# wait_ns PRESENT|ABSENT SECONDS: namespace $NSID of $NQN appears / disappears.
-wait_ns() {
-    i=0
-    while :; do
-        if ns=$(find_ns) && [ -b "/dev/$ns" ]; then [ "$1" = PRESENT ] && return 0; else [ "$1" = ABSENT ] && return 0; fi
-        [ $i -lt $(($2 * 10)) ] || return 1
-        sleep 0.1
-        i=$((i + 1))
-    done
-}
-
 step "host: edgeblock namespace add --nsid 2 while connected"
 host_action add-ns2
 NSID=2

@@ -81,17 +81,6 @@ expect_attr() {
     [ "$got" = "$2" ] || fail "$1 is '$got', expected '$2'"
 }
 
-# wait_ns PRESENT|ABSENT SECONDS: namespace $NSID of $NQN appears / disappears on the host.
-wait_ns() {
-    i=0
-    while :; do
-        if ns=$(find_ns) && [ -b "/dev/$ns" ]; then [ "$1" = PRESENT ] && return 0; else [ "$1" = ABSENT ] && return 0; fi
-        [ $i -lt $(($2 * 10)) ] || return 1
-        sleep 0.1
-        i=$((i + 1))
-    done
-}
-
 on_failure() {
     rc=$?
     if [ "$rc" -ne 0 ]; then
