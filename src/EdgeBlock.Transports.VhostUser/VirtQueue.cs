@@ -307,6 +307,17 @@ internal sealed unsafe class VirtQueue : IDisposable
         _trackCounter = maxCounter + 1;
         _ctx.Logger.LogDebug("vhost-user-blk queue {Queue}: in-flight area: used index {Used}, base {Base}, available index {Avail}, {Count} in flight",
             Index, _usedIdx, LastAvail, Volatile.Read(ref *(ushort*)(_avail + 2)), found.Count);
+        // Every request taken off the ring is either used or marked here, so the ring continues after
+        // both. The base the front-end sent cannot say that: when it lost the previous back-end without
+        // GET_VRING_BASE, QEMU sends the used index it saw then, and that back-end may have completed
+        // more while stopping; starting there would run those requests (writes included) a second time.
+        ushort next = (ushort)(_usedIdx + found.Count);
+        if (next != LastAvail)
+        {
+            _ctx.Logger.LogInformation("vhost-user-blk queue {Queue}: continuing the ring at {Next} (used index {Used} + {Count} in flight), not at the front-end's base {Base}",
+                Index, next, _usedIdx, found.Count, LastAvail);
+            LastAvail = next;
+        }
         if (found.Count == 0)
         {
             return;
@@ -317,7 +328,6 @@ internal sealed unsafe class VirtQueue : IDisposable
             _resubmit[_resubmitCount++] = head;
         }
         Resubmitted = _resubmitCount;
-        LastAvail = (ushort)(_usedIdx + _resubmitCount);
         _ctx.Logger.LogWarning("vhost-user-blk queue {Queue}: resubmitting {Count} requests left in flight by the previous back-end", Index, _resubmitCount);
     }
 

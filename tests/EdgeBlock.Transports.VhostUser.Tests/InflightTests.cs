@@ -125,6 +125,49 @@ public sealed class InflightTests
             Native.Close(fd);
         }
     }
+
+    [Fact]
+    public async Task A_stale_base_does_not_run_completed_requests_again()
+    {
+        await using var h = new Harness();
+        int fd = Poke.Memfd();
+        long region = InflightTracking.QueueRegionSize(RawVhostClient.QueueSize);
+        ulong size = (ulong)(2 * region);
+        Assert.Equal(0, Native.Ftruncate(fd, (long)size));
+        nint area = Native.Mmap(0, (nuint)size, Native.PROT_READ | Native.PROT_WRITE, Native.MAP_SHARED, fd, 0);
+        try
+        {
+            using var c = new RawVhostClient(h.SocketPath);
+            // A back-end stopped gracefully after QEMU had lost it: it completed all four requests it had
+            // taken (used index 4, nothing marked in flight), but QEMU saw the used index at 2 when the
+            // connection dropped, and that is the base it sends the next back-end.
+            InflightTracking.Initialize((nint)area, RawVhostClient.QueueSize);
+            nint used = c.HostAddress(RawVhostClient.UsedGpa(0));
+            for (int i = 0; i < 4; i++)
+            {
+                c.Publish(0, (ushort)(30 + i));
+                Poke.U32(used + 4 + 8 * i, (uint)(30 + i));
+            }
+            Poke.U16(used + 2, 4);
+            Poke.U16(area + InflightTracking.UsedIdxOffset, 4);
+            c.InflightFd = fd;
+            c.InflightSize = size;
+            c.VringBase = 2;
+            c.Negotiate();
+            // Heads 32 and 33 are not run again (their descriptors are gone: a re-run would complete them
+            // with an error and move the used index); a new request is served exactly once.
+            Thread.Sleep(100);
+            Assert.Equal(4, c.UsedIdx(0));
+            c.Q(0).NextDesc = 40;
+            Assert.Equal(Virtio.BlkSOk, Blk.Write(c, 0, 800, RawVhostClient.DataGpa(0), 4096).Item1);
+            Assert.Equal(5, c.UsedIdx(0));
+        }
+        finally
+        {
+            Native.Munmap(area, (nuint)size);
+            Native.Close(fd);
+        }
+    }
 }
 
 /// <summary>Raw memory access for the tests that play a crashed back-end.</summary>

@@ -264,6 +264,9 @@ internal sealed unsafe class RawVhostClient : IDisposable
     public int InflightFd = -1;
     public ulong InflightSize;
 
+    /// <summary>The base SET_VRING_BASE sends when the ring is kept (default: the used index now).</summary>
+    public ushort? VringBase;
+
     public void Negotiate(bool indirect = true, bool eventIdx = false)
     {
         ulong features = GetU64(VhostUserRequest.GetFeatures);
@@ -305,8 +308,8 @@ internal sealed unsafe class RawVhostClient : IDisposable
             q.NextDesc = 0;
         }
         Assert.Equal(0UL, WithAck(VhostUserRequest.SetVringNum, State((uint)i, QueueSize)));
-        // Like QEMU after a back-end crash: the base is the used index.
-        Assert.Equal(0UL, WithAck(VhostUserRequest.SetVringBase, State((uint)i, keepRing ? UsedIdx(i) : 0u)));
+        // Like QEMU after a back-end crash: the base is the used index (as QEMU last saw it: VringBase).
+        Assert.Equal(0UL, WithAck(VhostUserRequest.SetVringBase, State((uint)i, keepRing ? VringBase ?? UsedIdx(i) : 0u)));
         byte[] addr = new byte[40];
         BinaryPrimitives.WriteUInt32LittleEndian(addr, (uint)i);
         BinaryPrimitives.WriteUInt64LittleEndian(addr.AsSpan(8), UserBase + DescGpa(i));
