@@ -45,6 +45,7 @@ internal sealed unsafe class VirtQueue : IDisposable
     private nint _desc, _avail, _used;
     private ushort _usedIdx;
     private ushort _notifiedIdx; // used index when we last decided whether to signal (EVENT_IDX's "old")
+    private bool _notifiedValid; // false after a start: the guest's used_event may predate this back-end
     private BlkRequest[] _slots = [];
     private Thread? _worker;
     private int _wakeFd = -1;
@@ -117,7 +118,30 @@ internal sealed unsafe class VirtQueue : IDisposable
     }
 
     /// <summary>Replaces the call eventfd (QEMU swaps it when it masks interrupts); closes the old one.</summary>
-    public void SetCallFd(int fd) => SwapUnderUsedLock(ref _callFd, fd);
+    public void SetCallFd(int fd)
+    {
+        SwapUnderUsedLock(ref _callFd, fd);
+        if (_worker is not null)
+        {
+            SignalGuest();
+        }
+    }
+
+    /// <summary>
+    /// One interrupt whatever EVENT_IDX says: used entries may have been published while nobody listened
+    /// (a previous back-end completing requests while it stopped, after QEMU had stopped watching its
+    /// call fd), and a guest waiting for them would wait forever. A spurious one costs the guest a look.
+    /// </summary>
+    private void SignalGuest()
+    {
+        lock (_usedLock)
+        {
+            if (_callFd >= 0 && _usedIdx != 0) // a ring nothing was ever used on has nothing to see
+            {
+                Native.Signal(_callFd);
+            }
+        }
+    }
 
     public void SetErrFd(int fd) => SwapUnderUsedLock(ref ErrFd, fd);
 
@@ -195,6 +219,7 @@ internal sealed unsafe class VirtQueue : IDisposable
         _used = used;
         _usedIdx = Volatile.Read(ref *(ushort*)(used + 2));
         _notifiedIdx = _usedIdx;
+        _notifiedValid = false;
         RecoverInflight();
         _broken = false;
         BrokenReason = null;
@@ -202,10 +227,10 @@ internal sealed unsafe class VirtQueue : IDisposable
         _wakeFd = wake;
         _worker = new Thread(Run) { IsBackground = true, Name = $"vhost-blk q{Index}" };
         _worker.Start();
-        if (_resubmitCount > 0)
-        {
-            Native.Signal(_wakeFd); // nobody will kick for requests the guest already submitted
-        }
+        // Look at the ring once without waiting for a kick: requests left in flight, and ones the guest
+        // made available while no back-end was connected (their kick went nowhere), would wait forever.
+        Native.Signal(_wakeFd);
+        SignalGuest();
         error = null;
         return true;
     }
@@ -995,6 +1020,11 @@ internal sealed unsafe class VirtQueue : IDisposable
         ushort current = _usedIdx;
         ushort old = _notifiedIdx;
         _notifiedIdx = current;
+        if (!_notifiedValid)
+        {
+            _notifiedValid = true; // "old" is where this back-end started, not what the guest was told
+            return true;
+        }
         return (ushort)(current - usedEvent - 1) < (ushort)(current - old);
     }
 

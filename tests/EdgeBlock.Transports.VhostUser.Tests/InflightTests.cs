@@ -168,6 +168,52 @@ public sealed class InflightTests
             Native.Close(fd);
         }
     }
+
+    [Fact]
+    public async Task A_new_back_end_serves_waiting_requests_without_a_kick_and_interrupts_for_used_ones()
+    {
+        await using var h = new Harness();
+        int fd = Poke.Memfd();
+        long region = InflightTracking.QueueRegionSize(RawVhostClient.QueueSize);
+        ulong size = (ulong)(2 * region);
+        Assert.Equal(0, Native.Ftruncate(fd, (long)size));
+        nint area = Native.Mmap(0, (nuint)size, Native.PROT_READ | Native.PROT_WRITE, Native.MAP_SHARED, fd, 0);
+        try
+        {
+            using var c = new RawVhostClient(h.SocketPath);
+            // The previous back-end completed everything it took (used index 2) while QEMU no longer
+            // listened to its call fd, and the guest queued a write and kicked while no back-end was there.
+            // The next back-end gets no kick for it, and must interrupt the guest for what is used.
+            InflightTracking.Initialize((nint)area, RawVhostClient.QueueSize);
+            nint used = c.HostAddress(RawVhostClient.UsedGpa(0));
+            for (int i = 0; i < 2; i++)
+            {
+                c.Publish(0, (ushort)(30 + i));
+                Poke.U32(used + 4 + 8 * i, (uint)(30 + i));
+            }
+            Poke.U16(used + 2, 2);
+            Poke.U16(area + InflightTracking.UsedIdxOffset, 2);
+            ulong data = RawVhostClient.DataGpa(0);
+            Blk.Fill(c, data, 4096, seed: 5);
+            c.WriteDesc(RawVhostClient.DescGpa(0), 40, Blk.Header(c, 0, 0, Virtio.BlkTOut, 64), 16, Virtio.DescFNext, 41);
+            c.WriteDesc(RawVhostClient.DescGpa(0), 41, data, 4096, Virtio.DescFNext, 42);
+            c.WriteDesc(RawVhostClient.DescGpa(0), 42, Blk.Status(c, 0, 0), 1, Virtio.DescFWrite, 0);
+            c.Publish(0, (ushort)40);
+            c.SetUsedEvent(0, 0); // EVENT_IDX: the guest still waits for the first entry to be used
+            c.InflightFd = fd;
+            c.InflightSize = size;
+            c.Negotiate(eventIdx: true);
+            Assert.True(c.CallSignalled(0, 2000), "no interrupt for the entries the previous back-end published");
+            Assert.True(c.WaitUsed(0, 3), $"used index {c.UsedIdx(0)}: the waiting request was not served");
+            Assert.Equal(40u, c.UsedElement(0, 2).Id);
+            Assert.Equal(Virtio.BlkSOk, Blk.StatusOf(c, 0, 0));
+        }
+        finally
+        {
+            Native.Munmap(area, (nuint)size);
+            Native.Close(fd);
+        }
+    }
 }
 
 /// <summary>Raw memory access for the tests that play a crashed back-end.</summary>
