@@ -25,6 +25,57 @@ public sealed class Namespace
 
     /// <summary>I/O counters for the SMART log (Interlocked: shared by all queues, touched once per command).</summary>
     public NamespaceCounters Counters { get; } = new();
+
+    // Commands inside the device right now, and whether the namespace is closing. A command enters
+    // with TryEnter (count first, then check the flag) and DrainAsync sets the flag before it reads
+    // the count, so once DrainAsync saw zero no command can reach the device again.
+    private long _inFlight;
+    private int _closing;
+    private TaskCompletionSource? _drained;
+
+    /// <summary>Commands currently executing on the device.</summary>
+    public long InFlight => Interlocked.Read(ref _inFlight);
+
+    /// <summary>True once <see cref="DrainAsync"/> was called: commands no longer reach the device.</summary>
+    public bool IsClosing => Volatile.Read(ref _closing) != 0;
+
+    /// <summary>Admits one command to the device; false once the namespace is closing (fail the command instead).</summary>
+    internal bool TryEnter()
+    {
+        Interlocked.Increment(ref _inFlight);
+        if (Volatile.Read(ref _closing) == 0) return true;
+        Exit();
+        return false;
+    }
+
+    /// <summary>A command admitted by <see cref="TryEnter"/> is done with the device.</summary>
+    internal void Exit()
+    {
+        if (Interlocked.Decrement(ref _inFlight) == 0 && Volatile.Read(ref _closing) != 0)
+            Volatile.Read(ref _drained)?.TrySetResult();
+    }
+
+    /// <summary>
+    /// Stops admitting commands and waits until those on the device finished, at most
+    /// <paramref name="maxWait"/>. Returns how many were still in flight (0: drained; the device
+    /// can be closed). Call after the namespace left its subsystem, so no new command finds it.
+    /// </summary>
+    public async Task<long> DrainAsync(TimeSpan maxWait, CancellationToken cancellationToken = default)
+    {
+        var drained = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        Interlocked.CompareExchange(ref _drained, drained, null);
+        drained = _drained!;
+        Interlocked.Exchange(ref _closing, 1);
+        if (InFlight == 0) return 0;
+        try
+        {
+            await drained.Task.WaitAsync(maxWait, cancellationToken).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+        }
+        return InFlight;
+    }
 }
 
 public sealed class NamespaceCounters
