@@ -8,14 +8,14 @@ namespace EdgeBlock.Daemon;
 
 /// <summary>
 /// The composition root: reads the desired state (or writes the default one on first start),
-/// has the reconciler build subsystems, namespaces and NVMe/TCP listeners from it, and serves
+/// has the engine (EdgeBlock's own target, or the kernel's with --engine kernel) serve it, and serves
 /// changes through <see cref="Management"/>; on stop it closes queues and flushes every device.
 /// </summary>
 public sealed class EdgeBlockDaemon : IHostedService, IAsyncDisposable
 {
     private readonly DaemonOptions _options;
     private readonly ILogger _logger;
-    private readonly Reconciler _reconciler;
+    private readonly ITargetEngine _engine;
     private DaemonMetrics? _metrics;
     private int _stopped;
 
@@ -25,11 +25,11 @@ public sealed class EdgeBlockDaemon : IHostedService, IAsyncDisposable
         _logger = loggers.CreateLogger("edgeblock");
         Target = new NvmeTarget(loggers.CreateLogger("edgeblock.target"));
         Pools = new PoolManager(options.DataDirectory, loggers.CreateLogger("edgeblock.pools"));
-        var kernel = options.Engine == KernelEngine.TargetEngine.Kernel // --engine kernel: configfs instead of our listeners
-            ? new KernelEngine.KernelTarget(options.KernelConfigfsRoot, options.DataDirectory, loggers.CreateLogger("edgeblock.kernel"))
-            : null;
-        _reconciler = new Reconciler(Target, options.DataDirectory, _logger, loggers.CreateLogger("edgeblock.tcp"), Pools, kernel);
-        Management = new ManagementService(Target, _reconciler, new ConfigStore(options.EffectiveConfigPath), options.DataDirectory, _logger)
+        if (options.Engine == KernelEngine.TargetEngine.Kernel) // --engine kernel: configfs instead of our listeners
+            _engine = KernelTarget = new KernelEngine.KernelTarget(options.KernelConfigfsRoot, options.DataDirectory, loggers.CreateLogger("edgeblock.kernel"));
+        else
+            _engine = new EdgeBlockEngine(Target, options.DataDirectory, _logger, loggers.CreateLogger("edgeblock.tcp"), Pools);
+        Management = new ManagementService(Target, _engine, new ConfigStore(options.EffectiveConfigPath), options.DataDirectory, _logger, Pools)
         {
             ApiSocket = options.ApiSocketPath,
         };
@@ -40,11 +40,11 @@ public sealed class EdgeBlockDaemon : IHostedService, IAsyncDisposable
     /// <summary>The pools under &lt;data dir&gt;/pools (opened at start, before namespaces; closed after them).</summary>
     public PoolManager Pools { get; }
     /// <summary>The kernel engine when running with --engine kernel; null otherwise.</summary>
-    public KernelEngine.KernelTarget? KernelTarget => _reconciler.Kernel;
+    public KernelEngine.KernelTarget? KernelTarget { get; }
 
     /// <summary>The first listener's bound endpoint (with the real port when 0 was asked for).</summary>
     public System.Net.IPEndPoint? ListenEndPoint =>
-        Management.Desired.Listeners.Select(l => _reconciler.FindListener(l.Address)?.LocalEndPoint).FirstOrDefault(ep => ep != null);
+        Management.Desired.Listeners.Select(l => _engine.Listener(l.Address)?.Bound).FirstOrDefault(ep => ep != null);
 
     public async Task StartAsync(CancellationToken cancellationToken)
     {
@@ -85,7 +85,7 @@ public sealed class EdgeBlockDaemon : IHostedService, IAsyncDisposable
             }
             catch
             {
-                await _reconciler.ClearAsync().ConfigureAwait(false);
+                await _engine.ClearAsync().ConfigureAwait(false);
                 await Pools.DisposeAsync().ConfigureAwait(false);
                 throw;
             }
@@ -169,7 +169,7 @@ public sealed class EdgeBlockDaemon : IHostedService, IAsyncDisposable
     {
         if (Interlocked.Exchange(ref _stopped, 1) == 1) return;
         _logger.LogInformation("shutting down: closing queues and flushing devices");
-        await _reconciler.ClearAsync().ConfigureAwait(false);
+        await _engine.ClearAsync().ConfigureAwait(false);
         await Pools.DisposeAsync().ConfigureAwait(false); // after the namespaces: each pool commits last
     }
 
@@ -177,7 +177,7 @@ public sealed class EdgeBlockDaemon : IHostedService, IAsyncDisposable
     {
         _metrics?.Dispose();
         _metrics = null;
-        await _reconciler.DisposeAsync().ConfigureAwait(false);
+        await _engine.DisposeAsync().ConfigureAwait(false);
         await Pools.DisposeAsync().ConfigureAwait(false);
     }
 }

@@ -23,7 +23,7 @@ namespace EdgeBlock.Daemon.KernelEngine;
 /// while it is 1; rmdir of a subsystem or port fails while it has namespaces or links, so
 /// those go first; rmdir, never a recursive delete.
 /// </remarks>
-public sealed class KernelTarget
+public sealed class KernelTarget : ITargetEngine
 {
     public const string DefaultRoot = "/sys/kernel/config/nvmet";
     public const string HowToEnable = "modprobe nvmet nvmet-tcp; mount -t configfs none /sys/kernel/config";
@@ -90,7 +90,7 @@ public sealed class KernelTarget
         }
         foreach (var l in desired.Listeners)
         {
-            string address = Reconciler.Normalize(l.Address);
+            string address = ConfigValidator.NormalizeAddress(l.Address);
             if (_owned.FindPort(address) is { } owned && _fs.DirectoryExists(PortDir(owned.Id))) continue;
             var (_, traddr, trsvcid) = Address(address);
             foreach (string id in _fs.List(Ports))
@@ -149,7 +149,7 @@ public sealed class KernelTarget
 
     private void RemoveUndesired(DesiredState desired)
     {
-        var wantedAddresses = desired.Listeners.Select(l => Reconciler.Normalize(l.Address)).ToHashSet(StringComparer.Ordinal);
+        var wantedAddresses = desired.Listeners.Select(l => ConfigValidator.NormalizeAddress(l.Address)).ToHashSet(StringComparer.Ordinal);
         var wantedSubsystems = desired.Subsystems.ToDictionary(s => s.Nqn, StringComparer.Ordinal);
         var ownedPortIds = _owned.Ports.ToDictionary(p => p.Id.ToString(System.Globalization.CultureInfo.InvariantCulture), StringComparer.Ordinal);
 
@@ -263,7 +263,7 @@ public sealed class KernelTarget
         // 3. Ports last: address first, then the links (the first one binds the socket).
         foreach (var l in desired.Listeners)
         {
-            string address = Reconciler.Normalize(l.Address);
+            string address = ConfigValidator.NormalizeAddress(l.Address);
             var port = _owned.FindPort(address);
             if (port == null || !_fs.DirectoryExists(PortDir(port.Id)))
             {
@@ -411,85 +411,58 @@ public sealed class KernelTarget
     private void Symlink(string target, string link) => _fs.Link(target, link);
     private void Unlink(string link) => _fs.Unlink(link);
 
-    // ---- the reconciler's steps, each applied as a whole-state reconcile -------------------------
+    // ---- the engine interface: every diff is applied as a whole-state reconcile -------------------
 
-    /// <summary>Applies one change to the last applied state; on failure re-applies that state (best effort) and rethrows.</summary>
-    public void Change(Action<DesiredState> edit)
+    /// <summary>Applies the whole state; vhost exports are logged as not served (vhost-user needs EdgeBlock's own engine).</summary>
+    public Task StartAsync(DesiredState state)
     {
-        var next = _applied.Clone();
-        edit(next);
-        var before = _applied;
+        Apply(state);
+        foreach (var v in state.Vhost)
+            _logger.LogError("vhost export {Socket} not served: vhost-user needs EdgeBlock's own engine (this daemon runs --engine kernel)", v.Socket);
+        return Task.CompletedTask;
+    }
+
+    /// <summary>
+    /// Reconciles configfs to the diff's target state; on a refusal re-applies the state before it (best effort)
+    /// and throws. A vhost export is refused before anything changes; removing one (never served here) changes nothing.
+    /// </summary>
+    public Task ApplyAsync(StateDiff diff)
+    {
+        if (diff.Changes.Any(c => c is VhostAdded))
+            throw new EngineChangeException(ManagementException.Invalid("vhost-user exports are served by EdgeBlock's own engine; this daemon runs --engine kernel"), []);
+        if (diff.Changes.All(c => c is VhostRemoved)) return Task.CompletedTask;
         try
         {
-            Apply(next);
+            Apply(diff.To);
         }
-        catch (ManagementException)
+        catch (ManagementException ex)
         {
+            var failures = new List<string>();
             try
             {
-                Apply(before);
+                Apply(diff.From);
             }
             catch (ManagementException undo)
             {
                 _logger.LogError("kernel target: undoing a refused change failed too: {Message}", undo.Message);
+                failures.Add(undo.Message);
             }
-            throw;
+            throw new EngineChangeException(ex, failures);
         }
+        return Task.CompletedTask;
     }
 
-    public void AddListener(string address) => Change(s =>
-    {
-        string key = Reconciler.Normalize(address);
-        if (s.Listeners.Any(l => Reconciler.Normalize(l.Address) == key)) throw ManagementException.Conflict($"listener {key} already exists");
-        s.Listeners.Add(new ListenerSpec { Address = key });
-    });
+    /// <summary>Nothing: the kernel target keeps serving when the daemon stops.</summary>
+    public Task ClearAsync() => Task.CompletedTask;
 
-    public void RemoveListener(string address) => Change(s =>
-    {
-        string key = Reconciler.Normalize(address);
-        if (s.Listeners.RemoveAll(l => Reconciler.Normalize(l.Address) == key) == 0) throw ManagementException.NotFound($"no listener {key}");
-    });
+    public ValueTask DisposeAsync() => ValueTask.CompletedTask;
 
-    public void AddSubsystem(SubsystemSpec spec) => Change(s =>
-    {
-        if (s.FindSubsystem(spec.Nqn) != null) throw ManagementException.Conflict($"subsystem {spec.Nqn} already exists");
-        s.Subsystems.Add(Copy(spec));
-    });
+    /// <summary>None in this process: nvmet's ports listen in the kernel.</summary>
+    public int ListenerCount => 0;
 
-    public void RemoveSubsystem(string nqn) => Change(s =>
-    {
-        if (s.Subsystems.RemoveAll(x => x.Nqn == nqn) == 0) throw ManagementException.NotFound($"no subsystem {nqn}");
-    });
+    public ListenerState? Listener(string address) => null;
 
-    public void SetAllowAnyHost(string nqn, bool allowAny) => Change(s => Find(s, nqn).AllowAnyHost = allowAny);
-
-    public void AddHost(string nqn, string hostNqn) => Change(s =>
-    {
-        var spec = Find(s, nqn);
-        if (!spec.Hosts.Contains(hostNqn)) spec.Hosts.Add(hostNqn);
-    });
-
-    public void RemoveHost(string nqn, string hostNqn) => Change(s => Find(s, nqn).Hosts.Remove(hostNqn));
-
-    public void AddNamespace(string nqn, NamespaceSpec ns) => Change(s =>
-    {
-        var spec = Find(s, nqn);
-        if (spec.Namespaces.Any(n => n.Nsid == ns.Nsid)) throw ManagementException.Conflict($"subsystem {nqn} already has namespace {ns.Nsid}");
-        spec.Namespaces.Add(new NamespaceSpec { Nsid = ns.Nsid, Backend = ns.Backend, Uuid = ns.Uuid });
-    });
-
-    public void RemoveNamespace(string nqn, uint nsid) => Change(s =>
-    {
-        if (Find(s, nqn).Namespaces.RemoveAll(n => n.Nsid == nsid) == 0) throw ManagementException.NotFound($"subsystem {nqn} has no namespace {nsid}");
-    });
-
-    private static SubsystemSpec Find(DesiredState s, string nqn) => s.FindSubsystem(nqn) ?? throw ManagementException.NotFound($"no subsystem {nqn}");
-
-    private static SubsystemSpec Copy(SubsystemSpec spec) => new()
-    {
-        Nqn = spec.Nqn,
-        AllowAnyHost = spec.AllowAnyHost,
-        Hosts = spec.Hosts.ToList(),
-        Namespaces = spec.Namespaces.Select(n => new NamespaceSpec { Nsid = n.Nsid, Backend = n.Backend, Uuid = n.Uuid }).ToList(),
-    };
+    public VhostInfo DescribeVhost(VhostSpec spec) =>
+        new(VhostSocket.Resolve(spec.Socket, _dataDirectory), spec.Backend, spec.QueueCount, spec.ReadOnly, 0, 0, "unavailable", 0,
+            "not served under --engine kernel", 0, 0, 0, 0);
 }

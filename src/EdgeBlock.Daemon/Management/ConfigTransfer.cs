@@ -70,7 +70,7 @@ public static class EdgeBlockFormat
         result.Errors.AddRange(ConfigValidator.Validate(state, dataDirectory));
         if (result.Errors.Count > 0) return result;
         for (int i = 0; i < state.Listeners.Count; i++)
-            result.Add(new ListenerSpec { Address = Reconciler.Normalize(state.Listeners[i].Address) }, $"listeners[{i}].address");
+            result.Add(new ListenerSpec { Address = ConfigValidator.NormalizeAddress(state.Listeners[i].Address) }, $"listeners[{i}].address");
         for (int i = 0; i < state.Subsystems.Count; i++)
         {
             var s = state.Subsystems[i];

@@ -86,6 +86,11 @@ public static class ConfigValidator
         }
     }
 
+    /// <summary>A listener address in its one spelling ("ADDRESS:PORT" as <see cref="IPEndPoint"/> prints it); refuses one that is not.</summary>
+    public static string NormalizeAddress(string address) =>
+        TryParseEndPoint(address, out var ep, out string why) ? ep.ToString()
+            : throw ManagementException.Invalid($"listener address '{address}' {why}");
+
     public static bool TryParseEndPoint(string? text, out IPEndPoint endPoint, out string why)
     {
         why = "";

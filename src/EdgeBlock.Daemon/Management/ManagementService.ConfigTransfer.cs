@@ -10,8 +10,6 @@ namespace EdgeBlock.Daemon.Management;
 /// </summary>
 public sealed partial class ManagementService
 {
-    private sealed record Step(Func<Task> Apply, Func<Task>? Undo);
-
     public ConfigExportResult Export(string? format, bool strict)
     {
         var state = _desired.Clone();
@@ -60,18 +58,19 @@ public sealed partial class ManagementService
             if (invalid.Count > 0)
                 throw ManagementException.Invalid($"import refused, nothing changed: the configuration after it would be invalid: {string.Join("; ", invalid)}");
 
-            var (changes, steps) = Plan(current, candidate);
-            if (request.DryRun || steps.Count == 0)
+            var diff = StateDiff.Between(current, candidate, _dataDirectory);
+            var changes = diff.Lines;
+            if (request.DryRun || diff.IsEmpty)
                 return new ConfigImportResult(format, Applied: false, changes, imported.Warnings);
 
-            await RunAsync(steps).ConfigureAwait(false);
+            await RunAsync(diff).ConfigureAwait(false);
             try
             {
                 _store.Save(candidate);
             }
             catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
             {
-                var failures = await UndoAsync(steps).ConfigureAwait(false);
+                var failures = await UndoAsync(diff).ConfigureAwait(false);
                 _logger.LogError(ex, "cannot write {Path}", _store.Path);
                 throw new ManagementException(500, "cannot save the configuration",
                     $"the import was {(failures.Count == 0 ? "undone" : "partly undone (" + string.Join("; ", failures) + ")")}: writing {_store.Path} failed: {ex.Message}");
@@ -90,7 +89,7 @@ public sealed partial class ManagementService
     private DesiredState Merged(DesiredState current, ImportedConfig imported, List<string> conflicts)
     {
         var candidate = current.Clone();
-        var listeners = candidate.Listeners.Select(l => Reconciler.Normalize(l.Address)).ToHashSet(StringComparer.Ordinal);
+        var listeners = candidate.Listeners.Select(l => ConfigValidator.NormalizeAddress(l.Address)).ToHashSet(StringComparer.Ordinal);
         foreach (var l in imported.State.Listeners)
             if (listeners.Add(l.Address)) candidate.Listeners.Add(l);
         var used = FileUsers(current);
@@ -153,176 +152,37 @@ public sealed partial class ManagementService
         return users;
     }
 
-    private string? FullFilePath(string backend) =>
-        BackendSpec.TryParse(backend, out var spec, out _) && spec.Kind == BackendKind.File ? spec.FullPath(_dataDirectory) : null;
+    private string? FullFilePath(string backend) => StateDiff.FullFilePath(backend, _dataDirectory);
 
-    /// <summary>Same NSID, UUID and device: the running namespace can stay (a file's size option or relative spelling may differ).</summary>
-    private bool SameNamespace(NamespaceSpec a, NamespaceSpec b)
+    private bool SameNamespace(NamespaceSpec a, NamespaceSpec b) => StateDiff.SameNamespace(a, b, _dataDirectory);
+
+    /// <summary>The engine applies the diff; when it refuses, it went back (or says what it could not undo), and the message says so.</summary>
+    private async Task RunAsync(StateDiff diff, string what = "import")
     {
-        if (a.Nsid != b.Nsid || a.Uuid != b.Uuid) return false;
-        if (FullFilePath(a.Backend) is { } pa) return pa == FullFilePath(b.Backend);
-        return BackendSpec.TryParse(a.Backend, out var sa, out _) && BackendSpec.TryParse(b.Backend, out var sb, out _) && sa == sb;
-    }
-
-    /// <summary>
-    /// The live steps from <paramref name="current"/> to <paramref name="candidate"/>, with a line per change.
-    /// Additions come first (they are what can fail: a port in use, a device that will not open), removals last.
-    /// </summary>
-    private (List<string> Changes, List<Step> Steps) Plan(DesiredState current, DesiredState candidate)
-    {
-        var changes = new List<string>();
-        var adds = new List<Step>();
-        var removes = new List<Step>();
-
-        var oldListeners = current.Listeners.Select(l => Reconciler.Normalize(l.Address)).ToList();
-        var newListeners = candidate.Listeners.Select(l => Reconciler.Normalize(l.Address)).ToList();
-        foreach (string a in newListeners.Except(oldListeners))
+        try
         {
-            changes.Add($"+ listener {a}");
-            adds.Add(new Step(() => { _reconciler.AddListener(a); return Task.CompletedTask; }, () => _reconciler.RemoveListenerAsync(a)));
+            await _engine.ApplyAsync(diff).ConfigureAwait(false);
         }
-        foreach (string a in oldListeners.Except(newListeners))
+        catch (EngineChangeException ex)
         {
-            changes.Add($"- listener {a}");
-            removes.Add(new Step(() => _reconciler.RemoveListenerAsync(a), () => { _reconciler.AddListener(a); return Task.CompletedTask; }));
-        }
-
-        foreach (var s in candidate.Subsystems)
-        {
-            var o = current.FindSubsystem(s.Nqn);
-            if (o == null)
-            {
-                changes.Add($"+ subsystem {s.Nqn} ({Access(s)})");
-                changes.AddRange(s.Namespaces.OrderBy(n => n.Nsid).Select(n => $"+ namespace {n.Nsid} of {s.Nqn}: {n.Backend} (uuid {n.Uuid})"));
-                adds.Add(Sync(() => _reconciler.AddSubsystem(s), () => _reconciler.RemoveSubsystem(s.Nqn)));
-                continue;
-            }
-            string nqn = s.Nqn;
-            foreach (string h in s.Hosts.Except(o.Hosts))
-            {
-                changes.Add($"+ host {h} on {nqn}");
-                adds.Add(Sync(() => _reconciler.AddHost(nqn, h), () => _reconciler.RemoveHost(nqn, h)));
-            }
-            if (s.AllowAnyHost && !o.AllowAnyHost)
-            {
-                changes.Add($"~ subsystem {nqn}: any host may connect");
-                adds.Add(Sync(() => _reconciler.SetAllowAnyHost(nqn, true), () => _reconciler.SetAllowAnyHost(nqn, false)));
-            }
-            else if (!s.AllowAnyHost && o.AllowAnyHost)
-            {
-                changes.Add($"~ subsystem {nqn}: only listed hosts may connect (others are disconnected)");
-                removes.Add(Sync(() => { _reconciler.SetAllowAnyHost(nqn, false); Evict(nqn); }, () => _reconciler.SetAllowAnyHost(nqn, true)));
-            }
-            foreach (string h in o.Hosts.Except(s.Hosts))
-            {
-                changes.Add($"- host {h} on {nqn}");
-                removes.Add(Sync(() => _reconciler.RemoveHost(nqn, h), () => _reconciler.AddHost(nqn, h)));
-            }
-            foreach (var n in s.Namespaces.OrderBy(n => n.Nsid))
-            {
-                var old = o.Namespaces.FirstOrDefault(x => x.Nsid == n.Nsid);
-                if (old != null && SameNamespace(old, n)) continue;
-                if (old != null)
-                {
-                    changes.Add($"~ namespace {n.Nsid} of {nqn}: {old.Backend} (uuid {old.Uuid}) -> {n.Backend} (uuid {n.Uuid})");
-                    adds.Add(Sync(() => _reconciler.RemoveNamespace(nqn, old.Nsid), () => _reconciler.AddNamespace(nqn, old)));
-                }
-                else changes.Add($"+ namespace {n.Nsid} of {nqn}: {n.Backend} (uuid {n.Uuid})");
-                adds.Add(Sync(() => _reconciler.AddNamespace(nqn, n), () => _reconciler.RemoveNamespace(nqn, n.Nsid)));
-            }
-            foreach (var old in o.Namespaces.Where(x => s.Namespaces.All(n => n.Nsid != x.Nsid)).OrderBy(x => x.Nsid))
-            {
-                changes.Add($"- namespace {old.Nsid} of {nqn}: {old.Backend}");
-                removes.Add(Sync(() => _reconciler.RemoveNamespace(nqn, old.Nsid), () => _reconciler.AddNamespace(nqn, old)));
-            }
-        }
-        foreach (var o in current.Subsystems.Where(o => candidate.FindSubsystem(o.Nqn) == null))
-        {
-            changes.Add($"- subsystem {o.Nqn} (and its {o.Namespaces.Count} namespace(s); backing files are kept)");
-            removes.Add(Sync(() => _reconciler.RemoveSubsystem(o.Nqn), () => _reconciler.AddSubsystem(o)));
-        }
-        PlanVhost(current, candidate, changes, adds, removes);
-        return (changes, [.. adds, .. removes]);
-    }
-
-    /// <summary>vhost exports by socket: a changed one is stopped and started again (its VM reconnects).</summary>
-    private void PlanVhost(DesiredState current, DesiredState candidate, List<string> changes, List<Step> adds, List<Step> removes)
-    {
-        string Key(VhostSpec v) => VhostSocket.Resolve(v.Socket, _dataDirectory);
-        static bool Same(VhostSpec a, VhostSpec b) => a.Backend == b.Backend && a.QueueCount == b.QueueCount && a.ReadOnly == b.ReadOnly;
-        var old = current.Vhost.ToDictionary(Key, StringComparer.Ordinal);
-        foreach (var v in candidate.Vhost)
-        {
-            var o = old.GetValueOrDefault(Key(v));
-            if (o != null && Same(o, v)) continue;
-            if (o != null)
-            {
-                changes.Add($"~ vhost {Key(v)}: {o.Backend} -> {v.Backend}, {v.QueueCount} queues{(v.ReadOnly ? ", read-only" : "")}");
-                adds.Add(new Step(() => _reconciler.RemoveVhostAsync(o.Socket), () => { _reconciler.AddVhost(o); return Task.CompletedTask; }));
-            }
-            else changes.Add($"+ vhost {Key(v)}: {v.Backend}");
-            adds.Add(new Step(() => { _reconciler.AddVhost(v); return Task.CompletedTask; }, () => _reconciler.RemoveVhostAsync(v.Socket)));
-        }
-        var kept = candidate.Vhost.Select(Key).ToHashSet(StringComparer.Ordinal);
-        foreach (var (socket, o) in old.Where(x => !kept.Contains(x.Key)))
-        {
-            changes.Add($"- vhost {socket}: {o.Backend} (its VM loses the disk)");
-            removes.Add(new Step(() => _reconciler.RemoveVhostAsync(o.Socket), () => { _reconciler.AddVhost(o); return Task.CompletedTask; }));
+            string state = ex.UndoFailures.Count == 0 ? "nothing changed" : $"undoing it failed too ({string.Join("; ", ex.UndoFailures)})";
+            var (status, title) = ex.Cause is ManagementException m ? (m.Status, m.Title) : (409, "conflict");
+            throw new ManagementException(status, title, $"{what} stopped, {state}: {ex.Cause.Message}");
         }
     }
 
-    private static Step Sync(Action apply, Action undo) =>
-        new(() => { apply(); return Task.CompletedTask; }, () => { undo(); return Task.CompletedTask; });
-
-    private static string Access(SubsystemSpec s) =>
-        s.AllowAnyHost ? "any host" + (s.Hosts.Count > 0 ? $", hosts listed: {string.Join(", ", s.Hosts)}" : "")
-        : s.Hosts.Count == 0 ? "no host may connect yet" : $"hosts: {string.Join(", ", s.Hosts)}";
-
-    /// <summary>Disconnects the controllers of hosts a subsystem no longer admits.</summary>
-    private void Evict(string nqn, string why = "config import")
+    /// <summary>Takes an applied diff back; what could not be undone, for the message.</summary>
+    private async Task<List<string>> UndoAsync(StateDiff applied)
     {
-        if (_target.FindSubsystem(nqn) is not { } subsystem) return;
-        foreach (var c in subsystem.Controllers)
-            if (!subsystem.IsHostAllowed(c.HostNqn)) c.Destroy($"host {c.HostNqn} no longer allowed on {nqn} ({why})");
-    }
-
-    /// <summary>Applies the steps in order; when one fails, undoes those done (last first) and reports.</summary>
-    private async Task RunAsync(List<Step> steps, string what = "import")
-    {
-        var done = new List<Step>();
-        foreach (var step in steps)
+        try
         {
-            try
-            {
-                await step.Apply().ConfigureAwait(false);
-                done.Add(step);
-            }
-            catch (Exception ex) when (ex is ManagementException or InvalidOperationException or IOException or ArgumentException)
-            {
-                var failures = await UndoAsync(done).ConfigureAwait(false);
-                string state = failures.Count == 0 ? "nothing changed" : $"undoing it failed too ({string.Join("; ", failures)})";
-                var (status, title) = ex is ManagementException m ? (m.Status, m.Title) : (409, "conflict");
-                throw new ManagementException(status, title, $"{what} stopped, {state}: {ex.Message}");
-            }
+            await _engine.ApplyAsync(applied.Inverse()).ConfigureAwait(false);
+            return [];
         }
-    }
-
-    private async Task<List<string>> UndoAsync(List<Step> done)
-    {
-        var failures = new List<string>();
-        for (int i = done.Count - 1; i >= 0; i--)
+        catch (EngineChangeException ex)
         {
-            if (done[i].Undo is not { } undo) continue;
-            try
-            {
-                await undo().ConfigureAwait(false);
-            }
-            catch (Exception ex) when (ex is ManagementException or InvalidOperationException or IOException or ArgumentException)
-            {
-                _logger.LogError(ex, "undoing a step of a config import failed");
-                failures.Add(ex.Message);
-            }
+            _logger.LogError(ex.Cause, "undoing a config import failed");
+            return [ex.Cause.Message, .. ex.UndoFailures];
         }
-        return failures;
     }
 }

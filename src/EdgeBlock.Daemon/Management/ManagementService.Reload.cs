@@ -1,3 +1,4 @@
+using EdgeBlock.Daemon.Pools;
 using Microsoft.Extensions.Logging;
 
 namespace EdgeBlock.Daemon.Management;
@@ -15,22 +16,19 @@ public sealed partial class ManagementService
     /// </summary>
     public Task<SubsystemInfo> UpdateSubsystemAsync(string nqn, UpdateSubsystemRequest request)
     {
-        bool before = false;
+        bool? changed = null;
         return ChangeAsync(state =>
         {
             var spec = FindSpec(state, nqn);
             if (request.AllowAnyHost is not { } allow) throw ManagementException.Invalid("nothing to change: give allow_any_host (true or false)");
-            before = spec.AllowAnyHost;
+            if (spec.AllowAnyHost != allow) changed = allow;
             spec.AllowAnyHost = allow;
-            return Task.FromResult<Func<Task>>(() =>
-            {
-                if (allow == before) return Task.CompletedTask;
-                _reconciler.SetAllowAnyHost(nqn, allow);
-                if (!allow) Evict(nqn, "allow_any_host turned off");
+        }, undoable: true, result: () =>
+        {
+            if (changed is { } allow)
                 _logger.LogInformation("subsystem {Nqn}: {Access}", nqn, allow ? "any host may connect" : "only listed hosts may connect (others disconnected)");
-                return Task.CompletedTask;
-            });
-        }, undo: () => { _reconciler.SetAllowAnyHost(nqn, before); return Task.CompletedTask; }, result: () => Subsystem(nqn));
+            return Subsystem(nqn);
+        });
     }
 
     /// <summary>
@@ -65,8 +63,8 @@ public sealed partial class ManagementService
             if (errors.Count > 0)
                 throw ManagementException.Invalid($"config {_store.Path} refused, running state kept: {string.Join("; ", errors)}");
 
-            var (changes, steps) = Plan(_desired, candidate);
-            if (steps.Count > 0) await RunAsync(steps, "reload").ConfigureAwait(false);
+            var diff = StateDiff.Between(_desired, candidate, _dataDirectory);
+            if (!diff.IsEmpty) await RunAsync(diff, "reload").ConfigureAwait(false);
             if (assigned)
             {
                 try
@@ -80,7 +78,7 @@ public sealed partial class ManagementService
                 }
             }
             _desired = candidate;
-            return new ConfigReloadResult(_store.Path, changes);
+            return new ConfigReloadResult(_store.Path, diff.Lines);
         }
         finally
         {
@@ -122,7 +120,7 @@ public sealed partial class ManagementService
                 if (running != null && running.Uuid != null && SameNamespace(running, new NamespaceSpec { Nsid = ns.Nsid, Backend = ns.Backend, Uuid = running.Uuid }))
                     ns.Uuid = running.Uuid;
                 else if (BackendSpec.TryParse(ns.Backend, out var backend, out _))
-                    ns.Uuid = _reconciler.NewNamespaceUuid(backend);
+                    ns.Uuid = VolumeBackends.NewNamespaceUuid(_pools, backend);
                 assigned = true;
             }
         }

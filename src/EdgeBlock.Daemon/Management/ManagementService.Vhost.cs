@@ -1,11 +1,13 @@
+using EdgeBlock.Daemon.Pools;
+
 namespace EdgeBlock.Daemon.Management;
 
 /// <summary>vhost-user-blk exports: a backend served to a VM over a Unix socket, kept in the desired state like namespaces.</summary>
 public sealed partial class ManagementService
 {
-    public IReadOnlyList<VhostInfo> VhostExports() => _desired.Vhost.Select(_reconciler.DescribeVhost).ToList();
+    public IReadOnlyList<VhostInfo> VhostExports() => _desired.Vhost.Select(_engine.DescribeVhost).ToList();
 
-    public VhostInfo VhostExport(string socket) => _reconciler.DescribeVhost(FindVhost(_desired, socket));
+    public VhostInfo VhostExport(string socket) => _engine.DescribeVhost(FindVhost(_desired, socket));
 
     public Task<VhostInfo> AddVhostAsync(AddVhostRequest request)
     {
@@ -16,19 +18,14 @@ public sealed partial class ManagementService
             if (state.FindVhost(socket) != null) throw ManagementException.Conflict($"vhost export {socket} already exists (remove it first: edgeblock vhost remove {socket})");
             if (!BackendSpec.TryParse(request.Backend, out var backend, out string error)) throw ManagementException.Invalid($"backend {error}");
             if (!backend.TryCheck(_dataDirectory, out error)) throw ManagementException.Invalid($"backend '{request.Backend}': {error}");
-            if (backend.Kind == BackendKind.Volume) _reconciler.NewNamespaceUuid(backend); // refuses an unknown pool or volume by name
+            if (backend.Kind == BackendKind.Volume) VolumeBackends.NewNamespaceUuid(_pools, backend); // refuses an unknown pool or volume by name
             spec = new VhostSpec { Socket = socket, Backend = backend.ToString(), Queues = request.Queues, ReadOnly = request.ReadOnly ?? false };
             state.Vhost.Add(spec);
-            return Task.FromResult<Func<Task>>(() => { _reconciler.AddVhost(spec); return Task.CompletedTask; });
-        }, undo: () => _reconciler.RemoveVhostAsync(spec!.Socket), result: () => _reconciler.DescribeVhost(spec!));
+        }, undoable: true, result: () => _engine.DescribeVhost(spec!));
     }
 
-    public Task RemoveVhostAsync(string socket) => ChangeAsync<object?>(state =>
-    {
-        var spec = FindVhost(state, socket);
-        state.Vhost.Remove(spec);
-        return Task.FromResult<Func<Task>>(() => _reconciler.RemoveVhostAsync(spec.Socket));
-    }, undo: null, result: () => null);
+    public Task RemoveVhostAsync(string socket) => ChangeAsync<object?>(state => state.Vhost.Remove(FindVhost(state, socket)),
+        undoable: false, result: () => null);
 
     private VhostSpec FindVhost(DesiredState state, string? socket)
     {

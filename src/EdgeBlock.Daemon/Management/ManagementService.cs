@@ -1,4 +1,6 @@
 using System.Diagnostics;
+using System.Runtime.ExceptionServices;
+using EdgeBlock.Daemon.Pools;
 using EdgeBlock.Nvme;
 using EdgeBlock.Target;
 using Microsoft.Extensions.Logging;
@@ -7,24 +9,27 @@ namespace EdgeBlock.Daemon.Management;
 
 /// <summary>
 /// The management plane's one entry point: every change is checked against a copy of the desired
-/// state, validated as a whole, applied to the live target by the <see cref="Reconciler"/>, then
-/// persisted atomically. A refused change leaves both the running state and the file as they were.
+/// state, validated as a whole, handed to the engine that serves it (<see cref="ITargetEngine"/>) as the
+/// diff from the running state, then persisted atomically. A refused change leaves both the running state
+/// and the file as they were.
 /// </summary>
 public sealed partial class ManagementService
 {
     private readonly SemaphoreSlim _gate = new(1, 1);
     private readonly NvmeTarget _target;
-    private readonly Reconciler _reconciler;
+    private readonly ITargetEngine _engine;
+    private readonly PoolManager? _pools;
     private readonly ConfigStore _store;
     private readonly string _dataDirectory;
     private readonly ILogger _logger;
     private readonly Stopwatch _uptime = Stopwatch.StartNew();
     private DesiredState _desired = new();
 
-    public ManagementService(NvmeTarget target, Reconciler reconciler, ConfigStore store, string dataDirectory, ILogger logger)
+    public ManagementService(NvmeTarget target, ITargetEngine engine, ConfigStore store, string dataDirectory, ILogger logger, PoolManager? pools = null)
     {
         _target = target;
-        _reconciler = reconciler;
+        _engine = engine;
+        _pools = pools;
         _store = store;
         _dataDirectory = dataDirectory;
         _logger = logger;
@@ -42,7 +47,7 @@ public sealed partial class ManagementService
         var errors = ConfigValidator.Validate(state, _dataDirectory);
         if (errors.Count > 0)
             throw ManagementException.Invalid($"config {_store.Path} is invalid: {string.Join("; ", errors)}");
-        await _reconciler.ApplyAsync(state).ConfigureAwait(false);
+        await _engine.StartAsync(state).ConfigureAwait(false);
         if (persist) _store.Save(state);
         _desired = state;
     }
@@ -55,15 +60,15 @@ public sealed partial class ManagementService
         return new StatusInfo(
             typeof(ManagementService).Assembly.GetName().Version?.ToString() ?? "0",
             Environment.ProcessId, (long)_uptime.Elapsed.TotalSeconds, _dataDirectory, _store.Path, ApiSocket,
-            _reconciler.Listeners.Count, subsystems.Count, subsystems.Sum(s => s.Namespaces.Count),
+            _engine.ListenerCount, subsystems.Count, subsystems.Sum(s => s.Namespaces.Count),
             _target.Controllers.Count(c => !c.IsDiscovery));
     }
 
     public IReadOnlyList<ListenerInfo> Listeners() =>
         _desired.Listeners.Select(l =>
         {
-            var transport = _reconciler.Listeners.GetValueOrDefault(Reconciler.Normalize(l.Address));
-            return new ListenerInfo(l.Address, transport?.LocalEndPoint?.ToString(), transport?.ConnectionCount ?? 0);
+            var listener = _engine.Listener(l.Address);
+            return new ListenerInfo(l.Address, listener?.Bound?.ToString(), listener?.Connections ?? 0);
         }).ToList();
 
     public IReadOnlyList<SubsystemInfo> Subsystems() => _desired.Subsystems.Select(Describe).ToList();
@@ -93,45 +98,36 @@ public sealed partial class ManagementService
 
     // ---- changes ---------------------------------------------------------------
 
-    public Task<ListenerInfo> AddListenerAsync(AddListenerRequest request) => ChangeAsync(state =>
+    public Task<ListenerInfo> AddListenerAsync(AddListenerRequest request)
     {
-        string key = Reconciler.Normalize(request.Address ?? "");
-        if (state.Listeners.Any(l => Reconciler.Normalize(l.Address) == key)) throw ManagementException.Conflict($"listener {key} already exists");
-        state.Listeners.Add(new ListenerSpec { Address = key });
-        return Task.FromResult<Func<Task>>(() =>
+        string key = "";
+        return ChangeAsync(state =>
         {
-            _reconciler.AddListener(key);
-            return Task.CompletedTask;
-        });
-    }, undo: () => _reconciler.RemoveListenerAsync(request.Address!), result: () => Listeners().First(l => l.Address == Reconciler.Normalize(request.Address!)));
+            key = ConfigValidator.NormalizeAddress(request.Address ?? "");
+            if (state.Listeners.Any(l => ConfigValidator.NormalizeAddress(l.Address) == key)) throw ManagementException.Conflict($"listener {key} already exists");
+            state.Listeners.Add(new ListenerSpec { Address = key });
+        }, undoable: true, result: () => Listeners().First(l => l.Address == key));
+    }
 
     public Task RemoveListenerAsync(string address) => ChangeAsync<object?>(state =>
     {
-        string key = Reconciler.Normalize(address);
-        if (state.Listeners.RemoveAll(l => Reconciler.Normalize(l.Address) == key) == 0) throw ManagementException.NotFound($"no listener {key}");
-        return Task.FromResult<Func<Task>>(() => _reconciler.RemoveListenerAsync(key));
-    }, undo: () => { _reconciler.AddListener(address); return Task.CompletedTask; }, result: () => null);
+        string key = ConfigValidator.NormalizeAddress(address);
+        if (state.Listeners.RemoveAll(l => ConfigValidator.NormalizeAddress(l.Address) == key) == 0) throw ManagementException.NotFound($"no listener {key}");
+    }, undoable: true, result: () => null);
 
     public Task<SubsystemInfo> CreateSubsystemAsync(CreateSubsystemRequest request)
     {
-        SubsystemSpec? spec = null;
+        string nqn = request.Nqn ?? "";
         return ChangeAsync(state =>
         {
-            string nqn = request.Nqn ?? "";
             if (!Nqn.IsValid(nqn, out string why)) throw ManagementException.Invalid($"'{nqn}' is not a valid NQN: {why}");
             if (state.FindSubsystem(nqn) != null || nqn == Nqn.Discovery) throw ManagementException.Conflict($"subsystem {nqn} already exists");
-            spec = new SubsystemSpec { Nqn = nqn, AllowAnyHost = request.AllowAnyHost, Hosts = request.Hosts?.Distinct().ToList() ?? [] };
-            state.Subsystems.Add(spec);
-            return Task.FromResult<Func<Task>>(() => { _reconciler.AddSubsystem(spec); return Task.CompletedTask; });
-        }, undo: () => { _reconciler.RemoveSubsystem(spec!.Nqn); return Task.CompletedTask; }, result: () => Subsystem(spec!.Nqn));
+            state.Subsystems.Add(new SubsystemSpec { Nqn = nqn, AllowAnyHost = request.AllowAnyHost, Hosts = request.Hosts?.Distinct().ToList() ?? [] });
+        }, undoable: true, result: () => Subsystem(nqn));
     }
 
-    public Task DeleteSubsystemAsync(string nqn) => ChangeAsync<object?>(state =>
-    {
-        var spec = FindSpec(state, nqn);
-        state.Subsystems.Remove(spec);
-        return Task.FromResult<Func<Task>>(() => { _reconciler.RemoveSubsystem(nqn); return Task.CompletedTask; });
-    }, undo: null, result: () => null);
+    public Task DeleteSubsystemAsync(string nqn) => ChangeAsync<object?>(state => state.Subsystems.Remove(FindSpec(state, nqn)),
+        undoable: false, result: () => null);
 
     public Task<SubsystemInfo> AddHostAsync(string nqn, AddHostRequest request) => ChangeAsync(state =>
     {
@@ -140,25 +136,23 @@ public sealed partial class ManagementService
         if (!Nqn.IsValid(host, out string why)) throw ManagementException.Invalid($"'{host}' is not a valid host NQN: {why}");
         if (spec.Hosts.Contains(host)) throw ManagementException.Conflict($"host {host} is already allowed on {nqn}");
         spec.Hosts.Add(host);
-        return Task.FromResult<Func<Task>>(() => { _reconciler.AddHost(nqn, host); return Task.CompletedTask; });
-    }, undo: () => { _reconciler.RemoveHost(nqn, request.HostNqn); return Task.CompletedTask; }, result: () => Subsystem(nqn));
+    }, undoable: true, result: () => Subsystem(nqn));
 
     public Task<SubsystemInfo> RemoveHostAsync(string nqn, string hostNqn) => ChangeAsync(state =>
     {
         var spec = FindSpec(state, nqn);
         if (!spec.Hosts.Remove(hostNqn)) throw ManagementException.NotFound($"host {hostNqn} is not on the list of {nqn}");
-        return Task.FromResult<Func<Task>>(() => { _reconciler.RemoveHost(nqn, hostNqn); return Task.CompletedTask; });
-    }, undo: () => { _reconciler.AddHost(nqn, hostNqn); return Task.CompletedTask; }, result: () => Subsystem(nqn));
+    }, undoable: true, result: () => Subsystem(nqn));
 
     public Task<NamespaceInfo> AddNamespaceAsync(string nqn, AddNamespaceRequest request)
     {
-        NamespaceSpec? ns = null;
+        uint nsid = 0;
         return ChangeAsync(state =>
         {
             var spec = FindSpec(state, nqn);
             if (!BackendSpec.TryParse(request.Backend, out var backend, out string error)) throw ManagementException.Invalid($"backend {error}");
             if (!backend.TryCheck(_dataDirectory, out error)) throw ManagementException.Invalid($"backend '{request.Backend}': {error}");
-            uint nsid = request.Nsid ?? NextFreeNsid(spec);
+            nsid = request.Nsid ?? NextFreeNsid(spec);
             if (nsid is 0 or > Target.Subsystem.MaxNsid) throw ManagementException.Invalid($"nsid {nsid} is out of range (1..{Target.Subsystem.MaxNsid})");
             if (spec.Namespaces.Any(n => n.Nsid == nsid)) throw ManagementException.Conflict($"subsystem {nqn} already has namespace {nsid}");
             if (backend.Kind == BackendKind.File)
@@ -168,19 +162,15 @@ public sealed partial class ManagementService
                     .FirstOrDefault(x => BackendSpec.TryParse(x.n.Backend, out var b, out _) && b.Kind == BackendKind.File && b.FullPath(_dataDirectory) == full);
                 if (user.n != null) throw ManagementException.Conflict($"{full} already backs namespace {user.n.Nsid} of {user.Nqn}");
             }
-            ns = new NamespaceSpec { Nsid = nsid, Backend = backend.ToString(), Uuid = request.Uuid ?? _reconciler.NewNamespaceUuid(backend) };
-            spec.Namespaces.Add(ns);
-            return Task.FromResult<Func<Task>>(() => { _reconciler.AddNamespace(nqn, ns); return Task.CompletedTask; });
-        }, undo: () => { _reconciler.RemoveNamespace(nqn, ns!.Nsid); return Task.CompletedTask; },
-           result: () => Namespaces(nqn).First(n => n.Nsid == ns!.Nsid));
+            spec.Namespaces.Add(new NamespaceSpec { Nsid = nsid, Backend = backend.ToString(), Uuid = request.Uuid ?? VolumeBackends.NewNamespaceUuid(_pools, backend) });
+        }, undoable: true, result: () => Namespaces(nqn).First(n => n.Nsid == nsid));
     }
 
     public Task RemoveNamespaceAsync(string nqn, uint nsid) => ChangeAsync<object?>(state =>
     {
         var spec = FindSpec(state, nqn);
         if (spec.Namespaces.RemoveAll(n => n.Nsid == nsid) == 0) throw ManagementException.NotFound($"subsystem {nqn} has no namespace {nsid}");
-        return Task.FromResult<Func<Task>>(() => { _reconciler.RemoveNamespace(nqn, nsid); return Task.CompletedTask; });
-    }, undo: null, result: () => null);
+    }, undoable: false, result: () => null);
 
     private static uint NextFreeNsid(SubsystemSpec spec)
     {
@@ -193,30 +183,31 @@ public sealed partial class ManagementService
         state.FindSubsystem(nqn) ?? throw ManagementException.NotFound($"no subsystem {nqn} (see `edgeblock subsystem list`)");
 
     /// <summary>
-    /// One change: <paramref name="plan"/> edits a copy of the desired state (throwing to refuse) and
-    /// returns the live step; the whole new state is validated, the step applied, the file written.
-    /// If writing fails the step is undone (when it can be) and the error reported.
+    /// One change: <paramref name="edit"/> edits a copy of the desired state (throwing to refuse); the whole new
+    /// state is validated, the engine takes the diff, the file is written. If writing fails the change is
+    /// undone when <paramref name="undoable"/> (removals are not: their devices are closing) and the error reported.
     /// </summary>
-    private async Task<T> ChangeAsync<T>(Func<DesiredState, Task<Func<Task>>> plan, Func<Task>? undo, Func<T> result)
+    private async Task<T> ChangeAsync<T>(Action<DesiredState> edit, bool undoable, Func<T> result)
     {
         await _gate.WaitAsync().ConfigureAwait(false);
         try
         {
             var candidate = _desired.Clone();
-            var apply = await plan(candidate).ConfigureAwait(false);
+            edit(candidate);
             var errors = ConfigValidator.Validate(candidate, _dataDirectory);
             if (errors.Count > 0) throw ManagementException.Invalid(string.Join("; ", errors));
-            await apply().ConfigureAwait(false);
+            var diff = StateDiff.Between(_desired, candidate, _dataDirectory);
+            await ApplyOrThrowCauseAsync(diff).ConfigureAwait(false);
             try
             {
                 _store.Save(candidate);
             }
             catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
             {
-                if (undo != null) await undo().ConfigureAwait(false);
+                if (undoable) await ApplyOrThrowCauseAsync(diff.Inverse()).ConfigureAwait(false);
                 _logger.LogError(ex, "cannot write {Path}", _store.Path);
                 throw new ManagementException(500, "cannot save the configuration",
-                    $"the change was {(undo != null ? "undone" : "applied but not saved")}: writing {_store.Path} failed: {ex.Message}");
+                    $"the change was {(undoable ? "undone" : "applied but not saved")}: writing {_store.Path} failed: {ex.Message}");
             }
             _desired = candidate;
             return result();
@@ -224,6 +215,19 @@ public sealed partial class ManagementService
         finally
         {
             _gate.Release();
+        }
+    }
+
+    /// <summary>One API change is one step: a refusal is reported as the engine's own exception.</summary>
+    private async Task ApplyOrThrowCauseAsync(StateDiff diff)
+    {
+        try
+        {
+            await _engine.ApplyAsync(diff).ConfigureAwait(false);
+        }
+        catch (EngineChangeException ex)
+        {
+            ExceptionDispatchInfo.Capture(ex.Cause).Throw();
         }
     }
 }

@@ -9,57 +9,43 @@ using Microsoft.Extensions.Logging;
 namespace EdgeBlock.Daemon.Management;
 
 /// <summary>
-/// Makes the live <see cref="NvmeTarget"/> match the desired state: one step per change (add or
-/// remove a listener, subsystem, host or namespace). Each step either completes or throws
-/// <see cref="ManagementException"/> having changed nothing. Not thread-safe: the caller serializes.
+/// EdgeBlock's own engine: makes the live <see cref="NvmeTarget"/>, its NVMe/TCP listeners and the vhost-user
+/// servers match the desired state, one step per change of a <see cref="StateDiff"/>. Each step either
+/// completes or throws having changed nothing; a diff whose step fails undoes the steps before it.
+/// Removed namespaces and exports close their devices through <see cref="DeviceTeardown"/>.
 /// </summary>
-public sealed partial class Reconciler : IAsyncDisposable
+public sealed partial class EdgeBlockEngine : ITargetEngine
 {
-    private static readonly TimeSpan RetireDelay = TimeSpan.FromSeconds(2);
     private readonly NvmeTarget _target;
     private readonly string _dataDirectory;
     private readonly ILogger _logger;
     private readonly ILogger _transportLogger;
     private readonly ConcurrentDictionary<string, TcpTransport> _listeners = new(StringComparer.Ordinal); // read by status calls outside the change lock
-    private readonly List<Task> _retiring = [];
+    private readonly DeviceTeardown _teardown;
     private readonly PoolManager? _pools;
     // Volume namespaces whose pool or volume was unavailable at start: in the desired state, not live.
     private readonly HashSet<(string Nqn, uint Nsid)> _dormant = [];
     private bool _starting;
-    // --engine kernel: every step goes to the Linux kernel target instead (no listener, no device opened here).
-    private readonly KernelEngine.KernelTarget? _kernel;
 
-    public Reconciler(NvmeTarget target, string dataDirectory, ILogger logger, ILogger transportLogger, PoolManager? pools = null,
-        KernelEngine.KernelTarget? kernel = null)
+    public EdgeBlockEngine(NvmeTarget target, string dataDirectory, ILogger logger, ILogger transportLogger, PoolManager? pools = null,
+        DeviceTeardown? teardown = null)
     {
         _target = target;
         _dataDirectory = dataDirectory;
         _logger = logger;
         _transportLogger = transportLogger;
         _pools = pools;
-        _kernel = kernel;
+        _teardown = teardown ?? new DeviceTeardown(logger);
     }
 
-    /// <summary>The kernel engine, when the daemon runs with --engine kernel.</summary>
-    public KernelEngine.KernelTarget? Kernel => _kernel;
+    public int ListenerCount => _listeners.Count;
 
-    /// <summary>Listeners by configured address, with the transport (its bound endpoint has the real port when 0 was asked for).</summary>
-    public IReadOnlyDictionary<string, TcpTransport> Listeners => _listeners;
+    public ListenerState? Listener(string address) =>
+        ConfigValidator.TryParseEndPoint(address, out var ep, out _) && _listeners.GetValueOrDefault(ep.ToString()) is { } t
+            ? new ListenerState(t.LocalEndPoint, t.ConnectionCount) : null;
 
-    /// <summary>The transport of a configured address, or null.</summary>
-    public TcpTransport? FindListener(string address) =>
-        ConfigValidator.TryParseEndPoint(address, out var ep, out _) ? _listeners.GetValueOrDefault(ep.ToString()) : null;
-
-    /// <summary>Applies a whole (validated) state on an empty target; on failure undoes what it did and rethrows.</summary>
-    public async Task ApplyAsync(DesiredState state)
+    public async Task StartAsync(DesiredState state)
     {
-        if (_kernel != null)
-        {
-            _kernel.Apply(state);
-            foreach (var v in state.Vhost)
-                _logger.LogError("vhost export {Socket} not served: vhost-user needs EdgeBlock's own engine (this daemon runs --engine kernel)", v.Socket);
-            return;
-        }
         try
         {
             _starting = true;
@@ -78,14 +64,67 @@ public sealed partial class Reconciler : IAsyncDisposable
         }
     }
 
-    public static string Normalize(string address) =>
-        ConfigValidator.TryParseEndPoint(address, out var ep, out string why) ? ep.ToString()
-            : throw ManagementException.Invalid($"listener address '{address}' {why}");
-
-    public void AddListener(string address)
+    public async Task ApplyAsync(StateDiff diff)
     {
-        if (_kernel != null) { _kernel.AddListener(address); return; }
-        string key = Normalize(address);
+        var done = new List<EngineChange>();
+        foreach (var change in diff.Changes)
+        {
+            try
+            {
+                await ApplyAsync(change).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (IsRefusal(ex))
+            {
+                throw new EngineChangeException(ex, await UndoAsync(done).ConfigureAwait(false));
+            }
+            done.Add(change);
+        }
+    }
+
+    private static bool IsRefusal(Exception ex) => ex is ManagementException or InvalidOperationException or IOException or ArgumentException;
+
+    /// <summary>Undoes the steps done (last first); what could not be undone, for the message.</summary>
+    private async Task<List<string>> UndoAsync(List<EngineChange> done)
+    {
+        var failures = new List<string>();
+        for (int i = done.Count - 1; i >= 0; i--)
+        {
+            try
+            {
+                await ApplyAsync(done[i].Inverse()).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (IsRefusal(ex))
+            {
+                _logger.LogError(ex, "undoing a step of a refused change failed");
+                failures.Add(ex.Message);
+            }
+        }
+        return failures;
+    }
+
+    private Task ApplyAsync(EngineChange change)
+    {
+        switch (change)
+        {
+            case ListenerAdded c: AddListener(c.Address); break;
+            case ListenerRemoved c: return RemoveListenerAsync(c.Address);
+            case SubsystemAdded c: AddSubsystem(c.Spec); break;
+            case SubsystemRemoved c: RemoveSubsystem(c.Spec.Nqn); break;
+            case HostAdded c: Find(c.Nqn).AllowHost(c.HostNqn); break;
+            case HostRemoved c: RemoveHost(c.Nqn, c.HostNqn); break;
+            case AccessChanged c: SetAllowAnyHost(c.Nqn, c.AllowAnyHost); break;
+            case NamespaceAdded c: AddNamespace(c.Nqn, c.Spec); break;
+            case NamespaceRemoved c: RemoveNamespace(c.Nqn, c.Spec.Nsid); break;
+            case VhostAdded c: AddVhost(c.Spec); break;
+            case VhostRemoved c: return RemoveVhostAsync(c.Spec.Socket);
+            default: throw new ArgumentOutOfRangeException(nameof(change), change, "not a change this engine knows");
+        }
+        return Task.CompletedTask;
+    }
+
+    private void AddListener(string address)
+    {
+        string key = ConfigValidator.NormalizeAddress(address);
         if (_listeners.ContainsKey(key)) throw ManagementException.Conflict($"listener {key} already exists");
         var transport = new TcpTransport(_target, _transportLogger);
         try
@@ -99,18 +138,16 @@ public sealed partial class Reconciler : IAsyncDisposable
         _listeners[key] = transport;
     }
 
-    public async Task RemoveListenerAsync(string address)
+    private async Task RemoveListenerAsync(string address)
     {
-        if (_kernel != null) { _kernel.RemoveListener(address); return; }
-        string key = Normalize(address);
+        string key = ConfigValidator.NormalizeAddress(address);
         if (!_listeners.TryRemove(key, out var transport)) throw ManagementException.NotFound($"no listener {key}");
         await transport.DisposeAsync().ConfigureAwait(false);
         _logger.LogInformation("NVMe/TCP listener {Address} removed", key);
     }
 
-    public void AddSubsystem(SubsystemSpec spec)
+    private void AddSubsystem(SubsystemSpec spec)
     {
-        if (_kernel != null) { _kernel.AddSubsystem(spec); return; }
         if (_target.FindSubsystem(spec.Nqn) != null) throw ManagementException.Conflict($"subsystem {spec.Nqn} already exists");
         var subsystem = new Subsystem(spec.Nqn, allowAnyHost: spec.AllowAnyHost);
         foreach (string host in spec.Hosts) subsystem.AllowHost(host);
@@ -137,7 +174,7 @@ public sealed partial class Reconciler : IAsyncDisposable
         }
         catch
         {
-            foreach (var d in opened) Retire(d, TimeSpan.Zero);
+            foreach (var d in opened) _teardown.Retire(d);
             throw;
         }
         _target.AddSubsystem(subsystem);
@@ -145,30 +182,26 @@ public sealed partial class Reconciler : IAsyncDisposable
             spec.AllowAnyHost ? "any host may connect" : $"hosts: {(spec.Hosts.Count == 0 ? "(none yet)" : string.Join(", ", spec.Hosts))}");
     }
 
-    public void RemoveSubsystem(string nqn)
+    private void RemoveSubsystem(string nqn)
     {
-        if (_kernel != null) { _kernel.RemoveSubsystem(nqn); return; }
         var removed = _target.RemoveSubsystem(nqn) ?? throw ManagementException.NotFound($"no subsystem {nqn}");
         _dormant.RemoveWhere(d => d.Nqn == nqn);
-        foreach (var ns in removed.Namespaces.Values) Retire(ns.Device, RetireDelay);
+        foreach (var ns in removed.Namespaces.Values) _teardown.Retire(nqn, ns);
         _logger.LogInformation("subsystem {Nqn} removed", nqn);
     }
 
-    public void SetAllowAnyHost(string nqn, bool allowAny)
+    /// <summary>Turned off, the controllers of hosts not on the list are disconnected (as removing a host does).</summary>
+    private void SetAllowAnyHost(string nqn, bool allowAny)
     {
-        if (_kernel != null) { _kernel.SetAllowAnyHost(nqn, allowAny); return; }
-        Find(nqn).AllowAnyHost = allowAny;
+        var subsystem = Find(nqn);
+        subsystem.AllowAnyHost = allowAny;
+        if (allowAny) return;
+        foreach (var c in subsystem.Controllers)
+            if (!subsystem.IsHostAllowed(c.HostNqn)) c.Destroy($"host {c.HostNqn} no longer allowed on {nqn} (allow_any_host turned off)");
     }
 
-    public void AddHost(string nqn, string hostNqn)
+    private void RemoveHost(string nqn, string hostNqn)
     {
-        if (_kernel != null) { _kernel.AddHost(nqn, hostNqn); return; }
-        Find(nqn).AllowHost(hostNqn);
-    }
-
-    public void RemoveHost(string nqn, string hostNqn)
-    {
-        if (_kernel != null) { _kernel.RemoveHost(nqn, hostNqn); return; }
         var subsystem = Find(nqn);
         subsystem.DisallowHost(hostNqn);
         // A host no longer allowed loses its controllers (as nvmet does when the host link is removed).
@@ -176,10 +209,8 @@ public sealed partial class Reconciler : IAsyncDisposable
             if (c.HostNqn == hostNqn && !subsystem.IsHostAllowed(hostNqn)) c.Destroy($"host {hostNqn} removed from {nqn}");
     }
 
-    /// <summary>The live namespace (null with the kernel engine: the kernel serves it).</summary>
-    public Namespace? AddNamespace(string nqn, NamespaceSpec spec)
+    private void AddNamespace(string nqn, NamespaceSpec spec)
     {
-        if (_kernel != null) { _kernel.AddNamespace(nqn, spec); return null; }
         var subsystem = Find(nqn);
         if (subsystem.FindNamespace(spec.Nsid) != null) throw ManagementException.Conflict($"subsystem {nqn} already has namespace {spec.Nsid}");
         var device = OpenBackend(spec);
@@ -190,17 +221,15 @@ public sealed partial class Reconciler : IAsyncDisposable
         }
         catch (Exception ex) when (ex is InvalidOperationException or ArgumentException)
         {
-            Retire(device, TimeSpan.Zero);
+            _teardown.Retire(device);
             throw ManagementException.Conflict(ex.Message);
         }
         _logger.LogInformation("subsystem {Nqn}: namespace {Nsid} = {Backend} ({Size})", nqn, spec.Nsid, spec.Backend,
             Sizes.Format(device.BlockCount * device.BlockSize));
-        return ns;
     }
 
-    public void RemoveNamespace(string nqn, uint nsid)
+    private void RemoveNamespace(string nqn, uint nsid)
     {
-        if (_kernel != null) { _kernel.RemoveNamespace(nqn, nsid); return; }
         var ns = Find(nqn).RemoveNamespace(nsid);
         if (ns == null && _dormant.Remove((nqn, nsid)))
         {
@@ -208,7 +237,7 @@ public sealed partial class Reconciler : IAsyncDisposable
             return;
         }
         if (ns == null) throw ManagementException.NotFound($"subsystem {nqn} has no namespace {nsid}");
-        Retire(ns.Device, RetireDelay);
+        _teardown.Retire(nqn, ns);
         _logger.LogInformation("subsystem {Nqn}: namespace {Nsid} removed", nqn, nsid);
     }
 
@@ -218,62 +247,12 @@ public sealed partial class Reconciler : IAsyncDisposable
     private IBlockDevice OpenBackend(NamespaceSpec spec)
     {
         if (!BackendSpec.TryParse(spec.Backend, out var backend, out string error)) throw ManagementException.Invalid($"backend: {error}");
-        if (backend.Kind != BackendKind.Volume) return backend.Open(_dataDirectory);
-        if (_pools == null) throw ManagementException.Invalid($"backend {backend}: this daemon has no pools");
-        try
-        {
-            return _pools.Export(backend.PoolName, backend.VolumeName, spec.Uuid);
-        }
-        catch (EdgeBlock.Volumes.VolumeException ex)
-        {
-            throw PoolManager.Refusal(ex);
-        }
+        return backend.Kind == BackendKind.Volume ? VolumeBackends.Export(_pools, backend, spec.Uuid) : backend.Open(_dataDirectory);
     }
 
     private static bool IsVolume(NamespaceSpec spec) => BackendSpec.TryParse(spec.Backend, out var b, out _) && b.Kind == BackendKind.Volume;
 
-    /// <summary>The UUID of a new namespace: a volume's own (stable per volume), else a new one. Refuses an unknown pool or volume.</summary>
-    public Guid NewNamespaceUuid(BackendSpec backend)
-    {
-        if (backend.Kind != BackendKind.Volume) return Guid.NewGuid();
-        if (_pools == null) throw ManagementException.Invalid($"backend {backend}: this daemon has no pools");
-        try
-        {
-            return _pools.VolumeUuid(backend.PoolName, backend.VolumeName);
-        }
-        catch (EdgeBlock.Volumes.VolumeException ex)
-        {
-            throw PoolManager.Refusal(ex);
-        }
-    }
-
-    /// <summary>
-    /// Flushes and closes a device no namespace uses any more. Commands already routed to it may
-    /// still be running, so the close waits a moment (they finish in far less).
-    /// </summary>
-    private void Retire(IBlockDevice device, TimeSpan delay)
-    {
-        if (device is VolumeExport export) export.Detached = true; // no namespace routes to it any more
-
-        _retiring.RemoveAll(t => t.IsCompleted);
-        _retiring.Add(RetireAsync(device, delay));
-    }
-
-    private async Task RetireAsync(IBlockDevice device, TimeSpan delay)
-    {
-        try
-        {
-            var status = await device.FlushAsync().ConfigureAwait(false);
-            if (status != BlockStatus.Success) _logger.LogError("flush of a removed namespace failed: {Status}", status);
-            if (delay > TimeSpan.Zero) await Task.Delay(delay).ConfigureAwait(false);
-        }
-        finally
-        {
-            await device.DisposeAsync().ConfigureAwait(false);
-        }
-    }
-
-    /// <summary>Stops every vhost export and listener (closing connections), then flushes and closes every device.</summary>
+    /// <summary>Stops every vhost export and listener (closing connections), then drains, flushes and closes every device.</summary>
     public async Task ClearAsync()
     {
         await ClearVhostAsync().ConfigureAwait(false);
@@ -282,10 +261,9 @@ public sealed partial class Reconciler : IAsyncDisposable
         foreach (var s in _target.Subsystems.ToList())
         {
             _target.RemoveSubsystem(s.NqnName);
-            foreach (var ns in s.Namespaces.Values) Retire(ns.Device, TimeSpan.Zero);
+            foreach (var ns in s.Namespaces.Values) _teardown.Retire(s.NqnName, ns);
         }
-        await Task.WhenAll(_retiring).ConfigureAwait(false);
-        _retiring.Clear();
+        await _teardown.WhenClosedAsync().ConfigureAwait(false);
         _dormant.Clear();
     }
 

@@ -6,7 +6,7 @@ using Microsoft.Extensions.Logging;
 namespace EdgeBlock.Daemon.Management;
 
 /// <summary>vhost-user-blk exports: one <see cref="VhostUserBlkServer"/> per socket, each over its own opened backend.</summary>
-public sealed partial class Reconciler
+public sealed partial class EdgeBlockEngine
 {
     /// <summary>A running export, or (Server null) one whose backend was unavailable at start.</summary>
     private sealed record VhostExport(VhostSpec Spec, VhostUserBlkServer? Server, IBlockDevice? Device, string? Unavailable);
@@ -15,13 +15,11 @@ public sealed partial class Reconciler
     private readonly ConcurrentDictionary<string, VhostExport> _vhost = new(StringComparer.Ordinal);
 
     /// <summary>Opens the backend and starts listening on the socket (replacing a stale socket file).</summary>
-    public void AddVhost(VhostSpec spec)
+    private void AddVhost(VhostSpec spec)
     {
         if (!VhostSocket.TryResolve(spec.Socket, _dataDirectory, out string socket, out string why))
             throw ManagementException.Invalid($"vhost socket: {why}");
         if (_vhost.ContainsKey(socket)) throw ManagementException.Conflict($"vhost export {socket} already exists");
-        if (_kernel != null)
-            throw ManagementException.Invalid("vhost-user exports are served by EdgeBlock's own engine; this daemon runs --engine kernel");
         IBlockDevice device;
         try
         {
@@ -44,7 +42,7 @@ public sealed partial class Reconciler
         }
         catch (Exception ex) when (ex is IOException or ArgumentException or UnauthorizedAccessException)
         {
-            Retire(device, TimeSpan.Zero);
+            _teardown.Retire(device);
             throw ManagementException.Conflict($"vhost socket {socket}: {ex.Message}");
         }
         _vhost[socket] = new VhostExport(spec, server, device, null);
@@ -53,12 +51,12 @@ public sealed partial class Reconciler
     }
 
     /// <summary>Stops serving a socket: the VM's connection is closed (its disk stops answering), the backend flushed and closed.</summary>
-    public async Task RemoveVhostAsync(string socketPath)
+    private async Task RemoveVhostAsync(string socketPath)
     {
         string socket = VhostSocket.Resolve(socketPath, _dataDirectory);
         if (!_vhost.TryRemove(socket, out var export)) throw ManagementException.NotFound($"no vhost export on {socket}");
         if (export.Server != null) await export.Server.DisposeAsync().ConfigureAwait(false);
-        if (export.Device != null) Retire(export.Device, TimeSpan.Zero); // the server stopped its queues: nothing is in flight
+        if (export.Device != null) _teardown.Retire(export.Device); // the server stopped after its requests completed: nothing is in flight
         _logger.LogInformation("vhost export {Socket} removed", socket);
     }
 
@@ -71,7 +69,7 @@ public sealed partial class Reconciler
         var device = export?.Device;
         string state = server == null ? "unavailable" : server.IsConnected ? "connected" : "waiting";
         string? reason = export?.Unavailable ?? server?.LastDisconnectReason
-                         ?? (export == null ? (_kernel != null ? "not served under --engine kernel" : "not running") : null);
+                         ?? (export == null ? "not running" : null);
         var io = server?.Statistics ?? default;
         return new VhostInfo(socket, spec.Backend, spec.QueueCount, spec.ReadOnly, device == null ? 0 : device.BlockCount * device.BlockSize,
             device?.BlockSize ?? 0, state, server?.Connections ?? 0, reason, io.Requests, io.Failed, io.BytesRead, io.BytesWritten);
