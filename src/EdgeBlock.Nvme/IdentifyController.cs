@@ -93,3 +93,14 @@ public sealed class IdentifyControllerData
         Encoding.ASCII.GetBytes(value.AsSpan(0, n), field);
     }
 }
+
+/// <summary>ONCS (Identify Controller bytes 521:520): optional NVM commands the controller supports.</summary>
+[Flags]
+public enum OptionalNvmCommands : ushort
+{
+    None = 0,
+    Compare = 1 << 0,
+    WriteUncorrectable = 1 << 1,
+    DatasetManagement = 1 << 2,
+    WriteZeroes = 1 << 3,
+}

@@ -131,3 +131,39 @@ public static class DiscoveryLog
     public static string EntrySubNqn(ReadOnlySpan<byte> entry) => Connect.ReadNqn(entry.Slice(256, 256));
     public static byte EntrySubtype(ReadOnlySpan<byte> entry) => entry[2];
 }
+
+/// <summary>Commands Supported and Effects log (LID 05h): one 32-bit entry per admin opcode, then one per I/O opcode.</summary>
+public static class CommandEffectsLog
+{
+    public const int Size = 4096;
+    private const int IoCommandsOffset = 1024;
+
+    public static void WriteAdmin(Span<byte> page, byte opcode, CommandEffects effects) =>
+        BinaryPrimitives.WriteUInt32LittleEndian(page[(4 * opcode)..], (uint)effects);
+
+    public static void WriteIo(Span<byte> page, byte opcode, CommandEffects effects) =>
+        BinaryPrimitives.WriteUInt32LittleEndian(page[(IoCommandsOffset + 4 * opcode)..], (uint)effects);
+
+    public static CommandEffects ReadAdmin(ReadOnlySpan<byte> page, byte opcode) =>
+        (CommandEffects)BinaryPrimitives.ReadUInt32LittleEndian(page[(4 * opcode)..]);
+
+    public static CommandEffects ReadIo(ReadOnlySpan<byte> page, byte opcode) =>
+        (CommandEffects)BinaryPrimitives.ReadUInt32LittleEndian(page[(IoCommandsOffset + 4 * opcode)..]);
+}
+
+/// <summary>The bits of a Commands Supported and Effects entry.</summary>
+[Flags]
+public enum CommandEffects : uint
+{
+    None = 0,
+    /// <summary>CSUPP: the controller supports the command.</summary>
+    Supported = 1 << 0,
+    /// <summary>LBCC: the command may change logical block content.</summary>
+    LogicalBlockContentChange = 1 << 1,
+    /// <summary>NCC: the command may change namespace capabilities.</summary>
+    NamespaceCapabilityChange = 1 << 2,
+    /// <summary>NIC: the command may change the number of namespaces or their capabilities.</summary>
+    NamespaceInventoryChange = 1 << 3,
+    /// <summary>CCC: the command may change controller capabilities.</summary>
+    ControllerCapabilityChange = 1 << 4,
+}

@@ -3,6 +3,18 @@ using System.Buffers.Binary;
 namespace EdgeBlock.Nvme;
 
 /// <summary>
+/// Byte offsets of SQE fields: what the error log's Parameter Error Location reports for a bad field.
+/// </summary>
+public static class SqeOffset
+{
+    public const ushort Opcode = 0, Flags = 1, Nsid = 4, FabricsType = 4, Cdw10 = 40, Cdw11 = 44, Cdw12 = 48, Cdw13 = 52;
+    /// <summary>SLBA of Read/Write/Compare/Write Zeroes occupies CDW10-11.</summary>
+    public const ushort Slba = Cdw10;
+    /// <summary>Marks an error not tied to a field.</summary>
+    public const ushort None = 0xFFFF;
+}
+
+/// <summary>
 /// A read-only view over a 64-byte submission queue entry (command capsule), field names as in the spec.
 /// </summary>
 public readonly ref struct SubmissionQueueEntry
@@ -40,6 +52,31 @@ public readonly ref struct SubmissionQueueEntry
     public int BlockCount => (int)(Cdw12 & 0xFFFF) + 1;
     /// <summary>Force Unit Access (CDW12 bit 30).</summary>
     public bool Fua => (Cdw12 & (1u << 30)) != 0;
+    /// <summary>Write Zeroes: Deallocate (CDW12 bit 25) lets the controller unmap the range.</summary>
+    public bool WriteZeroesDeallocate => (Cdw12 & (1u << 25)) != 0;
+
+    /// <summary>Dataset Management: number of ranges, converted from the 0's based NR (CDW10 7:0).</summary>
+    public int DsmRangeCount => (int)(Cdw10 & 0xFF) + 1;
+    /// <summary>Dataset Management: Attribute - Deallocate (CDW11 bit 2).</summary>
+    public bool DsmDeallocate => (Cdw11 & (1u << 2)) != 0;
+}
+
+/// <summary>One 16-byte Dataset Management range: context attributes, length in blocks, starting LBA.</summary>
+public readonly ref struct DsmRange
+{
+    public const int Size = 16;
+    /// <summary>NR is 8 bits: at most 256 ranges per command.</summary>
+    public const int MaxRanges = 256;
+    private readonly ReadOnlySpan<byte> _b;
+
+    public DsmRange(ReadOnlySpan<byte> bytes) => _b = bytes[..Size];
+
+    /// <summary>The i-th range of a command's range list.</summary>
+    public static DsmRange At(ReadOnlySpan<byte> list, int i) => new(list.Slice(i * Size, Size));
+
+    public uint ContextAttributes => BinaryPrimitives.ReadUInt32LittleEndian(_b);
+    public uint BlockCount => BinaryPrimitives.ReadUInt32LittleEndian(_b[4..]);
+    public ulong Slba => BinaryPrimitives.ReadUInt64LittleEndian(_b[8..]);
 }
 
 /// <summary>Builds SQEs (used by the initiator and by tests).</summary>

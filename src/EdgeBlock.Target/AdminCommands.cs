@@ -3,92 +3,67 @@ using EdgeBlock.Nvme;
 
 namespace EdgeBlock.Target;
 
-/// <summary>Admin commands over fabrics (nvmet's admin-cmd.c): one method per CNS, log page and feature.</summary>
-internal sealed class AdminCommands(NvmeTarget target)
+/// <summary>Admin commands over fabrics (nvmet's admin-cmd.c): one entry per opcode, one method per CNS, log page and feature.</summary>
+internal static class AdminCommands
 {
     private const int PageSize = 4096;
 
-    public bool Parse(QueuePair queue, Controller controller, NvmeRequest request)
+    public static readonly NvmeCommand[] Entries =
+    [
+        new() { Code = (byte)AdminOpcode.GetLogPage, Name = "Get Log Page", OnDiscovery = true, Parse = ParseGetLogPage, Execute = NvmeCommand.Sync(LogPage) },
+        new() { Code = (byte)AdminOpcode.Identify, Name = "Identify", OnDiscovery = true, Parse = ParseIdentify, Execute = NvmeCommand.Sync(Identify) },
+        // Abort never aborts (CDW0 bit 0 set): commands finish quickly and the host then waits for them.
+        new() { Code = (byte)AdminOpcode.Abort, Name = "Abort", Parse = NvmeCommand.NoData, Execute = NvmeCommand.Sync(static (_, r) => r.Result = 1) },
+        new() { Code = (byte)AdminOpcode.SetFeatures, Name = "Set Features", OnDiscovery = true, Parse = NvmeCommand.NoData, Execute = NvmeCommand.Sync(SetFeatures) },
+        new() { Code = (byte)AdminOpcode.GetFeatures, Name = "Get Features", OnDiscovery = true, Parse = NvmeCommand.NoData, Execute = NvmeCommand.Sync(GetFeatures) },
+        new() { Code = (byte)AdminOpcode.AsyncEventRequest, Name = "Asynchronous Event Request", OnDiscovery = true, Parse = NvmeCommand.NoData, Execute = NvmeCommand.Sync(AsyncEventRequest) },
+        // The queue's activity flag, set when the command was parsed, is all Keep Alive does.
+        new() { Code = (byte)AdminOpcode.KeepAlive, Name = "Keep Alive", OnDiscovery = true, Parse = NvmeCommand.NoData, Execute = NvmeCommand.Sync(static (_, _) => { }) },
+    ];
+
+    private static bool ParseGetLogPage(QueuePair queue, NvmeRequest request)
     {
-        var sqe = request.Sqe;
-        // Only Connect and Property Get/Set are allowed before the host enables the controller.
-        if (!controller.IsReady) return request.Fail(NvmeStatus.CommandSequenceError);
-        switch ((AdminOpcode)sqe.Opcode)
-        {
-            case AdminOpcode.Identify:
-                return ParseIdentify(controller, request);
-            case AdminOpcode.GetLogPage:
-                long length = GetLogPage.Length(sqe);
-                if (length > target.Limits.MaxTransferBytes) return request.Fail(NvmeStatus.InvalidField, 40);
-                return Accept(request, CommandKind.GetLogPage, DataDirection.ControllerToHost, (int)length);
-            case AdminOpcode.GetFeatures:
-                return Accept(request, CommandKind.GetFeatures);
-            case AdminOpcode.SetFeatures:
-                return Accept(request, CommandKind.SetFeatures);
-            case AdminOpcode.AsyncEventRequest:
-                return Accept(request, CommandKind.AsyncEventRequest);
-            case AdminOpcode.KeepAlive:
-                return Accept(request, CommandKind.KeepAlive);
-            case AdminOpcode.Abort when !controller.IsDiscovery:
-                return Accept(request, CommandKind.Abort);
-            default:
-                return request.Fail(NvmeStatus.InvalidOpcode, 0);
-        }
+        long length = GetLogPage.Length(request.Sqe);
+        if (length > queue.Target.Limits.MaxTransferBytes) return request.Fail(NvmeStatus.InvalidField, SqeOffset.Cdw10);
+        return request.Accept(DataDirection.ControllerToHost, (int)length);
     }
 
-    private static bool Accept(NvmeRequest request, CommandKind kind, DataDirection direction = DataDirection.None, int length = 0)
+    private static void AsyncEventRequest(QueuePair queue, NvmeRequest request)
     {
-        request.Kind = kind;
-        request.Direction = direction;
-        request.DataLength = length;
-        return true;
-    }
-
-    private static bool ParseIdentify(Controller controller, NvmeRequest request)
-    {
-        var cns = (IdentifyCns)(request.Sqe.Cdw10 & 0xFF);
-        CommandKind kind = cns switch
-        {
-            IdentifyCns.Controller => CommandKind.IdentifyController,
-            IdentifyCns.Namespace when !controller.IsDiscovery => CommandKind.IdentifyNamespace,
-            IdentifyCns.ActiveNamespaceList when !controller.IsDiscovery => CommandKind.IdentifyActiveNamespaces,
-            IdentifyCns.NamespaceDescriptorList when !controller.IsDiscovery => CommandKind.IdentifyDescriptors,
-            // I/O command set specific controller data for the NVM command set (CSI 0): no extra limits to report.
-            IdentifyCns.IoCommandSetController when !controller.IsDiscovery && request.Sqe.Cdw11 >> 24 == 0 => CommandKind.IdentifyZeroes,
-            _ => CommandKind.None,
-        };
-        if (kind == CommandKind.None) return request.Fail(NvmeStatus.InvalidField, 40);
-        return Accept(request, kind, DataDirection.ControllerToHost, PageSize);
-    }
-
-    public ValueTask ExecuteAsync(QueuePair queue, NvmeRequest request)
-    {
-        var controller = queue.Controller!;
-        switch (request.Kind)
-        {
-            case CommandKind.IdentifyController: IdentifyController(controller, request); break;
-            case CommandKind.IdentifyNamespace: IdentifyNamespace(controller, request); break;
-            case CommandKind.IdentifyActiveNamespaces: IdentifyActiveNamespaces(controller, request); break;
-            case CommandKind.IdentifyDescriptors: IdentifyDescriptors(controller, request); break;
-            case CommandKind.IdentifyZeroes: request.Data.Span[..PageSize].Clear(); break;
-            case CommandKind.GetLogPage: LogPage(queue, controller, request); break;
-            case CommandKind.GetFeatures: GetFeatures(controller, request); break;
-            case CommandKind.SetFeatures: SetFeatures(controller, request); break;
-            case CommandKind.KeepAlive: break; // the queue's activity flag was set by Parse
-            case CommandKind.Abort: request.Result = 1; break; // bit 0 set: the command was not aborted
-            case CommandKind.AsyncEventRequest:
-                if (!controller.TryParkAer(request, out bool completedNow)) request.Status = NvmeStatus.AsyncEventRequestLimitExceeded;
-                else if (!completedNow) request.CompletionDeferred = true;
-                break;
-        }
-        target.RecordIfError(queue, request);
-        return default;
+        if (!queue.Controller!.TryParkAer(request, out bool completedNow)) request.Status = NvmeStatus.AsyncEventRequestLimitExceeded;
+        else if (!completedNow) request.CompletionDeferred = true;
     }
 
     // ---- Identify ----------------------------------------------------------------
 
-    private void IdentifyController(Controller controller, NvmeRequest request)
+    private static bool ParseIdentify(QueuePair queue, NvmeRequest request)
     {
+        if (IdentifyHandler(queue.Controller!, request.Sqe) == null) return request.Fail(NvmeStatus.InvalidField, SqeOffset.Cdw10);
+        return request.Accept(DataDirection.ControllerToHost, PageSize);
+    }
+
+    private static void Identify(QueuePair queue, NvmeRequest request) =>
+        IdentifyHandler(queue.Controller!, request.Sqe)!(queue, request);
+
+    /// <summary>The data structure a CNS returns on this controller, or null when it has none.</summary>
+    private static Action<QueuePair, NvmeRequest>? IdentifyHandler(Controller controller, in SubmissionQueueEntry sqe) =>
+        (IdentifyCns)(sqe.Cdw10 & 0xFF) switch
+        {
+            IdentifyCns.Controller => IdentifyController,
+            IdentifyCns.Namespace when !controller.IsDiscovery => IdentifyNamespace,
+            IdentifyCns.ActiveNamespaceList when !controller.IsDiscovery => IdentifyActiveNamespaces,
+            IdentifyCns.NamespaceDescriptorList when !controller.IsDiscovery => IdentifyDescriptors,
+            // I/O command set specific controller data for the NVM command set (CSI 0): no extra limits to report.
+            IdentifyCns.IoCommandSetController when !controller.IsDiscovery && sqe.Cdw11 >> 24 == 0 => IdentifyZeroes,
+            _ => null,
+        };
+
+    private static void IdentifyZeroes(QueuePair queue, NvmeRequest request) => request.Data.Span[..PageSize].Clear();
+
+    private static void IdentifyController(QueuePair queue, NvmeRequest request)
+    {
+        var target = queue.Target;
+        var controller = queue.Controller!;
         var limits = target.Limits;
         var subsystem = controller.Subsystem;
         var data = new IdentifyControllerData
@@ -110,7 +85,7 @@ internal sealed class AdminCommands(NvmeTarget target)
             Kas = 10,   // keep alive granularity 1 s (100 ms units)
             Maxcmd = (ushort)limits.MaxQueueEntries,
             NamespaceCount = controller.IsDiscovery ? 0 : Subsystem.MaxNsid,
-            Oncs = controller.IsDiscovery ? (ushort)0 : (ushort)(1 << 0 | 1 << 2 | 1 << 3), // Compare, DSM, Write Zeroes
+            Oncs = controller.IsDiscovery ? (ushort)0 : (ushort)CommandTable.Oncs,
             Vwc = controller.IsDiscovery ? (byte)0 : (byte)0x7, // present; Flush with NSID FFFFFFFFh supported
             Sgls = 1 | 1 << 20, // SGLs supported; SGL data block address is an offset (in-capsule data)
             SubsystemNqn = subsystem.NqnName,
@@ -123,15 +98,16 @@ internal sealed class AdminCommands(NvmeTarget target)
         data.Write(request.Data.Span);
     }
 
-    private static void IdentifyNamespace(Controller controller, NvmeRequest request)
+    private static void IdentifyNamespace(QueuePair queue, NvmeRequest request)
     {
+        var controller = queue.Controller!;
         uint nsid = request.Sqe.Nsid;
         var ns = controller.Subsystem.FindNamespace(nsid);
         var page = request.Data.Span;
         if (ns == null)
         {
             // An allocated-but-inactive NSID in range returns zeroes; anything else is invalid.
-            if (nsid is 0 or 0xFFFFFFFF || nsid > Subsystem.MaxNsid) request.Fail(NvmeStatus.InvalidNamespace, 4);
+            if (nsid is 0 or 0xFFFFFFFF || nsid > Subsystem.MaxNsid) request.Fail(NvmeStatus.InvalidNamespace, SqeOffset.Nsid);
             else page[..PageSize].Clear();
             return;
         }
@@ -139,10 +115,11 @@ internal sealed class AdminCommands(NvmeTarget target)
             deallocateReadsZeroes: ns.Device.SupportsDeallocate, ns.Nguid, eui64: 0);
     }
 
-    private static void IdentifyActiveNamespaces(Controller controller, NvmeRequest request)
+    private static void IdentifyActiveNamespaces(QueuePair queue, NvmeRequest request)
     {
+        var controller = queue.Controller!;
         uint after = request.Sqe.Nsid;
-        if (after is 0xFFFFFFFE or 0xFFFFFFFF) { request.Fail(NvmeStatus.InvalidNamespace, 4); return; }
+        if (after is 0xFFFFFFFE or 0xFFFFFFFF) { request.Fail(NvmeStatus.InvalidNamespace, SqeOffset.Nsid); return; }
         var page = request.Data.Span;
         page[..PageSize].Clear();
         int i = 0;
@@ -154,37 +131,39 @@ internal sealed class AdminCommands(NvmeTarget target)
         }
     }
 
-    private static void IdentifyDescriptors(Controller controller, NvmeRequest request)
+    private static void IdentifyDescriptors(QueuePair queue, NvmeRequest request)
     {
-        var ns = controller.Subsystem.FindNamespace(request.Sqe.Nsid);
-        if (ns == null) { request.Fail(NvmeStatus.InvalidNamespace, 4); return; }
+        var ns = queue.Controller!.Subsystem.FindNamespace(request.Sqe.Nsid);
+        if (ns == null) { request.Fail(NvmeStatus.InvalidNamespace, SqeOffset.Nsid); return; }
         NamespaceDescriptorList.Write(request.Data.Span, ns.Nguid, ns.Uuid);
     }
 
     // ---- Get Log Page ---------------------------------------------------------
 
-    private void LogPage(QueuePair queue, Controller controller, NvmeRequest request)
+    private static void LogPage(QueuePair queue, NvmeRequest request)
     {
+        var target = queue.Target;
+        var controller = queue.Controller!;
         var sqe = request.Sqe;
         var lid = GetLogPage.Lid(sqe);
         ulong offset = GetLogPage.Offset(sqe);
         bool retain = GetLogPage.Rae(sqe);
         int length = request.DataLength;
-        if ((offset & 3) != 0) { request.Fail(NvmeStatus.InvalidField, 48); return; }
+        if ((offset & 3) != 0) { request.Fail(NvmeStatus.InvalidField, SqeOffset.Cdw12); return; }
 
         // Build the whole page, then copy the requested window (LPOL/LPOU) out of it.
         byte[] page = lid switch
         {
             LogPageId.ErrorInformation => Build(Controller.ErrorLogEntries * ErrorLogEntry.Size, controller.WriteErrorLog),
-            LogPageId.SmartHealth when !controller.IsDiscovery => Build(SmartLog.Size, p => WriteSmartLog(controller, p)),
+            LogPageId.SmartHealth when !controller.IsDiscovery => Build(SmartLog.Size, p => WriteSmartLog(target, controller, p)),
             LogPageId.FirmwareSlot when !controller.IsDiscovery => Build(FirmwareSlotLog.Size, p => FirmwareSlotLog.Write(p, target.FirmwareRevision)),
             LogPageId.ChangedNamespaceList when !controller.IsDiscovery => Build(PageSize, p => controller.ReadChangedNamespaces(p, retain)),
-            LogPageId.CommandsSupportedAndEffects when !controller.IsDiscovery => Build(PageSize, WriteCommandEffects),
+            LogPageId.CommandsSupportedAndEffects when !controller.IsDiscovery => Build(CommandEffectsLog.Size, CommandTable.WriteEffectsLog),
             LogPageId.Discovery when controller.IsDiscovery => Discovery.BuildLogPage(target, controller, queue.Transport.LocalEndpoint),
             _ => [],
         };
-        if (page.Length == 0) { request.Fail(NvmeStatus.InvalidLogPage, 40); return; }
-        if (offset > (ulong)page.Length) { request.Fail(NvmeStatus.InvalidField, 48); return; }
+        if (page.Length == 0) { request.Fail(NvmeStatus.InvalidLogPage, SqeOffset.Cdw10); return; }
+        if (offset > (ulong)page.Length) { request.Fail(NvmeStatus.InvalidField, SqeOffset.Cdw12); return; }
 
         var dest = request.Data.Span[..length];
         dest.Clear();
@@ -201,7 +180,7 @@ internal sealed class AdminCommands(NvmeTarget target)
         return page;
     }
 
-    private void WriteSmartLog(Controller controller, Span<byte> page)
+    private static void WriteSmartLog(NvmeTarget target, Controller controller, Span<byte> page)
     {
         long reads = 0, writes = 0, bytesRead = 0, bytesWritten = 0, errors = 0;
         foreach (var ns in controller.Subsystem.Namespaces.Values)
@@ -219,31 +198,18 @@ internal sealed class AdminCommands(NvmeTarget target)
             (UInt128)reads, (UInt128)writes, (UInt128)(ulong)hours, mediaErrors: (UInt128)errors, errorLogEntries: (UInt128)controller.ErrorCount);
     }
 
-    /// <summary>Commands Supported and Effects: CSUPP for what we implement, LBCC for commands that change data.</summary>
-    private static void WriteCommandEffects(Span<byte> page)
-    {
-        page.Clear();
-        const uint csupp = 1, lbcc = 1 << 1;
-        foreach (var op in new[] { AdminOpcode.GetLogPage, AdminOpcode.Identify, AdminOpcode.Abort, AdminOpcode.SetFeatures,
-                     AdminOpcode.GetFeatures, AdminOpcode.AsyncEventRequest, AdminOpcode.KeepAlive })
-            BinaryPrimitives.WriteUInt32LittleEndian(page[(4 * (int)op)..], csupp);
-        foreach (var op in new[] { NvmOpcode.Flush, NvmOpcode.Read, NvmOpcode.Compare })
-            BinaryPrimitives.WriteUInt32LittleEndian(page[(1024 + 4 * (int)op)..], csupp);
-        foreach (var op in new[] { NvmOpcode.Write, NvmOpcode.WriteZeroes, NvmOpcode.DatasetManagement })
-            BinaryPrimitives.WriteUInt32LittleEndian(page[(1024 + 4 * (int)op)..], csupp | lbcc);
-    }
-
     // ---- Features -------------------------------------------------------------
 
-    private static void GetFeatures(Controller controller, NvmeRequest request)
+    private static void GetFeatures(QueuePair queue, NvmeRequest request)
     {
+        var controller = queue.Controller!;
         var sqe = request.Sqe;
         var fid = (FeatureId)(sqe.Cdw10 & 0xFF);
         int select = (int)(sqe.Cdw10 >> 8) & 0x7;
         if (select == 3) // supported capabilities: changeable, not saveable, not namespace specific
         {
             if (IsKnownFeature(controller, fid)) request.Result = 1u << 2;
-            else request.Fail(NvmeStatus.InvalidField, 40);
+            else request.Fail(NvmeStatus.InvalidField, SqeOffset.Cdw10);
             return;
         }
         uint? value = fid switch
@@ -259,7 +225,7 @@ internal sealed class AdminCommands(NvmeTarget target)
             FeatureId.KeepAliveTimer => controller.KatoMs,
             _ => null,
         };
-        if (value is null) { request.Fail(NvmeStatus.InvalidField, 40); return; }
+        if (value is null) { request.Fail(NvmeStatus.InvalidField, SqeOffset.Cdw10); return; }
         request.Result = value.Value;
     }
 
@@ -268,18 +234,19 @@ internal sealed class AdminCommands(NvmeTarget target)
         || (!controller.IsDiscovery && fid is FeatureId.Arbitration or FeatureId.PowerManagement or FeatureId.TemperatureThreshold
             or FeatureId.ErrorRecovery or FeatureId.VolatileWriteCache or FeatureId.NumberOfQueues or FeatureId.WriteAtomicityNormal);
 
-    private static void SetFeatures(Controller controller, NvmeRequest request)
+    private static void SetFeatures(QueuePair queue, NvmeRequest request)
     {
+        var controller = queue.Controller!;
         var sqe = request.Sqe;
         var fid = (FeatureId)(sqe.Cdw10 & 0xFF);
         uint value = sqe.Cdw11;
-        if ((sqe.Cdw10 & 0x8000_0000) != 0) { request.Fail(NvmeStatus.FeatureIdNotSaveable, 40); return; }
-        if (!IsKnownFeature(controller, fid)) { request.Fail(NvmeStatus.InvalidField, 40); return; }
+        if ((sqe.Cdw10 & 0x8000_0000) != 0) { request.Fail(NvmeStatus.FeatureIdNotSaveable, SqeOffset.Cdw10); return; }
+        if (!IsKnownFeature(controller, fid)) { request.Fail(NvmeStatus.InvalidField, SqeOffset.Cdw10); return; }
         switch (fid)
         {
             case FeatureId.NumberOfQueues:
                 int nsqr = (int)(value & 0xFFFF), ncqr = (int)(value >> 16);
-                if (nsqr == 0xFFFF || ncqr == 0xFFFF) { request.Fail(NvmeStatus.InvalidField, 44); return; }
+                if (nsqr == 0xFFFF || ncqr == 0xFFFF) { request.Fail(NvmeStatus.InvalidField, SqeOffset.Cdw11); return; }
                 request.Status = controller.SetNumberOfQueues(Math.Min(nsqr, ncqr) + 1, out uint granted);
                 request.Result = granted;
                 break;
@@ -289,11 +256,11 @@ internal sealed class AdminCommands(NvmeTarget target)
             case FeatureId.Arbitration: controller.SetArbitration(value); break;
             case FeatureId.TemperatureThreshold: controller.SetTemperatureThreshold(value); break;
             case FeatureId.PowerManagement:
-                if ((value & 0x1F) != 0) { request.Fail(NvmeStatus.InvalidField, 44); return; } // only power state 0 exists
+                if ((value & 0x1F) != 0) { request.Fail(NvmeStatus.InvalidField, SqeOffset.Cdw11); return; } // only power state 0 exists
                 controller.SetPowerManagement(value);
                 break;
             default:
-                request.Fail(NvmeStatus.FeatureNotChangeable, 40);
+                request.Fail(NvmeStatus.FeatureNotChangeable, SqeOffset.Cdw10);
                 break;
         }
     }

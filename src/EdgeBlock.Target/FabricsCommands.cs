@@ -3,50 +3,37 @@ using Microsoft.Extensions.Logging;
 
 namespace EdgeBlock.Target;
 
-/// <summary>Fabrics commands: Connect, Property Get/Set, Disconnect (nvmet's fabrics-cmd.c).</summary>
-internal sealed class FabricsCommands(NvmeTarget target)
+/// <summary>Fabrics commands: Connect, Property Get/Set, Disconnect (nvmet's fabrics-cmd.c). One entry per FCTYPE.</summary>
+internal static class FabricsCommands
 {
     // SQE byte offsets of Connect fields, reported as IPO when they are invalid.
     private const ushort QidOffset = 42, SqSizeOffset = 44;
 
-    public bool Parse(QueuePair queue, NvmeRequest request)
-    {
-        var sqe = request.Sqe;
-        switch (sqe.FabricsType)
+    public static readonly NvmeCommand[] Entries =
+    [
+        new() { Code = (byte)FabricsCommandType.Connect, Name = "Connect", Parse = ParseConnect, Execute = NvmeCommand.Sync(ExecuteConnect) },
+        new() { Code = (byte)FabricsCommandType.PropertyGet, Name = "Property Get", Parse = ParseProperty, Execute = NvmeCommand.Sync(ExecutePropertyGet) },
+        new() { Code = (byte)FabricsCommandType.PropertySet, Name = "Property Set", Parse = ParseProperty, Execute = NvmeCommand.Sync(ExecutePropertySet) },
+        new()
         {
-            case FabricsCommandType.Connect:
-                if (queue.IsConnected) return request.Fail(NvmeStatus.CommandSequenceError);
-                request.Kind = CommandKind.Connect;
-                request.Direction = DataDirection.HostToController;
-                request.DataLength = Connect.DataSize;
-                return true;
-            case FabricsCommandType.PropertyGet or FabricsCommandType.PropertySet:
-                if (!queue.IsConnected) return request.Fail(NvmeStatus.CommandSequenceError);
-                if (queue.Qid != 0) return request.Fail(NvmeStatus.InvalidOpcode);
-                request.Kind = sqe.FabricsType == FabricsCommandType.PropertyGet ? CommandKind.PropertyGet : CommandKind.PropertySet;
-                return true;
-            case FabricsCommandType.Disconnect:
-                if (!queue.IsConnected) return request.Fail(NvmeStatus.CommandSequenceError);
-                request.Kind = CommandKind.Disconnect;
-                return true;
-            default:
-                return request.Fail(NvmeStatus.InvalidOpcode, 4);
-        }
-    }
+            Code = (byte)FabricsCommandType.Disconnect, Name = "Disconnect", Parse = ParseConnected,
+            Execute = NvmeCommand.Sync(static (_, r) => r.DisconnectAfterCompletion = true),
+        },
+    ];
 
-    public void Execute(QueuePair queue, NvmeRequest request)
-    {
-        switch (request.Kind)
-        {
-            case CommandKind.Connect: ExecuteConnect(queue, request); break;
-            case CommandKind.PropertyGet: ExecutePropertyGet(queue.Controller!, request); break;
-            case CommandKind.PropertySet: ExecutePropertySet(queue.Controller!, request); break;
-            case CommandKind.Disconnect: request.DisconnectAfterCompletion = true; break;
-        }
-    }
+    private static bool ParseConnect(QueuePair queue, NvmeRequest request) =>
+        queue.IsConnected ? request.Fail(NvmeStatus.CommandSequenceError) : request.Accept(DataDirection.HostToController, Connect.DataSize);
 
-    private void ExecuteConnect(QueuePair queue, NvmeRequest request)
+    private static bool ParseConnected(QueuePair queue, NvmeRequest request) =>
+        queue.IsConnected || request.Fail(NvmeStatus.CommandSequenceError);
+
+    /// <summary>Properties are the admin queue's business.</summary>
+    private static bool ParseProperty(QueuePair queue, NvmeRequest request) =>
+        ParseConnected(queue, request) && (queue.Qid == 0 || request.Fail(NvmeStatus.InvalidOpcode));
+
+    private static void ExecuteConnect(QueuePair queue, NvmeRequest request)
     {
+        var target = queue.Target;
         var sqe = request.Sqe;
         ReadOnlySpan<byte> data = request.Data.Span;
         if (Connect.RecordFormat(sqe) != 0) { request.Status = NvmeStatus.ConnectIncompatibleFormat; return; }
@@ -84,8 +71,9 @@ internal sealed class FabricsCommands(NvmeTarget target)
         }
     }
 
-    private Controller? ConnectAdmin(QueuePair queue, NvmeRequest request, Subsystem subsystem, string hostNqn, ReadOnlySpan<byte> data)
+    private static Controller? ConnectAdmin(QueuePair queue, NvmeRequest request, Subsystem subsystem, string hostNqn, ReadOnlySpan<byte> data)
     {
+        var target = queue.Target;
         if (Connect.Cntlid(data) != Connect.DynamicCntlid) { FailInvalidParameter(request, inData: true, Connect.CntlidOffset); return null; }
         var controller = target.CreateController(subsystem, hostNqn, Connect.HostId(data), Connect.Kato(request.Sqe));
         if (controller == null) { request.Status = NvmeStatus.ConnectControllerBusy; return null; }
@@ -93,9 +81,9 @@ internal sealed class FabricsCommands(NvmeTarget target)
         return controller;
     }
 
-    private Controller? ConnectIo(QueuePair queue, NvmeRequest request, Subsystem subsystem, string hostNqn, ushort qid, ReadOnlySpan<byte> data)
+    private static Controller? ConnectIo(QueuePair queue, NvmeRequest request, Subsystem subsystem, string hostNqn, ushort qid, ReadOnlySpan<byte> data)
     {
-        var controller = target.FindController(Connect.Cntlid(data));
+        var controller = queue.Target.FindController(Connect.Cntlid(data));
         if (controller == null || controller.Subsystem != subsystem || controller.HostNqn != hostNqn || controller.IsDiscovery)
         {
             FailInvalidParameter(request, inData: true, Connect.CntlidOffset);
@@ -118,8 +106,10 @@ internal sealed class FabricsCommands(NvmeTarget target)
         request.ErrorLocation = offset;
     }
 
-    private void ExecutePropertyGet(Controller controller, NvmeRequest request)
+    private static void ExecutePropertyGet(QueuePair queue, NvmeRequest request)
     {
+        var target = queue.Target;
+        var controller = queue.Controller!;
         var sqe = request.Sqe;
         uint offset = PropertyCommand.Offset(sqe);
         bool wide = PropertyCommand.Is8Bytes(sqe);
@@ -132,12 +122,13 @@ internal sealed class FabricsCommands(NvmeTarget target)
             ControllerProperties.Nssr when !wide => 0,
             _ => null,
         };
-        if (value is null) { request.Fail(NvmeStatus.InvalidField, 44); return; }
+        if (value is null) { request.Fail(NvmeStatus.InvalidField, SqeOffset.Cdw11); return; }
         request.Result = value.Value;
     }
 
-    private void ExecutePropertySet(Controller controller, NvmeRequest request)
+    private static void ExecutePropertySet(QueuePair queue, NvmeRequest request)
     {
+        var controller = queue.Controller!;
         var sqe = request.Sqe;
         uint offset = PropertyCommand.Offset(sqe);
         if (offset == ControllerProperties.Cc && !PropertyCommand.Is8Bytes(sqe))
@@ -145,6 +136,6 @@ internal sealed class FabricsCommands(NvmeTarget target)
         else if (offset == ControllerProperties.Nssr)
             request.Status = NvmeStatus.Success; // NVM subsystem reset is not supported; writes are ignored as allowed
         else
-            request.Fail(NvmeStatus.InvalidField, 44);
+            request.Fail(NvmeStatus.InvalidField, SqeOffset.Cdw11);
     }
 }

@@ -1,153 +1,166 @@
 using System.Buffers;
-using System.Buffers.Binary;
 using System.Runtime.CompilerServices;
 using EdgeBlock.Nvme;
 using EdgeBlock.Storage;
 
 namespace EdgeBlock.Target;
 
-/// <summary>NVM command set: the bridge from NVMe commands to <see cref="IBlockDevice"/> (nvmet's io-cmd-*.c).</summary>
+/// <summary>
+/// NVM command set: the bridge from NVMe commands to <see cref="IBlockDevice"/> (nvmet's io-cmd-*.c).
+/// <see cref="NvmeTarget"/> resolved the namespace before an entry's Parse runs, and admits the
+/// command to the namespace's device around its Execute.
+/// </summary>
 internal static class IoCommands
 {
-    // SQE byte offsets of fields, for the error log's parameter error location.
-    private const ushort NsidOffset = 4, SlbaOffset = 40, Cdw12Offset = 48;
-    private const int DsmRangeSize = 16, MaxDsmRanges = 256;
-    private const uint AllNamespaces = 0xFFFFFFFF;
+    public static readonly NvmeCommand[] Entries =
+    [
+        new() { Code = (byte)NvmOpcode.Flush, Name = "Flush", Parse = NvmeCommand.NoData, Execute = FlushAsync },
+        new()
+        {
+            Code = (byte)NvmOpcode.Write, Name = "Write", Effects = CommandEffects.LogicalBlockContentChange,
+            Parse = static (q, r) => ParseBlockRange(q, r, DataDirection.HostToController), Execute = WriteAsync,
+        },
+        new()
+        {
+            Code = (byte)NvmOpcode.Read, Name = "Read",
+            Parse = static (q, r) => ParseBlockRange(q, r, DataDirection.ControllerToHost), Execute = ReadAsync,
+        },
+        new()
+        {
+            Code = (byte)NvmOpcode.Compare, Name = "Compare", Oncs = OptionalNvmCommands.Compare,
+            Parse = static (q, r) => ParseBlockRange(q, r, DataDirection.HostToController), Execute = CompareAsync,
+        },
+        new()
+        {
+            Code = (byte)NvmOpcode.WriteZeroes, Name = "Write Zeroes", Effects = CommandEffects.LogicalBlockContentChange,
+            Oncs = OptionalNvmCommands.WriteZeroes, Parse = ParseWriteZeroes, Execute = WriteZeroesAsync,
+        },
+        new()
+        {
+            Code = (byte)NvmOpcode.DatasetManagement, Name = "Dataset Management", Effects = CommandEffects.LogicalBlockContentChange,
+            Oncs = OptionalNvmCommands.DatasetManagement, Parse = ParseDatasetManagement, Execute = DatasetManagementAsync,
+        },
+    ];
 
-    public static bool Parse(Controller controller, NvmeRequest request, TargetLimits limits)
+    /// <summary>True for the commands whose SLBA the error log reports.</summary>
+    public static bool HasLba(byte opcode) => (NvmOpcode)opcode is NvmOpcode.Read or NvmOpcode.Write or NvmOpcode.Compare;
+
+    // ---- Parse ------------------------------------------------------------------
+
+    private static bool ParseBlockRange(QueuePair queue, NvmeRequest request, DataDirection direction)
     {
         var sqe = request.Sqe;
-        var opcode = (NvmOpcode)sqe.Opcode;
-        if (controller.IsDiscovery) return request.Fail(NvmeStatus.InvalidOpcode, 0);
-        if (opcode == NvmOpcode.Flush && sqe.Nsid == AllNamespaces)
-        {
-            request.Kind = CommandKind.Flush;
-            return true;
-        }
-        var ns = controller.Subsystem.FindNamespace(sqe.Nsid);
-        if (ns == null) return request.Fail(NvmeStatus.InvalidNamespace, NsidOffset);
-        request.Namespace = ns;
-        request.StartTimestamp = System.Diagnostics.Stopwatch.GetTimestamp();
-        if (sqe.Fuse != 0) return request.Fail(NvmeStatus.InvalidField, 1); // fused operations are not supported
-
-        switch (opcode)
-        {
-            case NvmOpcode.Read:
-                return ParseBlockRange(request, ns, limits, CommandKind.Read, DataDirection.ControllerToHost);
-            case NvmOpcode.Write:
-                return ParseBlockRange(request, ns, limits, CommandKind.Write, DataDirection.HostToController);
-            case NvmOpcode.Compare:
-                return ParseBlockRange(request, ns, limits, CommandKind.Compare, DataDirection.HostToController);
-            case NvmOpcode.WriteZeroes:
-                if (!InRange(ns, sqe.Slba, sqe.BlockCount)) return request.Fail(NvmeStatus.LbaOutOfRange, SlbaOffset);
-                request.Kind = CommandKind.WriteZeroes;
-                return true;
-            case NvmOpcode.DatasetManagement:
-                request.Kind = CommandKind.DatasetManagement;
-                request.Direction = DataDirection.HostToController;
-                request.DataLength = DsmRangeCount(sqe.Cdw10) * DsmRangeSize;
-                request.MaxDataLength = MaxDsmRanges * DsmRangeSize;
-                return true;
-            case NvmOpcode.Flush:
-                request.Kind = CommandKind.Flush;
-                return true;
-            default:
-                return request.Fail(NvmeStatus.InvalidOpcode, 0);
-        }
-    }
-
-    private static bool ParseBlockRange(NvmeRequest request, Namespace ns, TargetLimits limits, CommandKind kind, DataDirection direction)
-    {
-        var sqe = request.Sqe;
-        if (!InRange(ns, sqe.Slba, sqe.BlockCount)) return request.Fail(NvmeStatus.LbaOutOfRange, SlbaOffset);
+        var ns = request.Namespace!;
+        if (!InRange(ns, sqe.Slba, sqe.BlockCount)) return request.Fail(NvmeStatus.LbaOutOfRange, SqeOffset.Slba);
         long bytes = (long)sqe.BlockCount * ns.BlockSize;
-        if (bytes > limits.MaxTransferBytes) return request.Fail(NvmeStatus.InvalidField, Cdw12Offset);
-        request.Kind = kind;
-        request.Direction = direction;
-        request.DataLength = (int)bytes;
-        return true;
+        if (bytes > queue.Target.Limits.MaxTransferBytes) return request.Fail(NvmeStatus.InvalidField, SqeOffset.Cdw12);
+        return request.Accept(direction, (int)bytes);
     }
 
-    /// <summary>NR (CDW10 7:0) is 0's based.</summary>
-    private static int DsmRangeCount(uint cdw10) => (int)(cdw10 & 0xFF) + 1;
+    private static bool ParseWriteZeroes(QueuePair queue, NvmeRequest request)
+    {
+        var sqe = request.Sqe;
+        return InRange(request.Namespace!, sqe.Slba, sqe.BlockCount) || request.Fail(NvmeStatus.LbaOutOfRange, SqeOffset.Slba);
+    }
+
+    private static bool ParseDatasetManagement(QueuePair queue, NvmeRequest request)
+    {
+        // Linux always sends a 4 KiB range buffer whatever NR says, as nvmet accepts.
+        request.MaxDataLength = DsmRange.MaxRanges * DsmRange.Size;
+        return request.Accept(DataDirection.HostToController, request.Sqe.DsmRangeCount * DsmRange.Size);
+    }
 
     private static bool InRange(Namespace ns, ulong slba, long blocks) =>
         slba < (ulong)ns.BlockCount && (ulong)blocks <= (ulong)ns.BlockCount - slba;
 
+    // ---- Execute ----------------------------------------------------------------
+
+    /// <summary>FUA on the command, or no volatile write cache to hide behind (the host turned it off).</summary>
+    private static bool ForceUnitAccess(QueuePair queue, in SubmissionQueueEntry sqe) => sqe.Fua || !queue.Controller!.VolatileWriteCacheEnabled;
+
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
-    public static async ValueTask ExecuteAsync(Controller controller, NvmeRequest request)
+    private static async ValueTask ReadAsync(QueuePair queue, NvmeRequest request)
     {
-        var ns = request.Namespace;
-        long slba = (long)BinaryPrimitives.ReadUInt64LittleEndian(request.SqeBytes[40..]);
-        uint cdw12 = BinaryPrimitives.ReadUInt32LittleEndian(request.SqeBytes[48..]);
-        bool fua = (cdw12 & (1u << 30)) != 0 || !controller.VolatileWriteCacheEnabled;
-        BlockStatus status;
-        switch (request.Kind)
-        {
-            case CommandKind.Read:
-                status = await ns!.Device.ReadAsync(slba, request.Data[..request.DataLength]).ConfigureAwait(false);
-                Interlocked.Increment(ref ns.Counters.ReadCommands);
-                Interlocked.Add(ref ns.Counters.BytesRead, request.DataLength);
-                ns.Counters.ReadLatency.RecordSince(request.StartTimestamp);
-                request.Status = StatusMapping.FromBlockStatus(status, isWrite: false);
-                return;
-            case CommandKind.Write:
-                status = await ns!.Device.WriteAsync(slba, request.Data[..request.DataLength], fua).ConfigureAwait(false);
-                Interlocked.Increment(ref ns.Counters.WriteCommands);
-                Interlocked.Add(ref ns.Counters.BytesWritten, request.DataLength);
-                ns.Counters.WriteLatency.RecordSince(request.StartTimestamp);
-                request.Status = StatusMapping.FromBlockStatus(status, isWrite: true);
-                return;
-            case CommandKind.WriteZeroes:
-                bool deallocate = (cdw12 & (1u << 25)) != 0;
-                status = await ns!.Device.WriteZeroesAsync(slba, (cdw12 & 0xFFFF) + 1, deallocate).ConfigureAwait(false);
-                if (status == BlockStatus.Success && fua) status = await ns.Device.FlushAsync().ConfigureAwait(false);
-                request.Status = StatusMapping.FromBlockStatus(status, isWrite: true);
-                break;
-            case CommandKind.Flush:
-                request.Status = await FlushAsync(controller, ns).ConfigureAwait(false);
-                break;
-            case CommandKind.DatasetManagement:
-                request.Status = await DatasetManagementAsync(request, ns!).ConfigureAwait(false);
-                break;
-            case CommandKind.Compare:
-                request.Status = await CompareAsync(request, ns!, slba).ConfigureAwait(false);
-                break;
-        }
-        if (ns == null) return; // Flush of all namespaces
-        Interlocked.Increment(ref ns.Counters.OtherCommands);
-        ns.Counters.OtherLatency.RecordSince(request.StartTimestamp);
+        var ns = request.Namespace!;
+        var status = await ns.Device.ReadAsync((long)request.Sqe.Slba, request.Data[..request.DataLength]).ConfigureAwait(false);
+        Interlocked.Increment(ref ns.Counters.ReadCommands);
+        Interlocked.Add(ref ns.Counters.BytesRead, request.DataLength);
+        ns.Counters.ReadLatency.RecordSince(request.StartTimestamp);
+        request.Status = StatusMapping.FromBlockStatus(status, isWrite: false);
     }
 
-    private static async ValueTask<NvmeStatus> FlushAsync(Controller controller, Namespace? ns)
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+    private static async ValueTask WriteAsync(QueuePair queue, NvmeRequest request)
     {
-        if (ns != null) return StatusMapping.FromBlockStatus(await ns.Device.FlushAsync().ConfigureAwait(false), isWrite: true);
-        foreach (var each in controller.Subsystem.Namespaces.Values)
+        var ns = request.Namespace!;
+        var status = await ns.Device.WriteAsync((long)request.Sqe.Slba, request.Data[..request.DataLength], ForceUnitAccess(queue, request.Sqe)).ConfigureAwait(false);
+        Interlocked.Increment(ref ns.Counters.WriteCommands);
+        Interlocked.Add(ref ns.Counters.BytesWritten, request.DataLength);
+        ns.Counters.WriteLatency.RecordSince(request.StartTimestamp);
+        request.Status = StatusMapping.FromBlockStatus(status, isWrite: true);
+    }
+
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+    private static async ValueTask WriteZeroesAsync(QueuePair queue, NvmeRequest request)
+    {
+        var ns = request.Namespace!;
+        bool fua = ForceUnitAccess(queue, request.Sqe);
+        var status = await ns.Device.WriteZeroesAsync((long)request.Sqe.Slba, request.Sqe.BlockCount, request.Sqe.WriteZeroesDeallocate).ConfigureAwait(false);
+        if (status == BlockStatus.Success && fua) status = await ns.Device.FlushAsync().ConfigureAwait(false);
+        request.Status = StatusMapping.FromBlockStatus(status, isWrite: true);
+        CountOther(request);
+    }
+
+    /// <summary>Flush of one namespace, or with NSID FFFFFFFFh of every namespace of the subsystem.</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+    private static async ValueTask FlushAsync(QueuePair queue, NvmeRequest request)
+    {
+        if (request.Namespace is { } ns)
         {
-            var status = await each.Device.FlushAsync().ConfigureAwait(false);
-            if (status != BlockStatus.Success) return StatusMapping.FromBlockStatus(status, isWrite: true);
+            request.Status = StatusMapping.FromBlockStatus(await ns.Device.FlushAsync().ConfigureAwait(false), isWrite: true);
+            CountOther(request);
+            return;
         }
-        return NvmeStatus.Success;
+        foreach (var each in queue.Controller!.Subsystem.Namespaces.Values)
+        {
+            if (!each.TryEnter()) continue; // being removed: its teardown flushes it
+            BlockStatus status;
+            try
+            {
+                status = await each.Device.FlushAsync().ConfigureAwait(false);
+            }
+            finally
+            {
+                each.Exit();
+            }
+            if (status == BlockStatus.Success) continue;
+            request.Status = StatusMapping.FromBlockStatus(status, isWrite: true);
+            return;
+        }
     }
 
     /// <summary>Deallocate (AD) frees each range; without AD the ranges are only hints and nothing happens.</summary>
-    private static async ValueTask<NvmeStatus> DatasetManagementAsync(NvmeRequest request, Namespace ns)
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+    private static async ValueTask DatasetManagementAsync(QueuePair queue, NvmeRequest request)
     {
-        bool deallocate = (request.Sqe.Cdw11 & (1u << 2)) != 0;
-        if (!deallocate) return NvmeStatus.Success;
-        int ranges = DsmRangeCount(request.Sqe.Cdw10);
+        request.Status = await DeallocateRangesAsync(request).ConfigureAwait(false);
+        CountOther(request);
+    }
+
+    private static async ValueTask<NvmeStatus> DeallocateRangesAsync(NvmeRequest request)
+    {
+        var ns = request.Namespace!;
+        if (!request.Sqe.DsmDeallocate) return NvmeStatus.Success;
+        int ranges = request.Sqe.DsmRangeCount;
+        // Check every range before freeing any, so a bad list changes nothing.
         for (int i = 0; i < ranges; i++)
         {
-            var range = request.Data.Span.Slice(i * DsmRangeSize, DsmRangeSize);
-            uint blocks = BinaryPrimitives.ReadUInt32LittleEndian(range[4..]);
-            ulong slba = BinaryPrimitives.ReadUInt64LittleEndian(range[8..]);
-            if (blocks == 0) continue;
-            if (!InRange(ns, slba, blocks)) return NvmeStatus.LbaOutOfRange;
+            var range = DsmRange.At(request.Data.Span, i);
+            if (range.BlockCount != 0 && !InRange(ns, range.Slba, range.BlockCount)) return NvmeStatus.LbaOutOfRange;
         }
         for (int i = 0; i < ranges; i++)
         {
-            uint blocks = BinaryPrimitives.ReadUInt32LittleEndian(request.Data.Span[(i * DsmRangeSize + 4)..]);
-            long slba = (long)BinaryPrimitives.ReadUInt64LittleEndian(request.Data.Span[(i * DsmRangeSize + 8)..]);
+            var (slba, blocks) = Range(request, i);
             if (blocks == 0) continue;
             var status = await ns.Device.DeallocateAsync(slba, blocks).ConfigureAwait(false);
             if (status != BlockStatus.Success) return StatusMapping.FromBlockStatus(status, isWrite: true);
@@ -155,13 +168,28 @@ internal static class IoCommands
         return NvmeStatus.Success;
     }
 
-    private static async ValueTask<NvmeStatus> CompareAsync(NvmeRequest request, Namespace ns, long slba)
+    // A ref struct cannot live across an await: copy the fields out.
+    private static (long Slba, uint Blocks) Range(NvmeRequest request, int i)
     {
+        var range = DsmRange.At(request.Data.Span, i);
+        return ((long)range.Slba, range.BlockCount);
+    }
+
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+    private static async ValueTask CompareAsync(QueuePair queue, NvmeRequest request)
+    {
+        request.Status = await CompareDataAsync(request).ConfigureAwait(false);
+        CountOther(request);
+    }
+
+    private static async ValueTask<NvmeStatus> CompareDataAsync(NvmeRequest request)
+    {
+        var ns = request.Namespace!;
         int length = request.DataLength;
         byte[] scratch = ArrayPool<byte>.Shared.Rent(length);
         try
         {
-            var status = await ns.Device.ReadAsync(slba, scratch.AsMemory(0, length)).ConfigureAwait(false);
+            var status = await ns.Device.ReadAsync((long)request.Sqe.Slba, scratch.AsMemory(0, length)).ConfigureAwait(false);
             if (status != BlockStatus.Success) return StatusMapping.FromBlockStatus(status, isWrite: false);
             return scratch.AsSpan(0, length).SequenceEqual(request.Data.Span[..length]) ? NvmeStatus.Success : NvmeStatus.CompareFailure;
         }
@@ -169,5 +197,13 @@ internal static class IoCommands
         {
             ArrayPool<byte>.Shared.Return(scratch);
         }
+    }
+
+    /// <summary>Flush, Write Zeroes, Dataset Management and Compare count as "other" commands of their namespace.</summary>
+    private static void CountOther(NvmeRequest request)
+    {
+        var ns = request.Namespace!;
+        Interlocked.Increment(ref ns.Counters.OtherCommands);
+        ns.Counters.OtherLatency.RecordSince(request.StartTimestamp);
     }
 }

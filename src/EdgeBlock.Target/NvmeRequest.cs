@@ -56,8 +56,8 @@ public sealed class NvmeRequest
     public ulong Result { get; set; }
     public NvmeStatus Status { get; set; }
 
-    /// <summary>Set by Parse: what Execute does.</summary>
-    internal CommandKind Kind { get; set; }
+    /// <summary>Set by Parse: the command table's entry that Execute runs (null: parse failed).</summary>
+    internal NvmeCommand? Command { get; set; }
     internal Namespace? Namespace { get; set; }
     /// <summary>Set by Parse of an NVM command: when it arrived (Stopwatch timestamp), for the latency histograms.</summary>
     internal long StartTimestamp { get; set; }
@@ -83,32 +83,27 @@ public sealed class NvmeRequest
         Data = Memory<byte>.Empty;
         Result = 0;
         Status = NvmeStatus.Success;
-        Kind = CommandKind.None;
+        Command = null;
         Namespace = null;
-        ErrorLocation = 0xFFFF;
+        ErrorLocation = SqeOffset.None;
         DisconnectAfterCompletion = false;
         CompletionDeferred = false;
     }
 
     /// <summary>Fails the command; returns false so parsers can 'return req.Fail(...)'.</summary>
-    internal bool Fail(NvmeStatus status, ushort errorLocation = 0xFFFF)
+    internal bool Fail(NvmeStatus status, ushort errorLocation = SqeOffset.None)
     {
         Status = status;
         ErrorLocation = errorLocation;
-        Kind = CommandKind.None;
+        Command = null;
         return false;
     }
-}
 
-/// <summary>The handler chosen by Parse. A switch over this enum dispatches without delegates.</summary>
-internal enum CommandKind : byte
-{
-    None,
-    // Fabrics
-    Connect, PropertyGet, PropertySet, Disconnect,
-    // Admin
-    IdentifyController, IdentifyNamespace, IdentifyActiveNamespaces, IdentifyDescriptors, IdentifyZeroes,
-    GetLogPage, GetFeatures, SetFeatures, AsyncEventRequest, KeepAlive, Abort,
-    // NVM
-    Read, Write, Flush, WriteZeroes, DatasetManagement, Compare,
+    /// <summary>Parse's success: the command moves <paramref name="length"/> bytes in <paramref name="direction"/>.</summary>
+    internal bool Accept(DataDirection direction, int length)
+    {
+        Direction = direction;
+        DataLength = length;
+        return true;
+    }
 }

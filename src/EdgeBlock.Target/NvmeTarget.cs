@@ -25,8 +25,6 @@ public sealed class NvmeTarget
         Time = time ?? TimeProvider.System;
         Limits = limits ?? new TargetLimits();
         Discovery = new Subsystem(Nqn.Discovery, isDiscovery: true);
-        Fabrics = new FabricsCommands(this);
-        Admin = new AdminCommands(this);
     }
 
     public ILogger Logger { get; }
@@ -34,8 +32,6 @@ public sealed class NvmeTarget
     public TargetLimits Limits { get; }
     public Subsystem Discovery { get; }
     public string FirmwareRevision { get; init; } = "0.1.0";
-    internal FabricsCommands Fabrics { get; }
-    internal AdminCommands Admin { get; }
 
     public IReadOnlyCollection<Subsystem> Subsystems => _subsystems.Values.ToList();
     public IReadOnlyCollection<Controller> Controllers => _controllers.Values.ToList();
@@ -90,52 +86,112 @@ public sealed class NvmeTarget
 
     // ---- routing ---------------------------------------------------------------
 
+    private const uint AllNamespaces = 0xFFFFFFFF;
+
+    /// <summary>
+    /// Routes by queue state (no controller: Connect only; qid 0: fabrics and admin; otherwise
+    /// NVM), finds the command's entry, checks what all commands of its set share, then lets the
+    /// entry check its own fields. Touches no device.
+    /// </summary>
     internal bool Parse(QueuePair queue, NvmeRequest request)
     {
         request.Reset();
-        byte opcode = request.SqeBytes[0];
+        var sqe = request.Sqe;
         var controller = queue.Controller;
-        if (opcode == (byte)AdminOpcode.FabricsCommand)
-            return Fabrics.Parse(queue, request);
+        if (sqe.Opcode == (byte)AdminOpcode.FabricsCommand)
+            return ParseEntry(queue, request, CommandTable.Fabrics[(byte)sqe.FabricsType], SqeOffset.FabricsType);
         if (controller == null)
             return request.Fail(NvmeStatus.CommandSequenceError);
         if (queue.Qid == 0)
-            return Admin.Parse(queue, controller, request);
-        return IoCommands.Parse(controller, request, Limits);
+        {
+            // Only Connect and Property Get/Set are allowed before the host enables the controller.
+            if (!controller.IsReady) return request.Fail(NvmeStatus.CommandSequenceError);
+            var admin = CommandTable.Admin[sqe.Opcode];
+            return ParseEntry(queue, request, admin is { OnDiscovery: false } && controller.IsDiscovery ? null : admin, SqeOffset.Opcode);
+        }
+        if (controller.IsDiscovery) return request.Fail(NvmeStatus.InvalidOpcode, SqeOffset.Opcode);
+        var io = CommandTable.Nvm[sqe.Opcode];
+        if (io == null) return request.Fail(NvmeStatus.InvalidOpcode, SqeOffset.Opcode);
+        if (!(io.Code == (byte)NvmOpcode.Flush && sqe.Nsid == AllNamespaces))
+        {
+            var ns = controller.Subsystem.FindNamespace(sqe.Nsid);
+            if (ns == null) return request.Fail(NvmeStatus.InvalidNamespace, SqeOffset.Nsid);
+            request.Namespace = ns;
+            request.StartTimestamp = System.Diagnostics.Stopwatch.GetTimestamp();
+        }
+        if (sqe.Fuse != 0) return request.Fail(NvmeStatus.InvalidField, SqeOffset.Flags); // fused operations are not supported
+        return ParseEntry(queue, request, io, SqeOffset.Opcode);
     }
 
+    private static bool ParseEntry(QueuePair queue, NvmeRequest request, NvmeCommand? command, ushort codeOffset)
+    {
+        if (command == null) return request.Fail(NvmeStatus.InvalidOpcode, codeOffset);
+        request.Command = command;
+        return command.Parse(queue, request);
+    }
+
+    /// <summary>
+    /// Runs the entry Parse chose. A command bound to a namespace is admitted to its device first
+    /// (refused with Invalid Namespace once the namespace is being removed) and leaves it when done,
+    /// so a removed namespace closes its device when its last command finished.
+    /// </summary>
     internal ValueTask ExecuteAsync(QueuePair queue, NvmeRequest request)
     {
-        switch (request.Kind)
+        var command = request.Command;
+        var ns = request.Namespace;
+        if (command == null)
         {
-            case CommandKind.None:
-                break;
-            case CommandKind.Read or CommandKind.Write or CommandKind.Flush or CommandKind.WriteZeroes
-                or CommandKind.DatasetManagement or CommandKind.Compare:
-                return ExecuteIoAsync(queue, request);
-            case CommandKind.Connect or CommandKind.PropertyGet or CommandKind.PropertySet or CommandKind.Disconnect:
-                Fabrics.Execute(queue, request);
-                break;
-            default:
-                return Admin.ExecuteAsync(queue, request);
+            // Parse failed or was skipped: nothing may run, and nothing completes as Success.
+            if (request.Status.IsSuccess) request.Fail(NvmeStatus.InvalidOpcode, SqeOffset.Opcode);
+            RecordIfError(queue, request);
+            return default;
         }
-        RecordIfError(queue, request);
+        if (ns != null && !ns.TryEnter())
+        {
+            request.Fail(NvmeStatus.InvalidNamespace, SqeOffset.Nsid);
+            RecordIfError(queue, request);
+            return default;
+        }
+        ValueTask pending;
+        try
+        {
+            pending = command.Execute(queue, request);
+        }
+        catch
+        {
+            ns?.Exit();
+            throw;
+        }
+        if (!pending.IsCompletedSuccessfully) return FinishAsync(pending, queue, request, ns);
+        Finish(queue, request, ns);
         return default;
     }
 
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
-    private async ValueTask ExecuteIoAsync(QueuePair queue, NvmeRequest request)
+    private async ValueTask FinishAsync(ValueTask pending, QueuePair queue, NvmeRequest request, Namespace? ns)
     {
-        await IoCommands.ExecuteAsync(queue.Controller!, request).ConfigureAwait(false);
+        try
+        {
+            await pending.ConfigureAwait(false);
+        }
+        finally
+        {
+            Finish(queue, request, ns);
+        }
+    }
+
+    private void Finish(QueuePair queue, NvmeRequest request, Namespace? ns)
+    {
+        ns?.Exit();
         RecordIfError(queue, request);
     }
 
-    internal void RecordIfError(QueuePair queue, NvmeRequest request)
+    /// <summary>The one place a failed command is recorded: the controller's error log and its namespace's counters.</summary>
+    private static void RecordIfError(QueuePair queue, NvmeRequest request)
     {
         if (request.Status.IsSuccess) return;
-        // By opcode, not Kind: a parse failure (LBA Out of Range among them) has already reset Kind to None.
-        bool hasLba = queue.Qid != 0 && (NvmOpcode)request.SqeBytes[0] is NvmOpcode.Read or NvmOpcode.Write or NvmOpcode.Compare;
-        ulong lba = hasLba ? request.Sqe.Slba : 0;
+        // By opcode: a parse failure (LBA Out of Range among them) has no command entry any more.
+        ulong lba = queue.Qid != 0 && IoCommands.HasLba(request.Sqe.Opcode) ? request.Sqe.Slba : 0;
         queue.Controller?.RecordError(queue.Qid, request, lba);
         if (request.Namespace is { } ns)
         {
