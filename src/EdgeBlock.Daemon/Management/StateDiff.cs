@@ -70,21 +70,9 @@ public sealed record VhostRemoved(VhostSpec Spec) : EngineChange
 /// them (additions first — they are what can fail: a port in use, a device that will not open —
 /// removals last) and a line per change for the user (import, reload).
 /// </summary>
-public sealed class StateDiff
+/// <param name="Lines">"+ listener 127.0.0.1:4420", "~ namespace 1 of …", "- vhost …": what each change does, for the user.</param>
+public sealed record StateDiff(DesiredState From, DesiredState To, IReadOnlyList<EngineChange> Changes, IReadOnlyList<string> Lines)
 {
-    private StateDiff(DesiredState from, DesiredState to, IReadOnlyList<EngineChange> changes, IReadOnlyList<string> lines)
-    {
-        From = from;
-        To = to;
-        Changes = changes;
-        Lines = lines;
-    }
-
-    public DesiredState From { get; }
-    public DesiredState To { get; }
-    public IReadOnlyList<EngineChange> Changes { get; }
-    /// <summary>"+ listener 127.0.0.1:4420", "~ namespace 1 of …", "- vhost …": what the change does, for the user.</summary>
-    public IReadOnlyList<string> Lines { get; }
     public bool IsEmpty => Changes.Count == 0;
 
     /// <summary>The way back: each change undone, last first.</summary>

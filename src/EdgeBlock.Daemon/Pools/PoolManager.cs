@@ -301,12 +301,19 @@ public sealed class PoolManager : IAsyncDisposable
         }
     }
 
+    // A detached export drains, then flushes before it closes: the flush gets this much on top of the drain.
+    private static readonly TimeSpan FlushAllowance = TimeSpan.FromSeconds(5);
+
     private void Closed(VolumeExport export)
     {
         lock (_lock) _exports.Remove(export);
     }
 
-    /// <summary>Waits (a few seconds at most) for exports of a volume whose namespace is already gone to close.</summary>
+    /// <summary>
+    /// Waits for exports of a volume whose namespace or vhost export is already gone to close: at once when no
+    /// command was inside, else when the last one finished (<see cref="Management.DeviceTeardown"/>; its bounded
+    /// wait plus the final flush at most).
+    /// </summary>
     private async Task WaitDetachedAsync(string poolName, string volume)
     {
         string key = $"{poolName}/{volume}";
@@ -315,7 +322,7 @@ public sealed class PoolManager : IAsyncDisposable
         if (closing.Length == 0) return;
         try
         {
-            await Task.WhenAll(closing).WaitAsync(TimeSpan.FromSeconds(10)).ConfigureAwait(false);
+            await Task.WhenAll(closing).WaitAsync(Management.DeviceTeardown.DefaultMaxWait + FlushAllowance).ConfigureAwait(false);
         }
         catch (TimeoutException)
         {

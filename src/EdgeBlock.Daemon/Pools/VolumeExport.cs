@@ -3,10 +3,11 @@ using EdgeBlock.Storage;
 namespace EdgeBlock.Daemon.Pools;
 
 /// <summary>
-/// A volume opened for a namespace. Forwards every call to the pool's volume device; disposing
-/// it ends the export. <see cref="Detached"/> is set once no namespace routes commands to it any
-/// more (its namespace was removed and it only waits for commands in flight): deleting or
-/// resizing the volume then waits for it to close instead of being refused.
+/// A volume opened for a namespace or vhost export. Forwards every call to the pool's volume device;
+/// disposing it ends the export. <see cref="Detached"/> is set once nothing routes commands to it any
+/// more (its namespace or export was removed; the commands still inside drain, then it closes:
+/// <see cref="Management.DeviceTeardown"/>): deleting or resizing the volume then waits for it to close
+/// instead of being refused.
 /// </summary>
 public sealed class VolumeExport : IBlockDevice
 {
