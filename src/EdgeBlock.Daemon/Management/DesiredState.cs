@@ -5,7 +5,7 @@ namespace EdgeBlock.Daemon.Management;
 
 /// <summary>
 /// The desired state of the daemon, as kept in the config file (<c>edgeblock.json</c>): what the
-/// reconciler makes the live target look like at start and after every API change.
+/// engine (<see cref="ITargetEngine"/>) serves at start and after every API change.
 /// </summary>
 public sealed class DesiredState
 {

@@ -119,8 +119,8 @@ public sealed partial class ManagementService
 
     /// <summary>
     /// The file's state in place of the current one. A backend that stays with the same namespace keeps
-    /// running; one that would move to another namespace is refused (it stays open, and locked, a moment
-    /// after its namespace is removed).
+    /// running; one that would move to another namespace is refused (it stays open, and locked, after its
+    /// namespace is removed until the commands inside it drained).
     /// </summary>
     private DesiredState Replaced(DesiredState current, ImportedConfig imported, List<string> conflicts)
     {

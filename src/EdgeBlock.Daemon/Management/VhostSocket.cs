@@ -8,7 +8,7 @@ public static class VhostSocket
     /// <summary>sun_path holds 108 bytes with the terminating NUL.</summary>
     public const int MaxPathBytes = 107;
 
-    /// <summary>The absolute socket path an export is known by (its key in the desired state and the reconciler).</summary>
+    /// <summary>The absolute socket path an export is known by (its key in the desired state and in the engine).</summary>
     public static string Resolve(string path, string dataDirectory) => Path.GetFullPath(path, dataDirectory);
 
     public static bool TryResolve(string? path, string dataDirectory, out string full, out string why)

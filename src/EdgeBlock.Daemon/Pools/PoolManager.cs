@@ -349,7 +349,7 @@ public sealed class PoolManager : IAsyncDisposable
                 }
                 catch (VolumeException)
                 {
-                    continue; // refused when the reconciler opens it, with the message
+                    continue; // refused when the engine opens it, with the message
                 }
                 if (ns.Uuid == uuid) continue;
                 if (ns.Uuid != null) _logger.LogWarning("subsystem {Nqn} namespace {Nsid}: UUID {Old} is not volume {Volume}'s; using the volume's {Uuid}", s.Nqn, ns.Nsid, ns.Uuid, backend.Path, uuid);
