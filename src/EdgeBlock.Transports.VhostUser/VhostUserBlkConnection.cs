@@ -135,7 +135,7 @@ internal sealed unsafe class VhostUserBlkConnection : IDisposable
                 }
                 else
                 {
-                    q.Size = (int)num;
+                    q.Configure(q.Config with { Size = (int)num });
                 }
                 break;
             }
@@ -152,7 +152,7 @@ internal sealed unsafe class VhostUserBlkConnection : IDisposable
                 }
                 else
                 {
-                    q.LastAvail = (ushort)num;
+                    q.SetBase((ushort)num);
                 }
                 break;
             }
@@ -308,22 +308,21 @@ internal sealed unsafe class VhostUserBlkConnection : IDisposable
             _logger.LogError("vhost-user-blk queue {Queue}: SET_VRING_ADDR while the ring runs", q.Index);
             return false;
         }
-        q.DescUserAddress = BinaryPrimitives.ReadUInt64LittleEndian(payload[8..]);
-        q.UsedUserAddress = BinaryPrimitives.ReadUInt64LittleEndian(payload[16..]);
-        q.AvailUserAddress = BinaryPrimitives.ReadUInt64LittleEndian(payload[24..]);
-        q.AddressesSet = true;
-        if (q.Size > 0 && _memory.RegionCount > 0)
+        // struct vhost_vring_addr: index, flags, then desc, used, avail (in that order), log.
+        VirtqConfig config = q.Config with
         {
-            ulong size = (ulong)q.Size;
-            if (!_memory.TryTranslateUser(q.DescUserAddress, 16 * size, out _) ||
-                !_memory.TryTranslateUser(q.AvailUserAddress, 6 + 2 * size, out _) ||
-                !_memory.TryTranslateUser(q.UsedUserAddress, 6 + 8 * size, out _))
-            {
-                _logger.LogError("vhost-user-blk queue {Queue}: ring addresses are not inside the shared memory", q.Index);
-                q.AddressesSet = false;
-                return false;
-            }
+            DescUserAddress = BinaryPrimitives.ReadUInt64LittleEndian(payload[8..]),
+            UsedUserAddress = BinaryPrimitives.ReadUInt64LittleEndian(payload[16..]),
+            AvailUserAddress = BinaryPrimitives.ReadUInt64LittleEndian(payload[24..]),
+            AddressesSet = true,
+        };
+        if (config.Size > 0 && _memory.RegionCount > 0 && !SplitRing.Fits(_memory, config))
+        {
+            _logger.LogError("vhost-user-blk queue {Queue}: ring addresses are not inside the shared memory", q.Index);
+            q.Configure(config with { AddressesSet = false });
+            return false;
         }
+        q.Configure(config);
         return true;
     }
 
@@ -343,7 +342,7 @@ internal sealed unsafe class VhostUserBlkConnection : IDisposable
             _logger.LogError("vhost-user-blk: {Reason}", error);
             return false;
         }
-        _logger.LogDebug("vhost-user-blk queue {Queue}: started, {Size} entries, enabled {Enabled}", q.Index, q.Size, q.Enabled);
+        _logger.LogDebug("vhost-user-blk queue {Queue}: started, {Size} entries, enabled {Enabled}", q.Index, q.Config.Size, q.Enabled);
         return true;
     }
 
