@@ -23,6 +23,7 @@ internal sealed unsafe class VhostUserBlkConnection : IDisposable
     private readonly byte[] _config = new byte[VirtioBlkConfig.Size];
     private readonly ulong _offeredFeatures;
     private readonly ulong _offeredProtocolFeatures;
+    private readonly DrainDeadline _drainDeadline = new();
     private nint _inflightArea;
     private nuint _inflightLength;
     private int _fdCount;
@@ -114,7 +115,7 @@ internal sealed unsafe class VhostUserBlkConnection : IDisposable
                 {
                     if (q is not null)
                     {
-                        q.Stop();
+                        StopQueue(q);
                         q.SetEnabled(false);
                     }
                 }
@@ -159,7 +160,7 @@ internal sealed unsafe class VhostUserBlkConnection : IDisposable
             case VhostUserRequest.GetVringBase:
             {
                 (VirtQueue q, _) = State(payload, request);
-                q.Stop();
+                StopQueue(q);
                 q.SetKickFd(-1);
                 q.SetCallFd(-1);
                 Span<byte> reply = stackalloc byte[8];
@@ -270,13 +271,21 @@ internal sealed unsafe class VhostUserBlkConnection : IDisposable
         }
         // Rings in use keep running on the new table once their requests have drained.
         var restart = new List<VirtQueue>();
-        foreach (VirtQueue? q in _queues)
+        try
         {
-            if (q is { Running: true })
+            foreach (VirtQueue? q in _queues)
             {
-                q.Stop();
-                restart.Add(q);
+                if (q is { Running: true })
+                {
+                    StopQueue(q);
+                    restart.Add(q);
+                }
             }
+        }
+        catch (VhostUserProtocolException)
+        {
+            memory.Dispose();
+            throw;
         }
         GuestMemory old = _memory;
         _memory = memory;
@@ -329,7 +338,7 @@ internal sealed unsafe class VhostUserBlkConnection : IDisposable
     private bool SetVringKick(ReadOnlySpan<byte> payload)
     {
         (VirtQueue q, int fd) = VringFd(payload, VhostUserRequest.SetVringKick);
-        q.Stop();
+        StopQueue(q);
         q.SetKickFd(fd);
         q.ApplyFeatures(_features);
         if (fd < 0)
@@ -558,7 +567,7 @@ internal sealed unsafe class VhostUserBlkConnection : IDisposable
         VirtQueue? q = _queues[index];
         if (q is null)
         {
-            q = new VirtQueue(index, _ctx);
+            q = new VirtQueue(index, _ctx, _drainDeadline);
             q.ApplyFeatures(_features);
             if ((_features & 1UL << VhostUser.FProtocolFeatures) == 0 && _features != 0)
             {
@@ -758,18 +767,53 @@ internal sealed unsafe class VhostUserBlkConnection : IDisposable
         return total;
     }
 
-    /// <summary>Wakes a blocked Run (the server is stopping).</summary>
-    public void Shutdown() => Native.Shutdown(_socket, Native.SHUT_RDWR);
+    /// <summary>
+    /// A ring stop the front-end asked for; when teardown's deadline ends the wait first, the session
+    /// ends instead of going on (and unmapping memory) with requests still in the device.
+    /// </summary>
+    private void StopQueue(VirtQueue q)
+    {
+        if (!q.Stop())
+        {
+            throw new VhostUserProtocolException($"the back-end is stopping with {q.InFlight} requests of queue {q.Index} still in the device");
+        }
+    }
 
+    /// <summary>Wakes a blocked Run (the server is stopping); waits for the device from now on are bounded.</summary>
+    public void Shutdown()
+    {
+        _drainDeadline.Arm(_ctx.Options.DrainTimeout);
+        Native.Shutdown(_socket, Native.SHUT_RDWR);
+    }
+
+    /// <summary>
+    /// Ends the session once every request handed to the device has completed, or after the
+    /// drain timeout: then the guest memory and the in-flight area stay mapped (leaked) for the
+    /// completions still to come, which write their status and used entries there.
+    /// </summary>
     public void Dispose()
     {
+        _drainDeadline.Arm(_ctx.Options.DrainTimeout);
+        int left = 0;
         foreach (VirtQueue? q in _queues)
         {
-            q?.Dispose();
+            if (q is not null)
+            {
+                q.Dispose();
+                left += q.InFlight;
+            }
         }
-        _memory.Dispose();
+        if (left == 0)
+        {
+            _memory.Dispose();
+            ReleaseInflightArea();
+        }
+        else
+        {
+            _logger.LogError("vhost-user-blk: closed the session after waiting up to {Seconds} s, with {Count} requests still in flight in the device; their guest memory stays mapped",
+                _ctx.Options.DrainTimeout.TotalSeconds, left);
+        }
         _memory = GuestMemory.Empty;
-        ReleaseInflightArea();
         CloseUntakenFds();
         Native.CloseQuietly(ref _socket);
     }

@@ -22,6 +22,7 @@ internal sealed class VirtQueue : IDisposable
     private readonly VirtioBlkHandler _blk;
     private readonly UsedRing _usedRing = new();
     private readonly KickPoller _poller;
+    private readonly DrainDeadline _deadline;
 
     // Written by the connection's message thread while the queue is stopped.
     private VirtqConfig _config = VirtqConfig.Unset;
@@ -43,11 +44,13 @@ internal sealed class VirtQueue : IDisposable
     private volatile bool _broken;
     private int _inflight;
     private long _completed;
+    private bool _abandonLogged;
 
-    public VirtQueue(int index, BlkDeviceContext ctx)
+    public VirtQueue(int index, BlkDeviceContext ctx, DrainDeadline deadline)
     {
         Index = index;
         _ctx = ctx;
+        _deadline = deadline;
         _blk = new VirtioBlkHandler(this, ctx);
         _poller = new KickPoller($"vhost-blk q{index}", OnKick, Break);
     }
@@ -196,18 +199,41 @@ internal sealed class VirtQueue : IDisposable
         return true;
     }
 
-    /// <summary>Stops the worker and waits until every request taken off the ring has completed.</summary>
-    public void Stop()
+    /// <summary>
+    /// Stops the worker and waits until every request taken off the ring has completed. False when
+    /// the connection's drain deadline passed first: the requests still in the device keep the ring
+    /// (their completions publish on it later), so their memory must stay mapped.
+    /// </summary>
+    public bool Stop()
     {
-        if (!Running)
-        {
-            return;
-        }
         _poller.Stop();
+        if (!WaitForDevice())
+        {
+            return false;
+        }
+        _usedRing.Stop();
+        _memory = GuestMemory.Empty;
+        _ring = default;
+        _track = default;
+        return true;
+    }
+
+    private bool WaitForDevice()
+    {
         long start = Environment.TickCount64;
         long nextLog = start + 5000;
         while (Volatile.Read(ref _inflight) > 0)
         {
+            if (_deadline.Passed)
+            {
+                if (!_abandonLogged)
+                {
+                    _abandonLogged = true;
+                    _ctx.Logger.LogError("vhost-user-blk queue {Queue}: stopping without waiting any longer: {Count} requests still in flight in the device",
+                        Index, Volatile.Read(ref _inflight));
+                }
+                return false;
+            }
             Thread.Sleep(1);
             if (Environment.TickCount64 >= nextLog)
             {
@@ -216,20 +242,21 @@ internal sealed class VirtQueue : IDisposable
                 nextLog += 5000;
             }
         }
-        _usedRing.Stop();
-        _memory = GuestMemory.Empty;
-        _ring = default;
-        _track = default;
+        return true;
     }
 
+    /// <summary>Stops (see <see cref="Stop"/>) and closes the fds; buffers a late completion may still use are kept.</summary>
     public void Dispose()
     {
-        Stop();
+        bool drained = Stop();
         SetKickFd(-1);
         SetCallFd(-1);
         SetErrFd(-1);
-        ReleaseSlots();
-        _slots = [];
+        if (drained)
+        {
+            ReleaseSlots();
+            _slots = [];
+        }
     }
 
     private void ReleaseSlots()
