@@ -16,11 +16,7 @@ public sealed class TeardownTests
         var device = new GateDevice(new MemoryBlockDevice(Harness.DeviceBytes)) { Linger = TimeSpan.FromMilliseconds(200) };
         await using var h = new Harness(device);
         using var c = h.Connect();
-        ulong data = RawVhostClient.DataGpa(0);
-        ushort head = c.AddChain(0, new(Blk.Header(c, 0, 0, Virtio.BlkTIn, 0), 16, false), new(data, 4096, true), new(Blk.Status(c, 0, 0), 1, true));
-        c.Publish(0, head);
-        c.Kick(0);
-        Assert.True(device.Entered.Wait(TimeSpan.FromSeconds(5)), "the read never reached the device");
+        HoldRead(c, device, slot: 0);
 
         long disposedAt = 0;
         Task dispose = h.Server.DisposeAsync().AsTask().ContinueWith(_ => disposedAt = Stopwatch.GetTimestamp(), TaskContinuationOptions.ExecuteSynchronously);
@@ -35,9 +31,7 @@ public sealed class TeardownTests
         Assert.Equal(Virtio.BlkSOk, Blk.StatusOf(c, 0, 0));
 
         // A chain made available after the server went is not taken: no device call starts any more.
-        ushort next = c.AddChain(0, new(Blk.Header(c, 0, 1, Virtio.BlkTIn, 8), 16, false), new(data, 4096, true), new(Blk.Status(c, 0, 1), 1, true));
-        c.Publish(0, next);
-        c.Kick(0);
+        PublishRead(c, slot: 1);
         await Task.Delay(200);
         Assert.Equal(1, device.Started);
         Assert.False(h.Logger.Contains("still in flight"), h.Logger.ToString());
@@ -50,11 +44,7 @@ public sealed class TeardownTests
         var options = new VhostUserBlkOptions { MaxQueues = 4, DrainTimeout = TimeSpan.FromMilliseconds(300) };
         await using var h = new Harness(device, options);
         using var c = h.Connect();
-        ulong data = RawVhostClient.DataGpa(0);
-        ushort head = c.AddChain(0, new(Blk.Header(c, 0, 0, Virtio.BlkTIn, 0), 16, false), new(data, 4096, true), new(Blk.Status(c, 0, 0), 1, true));
-        c.Publish(0, head);
-        c.Kick(0);
-        Assert.True(device.Entered.Wait(TimeSpan.FromSeconds(5)), "the read never reached the device");
+        HoldRead(c, device, slot: 0);
 
         long start = Stopwatch.GetTimestamp();
         Task dispose = h.Server.DisposeAsync().AsTask();
@@ -67,6 +57,47 @@ public sealed class TeardownTests
         device.Open();
         Assert.True(c.WaitUsed(0, 1), "the late completion was not published");
         Assert.Equal(Virtio.BlkSOk, Blk.StatusOf(c, 0, 0));
+    }
+
+    [Fact]
+    public async Task A_front_end_that_goes_away_ends_its_session_only_after_the_request_inside_the_device_completed()
+    {
+        var device = new GateDevice(new MemoryBlockDevice(Harness.DeviceBytes));
+        await using var h = new Harness(device);
+        var c = h.Connect();
+        HoldRead(c, device, slot: 0);
+        c.Dispose(); // QEMU quits: the session ends, its memory table and rings go
+
+        await Task.Delay(300);
+        Assert.Null(h.Server.LastDisconnectReason);
+        device.Open();
+        var deadline = Stopwatch.StartNew();
+        while (h.Server.LastDisconnectReason is null && deadline.Elapsed < TimeSpan.FromSeconds(10))
+        {
+            await Task.Delay(10);
+        }
+        Assert.NotNull(h.Server.LastDisconnectReason);
+        Assert.Equal(1, device.Finished);
+        Assert.Equal(new VhostUserBlkStatistics(1, 0, 4096, 0), h.Server.Statistics);
+    }
+
+    /// <summary>Makes a 4 KiB read available on queue 0 (its header and status at slot) and kicks.</summary>
+    private static void PublishRead(RawVhostClient c, int slot)
+    {
+        ulong data = RawVhostClient.DataGpa(0);
+        ushort head = c.AddChain(0,
+            new(Blk.Header(c, 0, slot, Virtio.BlkTIn, (ulong)slot * 8), 16, false),
+            new(data, 4096, true),
+            new(Blk.Status(c, 0, slot), 1, true));
+        c.Publish(0, head);
+        c.Kick(0);
+    }
+
+    /// <summary>A read that is inside the device, held at its gate, when this returns.</summary>
+    private static void HoldRead(RawVhostClient c, GateDevice device, int slot)
+    {
+        PublishRead(c, slot);
+        Assert.True(device.Entered.Wait(TimeSpan.FromSeconds(5)), "the read never reached the device");
     }
 
     /// <summary>Holds reads at a gate until the test opens it, then lingers, then completes them.</summary>
