@@ -17,7 +17,7 @@ internal sealed class DrainDeadline
         {
             return;
         }
-        long at = Environment.TickCount64 + (long)timeout.TotalMilliseconds;
+        long at = Environment.TickCount64 + (long)Math.Min(timeout.TotalMilliseconds, long.MaxValue / 4); // no overflow for huge timeouts
         Interlocked.CompareExchange(ref _at, at, long.MaxValue);
     }
 
