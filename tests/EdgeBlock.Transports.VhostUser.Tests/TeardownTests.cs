@@ -11,7 +11,7 @@ namespace EdgeBlock.Transports.VhostUser.Tests;
 public sealed class TeardownTests
 {
     [Fact]
-    public async Task Disposing_the_server_returns_only_after_the_request_inside_the_device_completed_and_none_starts_after()
+    public async Task DisposeServer_ReturnsOnlyAfterTheRequestInsideTheDeviceCompleted_AndNoneStartsAfter()
     {
         var device = new GateDevice(new MemoryBlockDevice(Harness.DeviceBytes)) { Linger = TimeSpan.FromMilliseconds(200) };
         await using var h = new Harness(device);
@@ -38,7 +38,7 @@ public sealed class TeardownTests
     }
 
     [Fact]
-    public async Task A_device_that_does_not_answer_holds_teardown_only_for_the_drain_timeout_and_the_requests_left_are_logged()
+    public async Task SilentDevice_HoldsTeardownOnlyForTheDrainTimeout_AndTheRequestsLeftAreLogged()
     {
         var device = new GateDevice(new MemoryBlockDevice(Harness.DeviceBytes));
         var options = new VhostUserBlkOptions { MaxQueues = 4, DrainTimeout = TimeSpan.FromMilliseconds(300) };
@@ -60,7 +60,7 @@ public sealed class TeardownTests
     }
 
     [Fact]
-    public async Task A_front_end_that_goes_away_ends_its_session_only_after_the_request_inside_the_device_completed()
+    public async Task FrontEndGone_EndsItsSessionOnlyAfterTheRequestInsideTheDeviceCompleted()
     {
         var device = new GateDevice(new MemoryBlockDevice(Harness.DeviceBytes));
         await using var h = new Harness(device);
