@@ -41,20 +41,29 @@ fi
 echo "build ok"
 
 # ---- unit and integration tests (xunit) ------------------------------------------
+# Prints each failed test of a dotnet test log: its name, message and stack (at most 40 lines each).
+print_failures() {
+  awk '/^[[:space:]]+Failed [^ ]/ { on = 1; n = 0 }
+       /^[[:space:]]+(Passed|Skipped) [^ ]/ { on = 0 }
+       on && n++ < 40 { print }' "$1"
+}
 for proj in tests/*/*.csproj; do
   name=$(basename "$proj" .csproj)
   note "$name"
   out="$log_dir/$name.log"
-  dotnet test "$proj" -c Release --no-build --nologo -v q >"$out" 2>&1
-  summary=$(grep -E "^(Passed|Failed)!" "$out" | tail -1)
-  if [ -z "$summary" ]; then
+  # The console logger at normal verbosity writes each failed test's message and stack trace.
+  dotnet test "$proj" -c Release --no-build --nologo -v q --logger "console;verbosity=normal" >"$out" 2>&1
+  # Normal verbosity ends with "Total tests: N", "Passed: N" and, when some failed, "Failed: N".
+  total=$(sed -nE 's/^Total tests: *([0-9]+).*/\1/p' "$out" | tail -1)
+  if [ -z "$total" ]; then
     tail -30 "$out"; echo "$name: no test summary (see $out)"; failed=$((failed + 1)); continue
   fi
-  echo "$summary"
-  p=$(sed -E 's/.*Passed: *([0-9]+).*/\1/' <<<"$summary")
-  f=$(sed -E 's/.*Failed: *([0-9]+),.*/\1/' <<<"$summary")
+  p=$(sed -nE 's/^ +Passed: *([0-9]+).*/\1/p' "$out" | tail -1)
+  f=$(sed -nE 's/^ +Failed: *([0-9]+).*/\1/p' "$out" | tail -1)
+  p=${p:-0}; f=${f:-0}
+  echo "$name: $p passed, $f failed of $total"
   passed=$((passed + p)); failed=$((failed + f))
-  [ "$f" -gt 0 ] && grep -E "^\s+Failed |Error Message" -A3 "$out" | head -60
+  [ "$f" -gt 0 ] && print_failures "$out"
 done
 
 # ---- interop: the Linux kernel's NVMe/TCP host in a stock Debian guest -------------

@@ -23,6 +23,7 @@ internal sealed unsafe class VhostUserBlkConnection : IDisposable
     private readonly byte[] _config = new byte[VirtioBlkConfig.Size];
     private readonly ulong _offeredFeatures;
     private readonly ulong _offeredProtocolFeatures;
+    private readonly DrainDeadline _drainDeadline = new();
     private nint _inflightArea;
     private nuint _inflightLength;
     private int _fdCount;
@@ -114,7 +115,7 @@ internal sealed unsafe class VhostUserBlkConnection : IDisposable
                 {
                     if (q is not null)
                     {
-                        q.Stop();
+                        StopQueue(q);
                         q.SetEnabled(false);
                     }
                 }
@@ -135,7 +136,7 @@ internal sealed unsafe class VhostUserBlkConnection : IDisposable
                 }
                 else
                 {
-                    q.Size = (int)num;
+                    q.Configure(q.Config with { Size = (int)num });
                 }
                 break;
             }
@@ -152,14 +153,14 @@ internal sealed unsafe class VhostUserBlkConnection : IDisposable
                 }
                 else
                 {
-                    q.LastAvail = (ushort)num;
+                    q.SetBase((ushort)num);
                 }
                 break;
             }
             case VhostUserRequest.GetVringBase:
             {
                 (VirtQueue q, _) = State(payload, request);
-                q.Stop();
+                StopQueue(q);
                 q.SetKickFd(-1);
                 q.SetCallFd(-1);
                 Span<byte> reply = stackalloc byte[8];
@@ -270,13 +271,21 @@ internal sealed unsafe class VhostUserBlkConnection : IDisposable
         }
         // Rings in use keep running on the new table once their requests have drained.
         var restart = new List<VirtQueue>();
-        foreach (VirtQueue? q in _queues)
+        try
         {
-            if (q is { Running: true })
+            foreach (VirtQueue? q in _queues)
             {
-                q.Stop();
-                restart.Add(q);
+                if (q is { Running: true })
+                {
+                    StopQueue(q);
+                    restart.Add(q);
+                }
             }
+        }
+        catch (VhostUserProtocolException)
+        {
+            memory.Dispose();
+            throw;
         }
         GuestMemory old = _memory;
         _memory = memory;
@@ -308,29 +317,28 @@ internal sealed unsafe class VhostUserBlkConnection : IDisposable
             _logger.LogError("vhost-user-blk queue {Queue}: SET_VRING_ADDR while the ring runs", q.Index);
             return false;
         }
-        q.DescUserAddress = BinaryPrimitives.ReadUInt64LittleEndian(payload[8..]);
-        q.UsedUserAddress = BinaryPrimitives.ReadUInt64LittleEndian(payload[16..]);
-        q.AvailUserAddress = BinaryPrimitives.ReadUInt64LittleEndian(payload[24..]);
-        q.AddressesSet = true;
-        if (q.Size > 0 && _memory.RegionCount > 0)
+        // struct vhost_vring_addr: index, flags, then desc, used, avail (in that order), log.
+        VirtqConfig config = q.Config with
         {
-            ulong size = (ulong)q.Size;
-            if (!_memory.TryTranslateUser(q.DescUserAddress, 16 * size, out _) ||
-                !_memory.TryTranslateUser(q.AvailUserAddress, 6 + 2 * size, out _) ||
-                !_memory.TryTranslateUser(q.UsedUserAddress, 6 + 8 * size, out _))
-            {
-                _logger.LogError("vhost-user-blk queue {Queue}: ring addresses are not inside the shared memory", q.Index);
-                q.AddressesSet = false;
-                return false;
-            }
+            DescUserAddress = BinaryPrimitives.ReadUInt64LittleEndian(payload[8..]),
+            UsedUserAddress = BinaryPrimitives.ReadUInt64LittleEndian(payload[16..]),
+            AvailUserAddress = BinaryPrimitives.ReadUInt64LittleEndian(payload[24..]),
+            AddressesSet = true,
+        };
+        if (config.Size > 0 && _memory.RegionCount > 0 && !SplitRing.Fits(_memory, config))
+        {
+            _logger.LogError("vhost-user-blk queue {Queue}: ring addresses are not inside the shared memory", q.Index);
+            q.Configure(config with { AddressesSet = false });
+            return false;
         }
+        q.Configure(config);
         return true;
     }
 
     private bool SetVringKick(ReadOnlySpan<byte> payload)
     {
         (VirtQueue q, int fd) = VringFd(payload, VhostUserRequest.SetVringKick);
-        q.Stop();
+        StopQueue(q);
         q.SetKickFd(fd);
         q.ApplyFeatures(_features);
         if (fd < 0)
@@ -343,7 +351,7 @@ internal sealed unsafe class VhostUserBlkConnection : IDisposable
             _logger.LogError("vhost-user-blk: {Reason}", error);
             return false;
         }
-        _logger.LogDebug("vhost-user-blk queue {Queue}: started, {Size} entries, enabled {Enabled}", q.Index, q.Size, q.Enabled);
+        _logger.LogDebug("vhost-user-blk queue {Queue}: started, {Size} entries, enabled {Enabled}", q.Index, q.Config.Size, q.Enabled);
         return true;
     }
 
@@ -559,7 +567,7 @@ internal sealed unsafe class VhostUserBlkConnection : IDisposable
         VirtQueue? q = _queues[index];
         if (q is null)
         {
-            q = new VirtQueue(index, _ctx);
+            q = new VirtQueue(index, _ctx, _drainDeadline);
             q.ApplyFeatures(_features);
             if ((_features & 1UL << VhostUser.FProtocolFeatures) == 0 && _features != 0)
             {
@@ -759,18 +767,53 @@ internal sealed unsafe class VhostUserBlkConnection : IDisposable
         return total;
     }
 
-    /// <summary>Wakes a blocked Run (the server is stopping).</summary>
-    public void Shutdown() => Native.Shutdown(_socket, Native.SHUT_RDWR);
+    /// <summary>
+    /// A ring stop the front-end asked for; when teardown's deadline ends the wait first, the session
+    /// ends instead of going on (and unmapping memory) with requests still in the device.
+    /// </summary>
+    private void StopQueue(VirtQueue q)
+    {
+        if (!q.Stop())
+        {
+            throw new VhostUserProtocolException($"the back-end is stopping with {q.InFlight} requests of queue {q.Index} still in the device");
+        }
+    }
 
+    /// <summary>Wakes a blocked Run (the server is stopping); waits for the device from now on are bounded.</summary>
+    public void Shutdown()
+    {
+        _drainDeadline.Arm(_ctx.Options.DrainTimeout);
+        Native.Shutdown(_socket, Native.SHUT_RDWR);
+    }
+
+    /// <summary>
+    /// Ends the session once every request handed to the device has completed, or after the
+    /// drain timeout: then the guest memory and the in-flight area stay mapped (leaked) for the
+    /// completions still to come, which write their status and used entries there.
+    /// </summary>
     public void Dispose()
     {
+        _drainDeadline.Arm(_ctx.Options.DrainTimeout);
+        int left = 0;
         foreach (VirtQueue? q in _queues)
         {
-            q?.Dispose();
+            if (q is not null)
+            {
+                q.Dispose();
+                left += q.InFlight;
+            }
         }
-        _memory.Dispose();
+        if (left == 0)
+        {
+            _memory.Dispose();
+            ReleaseInflightArea();
+        }
+        else
+        {
+            _logger.LogError("vhost-user-blk: closed the session after waiting up to {Seconds} s, with {Count} requests still in flight in the device; their guest memory stays mapped",
+                _ctx.Options.DrainTimeout.TotalSeconds, left);
+        }
         _memory = GuestMemory.Empty;
-        ReleaseInflightArea();
         CloseUntakenFds();
         Native.CloseQuietly(ref _socket);
     }

@@ -32,4 +32,11 @@ public sealed class VhostUserBlkOptions
 
     /// <summary>Offer VIRTIO_RING_F_INDIRECT_DESC.</summary>
     public bool IndirectDescriptors { get; init; } = true;
+
+    /// <summary>
+    /// Longest a stopping export (server disposed, front-end gone) waits for requests inside the
+    /// device. After it the export logs how many are still in flight and stops anyway, leaving
+    /// their guest memory mapped for the late completions. Infinite: wait as long as it takes.
+    /// </summary>
+    public TimeSpan DrainTimeout { get; init; } = TimeSpan.FromSeconds(10);
 }

@@ -32,6 +32,10 @@ public sealed class VhostUserBlkServer : IAsyncDisposable
         {
             throw new ArgumentOutOfRangeException(nameof(options), options.MaxQueues, "MaxQueues must be 1..256 (vhost-user ring indices are 8 bits).");
         }
+        if (options.DrainTimeout < TimeSpan.Zero && options.DrainTimeout != Timeout.InfiniteTimeSpan)
+        {
+            throw new ArgumentOutOfRangeException(nameof(options), options.DrainTimeout, "DrainTimeout must not be negative (or Timeout.InfiniteTimeSpan).");
+        }
         if (device.BlockSize < 512 || (device.BlockSize & (device.BlockSize - 1)) != 0)
         {
             throw new ArgumentException($"The device's block size {device.BlockSize} is not a power of two of at least 512 bytes.", nameof(device));

@@ -45,10 +45,10 @@ internal static class VirtioBlkConfig
         BinaryPrimitives.WriteUInt32LittleEndian(config[20..], (uint)ctx.BlockSize);     // blk_size
         BinaryPrimitives.WriteUInt16LittleEndian(config[34..], (ushort)ctx.Options.MaxQueues);
         BinaryPrimitives.WriteUInt32LittleEndian(config[36..], maxRangeSectors);         // max_discard_sectors
-        BinaryPrimitives.WriteUInt32LittleEndian(config[40..], VirtQueue.MaxDiscardSegments);
+        BinaryPrimitives.WriteUInt32LittleEndian(config[40..], VirtioBlkHandler.MaxDiscardSegments);
         BinaryPrimitives.WriteUInt32LittleEndian(config[44..], sectorsPerBlock);         // discard_sector_alignment
         BinaryPrimitives.WriteUInt32LittleEndian(config[48..], maxRangeSectors);         // max_write_zeroes_sectors
-        BinaryPrimitives.WriteUInt32LittleEndian(config[52..], VirtQueue.MaxDiscardSegments);
+        BinaryPrimitives.WriteUInt32LittleEndian(config[52..], VirtioBlkHandler.MaxDiscardSegments);
         config[56] = ctx.SupportsDeallocate ? (byte)1 : (byte)0;                         // write_zeroes_may_unmap
     }
 }

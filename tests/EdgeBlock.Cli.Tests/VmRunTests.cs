@@ -14,7 +14,7 @@ public class VmRunTests
         argv.Select((a, i) => (a, i)).Where(p => p.a == option).Select(p => argv[p.i + 1]).ToList();
 
     [Fact]
-    public void Vhost_user_disks_get_shared_memfd_ram_and_one_device_each_in_order()
+    public void VhostUserDisks_GetSharedMemfdRam_AndOneDeviceEachInOrder()
     {
         var argv = QemuCommandLine.Build(Settings(cpus: 4), new GuestDisks([new VhostDisk("/d/vm-a-0.sock", 8), new VhostDisk("/d/x,y.sock", 1)]));
 
@@ -29,7 +29,7 @@ public class VmRunTests
     }
 
     [Fact]
-    public void Machine_console_and_control_are_as_asked()
+    public void MachineConsoleAndControl_AreAsAsked()
     {
         var argv = QemuCommandLine.Build(Settings(), new GuestDisks([new VhostDisk("/s", 8)]));
 
@@ -46,7 +46,7 @@ public class VmRunTests
     }
 
     [Fact]
-    public void Nvme_tcp_gets_a_user_nic_and_kernel_arguments_but_no_vhost_devices()
+    public void NvmeTcp_GetsAUserNicAndKernelArguments_ButNoVhostDevices()
     {
         const string args = "edgeblock.nvme=10.0.2.2:4420 edgeblock.nqn=nqn.2014-08.io.edgeblock:vm:a edgeblock.hostnqn=nqn.2014-08.org.nvmexpress:uuid:1";
         var argv = QemuCommandLine.Build(Settings(), new GuestDisks([], args, UserNetwork: true));
@@ -66,11 +66,11 @@ public class VmRunTests
     [InlineData("192.0.2.10:4419", "192.0.2.10:4419")]
     [InlineData(null, "[::1]:4420")]
     [InlineData(null)]
-    public void The_guest_reaches_a_loopback_or_any_listener_as_the_slirp_host(string? expected, params string[] listeners) =>
+    public void Listener_LoopbackOrAny_IsReachedByTheGuestAsTheSlirpHost(string? expected, params string[] listeners) =>
         Assert.Equal(expected, NvmeTcpDisks.GuestTarget(listeners));
 
     [Fact]
-    public void A_socket_path_too_long_to_bind_moves_to_the_runtime_directory()
+    public void SocketPath_TooLongToBind_MovesToTheRuntimeDirectory()
     {
         Assert.Equal("/d/vhost/vm-a-0.sock", VmPaths.VhostSocket("/d", "a", 0));
         string deep = "/" + new string('x', 100);
@@ -101,14 +101,14 @@ public class VmRunTests
     [InlineData("--kernel K --disk t/a --cpus 0", "--cpus 0: from 1 to 64")]
     [InlineData("--kernel K --disk t/a --transport nbd", "nbd")]
     [InlineData("--kernel K --disk t/a --accel hvf", "hvf")]
-    public void Bad_arguments_are_refused_before_anything_starts(string args, string error)
+    public void BadArguments_AreRefused_BeforeAnythingStarts(string args, string error)
     {
         var result = Root().Parse(["vm", "run", .. args.Replace("K", Kernel).Split(' ')]);
         Assert.Contains(result.Errors, e => e.Message.Contains(error, StringComparison.Ordinal));
     }
 
     [Fact]
-    public void Good_arguments_parse()
+    public void GoodArguments_ParseWithoutErrors()
     {
         var result = Root().Parse(["vm", "run", "--kernel", Kernel, "--disk", "t/a", "--disk", "t/b", "--name", "web-1.x_y",
             "--mem", "512M", "--transport", "nvme-tcp", "--qemu-arg", "-s", "--qemu-arg", "-S"]);
@@ -124,7 +124,7 @@ public class VmRunTests
     }
 
     [Fact]
-    public void A_missing_qemu_is_refused_with_exit_4_and_how_to_install_it()
+    public void MissingQemu_IsRefusedWithExit4_AndHowToInstallIt()
     {
         var (code, error) = Invoke("--qemu", "/no/such/qemu-system-x86_64");
         Assert.Equal(VmCommand.ExitQemu, code);
@@ -132,7 +132,7 @@ public class VmRunTests
     }
 
     [Fact]
-    public void No_daemon_is_exit_3()
+    public void NoDaemon_IsExit3()
     {
         var (code, error) = Invoke("--qemu", "/bin/true", "--api-socket", Path.Combine(Path.GetTempPath(), $"none-{Guid.NewGuid():N}.sock"));
         Assert.Equal(ManagementCommands.ExitUnreachable, code);

@@ -35,7 +35,7 @@ public sealed class DeviceTeardownTests : IAsyncLifetime
         (await NvmeHost.ConnectAsync("127.0.0.1", _transport.LocalEndPoint!.Port, SubsystemNqn, HostNqn, ioQueues: 2).WaitAsync(Bound)).EnsureSuccess();
 
     [Fact]
-    public async Task RemovingANamespaceUnderLoad_ClosesItsDeviceOnlyAfterTheCommandsInsideFinished_AndPromptlyThen()
+    public async Task Retire_CommandsInsideTheDevice_ClosesItOnlyAfterTheyFinishedAndPromptlyThen()
     {
         var device = new GatedDevice();
         _subsystem.AddNamespace(new Namespace(1, device, Guid.NewGuid()));
@@ -62,7 +62,7 @@ public sealed class DeviceTeardownTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task RemovingANamespaceWithNothingInFlight_ClosesItsDeviceAtOnce()
+    public async Task Retire_NothingInFlight_ClosesTheDeviceAtOnce()
     {
         var device = new GatedDevice();
         _subsystem.AddNamespace(new Namespace(1, device, Guid.NewGuid()));
@@ -78,7 +78,7 @@ public sealed class DeviceTeardownTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task ACommandThatDoesNotFinish_IsNamedInAWarning_AndTheDeviceClosesAfterTheBoundedWait()
+    public async Task Retire_ACommandThatDoesNotFinish_WarnsWithTheCountAndClosesAfterTheBoundedWait()
     {
         var device = new GatedDevice();
         _subsystem.AddNamespace(new Namespace(7, device, Guid.NewGuid()));

@@ -120,7 +120,7 @@ public sealed class EngineSeamTests : IDisposable
         new(JsonSerializer.SerializeToElement(state, ConfigJson.Options), Format: "edgeblock");
 
     [Fact]
-    public async Task TheSameChanges_ThroughEitherEngine_GiveTheSameOutcomes_AndEachServesTheDesiredState()
+    public async Task ManagementService_TheSameChangesThroughEitherEngine_GiveTheSameOutcomesAndServeTheDesiredState()
     {
         var own = OwnEngine();
         var kernel = KernelEngine();
@@ -142,7 +142,7 @@ public sealed class EngineSeamTests : IDisposable
     }
 
     [Fact]
-    public async Task VhostUnderTheKernelEngine_IsRefusedByTheEngine_WithTodaysMessage_AndChangesNothing()
+    public async Task AddVhost_UnderTheKernelEngine_RefusedByTheEngineWithTodaysMessageAndNothingChanged()
     {
         var kernel = KernelEngine();
         await kernel.Service.StartAsync(new DesiredState(), persist: true);
@@ -158,7 +158,7 @@ public sealed class EngineSeamTests : IDisposable
     }
 
     [Fact]
-    public async Task ADiffAndItsInverse_LeaveEitherEngineWhereItWas()
+    public async Task ApplyAsync_ADiffThenItsInverse_LeavesEitherEngineWhereItWas()
     {
         var before = new DesiredState { Subsystems = [new SubsystemSpec { Nqn = A, AllowAnyHost = true, Namespaces = [new NamespaceSpec { Nsid = 1, Backend = "file:a.img:1M", Uuid = UuidA1 }] }] };
         var after = new DesiredState

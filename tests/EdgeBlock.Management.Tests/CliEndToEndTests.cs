@@ -84,7 +84,7 @@ public sealed class CliEndToEndTests
     }
 
     [Fact]
-    public async Task Listeners_AddListRemove()
+    public async Task Listeners_AddedByTheCli_AcceptConnections_AndStopWhenRemoved()
     {
         await using var d = await TestDaemon.StartAsync();
         int port = FreePort();
@@ -202,10 +202,12 @@ public sealed class CliEndToEndTests
     }
 
     [Fact]
-    public async Task Usage_ExitsWith1()
+    public async Task Usage_MissingBackend_ExitsWith1_NamingWhatToGive_BeforeAskingTheDaemon()
     {
-        var r = await TestDaemon.RunCliAsync("namespace", "add", Vm1);
+        // No daemon listens on this socket: exit 1 (not 3) shows the CLI refused before calling it.
+        var r = await TestDaemon.RunCliAsync("namespace", "add", Vm1, "--api-socket", Path.Combine(Path.GetTempPath(), $"none-{Guid.NewGuid():N}.sock"));
         Assert.Equal(1, r.ExitCode);
+        Assert.Contains("--backend or --volume", r.Error);
     }
 
     [Fact]

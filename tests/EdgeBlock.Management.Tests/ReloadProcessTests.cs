@@ -4,6 +4,8 @@ using System.Text.Json;
 using EdgeBlock.Cli;
 using EdgeBlock.Daemon;
 using EdgeBlock.Daemon.Management;
+using EdgeBlock.Initiator;
+using EdgeBlock.Nvme;
 
 namespace EdgeBlock.Management.Tests;
 
@@ -22,7 +24,7 @@ public sealed class ReloadProcessTests : IDisposable
     private string Socket => Path.Combine(_dir, "api.sock");
     private string ConfigPath => Path.Combine(_dir, DaemonOptions.ConfigFileName);
 
-    private Task<Process> ServeAsync() => ServeProcess.StartAsync(_dir, _log);
+    private Task<Process> ServeAsync(string? ignoredSignals = null) => ServeProcess.StartAsync(_dir, _log, ignoredSignals);
 
     private static Task SignalAsync(Process process, string signal) => ServeProcess.SignalAsync(process, signal);
 
@@ -42,6 +44,43 @@ public sealed class ReloadProcessTests : IDisposable
         var r = await TestDaemon.RunCliAsync("subsystem", "list", "--json", "--api-socket", Socket);
         Assert.True(r.ExitCode == 0, r.ToString());
         return JsonDocument.Parse(r.Output).RootElement;
+    }
+
+    [Fact]
+    public async Task Serve_StartedWithHupIntAndTermIgnored_StillReloadsOnSighup_AndStopsOnSigintWithAHostConnected()
+    {
+        const ulong hupIntTerm = 1UL << (1 - 1) | 1UL << (2 - 1) | 1UL << (15 - 1);
+        using var serve = await ServeAsync(ignoredSignals: "HUP INT TERM");
+        try
+        {
+            Assert.Equal(0UL, ServeProcess.IgnoredSignalMask(serve) & hupIntTerm);
+
+            await SignalAsync(serve, "HUP");
+            Assert.Contains("nothing to change", await LogLineAsync("reloaded"));
+
+            // A connected host with a parked AER and a keep-alive timer must not hold the stop up.
+            var listeners = JsonDocument.Parse((await TestDaemon.RunCliAsync("listener", "list", "--json", "--api-socket", Socket)).Output).RootElement;
+            var bound = System.Net.IPEndPoint.Parse(listeners[0].GetProperty("bound_address").GetString()!);
+            var connected = await NvmeHost.ConnectAsync(bound.Address.ToString(), bound.Port, DaemonOptions.DefaultSubsystemNqn,
+                NvmeHost.HostNqnFromId(Guid.NewGuid()), ioQueues: 1);
+            await using var host = connected.Controller ?? throw new Xunit.Sdk.XunitException($"connect failed: {connected.FailedStep} {connected.Status}");
+            var aer = host.AsyncEventRequestAsync().AsTask();
+
+            var stopping = Stopwatch.StartNew();
+            await SignalAsync(serve, "INT");
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(15));
+            await serve.WaitForExitAsync(timeout.Token);
+            Assert.Equal(0, serve.ExitCode);
+            Assert.True(stopping.Elapsed < TimeSpan.FromSeconds(15), $"stop took {stopping.Elapsed}");
+            Assert.Contains("shutting down", await LogLineAsync("shutting down"));
+            // The host learns the controller is gone: its parked AER ends instead of waiting forever.
+            await Task.WhenAny(aer, Task.Delay(TimeSpan.FromSeconds(10)));
+            Assert.True(aer.IsCompleted, "the parked AER was left waiting after the daemon stopped");
+        }
+        finally
+        {
+            if (!serve.HasExited) serve.Kill();
+        }
     }
 
     [Fact]

@@ -8,17 +8,20 @@ namespace EdgeBlock.Management.Tests;
 /// <summary>The real `edgeblock serve` process, started the way the interop suite starts it (API socket = DATA-DIR/api.sock).</summary>
 internal static class ServeProcess
 {
-    /// <summary>Starts serve on dataDir with a 16M memory default namespace and waits until its API answers; output lines go to log.</summary>
-    public static async Task<Process> StartAsync(string dataDir, ConcurrentQueue<string>? log = null)
+    /// <summary>
+    /// Starts serve on dataDir with a 16M memory default namespace and waits until its API answers; output lines go to log.
+    /// <paramref name="ignoredSignals"/> (e.g. "HUP INT TERM") are ignored when serve starts, as a script's
+    /// background job or <c>nohup</c> leaves them.
+    /// </summary>
+    public static async Task<Process> StartAsync(string dataDir, ConcurrentQueue<string>? log = null, string? ignoredSignals = null)
     {
         string cli = typeof(ManagementCommands).Assembly.Location;
         string socket = Path.Combine(dataDir, "api.sock");
-        var psi = new ProcessStartInfo("dotnet")
-        {
-            ArgumentList = { cli, "serve", "--data-dir", dataDir, "--listen", "127.0.0.1:0", "--default-size", "16M", "--default-backend", "memory" },
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-        };
+        string[] serve = ["dotnet", cli, "serve", "--data-dir", dataDir, "--listen", "127.0.0.1:0", "--default-size", "16M", "--default-backend", "memory"];
+        // exec keeps the pid: the signals the test sends go to serve itself.
+        string[] argv = ignoredSignals == null ? serve : ["bash", "-c", $"trap '' {ignoredSignals}; exec \"$@\"", "serve", .. serve];
+        var psi = new ProcessStartInfo(argv[0]) { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in argv[1..]) psi.ArgumentList.Add(a);
         psi.Environment.Remove("EDGEBLOCK_API_SOCKET");
         var process = Process.Start(psi)!;
         process.OutputDataReceived += (_, e) => { if (e.Data != null) log?.Enqueue(e.Data); };
@@ -34,6 +37,13 @@ internal static class ServeProcess
         }
         process.Kill();
         throw new Xunit.Sdk.XunitException("edgeblock serve did not answer on its API socket within 30 s");
+    }
+
+    /// <summary>The signals a process ignores, from the SigIgn mask in /proc/PID/status.</summary>
+    public static ulong IgnoredSignalMask(Process process)
+    {
+        string line = File.ReadLines($"/proc/{process.Id}/status").Single(l => l.StartsWith("SigIgn:", StringComparison.Ordinal));
+        return ulong.Parse(line["SigIgn:".Length..].Trim(), NumberStyles.HexNumber, CultureInfo.InvariantCulture);
     }
 
     public static async Task SignalAsync(Process process, string signal)

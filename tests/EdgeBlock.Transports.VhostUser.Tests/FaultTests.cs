@@ -28,7 +28,7 @@ public sealed class FaultTests
 
     [Theory]
     [MemberData(nameof(IoErrCases))]
-    public async Task Bad_requests_fail_with_ioerr_and_the_queue_keeps_serving(string name)
+    public async Task BadRequests_FailWithIoerr_AndTheQueueKeepsServing(string name)
     {
         await using var h = new Harness();
         using var c = h.Connect();
@@ -68,7 +68,7 @@ public sealed class FaultTests
 
     [Theory]
     [MemberData(nameof(BrokenRingCases))]
-    public async Task A_broken_ring_stops_only_that_queue_until_it_is_restarted(string name)
+    public async Task BrokenRing_StopsOnlyThatQueue_UntilItIsRestarted(string name)
     {
         await using var h = new Harness();
         using var c = h.Connect();
@@ -139,7 +139,7 @@ public sealed class FaultTests
     }
 
     [Fact]
-    public async Task Bad_messages_close_only_that_connection()
+    public async Task BadMessages_CloseOnlyThatConnection()
     {
         await using var h = new Harness();
         var attacks = new List<Action<RawVhostClient>>
@@ -168,7 +168,7 @@ public sealed class FaultTests
     }
 
     [Fact]
-    public async Task A_second_server_on_a_live_socket_is_refused_and_a_stale_socket_is_replaced()
+    public async Task SecondServer_OnALiveSocketIsRefused_AndAStaleSocketIsReplaced()
     {
         await using var h = new Harness();
         var second = new VhostUserBlkServer(h.SocketPath, new MemoryBlockDevice(1 << 20));
@@ -189,7 +189,7 @@ public sealed class FaultTests
     }
 
     [Fact]
-    public async Task Bad_memory_tables_and_ring_addresses_are_refused_with_reply_ack()
+    public async Task BadMemoryTablesAndRingAddresses_AreRefusedWithReplyAck()
     {
         await using var h = new Harness();
         using var c = new RawVhostClient(h.SocketPath);
@@ -221,7 +221,7 @@ public sealed class FaultTests
     }
 
     [Fact]
-    public async Task Disconnect_mid_io_then_reconnect_serves_again_with_the_data_kept()
+    public async Task DisconnectMidIo_ThenReconnect_ServesAgainWithTheDataKept()
     {
         var slow = new SlowDevice(new MemoryBlockDevice(Harness.DeviceBytes));
         await using var h = new Harness(slow);
@@ -250,7 +250,7 @@ public sealed class FaultTests
     }
 
     [Fact]
-    public async Task A_device_that_throws_fails_the_request_not_the_daemon()
+    public async Task ThrowingDevice_FailsTheRequest_NotTheDaemon()
     {
         var device = new SlowDevice(new MemoryBlockDevice(Harness.DeviceBytes));
         await using var h = new Harness(device);

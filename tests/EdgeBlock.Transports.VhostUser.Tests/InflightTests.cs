@@ -11,7 +11,7 @@ namespace EdgeBlock.Transports.VhostUser.Tests;
 public sealed class InflightTests
 {
     [Fact]
-    public async Task The_area_is_created_initialized_and_tracks_requests()
+    public async Task InflightArea_IsCreatedInitialized_AndTracksRequests()
     {
         await using var h = new Harness();
         using var c = new RawVhostClient(h.SocketPath);
@@ -45,7 +45,7 @@ public sealed class InflightTests
     }
 
     [Fact]
-    public async Task Requests_left_in_flight_by_a_dead_back_end_are_resubmitted_in_order()
+    public async Task DeadBackEnd_RequestsLeftInFlight_AreResubmittedInOrder()
     {
         await using var h = new Harness();
         // The front-end's own area, as QEMU keeps it: laid out like the back-end's.
@@ -127,7 +127,7 @@ public sealed class InflightTests
     }
 
     [Fact]
-    public async Task A_stale_base_does_not_run_completed_requests_again()
+    public async Task StaleBase_DoesNotRunCompletedRequestsAgain()
     {
         await using var h = new Harness();
         int fd = Poke.Memfd();
@@ -170,7 +170,7 @@ public sealed class InflightTests
     }
 
     [Fact]
-    public async Task A_new_back_end_serves_waiting_requests_without_a_kick_and_interrupts_for_used_ones()
+    public async Task NewBackEnd_ServesWaitingRequestsWithoutAKick_AndInterruptsForUsedOnes()
     {
         await using var h = new Harness();
         int fd = Poke.Memfd();

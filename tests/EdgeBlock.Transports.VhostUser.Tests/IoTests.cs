@@ -7,7 +7,7 @@ namespace EdgeBlock.Transports.VhostUser.Tests;
 public sealed class IoTests
 {
     [Fact]
-    public async Task Negotiation_offers_the_block_features_and_config()
+    public async Task Negotiation_OffersTheBlockFeaturesAndConfig()
     {
         await using var h = new Harness();
         using var c = new RawVhostClient(h.SocketPath);
@@ -45,7 +45,7 @@ public sealed class IoTests
     }
 
     [Fact]
-    public async Task Write_then_read_round_trips_through_the_device()
+    public async Task WriteThenRead_RoundTripsThroughTheDevice()
     {
         await using var h = new Harness();
         using var c = h.Connect();
@@ -64,7 +64,7 @@ public sealed class IoTests
     }
 
     [Fact]
-    public async Task Scatter_gather_and_any_framing_work()
+    public async Task ScatterGather_WithAnyFraming_Works()
     {
         await using var h = new Harness();
         using var c = h.Connect();
@@ -106,7 +106,7 @@ public sealed class IoTests
     }
 
     [Fact]
-    public async Task Indirect_descriptors_are_followed()
+    public async Task IndirectDescriptors_AreFollowed()
     {
         await using var h = new Harness();
         using var c = h.Connect();
@@ -128,7 +128,7 @@ public sealed class IoTests
     }
 
     [Fact]
-    public async Task Statistics_count_requests_failures_and_bytes_across_sessions()
+    public async Task Statistics_CountRequestsFailuresAndBytes_AcrossSessions()
     {
         await using var h = new Harness();
         ulong data = RawVhostClient.DataGpa(0);
@@ -149,7 +149,7 @@ public sealed class IoTests
     }
 
     [Fact]
-    public async Task Flush_get_id_discard_write_zeroes_and_unknown_types()
+    public async Task FlushGetIdDiscardWriteZeroes_Work_AndUnknownTypesAreUnsupported()
     {
         await using var h = new Harness();
         using var c = h.Connect();
@@ -190,7 +190,7 @@ public sealed class IoTests
     }
 
     [Fact]
-    public async Task Queues_run_independently_and_in_parallel()
+    public async Task Queues_RunIndependentlyAndInParallel()
     {
         await using var h = new Harness();
         using var c = h.Connect(queues: 4);
@@ -233,7 +233,7 @@ public sealed class IoTests
     }
 
     [Fact]
-    public async Task Event_index_suppresses_interrupts_until_used_event_and_asks_for_the_next_kick()
+    public async Task EventIndex_SuppressesInterruptsUntilUsedEvent_AndAsksForTheNextKick()
     {
         await using var h = new Harness();
         using var c = h.Connect(queues: 1, eventIdx: true);
@@ -291,7 +291,7 @@ public sealed class IoTests
     }
 
     [Fact]
-    public async Task A_read_only_export_refuses_writes()
+    public async Task ReadOnlyExport_RefusesWrites()
     {
         await using var h = new Harness(options: new VhostUserBlkOptions { ReadOnly = true });
         using var c = h.Connect();
@@ -302,7 +302,7 @@ public sealed class IoTests
     }
 
     [Fact]
-    public async Task A_new_memory_table_while_requests_are_in_flight_is_taken_after_they_drain()
+    public async Task NewMemoryTable_WhileRequestsAreInFlight_IsTakenAfterTheyDrain()
     {
         var slow = new DelayDevice(new MemoryBlockDevice(Harness.DeviceBytes)) { Delay = TimeSpan.FromMilliseconds(200) };
         await using var h = new Harness(slow);
@@ -347,7 +347,7 @@ public sealed class IoTests
     }
 
     [Fact]
-    public async Task A_file_device_serves_direct_io_from_guest_memory()
+    public async Task FileDevice_ServesDirectIoFromGuestMemory()
     {
         string dir = Directory.CreateTempSubdirectory("ebvhf").FullName;
         try
@@ -379,7 +379,7 @@ public sealed class AllocationCollection;
 public sealed class AllocationTests(ITestOutputHelper output)
 {
     [Fact]
-    public async Task Steady_state_io_does_not_allocate_per_request()
+    public async Task SteadyStateIo_DoesNotAllocatePerRequest()
     {
         await using var h = new Harness();
         using var c = h.Connect(queues: 1);

@@ -10,7 +10,7 @@ public class ConcurrencyTests
     /// wrote, and the pool's refcounts and free space stay consistent.
     /// </summary>
     [Fact]
-    public async Task Queues_writing_concurrently_with_snapshots_and_discards_read_back_their_own_data()
+    public async Task ConcurrentQueues_WithSnapshotsAndDiscards_ReadBackTheirOwnData()
     {
         await using TestPool t = await TestPool.CreateAsync(drives: 2, driveBytes: 16 << 20);
         await t.Pool.CreateVolumeAsync("v", 8 << 20);
@@ -63,7 +63,7 @@ public class ConcurrencyTests
 
     /// <summary>Steady-state reads and overwrites of allocated extents allocate nothing per I/O.</summary>
     [ReleaseOnlyFact]
-    public async Task Reads_and_overwrites_of_allocated_space_do_not_allocate()
+    public async Task ReadsAndOverwrites_OfAllocatedSpace_DoNotAllocate()
     {
         string dir = Directory.CreateTempSubdirectory("edgeblock-alloc-").FullName;
         try

@@ -14,7 +14,7 @@ public class CrashTests
     private const int CrashesPerPool = 40;
 
     [Fact]
-    public async Task A_thousand_random_crash_points_lose_nothing_that_was_flushed()
+    public async Task Crash_AtAThousandRandomPoints_LosesNothingThatWasFlushed()
     {
         int crashes = 0, tornCommits = 0;
         for (int p = 0; p < Pools; p++)

@@ -6,7 +6,7 @@ namespace EdgeBlock.Volumes.Tests;
 public class OfflineCheckTests
 {
     [Fact]
-    public async Task A_closed_pool_on_files_checks_consistent_and_an_open_one_is_refused_by_its_drive_locks()
+    public async Task OfflineCheck_ClosedPool_IsConsistent_AndAnOpenOneIsRefusedByItsDriveLocks()
     {
         string dir = Directory.CreateTempSubdirectory("edgeblock-offline-").FullName;
         try

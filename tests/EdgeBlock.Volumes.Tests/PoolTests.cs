@@ -7,7 +7,7 @@ public class PoolTests
     private const int Extent = TestPool.Extent;
 
     [Fact]
-    public async Task Never_written_blocks_read_as_zeroes_and_take_no_space()
+    public async Task NeverWrittenBlocks_ReadAsZeroes_AndTakeNoSpace()
     {
         await using var t = await TestPool.CreateAsync();
         await t.Pool.CreateVolumeAsync("v", 16 << 20);
@@ -20,7 +20,7 @@ public class PoolTests
     }
 
     [Fact]
-    public async Task A_write_allocates_one_extent_and_reads_back_with_zeroes_around_it()
+    public async Task Write_AllocatesOneExtent_AndReadsBackWithZeroesAroundIt()
     {
         await using var t = await TestPool.CreateAsync();
         await t.Pool.CreateVolumeAsync("v", 16 << 20);
@@ -35,7 +35,7 @@ public class PoolTests
     }
 
     [Fact]
-    public async Task Writes_across_extent_boundaries_land_in_both_extents()
+    public async Task Write_AcrossAnExtentBoundary_LandsInBothExtents()
     {
         await using var t = await TestPool.CreateAsync();
         await t.Pool.CreateVolumeAsync("v", 16 << 20);
@@ -48,7 +48,7 @@ public class PoolTests
     }
 
     [Fact]
-    public async Task Data_and_metadata_survive_a_clean_reopen()
+    public async Task Reopen_AfterCleanClose_KeepsDataAndMetadata()
     {
         await using var t = await TestPool.CreateAsync();
         var created = await t.Pool.CreateVolumeAsync("v", 8 << 20, reserveBytes: 1 << 20, group: "tenant");
@@ -68,7 +68,7 @@ public class PoolTests
     }
 
     [Fact]
-    public async Task Deallocating_a_whole_extent_frees_it_after_the_next_commit()
+    public async Task Deallocate_WholeExtent_FreesItAfterTheNextCommit()
     {
         await using var t = await TestPool.CreateAsync();
         await t.Pool.CreateVolumeAsync("v", 8 << 20);
@@ -84,7 +84,7 @@ public class PoolTests
     }
 
     [Fact]
-    public async Task Partial_deallocate_zeroes_the_range_and_frees_the_extent_once_nothing_is_left()
+    public async Task Deallocate_PartOfAnExtent_ZeroesTheRange_AndFreesTheExtentOnceNothingIsLeft()
     {
         await using var t = await TestPool.CreateAsync();
         await t.Pool.CreateVolumeAsync("v", 8 << 20);
@@ -103,7 +103,7 @@ public class PoolTests
     }
 
     [Fact]
-    public async Task Out_of_range_io_is_refused_without_allocating()
+    public async Task Io_OutOfRange_IsRefusedWithoutAllocating()
     {
         await using var t = await TestPool.CreateAsync();
         await t.Pool.CreateVolumeAsync("v", 1 << 20);
@@ -115,7 +115,7 @@ public class PoolTests
     }
 
     [Fact]
-    public async Task Allocations_spread_over_drives_and_a_drive_added_online_is_used_at_once()
+    public async Task Allocation_SpreadsOverDrives_AndUsesADriveAddedOnlineAtOnce()
     {
         await using var t = await TestPool.CreateAsync(drives: 2, driveBytes: 2 << 20);
         await t.Pool.CreateVolumeAsync("v", 8 << 20);
@@ -134,7 +134,7 @@ public class PoolTests
     }
 
     [Fact]
-    public async Task A_drive_of_another_pool_is_refused_unless_forced()
+    public async Task AddDrive_OfAnotherPool_IsRefusedUnlessForced()
     {
         await using var a = await TestPool.CreateAsync(drives: 1);
         string meta2 = Path.Combine(a.Root, "meta2");
@@ -145,7 +145,7 @@ public class PoolTests
     }
 
     [Fact]
-    public async Task A_missing_or_foreign_drive_stops_the_pool_from_opening_with_a_clear_message()
+    public async Task Open_MissingOrForeignDrive_IsRefusedWithAClearMessage()
     {
         var t = await TestPool.CreateAsync(drives: 2);
         await t.Pool.DisposeAsync();
@@ -163,7 +163,7 @@ public class PoolTests
     }
 
     [Fact]
-    public async Task Bad_names_sizes_and_duplicates_are_refused_and_change_nothing()
+    public async Task Create_BadNamesSizesAndDuplicates_AreRefusedAndChangeNothing()
     {
         await using var t = await TestPool.CreateAsync();
         await t.Pool.CreateVolumeAsync("v", 1 << 20);
@@ -175,7 +175,7 @@ public class PoolTests
     }
 
     [Fact]
-    public async Task Resize_grows_and_refuses_to_shrink_over_data_or_without_force()
+    public async Task Resize_Grows_AndRefusesToShrinkOverDataOrWithoutForce()
     {
         await using var t = await TestPool.CreateAsync();
         await t.Pool.CreateVolumeAsync("v", 1 << 20);
@@ -196,7 +196,7 @@ public class PoolTests
     }
 
     [Fact]
-    public async Task Snapshot_keeps_old_data_while_the_volume_copies_on_write()
+    public async Task Snapshot_KeepsOldData_WhileTheVolumeCopiesOnWrite()
     {
         await using var t = await TestPool.CreateAsync();
         await t.Pool.CreateVolumeAsync("v", 4 << 20);
@@ -226,7 +226,7 @@ public class PoolTests
     }
 
     [Fact]
-    public async Task Snapshots_and_clones_delete_in_any_order_and_space_returns_with_the_last_reference()
+    public async Task SnapshotsAndClones_DeleteInAnyOrder_AndSpaceReturnsWithTheLastReference()
     {
         await using var t = await TestPool.CreateAsync();
         long freeAtStart = t.Pool.Info().FreeBytes;
@@ -253,7 +253,7 @@ public class PoolTests
     }
 
     [Fact]
-    public async Task Group_quota_stops_a_runaway_volume_with_capacity_exceeded_and_others_keep_writing()
+    public async Task GroupQuota_StopsARunawayVolumeWithCapacityExceeded_AndOthersKeepWriting()
     {
         await using var t = await TestPool.CreateAsync();
         await t.Pool.SetGroupQuotaAsync("t", 4L * Extent);
@@ -276,7 +276,7 @@ public class PoolTests
     }
 
     [Fact]
-    public async Task A_reservation_is_honoured_whatever_other_volumes_do()
+    public async Task Reservation_IsHonoured_WhateverOtherVolumesDo()
     {
         // 2 drives x (4 MiB - 1 MiB label area) = 96 extents of 64 KiB.
         await using var t = await TestPool.CreateAsync();
@@ -297,7 +297,7 @@ public class PoolTests
     }
 
     [Fact]
-    public async Task Fua_write_to_a_new_extent_survives_a_crash_without_flush()
+    public async Task FuaWrite_ToANewExtent_SurvivesACrashWithoutFlush()
     {
         var t = await TestPool.CreateAsync();
         await t.Pool.CreateVolumeAsync("v", 4 << 20);
@@ -312,7 +312,7 @@ public class PoolTests
     }
 
     [Fact]
-    public async Task A_failing_drive_returns_write_errors_and_new_extents_stay_unwritten()
+    public async Task FailingDrive_ReturnsWriteErrors_AndNewExtentsStayUnwritten()
     {
         await using var t = await TestPool.CreateAsync(drives: 1);
         await t.Pool.CreateVolumeAsync("v", 4 << 20);

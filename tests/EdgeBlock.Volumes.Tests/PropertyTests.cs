@@ -6,7 +6,7 @@ namespace EdgeBlock.Volumes.Tests;
 public class PropertyTests
 {
     [Fact]
-    public void Random_operation_sequences_read_back_exactly_as_the_model_says()
+    public void RandomOperationSequences_ReadBack_ExactlyAsTheModelSays()
     {
         Gen.Int[-1_000_000, 1_000_000].Array[10, 60].Sample(codes =>
         {
