@@ -35,7 +35,7 @@ public sealed class DaemonMetrics : IDisposable
     private readonly VhostMetrics? _vhost;
     private MetricServer? _server;
 
-    public DaemonMetrics(NvmeTarget target, PoolManager? pools = null, Func<IReadOnlyList<Management.VhostInfo>>? vhostExports = null)
+    public DaemonMetrics(NvmeTarget target, PoolManager? pools = null, Func<IReadOnlyList<VhostInfo>>? vhostExports = null)
     {
         _target = target;
         _pools = pools;
