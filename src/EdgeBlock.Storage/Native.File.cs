@@ -5,8 +5,8 @@ namespace EdgeBlock.Interop;
 
 /// <summary>
 /// Storage's part of the shared interop class (src/Common/Interop/Linux): the file calls .NET does not
-/// expose: O_DIRECT opens, fdatasync, fallocate, block-device ioctls and flock. Wrappers retry EINTR and return the errno (0 on success) so the I/O path can turn failures
-/// into BlockStatus values without exceptions.
+/// expose: O_DIRECT opens, fdatasync, fallocate, block-device ioctls and flock. Wrappers retry EINTR and
+/// return the errno (0 on success) so the I/O path can turn failures into BlockStatus values without exceptions.
 /// </summary>
 internal static partial class Native
 {
