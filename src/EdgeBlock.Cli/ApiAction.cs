@@ -1,5 +1,5 @@
 using System.CommandLine;
-using EdgeBlock.Daemon;
+using EdgeBlock.Api;
 
 namespace EdgeBlock.Cli;
 
@@ -18,7 +18,7 @@ internal static class ApiAction
         {
             var output = parse.InvocationConfiguration.Output;
             var error = parse.InvocationConfiguration.Error;
-            string path = parse.GetValue(socket) is { Length: > 0 } given ? given : DaemonOptions.DefaultApiSocket();
+            string path = parse.GetValue(socket) is { Length: > 0 } given ? given : ApiSocket.Default();
             using var api = new ApiClient(path);
             try
             {

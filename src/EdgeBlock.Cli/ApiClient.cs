@@ -2,7 +2,7 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Net.Sockets;
 using System.Text.Json;
-using EdgeBlock.Daemon.Management;
+using EdgeBlock.Api;
 
 namespace EdgeBlock.Cli;
 
@@ -42,7 +42,7 @@ public sealed class ApiClient : IDisposable
     public async Task<string> SendAsync(HttpMethod method, string path, object? body = null, CancellationToken cancellationToken = default)
     {
         using var request = new HttpRequestMessage(method, path);
-        if (body != null) request.Content = JsonContent.Create(body, body.GetType(), options: ConfigJson.Options);
+        if (body != null) request.Content = JsonContent.Create(body, body.GetType(), options: ApiJson.Options);
         HttpResponseMessage response;
         try
         {
@@ -66,7 +66,7 @@ public sealed class ApiClient : IDisposable
 
     public static T Parse<T>(string json) => JsonSerializer.Deserialize<T>(json, ReadOptions)!;
 
-    private static readonly JsonSerializerOptions ReadOptions = new(ConfigJson.Options) { UnmappedMemberHandling = System.Text.Json.Serialization.JsonUnmappedMemberHandling.Skip };
+    private static readonly JsonSerializerOptions ReadOptions = new(ApiJson.Options) { UnmappedMemberHandling = System.Text.Json.Serialization.JsonUnmappedMemberHandling.Skip };
 
     public void Dispose() => _http.Dispose();
 }
@@ -89,9 +89,9 @@ public sealed class DaemonRefusedException(int status, string title, string deta
         string title = status.ToString(), detail = body;
         try
         {
-            using var doc = JsonDocument.Parse(body);
-            if (doc.RootElement.TryGetProperty("title", out var t) && t.ValueKind == JsonValueKind.String) title = t.GetString()!;
-            detail = doc.RootElement.TryGetProperty("detail", out var d) && d.ValueKind == JsonValueKind.String ? d.GetString()! : title;
+            Problem? problem = ApiClient.Parse<Problem?>(body);
+            title = problem?.Title ?? title;
+            detail = problem?.Detail ?? title;
         }
         catch (JsonException)
         {

@@ -1,5 +1,5 @@
 using System.Globalization;
-using EdgeBlock.Daemon;
+using EdgeBlock.Api;
 
 namespace EdgeBlock.Cli;
 

@@ -1,8 +1,7 @@
 using System.CommandLine;
 using System.Text;
 using System.Text.Json;
-using EdgeBlock.Daemon;
-using EdgeBlock.Daemon.Management;
+using EdgeBlock.Api;
 
 namespace EdgeBlock.Cli;
 
@@ -34,7 +33,7 @@ public static class ConfigCommands
             Description = "auto (default: told apart by the top-level fields) | nvmetcli | edgeblock",
             DefaultValueFactory = _ => "auto",
         };
-        format.AcceptOnlyFromAmong("auto", NvmetcliFormat.Name, EdgeBlockFormat.Name);
+        format.AcceptOnlyFromAmong("auto", ConfigFormats.Nvmetcli, ConfigFormats.EdgeBlock);
         var replace = new Option<bool>("--replace")
         {
             Description = "Make the file the whole configuration (listeners, subsystems and namespaces not in it are removed; unchanged ones keep running). "
@@ -88,9 +87,9 @@ public static class ConfigCommands
         var format = new Option<string>("--format")
         {
             Description = "edgeblock (default: the desired state file's JSON) | nvmetcli (what `nvmetcli restore` reads)",
-            DefaultValueFactory = _ => EdgeBlockFormat.Name,
+            DefaultValueFactory = _ => ConfigFormats.EdgeBlock,
         };
-        format.AcceptOnlyFromAmong(EdgeBlockFormat.Name, NvmetcliFormat.Name);
+        format.AcceptOnlyFromAmong(ConfigFormats.EdgeBlock, ConfigFormats.Nvmetcli);
         var outputFile = new Option<string?>("--output", "-o") { Description = "Write to this file instead of standard output" };
         var strict = new Option<bool>("--strict") { Description = "Refuse when something cannot be expressed (a null or memory backend in nvmetcli format) instead of leaving it out with a warning" };
         var command = new Command("export", "Print (or write) the whole configuration") { format, outputFile, strict };

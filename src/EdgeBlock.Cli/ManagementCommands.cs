@@ -1,7 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
-using EdgeBlock.Daemon;
-using EdgeBlock.Daemon.Management;
+using EdgeBlock.Api;
 
 namespace EdgeBlock.Cli;
 
@@ -47,7 +46,7 @@ public static class ManagementCommands
     {
         var option = parse.RootCommandResult.Command.Options.OfType<Option<string?>>().FirstOrDefault(o => o.Name == ApiSocketName);
         if (option != null && parse.GetValue(option) is { Length: > 0 } given) return Path.GetFullPath(given);
-        return explicitDataDir ? Path.Combine(dataDirectory, "api.sock") : DaemonOptions.DefaultApiSocket();
+        return explicitDataDir ? Path.Combine(dataDirectory, "api.sock") : ApiSocket.Default();
     }
 
     // ---- commands -------------------------------------------------------------------

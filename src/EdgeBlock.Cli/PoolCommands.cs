@@ -1,9 +1,9 @@
 using System.CommandLine;
 using System.CommandLine.Parsing;
 using System.Globalization;
-using EdgeBlock.Daemon;
-using EdgeBlock.Daemon.Pools;
-using EdgeBlock.Volumes;
+using EdgeBlock.Api;
+using EdgeBlock.Api.Pools;
+using EdgeBlock.Naming;
 
 namespace EdgeBlock.Cli;
 
@@ -125,15 +125,7 @@ public static class PoolCommands
             string body;
             if (parse.GetValue(offline) is { Length: > 0 } dataDir)
             {
-                try
-                {
-                    var report = await EdgeBlock.Volumes.Pool.CheckOfflineAsync(Path.Combine(dataDir, "pools", pool));
-                    body = System.Text.Json.JsonSerializer.Serialize(report, EdgeBlock.Daemon.Management.ConfigJson.Options);
-                }
-                catch (VolumeException e)
-                {
-                    throw new DaemonRefusedException(0, "pool check", e.Message + " (is the daemon still running? stop it first, or check through it without --offline)");
-                }
+                body = await InProcess.CheckPoolOfflineAsync(dataDir, pool);
             }
             else
             {
@@ -317,9 +309,9 @@ public static class PoolCommands
         {
             string text = r.GetValueOrDefault<string>() ?? "";
             int at = text.IndexOf('@');
-            bool ok = PoolNames.TrySplit(text, out _, out string name)
-                && (snapshot ? (at > 0 ? name.Split('@') is [var v, var s] && PoolNames.IsValid(v) && PoolNames.IsValid(s) : snapshotOptional && PoolNames.IsValid(name))
-                             : PoolNames.IsValid(name));
+            bool ok = VolumeNames.TrySplit(text, out _, out string name)
+                && (snapshot ? (at > 0 ? name.Split('@') is [var v, var s] && VolumeNames.IsValid(v) && VolumeNames.IsValid(s) : snapshotOptional && VolumeNames.IsValid(name))
+                             : VolumeNames.IsValid(name));
             if (!ok) r.AddError($"'{text}' is not {syntax} (names of letters, digits, '.', '_' or '-')");
         });
         return argument;

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Net;
+using EdgeBlock.Api;
 using EdgeBlock.Daemon;
 using EdgeBlock.Daemon.KernelEngine;
 

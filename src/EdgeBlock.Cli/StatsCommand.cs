@@ -1,7 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
-using EdgeBlock.Daemon;
-using EdgeBlock.Daemon.Management;
+using EdgeBlock.Api;
 
 namespace EdgeBlock.Cli;
 

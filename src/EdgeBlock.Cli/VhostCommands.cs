@@ -1,7 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
-using EdgeBlock.Daemon;
-using EdgeBlock.Daemon.Management;
+using EdgeBlock.Api;
 
 namespace EdgeBlock.Cli;
 
@@ -29,8 +28,8 @@ public static class VhostCommands
             Required = true,
         };
         var volume = new Option<string?>("--volume") { Description = "Export a pool's volume: POOL/NAME (same as --backend volume:POOL/NAME)" };
-        var backend = new Option<string?>("--backend") { Description = $"What stores the data: {BackendSpec.Syntax} (a relative file PATH is under the data directory)" };
-        var queues = new Option<int?>("--queues") { Description = $"Most virtqueues the VM may use, 1..{VhostSpec.MaxQueues} (default {VhostSpec.DefaultQueues}); QEMU's num-queues must not exceed it" };
+        var backend = new Option<string?>("--backend") { Description = $"What stores the data: {Backends.Syntax} (a relative file PATH is under the data directory)" };
+        var queues = new Option<int?>("--queues") { Description = $"Most virtqueues the VM may use, 1..{VhostQueues.Max} (default {VhostQueues.Default}); QEMU's num-queues must not exceed it" };
         var readOnly = new Option<bool>("--read-only") { Description = "The VM sees a read-only disk" };
         var command = new Command("add", "Serve a disk to a VM on a vhost-user socket (kept in the config: served again after a restart)")
             { socket, volume, backend, queues, readOnly };

@@ -13,7 +13,8 @@ namespace EdgeBlock.Daemon;
 
 /// <summary>
 /// Runs the daemon under Microsoft.Extensions.Hosting: console logs, Ctrl-C/SIGTERM graceful stop,
-/// and (when <see cref="DaemonOptions.ApiSocketPath"/> is set) the management API on a Unix socket.
+/// and on one Kestrel server the management API on a Unix socket (when <see cref="DaemonOptions.ApiSocketPath"/>
+/// is set) and Prometheus /metrics on TCP (when <see cref="DaemonOptions.MetricsEndpoint"/> is).
 /// </summary>
 public static class DaemonHost
 {
@@ -37,21 +38,31 @@ public static class DaemonHost
         Action<ILoggingBuilder>? configureLogging = null)
     {
         IHost host;
-        if (options.ApiSocketPath is { } socket)
+        if (options.ApiSocketPath != null || options.MetricsEndpoint != null)
         {
-            PrepareSocketPath(socket);
+            // One HTTP stack (Kestrel) for the management API on its Unix socket and /metrics on TCP.
+            if (options.ApiSocketPath is { } apiSocket) PrepareSocketPath(apiSocket);
             var builder = WebApplication.CreateSlimBuilder();
             Configure(builder.Services, builder.Logging, options, configureLogging);
-            builder.WebHost.ConfigureKestrel(k => k.ListenUnixSocket(socket));
+            builder.WebHost.ConfigureKestrel(k =>
+            {
+                if (options.ApiSocketPath is { } socket) k.ListenUnixSocket(socket);
+                if (options.MetricsEndpoint is { } metrics) MetricsEndpoint.Listen(k, metrics);
+            });
             builder.Services.ConfigureHttpJsonOptions(o => ConfigJson.Configure(o.SerializerOptions));
             builder.Services.AddProblemDetails();
             builder.Services.AddOpenApi("v1");
             builder.Services.Configure<RouteHandlerOptions>(o => o.ThrowOnBadRequest = true);
             var app = builder.Build();
-            app.Use(ManagementApi.BadRequestsAsProblems);
-            ManagementApi.Map(app, app.Services.GetRequiredService<EdgeBlockDaemon>().Management);
-            Pools.PoolsApi.Map(app, app.Services.GetRequiredService<EdgeBlockDaemon>().Pools); // /v1 pools, volumes, groups
-            app.MapOpenApi(); // GET /openapi/v1.json, generated from the endpoints above
+            var daemon = app.Services.GetRequiredService<EdgeBlockDaemon>();
+            MetricsEndpoint.Map(app, () => daemon.Metrics); // first: TCP requests never reach the API below
+            if (options.ApiSocketPath != null)
+            {
+                app.Use(ManagementApi.BadRequestsAsProblems);
+                ManagementApi.Map(app, daemon.Management);
+                Pools.PoolsApi.Map(app, daemon.Pools); // /v1 pools, volumes, groups
+                app.MapOpenApi(); // GET /openapi/v1.json, generated from the endpoints above
+            }
             host = app;
         }
         else
@@ -64,15 +75,19 @@ public static class DaemonHost
         {
             await host.StartAsync(cancellationToken).ConfigureAwait(false);
         }
-        catch
+        catch (Exception ex)
         {
             await host.Services.GetRequiredService<EdgeBlockDaemon>().DisposeAsync().ConfigureAwait(false);
             host.Dispose();
+            if (ex is IOException io && options.MetricsEndpoint is { } metrics && MetricsEndpoint.BindFailure(io, metrics) is { } failure) throw failure;
             throw;
         }
         if (options.ApiSocketPath is { } path && OperatingSystem.IsLinux())
             File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.GroupWrite);
-        return new RunningDaemon(host, host.Services.GetRequiredService<EdgeBlockDaemon>(), options.ApiSocketPath);
+        var running = new RunningDaemon(host, host.Services.GetRequiredService<EdgeBlockDaemon>(), options.ApiSocketPath);
+        if (options.MetricsEndpoint is { } endpoint)
+            host.Services.GetRequiredService<ILoggerFactory>().CreateLogger("edgeblock").LogInformation("Prometheus metrics on http://{Endpoint}/metrics", endpoint);
+        return running;
     }
 
     private static void Configure(IServiceCollection services, ILoggingBuilder logging, DaemonOptions options, Action<ILoggingBuilder>? configureLogging)

@@ -31,28 +31,11 @@ public sealed record DaemonOptions
 
     public string EffectiveConfigPath => Path.GetFullPath(ConfigPath ?? Path.Combine(DataDirectory, ConfigFileName));
 
-    /// <summary>$XDG_DATA_HOME/edgeblock, or ~/.local/share/edgeblock.</summary>
-    public static string DefaultDataDirectory()
-    {
-        string? xdg = Environment.GetEnvironmentVariable("XDG_DATA_HOME");
-        string root = string.IsNullOrEmpty(xdg)
-            ? Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".local", "share")
-            : xdg;
-        return Path.Combine(root, "edgeblock");
-    }
+    /// <summary>$XDG_DATA_HOME/edgeblock, or ~/.local/share/edgeblock (<see cref="EdgeBlock.Api.ApiSocket"/>: clients need it too).</summary>
+    public static string DefaultDataDirectory() => ApiSocket.DefaultDataDirectory();
 
-    /// <summary>
-    /// Where the CLI and a daemon with the default data directory meet: $EDGEBLOCK_API_SOCKET if set;
-    /// /run/edgeblock/api.sock as root; $XDG_RUNTIME_DIR/edgeblock.sock; else edgeblock.sock in the default data directory.
-    /// </summary>
-    public static string DefaultApiSocket()
-    {
-        string? env = Environment.GetEnvironmentVariable("EDGEBLOCK_API_SOCKET");
-        if (!string.IsNullOrEmpty(env)) return env;
-        if (Environment.IsPrivilegedProcess) return "/run/edgeblock/api.sock";
-        string? runtime = Environment.GetEnvironmentVariable("XDG_RUNTIME_DIR");
-        return !string.IsNullOrEmpty(runtime) ? Path.Combine(runtime, "edgeblock.sock") : Path.Combine(DefaultDataDirectory(), "api.sock");
-    }
+    /// <summary>The API socket clients look for by default (<see cref="EdgeBlock.Api.ApiSocket.Default"/>).</summary>
+    public static string DefaultApiSocket() => ApiSocket.Default();
 }
 
 /// <summary>Namespace backends; <see cref="Volume"/> is a volume of a pool (never a default backend).</summary>

@@ -36,6 +36,8 @@ public sealed class EdgeBlockDaemon : IHostedService, IAsyncDisposable
     }
 
     public NvmeTarget Target { get; }
+    /// <summary>The Prometheus metrics when <see cref="DaemonOptions.MetricsEndpoint"/> is set, from the end of start on.</summary>
+    public DaemonMetrics? Metrics => Volatile.Read(ref _metrics);
     public ManagementService Management { get; }
     /// <summary>The pools under &lt;data dir&gt;/pools (opened at start, before namespaces; closed after them).</summary>
     public PoolManager Pools { get; }
@@ -76,21 +78,8 @@ public sealed class EdgeBlockDaemon : IHostedService, IAsyncDisposable
             await Pools.DisposeAsync().ConfigureAwait(false);
             throw;
         }
-        if (_options.MetricsEndpoint is { } metricsEndpoint)
-        {
-            _metrics = new DaemonMetrics(Target, Pools, Management.VhostExports);
-            try
-            {
-                _metrics.Start(metricsEndpoint);
-            }
-            catch
-            {
-                await _engine.ClearAsync().ConfigureAwait(false);
-                await Pools.DisposeAsync().ConfigureAwait(false);
-                throw;
-            }
-            _logger.LogInformation("Prometheus metrics on http://{Endpoint}/metrics", metricsEndpoint);
-        }
+        // Served by DaemonHost's HTTP stack (MetricsEndpoint); filled from the target at each scrape.
+        if (_options.MetricsEndpoint != null) _metrics = new DaemonMetrics(Target, Pools, Management.VhostExports);
     }
 
     /// <summary>Today's `edgeblock serve` as a desired state: one listener, the default subsystem, namespace 1.</summary>
@@ -175,7 +164,6 @@ public sealed class EdgeBlockDaemon : IHostedService, IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        _metrics?.Dispose();
         _metrics = null;
         await _engine.DisposeAsync().ConfigureAwait(false);
         await Pools.DisposeAsync().ConfigureAwait(false);

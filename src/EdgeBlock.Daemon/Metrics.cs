@@ -1,4 +1,3 @@
-using System.Net;
 using EdgeBlock.Daemon.Pools;
 using EdgeBlock.Target;
 using Prometheus;
@@ -8,8 +7,9 @@ namespace EdgeBlock.Daemon;
 /// <summary>
 /// Prometheus metrics (prometheus-net): process CPU and memory come from its default collectors;
 /// target counters are read from the target just before each scrape, so the I/O path pays nothing extra.
+/// Served by the daemon's HTTP stack (<see cref="MetricsEndpoint"/>).
 /// </summary>
-public sealed class DaemonMetrics : IDisposable
+public sealed class DaemonMetrics
 {
     private readonly NvmeTarget _target;
     private readonly CollectorRegistry _registry = Metrics.NewCustomRegistry();
@@ -33,9 +33,8 @@ public sealed class DaemonMetrics : IDisposable
     private readonly Gauge _poolFree;
     private readonly Counter _poolCapacityExceeded;
     private readonly VhostMetrics? _vhost;
-    private MetricServer? _server;
 
-    public DaemonMetrics(NvmeTarget target, PoolManager? pools = null, Func<IReadOnlyList<Management.VhostInfo>>? vhostExports = null)
+    public DaemonMetrics(NvmeTarget target, PoolManager? pools = null, Func<IReadOnlyList<VhostInfo>>? vhostExports = null)
     {
         _target = target;
         _pools = pools;
@@ -201,28 +200,18 @@ public sealed class DaemonMetrics : IDisposable
         }
     }
 
-    /// <summary>Serves /metrics on the given address (HttpListener based, no ASP.NET needed).</summary>
-    public void Start(IPEndPoint endpoint)
-    {
-        string host = endpoint.Address.Equals(IPAddress.Any) ? "+" : endpoint.Address.ToString();
-        _server = new MetricServer(host, endpoint.Port, "metrics/", _registry);
-        try
-        {
-            _server.Start();
-        }
-        catch (Exception ex) when (ex is HttpListenerException or InvalidOperationException)
-        {
-            throw new InvalidOperationException($"cannot serve metrics on {endpoint}: {ex.Message}", ex);
-        }
-    }
+    /// <summary>The media type of <see cref="ExportAsync"/>: Prometheus text exposition format 0.0.4.</summary>
+    public const string ContentType = "text/plain; version=0.0.4; charset=utf-8";
 
-    /// <summary>The Prometheus text exposition, for tests and the API.</summary>
+    /// <summary>Refreshes the metrics from the target and writes them in the Prometheus text format.</summary>
+    public Task ExportAsync(Stream destination, CancellationToken cancellationToken = default) =>
+        _registry.CollectAndExportAsTextAsync(destination, cancellationToken);
+
+    /// <summary>The Prometheus text exposition, for tests.</summary>
     public async Task<string> ScrapeAsync()
     {
         using var stream = new MemoryStream();
-        await _registry.CollectAndExportAsTextAsync(stream).ConfigureAwait(false);
+        await ExportAsync(stream).ConfigureAwait(false);
         return System.Text.Encoding.UTF8.GetString(stream.ToArray());
     }
-
-    public void Dispose() => _server?.Dispose();
 }

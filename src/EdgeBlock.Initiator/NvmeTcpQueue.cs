@@ -245,7 +245,7 @@ public sealed partial class NvmeTcpQueue : IAsyncDisposable
         entry[1] = (byte)((entry[1] & 0x3F) | PsdtSgl);
         SglDescriptor.Write(entry.Slice(24, SglDescriptor.Size), 0, (uint)data.Length,
             inCapsule ? SglDescriptor.InCapsuleDataBlock : SglDescriptor.TransportDataBlock);
-        var pending = new ValueTask<NvmeCompletion>(slot, slot.Version);
+        var pending = slot.Pending;
         Enqueue(new SendItem(SendKind.Capsule, index, cid, 0, 0, 0));
         // Lost a race with Fail, which may have swept the slots before this one was armed.
         if (Failure != null) slot.TryFail(CreateFailureException());

@@ -1,6 +1,6 @@
 using System.Diagnostics;
-using System.Threading.Tasks.Sources;
 using EdgeBlock.Nvme;
+using EdgeBlock.Threading;
 
 namespace EdgeBlock.Initiator;
 
@@ -9,20 +9,19 @@ namespace EdgeBlock.Initiator;
 /// ValueTask is backed by the slot itself, so a command in steady state allocates nothing.
 /// The slot returns to the free list when the caller reads the result (exactly once).
 /// </summary>
-internal sealed class PendingCommand : IValueTaskSource<NvmeCompletion>
+internal sealed class PendingCommand : ReusableValueTaskSource<NvmeCompletion>
 {
     public const int StateFree = 0, StateInFlight = 1, StateCompleted = 2;
 
     private readonly NvmeTcpQueue _queue;
-    private ManualResetValueTaskSourceCore<NvmeCompletion> _core;
     private int _state;
     private byte _generation;
 
     public PendingCommand(NvmeTcpQueue queue, int index, bool inlineCompletions)
+        : base(runContinuationsAsynchronously: !inlineCompletions)
     {
         _queue = queue;
         Index = index;
-        _core = new ManualResetValueTaskSourceCore<NvmeCompletion> { RunContinuationsAsynchronously = !inlineCompletions };
     }
 
     /// <summary>Slot index: the low bits of the command identifier.</summary>
@@ -44,8 +43,6 @@ internal sealed class PendingCommand : IValueTaskSource<NvmeCompletion>
     public bool DataDigestFailed { get; set; }
 
     public int State => Volatile.Read(ref _state);
-    public short Version => _core.Version;
-
     /// <summary>Takes the slot for a new command; called with a credit held, so the slot is free.</summary>
     public ushort Arm(TransferDirection direction, Memory<byte> data, bool inCapsule)
     {
@@ -64,34 +61,21 @@ internal sealed class PendingCommand : IValueTaskSource<NvmeCompletion>
     public bool TryComplete(in NvmeCompletion completion)
     {
         if (Interlocked.CompareExchange(ref _state, StateCompleted, StateInFlight) != StateInFlight) return false;
-        _core.SetResult(completion);
+        SetResult(completion);
         return true;
     }
 
     public bool TryFail(Exception error)
     {
         if (Interlocked.CompareExchange(ref _state, StateCompleted, StateInFlight) != StateInFlight) return false;
-        _core.SetException(error);
+        SetException(error);
         return true;
     }
 
-    public NvmeCompletion GetResult(short token)
+    protected override void OnResultTaken()
     {
-        try
-        {
-            return _core.GetResult(token);
-        }
-        finally
-        {
-            Data = default;
-            _core.Reset();
-            Volatile.Write(ref _state, StateFree);
-            _queue.ReleaseSlot(this);
-        }
+        Data = default;
+        Volatile.Write(ref _state, StateFree);
+        _queue.ReleaseSlot(this);
     }
-
-    public ValueTaskSourceStatus GetStatus(short token) => _core.GetStatus(token);
-
-    public void OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags) =>
-        _core.OnCompleted(continuation, state, token, flags);
 }

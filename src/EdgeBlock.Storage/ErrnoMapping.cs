@@ -12,7 +12,7 @@ internal static class ErrnoMapping
     public static BlockStatus ToStatus(int errno, BlockStatus failure) => errno switch
     {
         0 => BlockStatus.Success,
-        LinuxNative.ENOSPC or LinuxNative.EDQUOT => BlockStatus.CapacityExceeded,
+        Native.ENOSPC or Native.EDQUOT => BlockStatus.CapacityExceeded,
         _ => failure,
     };
 
@@ -21,7 +21,7 @@ internal static class ErrnoMapping
     {
         ObjectDisposedException => BlockStatus.NotReady,
         // For failed syscalls .NET on Unix raises IOExceptions whose HResult is the errno.
-        IOException { HResult: LinuxNative.ENOSPC or LinuxNative.EDQUOT } => BlockStatus.CapacityExceeded,
+        IOException { HResult: Native.ENOSPC or Native.EDQUOT } => BlockStatus.CapacityExceeded,
         IOException or UnauthorizedAccessException => failure,
         _ => BlockStatus.InternalError,
     };

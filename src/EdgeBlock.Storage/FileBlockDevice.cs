@@ -1,7 +1,7 @@
 using System.Buffers;
 using System.Runtime.InteropServices;
 using Microsoft.Win32.SafeHandles;
-using static EdgeBlock.Storage.LinuxNative;
+using static EdgeBlock.Interop.Native;
 
 namespace EdgeBlock.Storage;
 
@@ -368,7 +368,7 @@ public sealed unsafe class FileBlockDevice : IBlockDevice
     /// </summary>
     private static int OpenAndClaim(string path, bool isBlockDevice, out SafeFileHandle handle)
     {
-        int errno = LinuxNative.Open(path, O_RDWR | O_CLOEXEC | (isBlockDevice ? O_EXCL : O_CREAT), out handle);
+        int errno = Native.Open(path, O_RDWR | O_CLOEXEC | (isBlockDevice ? O_EXCL : O_CREAT), out handle);
         if (errno == 0 && !isBlockDevice)
         {
             errno = LockExclusive(handle);
@@ -454,7 +454,7 @@ public sealed unsafe class FileBlockDevice : IBlockDevice
             return null;
         }
         string self = $"/proc/self/fd/{buffered.DangerousGetHandle()}";
-        if (LinuxNative.Open(self, O_RDWR | O_CLOEXEC | O_DIRECT, out SafeFileHandle direct) == 0)
+        if (Native.Open(self, O_RDWR | O_CLOEXEC | O_DIRECT, out SafeFileHandle direct) == 0)
         {
             return direct;
         }

@@ -1,6 +1,6 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
-using System.Threading.Tasks.Sources;
+using EdgeBlock.Threading;
 
 namespace EdgeBlock.Storage;
 
@@ -33,14 +33,14 @@ internal readonly record struct FileIoRequest(FileIoKind Kind, long Offset, long
 /// thus allocates nothing; RandomAccess's async methods would allocate a work item whenever
 /// two requests are in flight on the same handle, which is the normal case for a target.
 /// </summary>
-internal sealed class FileIoOperation : IThreadPoolWorkItem, IValueTaskSource<BlockStatus>
+internal sealed class FileIoOperation : ReusableValueTaskSource<BlockStatus>, IThreadPoolWorkItem
 {
     private readonly FileBlockDevice _device;
     private readonly FileIoOperationPool _pool;
-    private ManualResetValueTaskSourceCore<BlockStatus> _completion;
     private FileIoRequest _request;
 
     public FileIoOperation(FileBlockDevice device, FileIoOperationPool pool)
+        : base(runContinuationsAsynchronously: false)
     {
         _device = device;
         _pool = pool;
@@ -50,7 +50,7 @@ internal sealed class FileIoOperation : IThreadPoolWorkItem, IValueTaskSource<Bl
     {
         Debug.Assert(_request == default, "Operation started while still in use.");
         _request = request;
-        var completion = new ValueTask<BlockStatus>(this, _completion.Version);
+        ValueTask<BlockStatus> completion = Pending;
         ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false);
         return completion;
     }
@@ -60,22 +60,10 @@ internal sealed class FileIoOperation : IThreadPoolWorkItem, IValueTaskSource<Bl
         BlockStatus status = _device.Execute(in _request);
         // The buffer goes back to its owner when we complete; keep no reference to it.
         _request = default;
-        _completion.SetResult(status);
+        SetResult(status);
     }
 
-    public BlockStatus GetResult(short token)
-    {
-        // Throws for a stale token (a ValueTask awaited twice) before anything is recycled.
-        BlockStatus status = _completion.GetResult(token);
-        _completion.Reset();
-        _pool.Return(this);
-        return status;
-    }
-
-    public ValueTaskSourceStatus GetStatus(short token) => _completion.GetStatus(token);
-
-    public void OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags) =>
-        _completion.OnCompleted(continuation, state, token, flags);
+    protected override void OnResultTaken() => _pool.Return(this);
 }
 
 /// <summary>Free <see cref="FileIoOperation"/>s of one device, bounded so a burst does not pin memory forever.</summary>

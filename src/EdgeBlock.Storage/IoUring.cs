@@ -14,9 +14,6 @@ internal sealed unsafe partial class IoUring : IDisposable
     private const long SysIoUringEnter = 426;
     private const long SysIoUringRegister = 427;
 
-    private const int EINTR = 4;
-    private const int EINVAL = 22;
-
     public const byte OpNop = 0;
     public const byte OpRead = 22;
     public const byte OpWrite = 23;
@@ -35,9 +32,6 @@ internal sealed unsafe partial class IoUring : IDisposable
 
     private const long OffSqRing = 0;
     private const long OffSqes = 0x10000000;
-
-    private const int ProtRead = 1, ProtWrite = 2;
-    private const int MapShared = 1, MapPopulate = 0x8000;
 
     [StructLayout(LayoutKind.Sequential)]
     private struct SqRingOffsets
@@ -87,15 +81,6 @@ internal sealed unsafe partial class IoUring : IDisposable
 
     [LibraryImport("libc", EntryPoint = "syscall", SetLastError = true)]
     private static partial long Syscall(long number, long a1, long a2, long a3, long a4, long a5, long a6);
-
-    [LibraryImport("libc", EntryPoint = "mmap", SetLastError = true)]
-    private static partial nint Mmap(nint address, nuint length, int protection, int flags, int fd, long offset);
-
-    [LibraryImport("libc", EntryPoint = "munmap", SetLastError = true)]
-    private static partial int Munmap(nint address, nuint length);
-
-    [LibraryImport("libc", EntryPoint = "close", SetLastError = true)]
-    private static partial int Close(int fd);
 
     private readonly int _ringFd;
     private readonly nint _ringMap;
@@ -152,7 +137,7 @@ internal sealed unsafe partial class IoUring : IDisposable
         errno = 0;
         if (!OperatingSystem.IsLinux() || IntPtr.Size != 8)
         {
-            errno = 38; // ENOSYS
+            errno = Native.ENOSYS;
             return null;
         }
         Params p = default;
@@ -168,8 +153,8 @@ internal sealed unsafe partial class IoUring : IDisposable
         const uint needed = FeatSingleMmap | FeatNoDrop | FeatRwCurPos;
         if ((p.Features & needed) != needed)
         {
-            Close(ringFd);
-            errno = EINVAL;
+            Native.Close(ringFd);
+            errno = Native.EINVAL;
             return null;
         }
 
@@ -177,19 +162,19 @@ internal sealed unsafe partial class IoUring : IDisposable
         nuint cqBytes = p.CqOff.Cqes + p.CqEntries * (nuint)sizeof(Cqe);
         nuint ringBytes = Math.Max(sqBytes, cqBytes);
         nuint sqeBytes = p.SqEntries * (nuint)sizeof(Sqe);
-        nint ring = Mmap(0, ringBytes, ProtRead | ProtWrite, MapShared | MapPopulate, ringFd, OffSqRing);
+        nint ring = Native.Mmap(0, ringBytes, Native.PROT_READ | Native.PROT_WRITE, Native.MAP_SHARED | Native.MAP_POPULATE, ringFd, OffSqRing);
         if (ring == -1)
         {
             errno = Marshal.GetLastPInvokeError();
-            Close(ringFd);
+            Native.Close(ringFd);
             return null;
         }
-        nint sqes = Mmap(0, sqeBytes, ProtRead | ProtWrite, MapShared | MapPopulate, ringFd, OffSqes);
+        nint sqes = Native.Mmap(0, sqeBytes, Native.PROT_READ | Native.PROT_WRITE, Native.MAP_SHARED | Native.MAP_POPULATE, ringFd, OffSqes);
         if (sqes == -1)
         {
             errno = Marshal.GetLastPInvokeError();
-            Munmap(ring, ringBytes);
-            Close(ringFd);
+            Native.Munmap(ring, ringBytes);
+            Native.Close(ringFd);
             return null;
         }
         return new IoUring(ringFd, p, ring, ringBytes, sqes, sqeBytes);
@@ -234,8 +219,8 @@ internal sealed unsafe partial class IoUring : IDisposable
         {
             long submitted = Syscall(SysIoUringEnter, _ringFd, 1, 0, 0, 0, 0);
             if (submitted == 1) return 0;
-            int errno = submitted < 0 ? Marshal.GetLastPInvokeError() : 11; // 0 submitted: EAGAIN
-            if (errno == EINTR) continue;
+            int errno = submitted < 0 ? Marshal.GetLastPInvokeError() : Native.EAGAIN; // 0 submitted
+            if (errno == Native.EINTR) continue;
             // Nothing consumed it (only Submit passes to_submit > 0, and the caller serializes Submit): withdraw it.
             if (Volatile.Read(ref *_sqHead) == tail) Volatile.Write(ref *_sqTail, tail);
             return errno;
@@ -284,8 +269,8 @@ internal sealed unsafe partial class IoUring : IDisposable
     public void Dispose()
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
-        Munmap(_sqeMap, _sqeMapBytes);
-        Munmap(_ringMap, _ringMapBytes);
-        Close(_ringFd);
+        Native.Munmap(_sqeMap, _sqeMapBytes);
+        Native.Munmap(_ringMap, _ringMapBytes);
+        Native.Close(_ringFd);
     }
 }

@@ -2,7 +2,7 @@ using System.Buffers;
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Runtime.InteropServices;
-using System.Threading.Tasks.Sources;
+using EdgeBlock.Threading;
 using Microsoft.Win32.SafeHandles;
 
 namespace EdgeBlock.Storage;
@@ -31,7 +31,6 @@ internal sealed unsafe class UringFileIo : IDisposable
     /// <summary>Requests in flight at most (one completion slot each); beyond it the thread pool serves.</summary>
     internal const uint MaxInFlight = 1024;
     private const ulong WakeTag = ulong.MaxValue;
-    private const int EINTR = 4, EAGAIN = 11, EINVAL = 22, EOPNOTSUPP = 95;
 
     private readonly FileBlockDevice _device;
     private readonly IoUring _ring;
@@ -108,10 +107,10 @@ internal sealed unsafe class UringFileIo : IDisposable
         {
             if (added) direct.DangerousRelease();
         }
-        int eventFd = errno == 0 ? LinuxNative.CreateEventFd() : -1;
+        int eventFd = errno == 0 ? Native.EventFd(0, Native.EFD_CLOEXEC) : -1;
         if (eventFd < 0)
         {
-            if (errno == 0) errno = -eventFd;
+            if (errno == 0) errno = Native.LastError;
             ring.Dispose();
             return null;
         }
@@ -144,7 +143,7 @@ internal sealed unsafe class UringFileIo : IDisposable
         operation.Prepare(in request, pin);
         pending = operation.Pending;
         _submissions.Enqueue(operation);
-        if (Volatile.Read(ref _sleeping) != 0 && Interlocked.Exchange(ref _sleeping, 0) != 0) LinuxNative.SignalEventFd(_eventFd);
+        if (Volatile.Read(ref _sleeping) != 0 && Interlocked.Exchange(ref _sleeping, 0) != 0) Native.Signal(_eventFd);
         return true;
     }
 
@@ -226,25 +225,25 @@ internal sealed unsafe class UringFileIo : IDisposable
             uint unsubmitted = _ring.Unsubmitted;
             int errno = wait || unsubmitted > 0 ? _ring.Enter(unsubmitted, wait) : 0;
             Volatile.Write(ref _sleeping, 0);
-            if (errno != 0 && errno != EINTR) Thread.Sleep(1); // EAGAIN/EBUSY (kernel short of memory): try again shortly
+            if (errno != 0 && errno != Native.EINTR) Thread.Sleep(1); // EAGAIN/EBUSY (kernel short of memory): try again shortly
         }
         // The wake-up read must not outlive us (the kernel would write into freed memory): complete it.
         if (_wakeArmed)
         {
-            LinuxNative.SignalEventFd(_eventFd);
+            Native.Signal(_eventFd);
             while (_wakeArmed)
             {
                 while (_ring.TryReap(out IoUring.Cqe cqe))
                 {
                     if (cqe.UserData == WakeTag) _wakeArmed = false;
                 }
-                if (_wakeArmed && _ring.Enter(_ring.Unsubmitted, wait: true) is not (0 or EINTR)) Thread.Sleep(1);
+                if (_wakeArmed && _ring.Enter(_ring.Unsubmitted, wait: true) is not (0 or Native.EINTR)) Thread.Sleep(1);
             }
         }
         // The file is released now, not whenever the kernel tears the ring down: the caller may unmount it next.
         _ring.UnregisterFiles();
         _ring.Dispose();
-        LinuxNative.CloseDescriptor(_eventFd);
+        Native.Close(_eventFd);
         NativeMemory.Free(_eventValue);
     }
 
@@ -264,7 +263,7 @@ internal sealed unsafe class UringFileIo : IDisposable
 
     /// <summary>Completes an operation: a full transfer succeeds, an errno is a status, anything odd is retried the blocking way.</summary>
     internal static bool NeedsRetry(int result, long length) =>
-        (result >= 0 && result != length) || result is -EAGAIN or -EINTR or -EINVAL or -EOPNOTSUPP;
+        (result >= 0 && result != length) || result is -Native.EAGAIN or -Native.EINTR or -Native.EINVAL or -Native.EOPNOTSUPP;
 
     internal void CountFallback() => Interlocked.Increment(ref Fallbacks);
 
@@ -277,21 +276,21 @@ internal sealed unsafe class UringFileIo : IDisposable
         if (_stopping) return;
         _stopping = true;
         // Ends the ring thread's wait: it finishes what it has taken, then closes the ring.
-        LinuxNative.SignalEventFd(_eventFd);
+        Native.Signal(_eventFd);
         if (Thread.CurrentThread != _ringThread) _ringThread.Join(TimeSpan.FromSeconds(1));
     }
 }
 
 /// <summary>One request on the ring, reused: completes the caller's ValueTask without allocating.</summary>
-internal sealed class UringOperation : IValueTaskSource<BlockStatus>, IThreadPoolWorkItem
+internal sealed class UringOperation : ReusableValueTaskSource<BlockStatus>, IThreadPoolWorkItem
 {
     private readonly UringFileIo _engine;
     private readonly FileBlockDevice _device;
-    private ManualResetValueTaskSourceCore<BlockStatus> _completion = new() { RunContinuationsAsynchronously = true };
     private FileIoRequest _request;
     private MemoryHandle _pin;
 
     public UringOperation(UringFileIo engine, FileBlockDevice device, int index)
+        : base(runContinuationsAsynchronously: true)
     {
         _engine = engine;
         _device = device;
@@ -299,8 +298,6 @@ internal sealed class UringOperation : IValueTaskSource<BlockStatus>, IThreadPoo
     }
 
     public int Index { get; }
-
-    public ValueTask<BlockStatus> Pending => new(this, _completion.Version);
 
     public void Prepare(in FileIoRequest request, MemoryHandle pin)
     {
@@ -324,7 +321,7 @@ internal sealed class UringOperation : IValueTaskSource<BlockStatus>, IThreadPoo
     /// <summary>Called on the completion thread with the CQE's result (bytes, or -errno).</summary>
     public void Complete(int result, bool inline)
     {
-        _completion.RunContinuationsAsynchronously = !inline;
+        RunContinuationsAsynchronously = !inline;
         if (UringFileIo.NeedsRetry(result, _request.Length))
         {
             // A short transfer (the file shrank under us) or a refusal: the blocking path handles every case.
@@ -346,19 +343,8 @@ internal sealed class UringOperation : IValueTaskSource<BlockStatus>, IThreadPoo
         _pin = default;
         _request = default;
         _engine.Completed();
-        _completion.SetResult(status);
+        SetResult(status);
     }
 
-    public BlockStatus GetResult(short token)
-    {
-        BlockStatus status = _completion.GetResult(token);
-        _completion.Reset();
-        _engine.Return(this);
-        return status;
-    }
-
-    public ValueTaskSourceStatus GetStatus(short token) => _completion.GetStatus(token);
-
-    public void OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags) =>
-        _completion.OnCompleted(continuation, state, token, flags);
+    protected override void OnResultTaken() => _engine.Return(this);
 }

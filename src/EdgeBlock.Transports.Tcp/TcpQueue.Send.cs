@@ -1,6 +1,7 @@
 using System.Net.Sockets;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using EdgeBlock.Interop;
 using EdgeBlock.Nvme;
 using EdgeBlock.Nvme.Tcp;
 using EdgeBlock.Storage;
@@ -31,7 +32,7 @@ internal sealed partial class TcpQueue
     internal const int GatherMinBytes = 4096;
     /// <summary>Pieces per send; a flush happens earlier when they run out.</summary>
     private const int MaxIov = 256;
-    private readonly Iovec[] _iov = GC.AllocateArray<Iovec>(MaxIov, pinned: true);
+    private readonly Native.IoVec[] _iov = GC.AllocateArray<Native.IoVec>(MaxIov, pinned: true);
     /// <summary>The same pieces as Memory, for the fallback when the socket's send buffer is full.</summary>
     private readonly ReadOnlyMemory<byte>[] _iovSource = new ReadOnlyMemory<byte>[MaxIov];
     private int _iovCount;
@@ -154,7 +155,7 @@ internal sealed partial class TcpQueue
         int index = 0;
         while (index < _iovCount)
         {
-            if (SocketNative.IsSupported && TrySendGathered(ref index)) continue;
+            if (Native.IsGatheredSendSupported && TrySendGathered(ref index)) continue;
             // The socket's send buffer is full: .NET waits for room (epoll) and sends this piece, then sendmsg goes on.
             int sent = await _socket.SendAsync(_iovSource[index], SocketFlags.None, _closed.Token).ConfigureAwait(false);
             Advance(ref index, sent);
@@ -172,14 +173,14 @@ internal sealed partial class TcpQueue
     {
         while (true)
         {
-            nint sent = SocketNative.SendGathered(_socket.SafeHandle, (Iovec*)Unsafe.AsPointer(ref _iov[index]), _iovCount - index, out int errno);
+            nint sent = Native.SendGathered(_socket.SafeHandle, (Native.IoVec*)Unsafe.AsPointer(ref _iov[index]), _iovCount - index, out int errno);
             if (sent > 0)
             {
                 Advance(ref index, sent);
                 return true;
             }
-            if (sent == 0 || errno == SocketNative.EAGAIN) return false;
-            if (errno != SocketNative.EINTR) throw new SocketException((int)SocketError.ConnectionReset);
+            if (sent == 0 || errno == Native.EAGAIN) return false;
+            if (errno != Native.EINTR) throw new SocketException((int)SocketError.ConnectionReset);
         }
     }
 
@@ -195,7 +196,7 @@ internal sealed partial class TcpQueue
                 index++;
                 continue;
             }
-            iov.Base += sent;
+            iov.Base = (byte*)iov.Base + sent;
             iov.Length -= (nuint)sent;
             _iovSource[index] = _iovSource[index][(int)sent..];
             return;
@@ -213,7 +214,7 @@ internal sealed partial class TcpQueue
 
     private unsafe void AddPiece(byte* pointer, ReadOnlyMemory<byte> memory)
     {
-        _iov[_iovCount] = new Iovec { Base = pointer, Length = (nuint)memory.Length };
+        _iov[_iovCount] = new Native.IoVec { Base = pointer, Length = (nuint)memory.Length };
         _iovSource[_iovCount] = memory;
         _iovCount++;
     }
@@ -222,7 +223,7 @@ internal sealed partial class TcpQueue
     private static unsafe bool TryGetGatherable(NvmeRequest request, int length, out byte* pointer)
     {
         pointer = null;
-        if (!SocketNative.IsSupported || length < GatherMinBytes || length == 0) return false;
+        if (!Native.IsGatheredSendSupported || length < GatherMinBytes || length == 0) return false;
         if (!MemoryMarshal.TryGetMemoryManager<byte, AlignedBuffer>(request.Data, out var buffer, out int start, out int available) || available < length)
             return false;
         pointer = buffer!.Pointer + start;

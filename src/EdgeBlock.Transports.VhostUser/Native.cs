@@ -1,61 +1,26 @@
 using System.Runtime.InteropServices;
 
-namespace EdgeBlock.Transports.VhostUser;
+namespace EdgeBlock.Interop;
 
 /// <summary>
-/// The few Linux system calls the transport needs (x86-64 and arm64 share these layouts).
-/// Every call returns -1 and sets errno on failure; callers read it with Marshal.GetLastPInvokeError.
+/// The vhost-user transport's part of the shared interop class (src/Common/Interop/Linux): Unix sockets
+/// with descriptors passed by SCM_RIGHTS, poll, memfd (x86-64 and arm64 share these layouts).
+/// Every call returns -1 and sets errno on failure; callers read it with LastError.
 /// </summary>
 internal static unsafe partial class Native
 {
-    private const string Libc = "libc";
-
     public const int AF_UNIX = 1;
     public const int SOCK_STREAM = 1;
     public const int SOCK_CLOEXEC = 0x80000;
     public const int SOL_SOCKET = 1;
     public const int SCM_RIGHTS = 1;
-    public const int MSG_NOSIGNAL = 0x4000;
     public const int MSG_CTRUNC = 0x8;
     public const int MSG_CMSG_CLOEXEC = 0x40000000;
     public const int SHUT_RDWR = 2;
 
-    public const int EINTR = 4;
-    public const int EAGAIN = 11;
-
-    public const int PROT_READ = 1;
-    public const int PROT_WRITE = 2;
-    public const int MAP_SHARED = 1;
-    public static readonly nint MAP_FAILED = -1;
-
-    public const int EFD_CLOEXEC = 0x80000;
-    public const int EFD_NONBLOCK = 0x800;
-
     public const short POLLIN = 1;
 
-    public const int AT_EMPTY_PATH = 0x1000;
-    public const uint STATX_SIZE = 0x200;
-
     public const uint MFD_CLOEXEC = 1;
-
-    [StructLayout(LayoutKind.Sequential)]
-    public struct IoVec
-    {
-        public void* Base;
-        public nuint Length;
-    }
-
-    [StructLayout(LayoutKind.Sequential)]
-    public struct MsgHdr
-    {
-        public void* Name;
-        public uint NameLength;
-        public IoVec* Iov;
-        public nuint IovLength;
-        public void* Control;
-        public nuint ControlLength;
-        public int Flags;
-    }
 
     [StructLayout(LayoutKind.Sequential)]
     public struct CmsgHdr
@@ -102,41 +67,14 @@ internal static unsafe partial class Native
     [LibraryImport(Libc, EntryPoint = "shutdown", SetLastError = true)]
     public static partial int Shutdown(int fd, int how);
 
-    [LibraryImport(Libc, EntryPoint = "recvmsg", SetLastError = true)]
-    public static partial nint RecvMsg(int fd, MsgHdr* msg, int flags);
-
-    [LibraryImport(Libc, EntryPoint = "sendmsg", SetLastError = true)]
-    public static partial nint SendMsg(int fd, MsgHdr* msg, int flags);
-
     [LibraryImport(Libc, EntryPoint = "recv", SetLastError = true)]
     public static partial nint Recv(int fd, void* buffer, nuint length, int flags);
 
     [LibraryImport(Libc, EntryPoint = "send", SetLastError = true)]
     public static partial nint Send(int fd, void* buffer, nuint length, int flags);
 
-    [LibraryImport(Libc, EntryPoint = "read", SetLastError = true)]
-    public static partial nint Read(int fd, void* buffer, nuint length);
-
-    [LibraryImport(Libc, EntryPoint = "write", SetLastError = true)]
-    public static partial nint Write(int fd, void* buffer, nuint length);
-
-    [LibraryImport(Libc, EntryPoint = "close", SetLastError = true)]
-    public static partial int Close(int fd);
-
     [LibraryImport(Libc, EntryPoint = "poll", SetLastError = true)]
     public static partial int Poll(PollFd* fds, nuint count, int timeoutMs);
-
-    [LibraryImport(Libc, EntryPoint = "eventfd", SetLastError = true)]
-    public static partial int EventFd(uint initial, int flags);
-
-    [LibraryImport(Libc, EntryPoint = "mmap", SetLastError = true)]
-    public static partial nint Mmap(nint addr, nuint length, int prot, int flags, int fd, long offset);
-
-    [LibraryImport(Libc, EntryPoint = "munmap", SetLastError = true)]
-    public static partial int Munmap(nint addr, nuint length);
-
-    [LibraryImport(Libc, EntryPoint = "statx", SetLastError = true)]
-    public static partial int Statx(int dirfd, byte* path, int flags, uint mask, byte* buffer);
 
     [LibraryImport(Libc, EntryPoint = "memfd_create", SetLastError = true)]
     public static partial int MemfdCreate(byte* name, uint flags);
@@ -150,42 +88,16 @@ internal static unsafe partial class Native
     [LibraryImport(Libc, EntryPoint = "ftruncate", SetLastError = true)]
     public static partial int Ftruncate(int fd, long length);
 
-    public static int LastError => Marshal.GetLastPInvokeError();
-
-    public static string Describe(int errno) => $"{Marshal.GetPInvokeErrorMessage(errno)} (errno {errno})";
-
     /// <summary>Size of the file behind fd, or -1 (errno in LastError).</summary>
     public static long FileSize(int fd)
     {
-        byte* buffer = stackalloc byte[256];
-        byte empty = 0;
-        if (Statx(fd, &empty, AT_EMPTY_PATH, STATX_SIZE, buffer) != 0)
+        int errno = Stat(fd, STATX_SIZE, out StatX status);
+        if (errno != 0)
         {
+            Marshal.SetLastPInvokeError(errno);
             return -1;
         }
-        return *(long*)(buffer + 40);
-    }
-
-    /// <summary>Signals an eventfd (adds 1). Errors are ignored: a peer that closed its end has gone away.</summary>
-    public static void Signal(int fd)
-    {
-        if (fd < 0)
-        {
-            return;
-        }
-        ulong one = 1;
-        while (Write(fd, &one, 8) < 0 && LastError == EINTR)
-        {
-        }
-    }
-
-    /// <summary>Drains an eventfd's counter (non-blocking or after poll said it is readable).</summary>
-    public static void Drain(int fd)
-    {
-        ulong value;
-        while (Read(fd, &value, 8) < 0 && LastError == EINTR)
-        {
-        }
+        return (long)status.Size;
     }
 
     /// <summary>Fills an AF_UNIX address; false if the path does not fit.</summary>
@@ -205,14 +117,5 @@ internal static unsafe partial class Native
         }
         length = (uint)(2 + bytes.Length + 1);
         return true;
-    }
-
-    public static void CloseQuietly(ref int fd)
-    {
-        if (fd >= 0)
-        {
-            Close(fd);
-            fd = -1;
-        }
     }
 }

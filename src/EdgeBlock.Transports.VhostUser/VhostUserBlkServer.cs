@@ -127,20 +127,8 @@ public sealed class VhostUserBlkServer : IAsyncDisposable
         return connected;
     }
 
-    private static unsafe bool IsUnixSocket(string path)
-    {
-        byte[] bytes = System.Text.Encoding.UTF8.GetBytes(path + "\0");
-        byte* buffer = stackalloc byte[256];
-        fixed (byte* p = bytes)
-        {
-            if (Native.Statx(-100, p, 0x100 /* AT_SYMLINK_NOFOLLOW */, 0x1 /* STATX_TYPE */, buffer) != 0)
-            {
-                return false;
-            }
-        }
-        ushort mode = *(ushort*)(buffer + 28);
-        return (mode & 0xF000) == 0xC000;
-    }
+    private static bool IsUnixSocket(string path) =>
+        Native.Stat(path, Native.STATX_TYPE, out Native.StatX status, followLinks: false) == 0 && status.IsSocket;
 
     private unsafe void AcceptLoop()
     {

@@ -1,16 +1,13 @@
-using System.Text.RegularExpressions;
+using EdgeBlock.Naming;
 
 namespace EdgeBlock.Volumes;
 
-/// <summary>Rules for pool, volume, snapshot and group names (they appear in paths, URLs and NQN-like specs).</summary>
-public static partial class PoolNames
+/// <summary>Rules for pool, volume, snapshot and group names (src/Common/Naming/VolumeNames.cs, shared with the CLI).</summary>
+public static class PoolNames
 {
-    public const int MaxLength = 64;
+    public const int MaxLength = VolumeNames.MaxLength;
 
-    [GeneratedRegex("^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
-    private static partial Regex NamePattern();
-
-    public static bool IsValid(string? name) => name is { Length: > 0 and <= MaxLength } && NamePattern().IsMatch(name);
+    public static bool IsValid(string? name) => VolumeNames.IsValid(name);
 
     public static void CheckPool(string name) => Check("pool", name);
 
@@ -24,13 +21,7 @@ public static partial class PoolNames
     }
 
     /// <summary>Splits POOL/NAME (NAME may be VOLUME@SNAPSHOT).</summary>
-    public static bool TrySplit(string text, out string pool, out string name)
-    {
-        int slash = text.IndexOf('/');
-        pool = slash > 0 ? text[..slash] : "";
-        name = slash > 0 ? text[(slash + 1)..] : "";
-        return slash > 0 && IsValid(pool) && name.Length > 0;
-    }
+    public static bool TrySplit(string text, out string pool, out string name) => VolumeNames.TrySplit(text, out pool, out name);
 }
 
 /// <summary>A group (tenant) and the allocated extents of its writable volumes.</summary>

@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Sockets;
 using EdgeBlock.Storage;
 using EdgeBlock.Target;
+using Microsoft.Extensions.Logging;
 
 namespace EdgeBlock.Daemon.Tests;
 
@@ -23,7 +24,7 @@ public class DaemonMetricsTests
         var (target, ns) = TargetWithNamespace();
         Interlocked.Add(ref ns.Counters.ReadCommands, 5);
         Interlocked.Add(ref ns.Counters.BytesWritten, 8192);
-        using var metrics = new DaemonMetrics(target);
+        var metrics = new DaemonMetrics(target);
         string text = await metrics.ScrapeAsync();
         Assert.Contains("edgeblock_namespace_ops_total{subsystem=\"nqn.2026-11.io.edgeblock:metrics\",nsid=\"1\",op=\"read\"} 5", text);
         Assert.Contains("edgeblock_namespace_bytes_total{subsystem=\"nqn.2026-11.io.edgeblock:metrics\",nsid=\"1\",op=\"write\"} 8192", text);
@@ -38,7 +39,7 @@ public class DaemonMetricsTests
         ns.Counters.ReadLatency.RecordTicks(3 * unit);  // (2, 4] units
         ns.Counters.ReadLatency.RecordTicks(3 * unit);
         ns.Counters.ReadLatency.RecordTicks(100 * unit); // (64, 128] units
-        using var metrics = new DaemonMetrics(target);
+        var metrics = new DaemonMetrics(target);
         string text = await metrics.ScrapeAsync();
         string labels = "subsystem=\"nqn.2026-11.io.edgeblock:metrics\",nsid=\"1\",op=\"read\"";
         Assert.Contains($"edgeblock_namespace_latency_seconds_count{{{labels}}} 3", text);
@@ -66,7 +67,7 @@ public class DaemonMetricsTests
         ns.Counters.ErrorsByStatus.Increment(EdgeBlock.Nvme.NvmeStatus.LbaOutOfRange);
         ns.Counters.ErrorsByStatus.Increment(EdgeBlock.Nvme.NvmeStatus.WriteFault);
         Interlocked.Add(ref ns.Counters.WriteCommands, 7);
-        using var metrics = new DaemonMetrics(target);
+        var metrics = new DaemonMetrics(target);
         string text = await metrics.ScrapeAsync();
         Assert.Contains("edgeblock_namespace_errors_by_status_total{subsystem=\"nqn.2026-11.io.edgeblock:metrics\",nsid=\"1\",sct=\"0h\",sc=\"80h\",status=\"lba_out_of_range\"} 2", text);
         Assert.Contains("sct=\"2h\",sc=\"80h\",status=\"write_fault\"} 1", text);
@@ -100,17 +101,89 @@ public class DaemonMetricsTests
 
     private static double Sum(string text, string labels) => Sample(text, $"edgeblock_namespace_latency_seconds_sum{{{labels}}}");
 
-    [Fact]
-    public async Task Start_ServesMetricsOverHttp()
+    private static int FreePort()
     {
-        var (target, ns) = TargetWithNamespace();
-        Interlocked.Add(ref ns.Counters.WriteCommands, 3);
-        int port;
-        using (var probe = new TcpListener(IPAddress.Loopback, 0)) { probe.Start(); port = ((IPEndPoint)probe.LocalEndpoint).Port; }
-        using var metrics = new DaemonMetrics(target);
-        metrics.Start(new IPEndPoint(IPAddress.Loopback, port));
-        using var http = new HttpClient();
-        string text = await http.GetStringAsync($"http://127.0.0.1:{port}/metrics");
-        Assert.Contains("op=\"write\"} 3", text);
+        using var probe = new TcpListener(IPAddress.Loopback, 0);
+        probe.Start();
+        return ((IPEndPoint)probe.LocalEndpoint).Port;
+    }
+
+    /// <summary>A daemon on the daemon's own HTTP stack: API on a Unix socket in a temp directory, /metrics on TCP.</summary>
+    private static async Task<(RunningDaemon Daemon, string Directory)> StartDaemonAsync(IPEndPoint metrics)
+    {
+        string dir = Path.Combine(Path.GetTempPath(), "ebmx-" + Guid.NewGuid().ToString("N")[..12]);
+        Directory.CreateDirectory(dir);
+        var options = new DaemonOptions
+        {
+            DataDirectory = dir,
+            Listen = new IPEndPoint(IPAddress.Loopback, 0),
+            DefaultSizeBytes = 1 << 20,
+            DefaultBackend = BackendKind.Memory,
+            ApiSocketPath = Path.Combine(dir, "api.sock"),
+            MetricsEndpoint = metrics,
+        };
+        try
+        {
+            return (await DaemonHost.StartAsync(options, configureLogging: l => l.SetMinimumLevel(LogLevel.Warning)), dir);
+        }
+        catch
+        {
+            Directory.Delete(dir, recursive: true);
+            throw;
+        }
+    }
+
+    [Fact]
+    public async Task Serve_with_metrics_answers_scrapes_on_the_tcp_address_from_the_daemons_http_stack()
+    {
+        int port = FreePort();
+        var (daemon, dir) = await StartDaemonAsync(new IPEndPoint(IPAddress.Loopback, port));
+        try
+        {
+            var ns = daemon.Daemon.Target.Subsystems.Single().Namespaces.Values.Single();
+            Interlocked.Add(ref ns.Counters.WriteCommands, 3);
+            using var http = new HttpClient();
+            using var response = await http.GetAsync($"http://127.0.0.1:{port}/metrics");
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            Assert.Equal("text/plain", response.Content.Headers.ContentType?.MediaType);
+            string text = await response.Content.ReadAsStringAsync();
+            Assert.Contains($"nsid=\"{ns.Nsid}\",op=\"write\"}} 3", text);
+            Assert.Contains("process_cpu_seconds_total", text);
+        }
+        finally
+        {
+            await daemon.DisposeAsync();
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Fact]
+    public async Task The_metrics_address_serves_metrics_only_never_the_management_api()
+    {
+        int port = FreePort();
+        var (daemon, dir) = await StartDaemonAsync(new IPEndPoint(IPAddress.Loopback, port));
+        try
+        {
+            using var http = new HttpClient();
+            Assert.Equal(HttpStatusCode.NotFound, (await http.GetAsync($"http://127.0.0.1:{port}/v1/status")).StatusCode);
+            Assert.Equal(HttpStatusCode.NotFound, (await http.GetAsync($"http://127.0.0.1:{port}/openapi/v1.json")).StatusCode);
+            Assert.Equal(HttpStatusCode.NotFound, (await http.DeleteAsync($"http://127.0.0.1:{port}/v1/subsystems/{DaemonOptions.DefaultSubsystemNqn}")).StatusCode);
+            Assert.Single(daemon.Daemon.Target.Subsystems); // nothing was removed
+        }
+        finally
+        {
+            await daemon.DisposeAsync();
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Fact]
+    public async Task A_metrics_address_in_use_refuses_the_start_naming_the_address()
+    {
+        using var taken = new TcpListener(IPAddress.Loopback, 0);
+        taken.Start();
+        var endpoint = (IPEndPoint)taken.LocalEndpoint;
+        var error = await Assert.ThrowsAsync<InvalidOperationException>(() => StartDaemonAsync(endpoint));
+        Assert.StartsWith($"cannot serve metrics on {endpoint}:", error.Message);
     }
 }

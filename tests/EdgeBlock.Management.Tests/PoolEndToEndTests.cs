@@ -235,7 +235,7 @@ public sealed class PoolEndToEndTests
         var groups = await Cli(d, "group", "list", "p1");
         Ok(groups);
 
-        using var metrics = new DaemonMetrics(d.Daemon.Target, d.Daemon.Pools);
+        var metrics = new DaemonMetrics(d.Daemon.Target, d.Daemon.Pools);
         string text = await metrics.ScrapeAsync();
         Assert.Contains("edgeblock_pool_size_bytes{pool=\"p1\"}", text);
         Assert.Contains("edgeblock_pool_free_bytes{pool=\"p1\"}", text);

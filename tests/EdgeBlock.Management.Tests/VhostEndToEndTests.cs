@@ -54,7 +54,7 @@ public sealed class VhostEndToEndTests
             Assert.Equal(3UL, probe.Request(17 /* GET_QUEUE_NUM */));
             Assert.Equal(0UL, probe.Request(1 /* GET_FEATURES */) & 1UL << 5); // not VIRTIO_BLK_F_RO
             await WaitForAsync(async () => Json(await d.CliAsync("vhost", "list", "--json"))[0].GetProperty("state").GetString() == "connected");
-            using var metrics = new EdgeBlock.Daemon.DaemonMetrics(d.Daemon.Target, d.Daemon.Pools, d.Daemon.Management.VhostExports);
+            var metrics = new EdgeBlock.Daemon.DaemonMetrics(d.Daemon.Target, d.Daemon.Pools, d.Daemon.Management.VhostExports);
             string text = await metrics.ScrapeAsync();
             Assert.Contains($"edgeblock_vhost_connected{{socket=\"{socket}\"}} 1", text);
             Assert.Contains($"edgeblock_vhost_requests_total{{socket=\"{socket}\"}} 0", text);
@@ -69,7 +69,7 @@ public sealed class VhostEndToEndTests
         Assert.Equal("waiting", e.GetProperty("state").GetString());
         using (var probe = VhostProbe.Connect(socket)) Assert.Equal(24L << 20, probe.CapacityBytes());
 
-        using var after = new EdgeBlock.Daemon.DaemonMetrics(d.Daemon.Target, d.Daemon.Pools, d.Daemon.Management.VhostExports);
+        var after = new EdgeBlock.Daemon.DaemonMetrics(d.Daemon.Target, d.Daemon.Pools, d.Daemon.Management.VhostExports);
         Assert.Contains($"edgeblock_vhost_requests_total{{socket=\"{socket}\"}} 0", await after.ScrapeAsync());
         Ok(await d.CliAsync("vhost", "remove", socket));
         Assert.False(File.Exists(socket), "the socket file is removed with the export");

@@ -1,4 +1,5 @@
 using System.Globalization;
+using EdgeBlock.Interop;
 using EdgeBlock.Storage.Tests.Support;
 
 namespace EdgeBlock.Storage.Tests;
@@ -48,7 +49,7 @@ public sealed class FileBlockDeviceTests : BlockDeviceContractTests, IDisposable
         Assert.True(int.IsPow2(device.DirectIoAlignment));
         IReadOnlyList<int> flags = ProcFdInfo.FlagsOfDescriptorsOn(path);
         Assert.Equal(2, flags.Count);
-        Assert.Single(flags, f => (f & LinuxNative.O_DIRECT) != 0);
+        Assert.Single(flags, f => (f & Native.O_DIRECT) != 0);
     }
 
     [Fact]
@@ -60,7 +61,7 @@ public sealed class FileBlockDeviceTests : BlockDeviceContractTests, IDisposable
 
         Assert.False(device.UsesDirectIo);
         Assert.Equal(0, device.DirectIoAlignment);
-        Assert.Equal(0, Assert.Single(ProcFdInfo.FlagsOfDescriptorsOn(path)) & LinuxNative.O_DIRECT);
+        Assert.Equal(0, Assert.Single(ProcFdInfo.FlagsOfDescriptorsOn(path)) & Native.O_DIRECT);
         using var data = new AlignedBuffer(64 * 1024);
         DataPattern.Fill(data.Span, 0, seed: 1);
         Assert.Equal(BlockStatus.Success, await device.WriteAsync(0, data.Memory, fua: true));
@@ -185,8 +186,8 @@ public sealed class FileBlockDeviceTests : BlockDeviceContractTests, IDisposable
     {
         // As when a child process forked during our last use still holds our old descriptor.
         string path = _directory.File("briefly-held.img");
-        Assert.Equal(0, LinuxNative.Open(path, LinuxNative.O_RDWR | LinuxNative.O_CREAT | LinuxNative.O_CLOEXEC, out var holder));
-        Assert.Equal(0, LinuxNative.LockExclusive(holder));
+        Assert.Equal(0, Native.Open(path, Native.O_RDWR | Native.O_CREAT | Native.O_CLOEXEC, out var holder));
+        Assert.Equal(0, Native.LockExclusive(holder));
         // A thread of its own: busy parallel tests may keep the thread pool from running a timer on time.
         var release = new Thread(() =>
         {

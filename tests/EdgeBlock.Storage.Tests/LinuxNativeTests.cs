@@ -1,4 +1,5 @@
 using System.Globalization;
+using EdgeBlock.Interop;
 using EdgeBlock.Storage.Tests.Support;
 using Microsoft.Win32.SafeHandles;
 
@@ -21,7 +22,7 @@ public sealed class LinuxNativeTests : IDisposable
             file.Flush(flushToDisk: true);
         }
 
-        Assert.Equal(0, LinuxNative.Stat(path, LinuxNative.STATX_BASIC, out LinuxNative.StatX stat));
+        Assert.Equal(0, Native.Stat(path, Native.STATX_BASIC, out Native.StatX stat));
 
         // %s size, %b allocated blocks, %B their unit, %f raw mode in hex.
         string[] coreutils = Commands.Run("stat", "-c", "%s %b %B %f", path).Split(' ');
@@ -36,7 +37,7 @@ public sealed class LinuxNativeTests : IDisposable
     [Fact]
     public void Stat_OfMissingPath_ReturnsEnoent()
     {
-        Assert.Equal(LinuxNative.ENOENT, LinuxNative.Stat(_directory.File("missing"), LinuxNative.STATX_TYPE, out _));
+        Assert.Equal(Native.ENOENT, Native.Stat(_directory.File("missing"), Native.STATX_TYPE, out _));
     }
 
     [Fact]
@@ -45,19 +46,19 @@ public sealed class LinuxNativeTests : IDisposable
         string path = _directory.File("direct");
         File.WriteAllBytes(path, new byte[4096]);
 
-        Assert.Equal(0, LinuxNative.Open(path, LinuxNative.O_RDWR | LinuxNative.O_CLOEXEC | LinuxNative.O_DIRECT, out SafeFileHandle handle));
+        Assert.Equal(0, Native.Open(path, Native.O_RDWR | Native.O_CLOEXEC | Native.O_DIRECT, out SafeFileHandle handle));
         using (handle)
         {
-            Assert.Equal(0, LinuxNative.GetStatusFlags(handle, out int flags));
-            Assert.NotEqual(0, flags & LinuxNative.O_DIRECT);
-            Assert.NotEqual(0, ProcFdInfo.Flags(handle) & LinuxNative.O_DIRECT);
+            Assert.Equal(0, Native.GetStatusFlags(handle, out int flags));
+            Assert.NotEqual(0, flags & Native.O_DIRECT);
+            Assert.NotEqual(0, ProcFdInfo.Flags(handle) & Native.O_DIRECT);
         }
     }
 
     [Fact]
     public void Open_MissingFileWithoutCreate_ReturnsEnoent_AndInvalidHandle()
     {
-        Assert.Equal(LinuxNative.ENOENT, LinuxNative.Open(_directory.File("missing"), LinuxNative.O_RDWR, out SafeFileHandle handle));
+        Assert.Equal(Native.ENOENT, Native.Open(_directory.File("missing"), Native.O_RDWR, out SafeFileHandle handle));
         Assert.True(handle.IsInvalid);
     }
 
@@ -65,13 +66,13 @@ public sealed class LinuxNativeTests : IDisposable
     public void LockExclusive_HeldElsewhere_ReturnsEwouldblock()
     {
         string path = _directory.File("locked");
-        Assert.Equal(0, LinuxNative.Open(path, LinuxNative.O_RDWR | LinuxNative.O_CREAT, out SafeFileHandle first));
-        Assert.Equal(0, LinuxNative.Open(path, LinuxNative.O_RDWR, out SafeFileHandle second));
+        Assert.Equal(0, Native.Open(path, Native.O_RDWR | Native.O_CREAT, out SafeFileHandle first));
+        Assert.Equal(0, Native.Open(path, Native.O_RDWR, out SafeFileHandle second));
         using (first)
         using (second)
         {
-            Assert.Equal(0, LinuxNative.LockExclusive(first));
-            Assert.Equal(LinuxNative.EWOULDBLOCK, LinuxNative.LockExclusive(second));
+            Assert.Equal(0, Native.LockExclusive(first));
+            Assert.Equal(Native.EWOULDBLOCK, Native.LockExclusive(second));
         }
     }
 
@@ -80,11 +81,11 @@ public sealed class LinuxNativeTests : IDisposable
     {
         string path = _directory.File("punch");
         File.WriteAllBytes(path, Enumerable.Repeat((byte)0xAA, 16384).ToArray());
-        Assert.Equal(0, LinuxNative.Open(path, LinuxNative.O_RDWR, out SafeFileHandle handle));
+        Assert.Equal(0, Native.Open(path, Native.O_RDWR, out SafeFileHandle handle));
         using (handle)
         {
-            Assert.Equal(0, LinuxNative.Fallocate(handle, LinuxNative.FALLOC_FL_PUNCH_HOLE | LinuxNative.FALLOC_FL_KEEP_SIZE, 4096, 8192));
-            Assert.Equal(0, LinuxNative.Fdatasync(handle));
+            Assert.Equal(0, Native.Fallocate(handle, Native.FALLOC_FL_PUNCH_HOLE | Native.FALLOC_FL_KEEP_SIZE, 4096, 8192));
+            Assert.Equal(0, Native.Fdatasync(handle));
         }
 
         byte[] content = File.ReadAllBytes(path);
@@ -99,16 +100,16 @@ public sealed class LinuxNativeTests : IDisposable
     {
         string path = _directory.File("regular");
         File.WriteAllBytes(path, new byte[512]);
-        Assert.Equal(0, LinuxNative.Open(path, LinuxNative.O_RDWR, out SafeFileHandle handle));
+        Assert.Equal(0, Native.Open(path, Native.O_RDWR, out SafeFileHandle handle));
         using (handle)
         {
-            Assert.NotEqual(0, LinuxNative.GetBlockDeviceSize(handle, out _));
+            Assert.NotEqual(0, Native.GetBlockDeviceSize(handle, out _));
         }
     }
 
     [Fact]
     public void Describe_NamesTheErrorAndItsNumber()
     {
-        Assert.Equal("No such file or directory (errno 2)", LinuxNative.Describe(LinuxNative.ENOENT));
+        Assert.Equal("No such file or directory (errno 2)", Native.Describe(Native.ENOENT));
     }
 }

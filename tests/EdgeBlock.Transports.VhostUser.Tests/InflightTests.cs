@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using EdgeBlock.Interop;
 using EdgeBlock.Storage;
 
 namespace EdgeBlock.Transports.VhostUser.Tests;

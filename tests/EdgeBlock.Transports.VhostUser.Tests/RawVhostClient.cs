@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.Runtime.InteropServices;
+using EdgeBlock.Interop;
 
 namespace EdgeBlock.Transports.VhostUser.Tests;
 

@@ -1,5 +1,5 @@
 using System.Net;
-using EdgeBlock.Daemon.Management;
+using EdgeBlock.Api;
 
 namespace EdgeBlock.Cli.Vm;
 

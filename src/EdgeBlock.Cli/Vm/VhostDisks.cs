@@ -1,4 +1,4 @@
-using EdgeBlock.Daemon.Management;
+using EdgeBlock.Api;
 
 namespace EdgeBlock.Cli.Vm;
 

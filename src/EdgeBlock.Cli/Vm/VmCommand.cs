@@ -1,8 +1,7 @@
 using System.CommandLine;
 using System.CommandLine.Invocation;
 using System.Text.RegularExpressions;
-using EdgeBlock.Daemon;
-using EdgeBlock.Daemon.Management;
+using EdgeBlock.Api;
 
 namespace EdgeBlock.Cli.Vm;
 

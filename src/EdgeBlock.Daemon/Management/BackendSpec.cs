@@ -6,7 +6,7 @@ namespace EdgeBlock.Daemon.Management;
 public sealed record BackendSpec(BackendKind Kind, string? Path, long? SizeBytes)
 {
     public const long DefaultNullSize = 1L << 40;
-    public const string Syntax = "null[:SIZE] | memory:SIZE | file:PATH[:SIZE] | volume:POOL/NAME";
+    public const string Syntax = Backends.Syntax;
 
     public static bool TryParse(string? text, out BackendSpec spec, out string error)
     {

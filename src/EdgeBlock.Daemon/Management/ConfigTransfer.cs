@@ -5,15 +5,6 @@ namespace EdgeBlock.Daemon.Management;
 // `edgeblock config import|export`: a whole configuration in (nvmetcli save JSON or EdgeBlock's own
 // desired state) applied as one change, and the desired state out in either format.
 
-/// <summary>POST /v1/config/import. <see cref="Format"/>: auto (default), nvmetcli or edgeblock.</summary>
-public sealed record ConfigImportRequest(JsonElement Document, string? Format = null, bool Replace = false, bool DryRun = false, bool Strict = false);
-
-/// <summary>What an import changed (or, when not <see cref="Applied"/>, would change), and what it could not carry over.</summary>
-public sealed record ConfigImportResult(string Format, bool Applied, IReadOnlyList<string> Changes, IReadOnlyList<string> Warnings);
-
-/// <summary>GET /v1/config: the desired state as a document of <see cref="Format"/>, and what it had to leave out.</summary>
-public sealed record ConfigExportResult(string Format, JsonElement Document, IReadOnlyList<string> Warnings);
-
 /// <summary>
 /// A configuration read from a file, with the field (JSON path in that file) each item came from, so that
 /// refusals found later (a conflict with the running state) name the file's field.
@@ -48,7 +39,7 @@ public sealed class ImportedConfig(string format)
 /// <summary>EdgeBlock's own format: the desired state file (<c>edgeblock.json</c>) as it is.</summary>
 public static class EdgeBlockFormat
 {
-    public const string Name = "edgeblock";
+    public const string Name = ConfigFormats.EdgeBlock;
 
     public static ImportedConfig Read(JsonElement root, string dataDirectory)
     {

@@ -57,25 +57,15 @@ public sealed class VhostSpec
     public int? Queues { get; set; }
     public bool ReadOnly { get; set; }
 
-    public const int DefaultQueues = 8;
-    public const int MaxQueues = 64;
+    public const int DefaultQueues = VhostQueues.Default;
+    public const int MaxQueues = VhostQueues.Max;
     public int QueueCount => Queues ?? DefaultQueues;
 }
 
-/// <summary>JSON settings of the config file and the API: snake_case, unknown fields refused (a typo is an error, not a silent default).</summary>
+/// <summary>The config file is JSON with the API's settings (<see cref="ApiJson"/>): snake_case, unknown fields refused.</summary>
 public static class ConfigJson
 {
-    public static readonly JsonSerializerOptions Options = Configure(new JsonSerializerOptions());
+    public static JsonSerializerOptions Options => ApiJson.Options;
 
-    public static JsonSerializerOptions Configure(JsonSerializerOptions o)
-    {
-        o.PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower;
-        o.DictionaryKeyPolicy = JsonNamingPolicy.SnakeCaseLower;
-        o.WriteIndented = true;
-        o.UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow;
-        o.ReadCommentHandling = JsonCommentHandling.Skip;
-        o.AllowTrailingCommas = true;
-        o.DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull;
-        return o;
-    }
+    public static JsonSerializerOptions Configure(JsonSerializerOptions o) => ApiJson.Configure(o);
 }

@@ -29,7 +29,7 @@ namespace EdgeBlock.Daemon.Management;
 /// </summary>
 public static class NvmetcliFormat
 {
-    public const string Name = "nvmetcli";
+    public const string Name = ConfigFormats.Nvmetcli;
 
     private static readonly string[] SkippedTransports = ["rdma", "fc", "loop", "pcie"];
 

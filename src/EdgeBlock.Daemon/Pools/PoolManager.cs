@@ -1,5 +1,9 @@
+using EdgeBlock.Api.Pools;
 using EdgeBlock.Daemon.Management;
 using EdgeBlock.Volumes;
+using GroupInfo = EdgeBlock.Volumes.GroupInfo;
+using PoolCheckReport = EdgeBlock.Volumes.PoolCheckReport;
+using VolumeInfo = EdgeBlock.Volumes.VolumeInfo;
 using Microsoft.Extensions.Logging;
 
 namespace EdgeBlock.Daemon.Pools;
@@ -94,7 +98,7 @@ public sealed class PoolManager : IAsyncDisposable
     {
         PoolInfo i = pool.Info();
         return new PoolSummary(i.Name, "online", null, i.Id, pool.MetadataDirectory, i.ExtentSize, i.SizeBytes, i.AllocatedBytes,
-            i.ReservedBytes, i.FreeBytes, i.FreeingBytes, i.VolumeCount, i.Drives, i.Counters);
+            i.ReservedBytes, i.FreeBytes, i.FreeingBytes, i.VolumeCount, i.Drives.Select(d => d.ToContract()).ToList(), i.Counters.ToContract());
     }
 
     private PoolSummary Failed(string name, string error) =>

@@ -1,5 +1,9 @@
+using EdgeBlock.Api.Pools;
 using EdgeBlock.Daemon.Management;
 using EdgeBlock.Volumes;
+using GroupInfo = EdgeBlock.Api.Pools.GroupInfo;
+using PoolCheckReport = EdgeBlock.Api.Pools.PoolCheckReport;
+using VolumeInfo = EdgeBlock.Api.Pools.VolumeInfo;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
@@ -35,30 +39,30 @@ public static class PoolsApi
         v1.MapGet("/pools/{pool}", (string pool) => Run(() => Task.FromResult(Results.Ok(pools.Show(pool))))).Produces<PoolSummary>().Refusals();
         v1.MapPost("/pools/{pool}/drives", (string pool, AddDriveRequest body) =>
             Run(async () => Results.Ok(await pools.AddDriveAsync(pool, body)))).Produces<PoolSummary>().Refusals();
-        v1.MapGet("/pools/{pool}/check", (string pool) => Run(() => Task.FromResult(Results.Ok(pools.Check(pool))))).Produces<PoolCheckReport>().Refusals();
+        v1.MapGet("/pools/{pool}/check", (string pool) => Run(() => Task.FromResult(Results.Ok(pools.Check(pool).ToContract())))).Produces<PoolCheckReport>().Refusals();
 
-        v1.MapGet("/volumes", () => Results.Ok(pools.ListVolumes(null))).Produces<List<VolumeInfo>>();
-        v1.MapGet("/pools/{pool}/volumes", (string pool) => Run(() => Task.FromResult(Results.Ok(pools.ListVolumes(pool))))).Produces<List<VolumeInfo>>().Refusals();
+        v1.MapGet("/volumes", () => Results.Ok(pools.ListVolumes(null).ToContract())).Produces<List<VolumeInfo>>();
+        v1.MapGet("/pools/{pool}/volumes", (string pool) => Run(() => Task.FromResult(Results.Ok(pools.ListVolumes(pool).ToContract())))).Produces<List<VolumeInfo>>().Refusals();
         v1.MapPost("/pools/{pool}/volumes", (string pool, CreateVolumeRequest body) =>
             Run(async () => Created(await pools.CreateVolumeAsync(pool, body)))).Produces<VolumeInfo>(201).Refusals();
         v1.MapGet("/pools/{pool}/volumes/{name}", (string pool, string name) =>
-            Run(() => Task.FromResult(Results.Ok(pools.GetVolume(pool, name))))).Produces<VolumeInfo>().Refusals();
+            Run(() => Task.FromResult(Results.Ok(pools.GetVolume(pool, name).ToContract())))).Produces<VolumeInfo>().Refusals();
         v1.MapDelete("/pools/{pool}/volumes/{name}", (string pool, string name) =>
             Run(async () => { await pools.DeleteVolumeAsync(pool, name); return Results.NoContent(); })).Produces(204).Refusals();
         v1.MapPost("/pools/{pool}/volumes/{name}/resize", (string pool, string name, ResizeVolumeRequest body) =>
-            Run(async () => Results.Ok(await pools.ResizeVolumeAsync(pool, name, body)))).Produces<VolumeInfo>().Refusals();
+            Run(async () => Results.Ok((await pools.ResizeVolumeAsync(pool, name, body)).ToContract()))).Produces<VolumeInfo>().Refusals();
         v1.MapPost("/pools/{pool}/volumes/{name}/snapshots", (string pool, string name, SnapshotRequest body) =>
             Run(async () => Created(await pools.SnapshotAsync(pool, name, body)))).Produces<VolumeInfo>(201).Refusals();
         v1.MapPost("/pools/{pool}/volumes/{name}/clones", (string pool, string name, CloneRequest body) =>
             Run(async () => Created(await pools.CloneAsync(pool, name, body)))).Produces<VolumeInfo>(201).Refusals();
 
-        v1.MapGet("/pools/{pool}/groups", (string pool) => Run(() => Task.FromResult(Results.Ok(pools.ListGroups(pool))))).Produces<List<GroupInfo>>().Refusals();
+        v1.MapGet("/pools/{pool}/groups", (string pool) => Run(() => Task.FromResult(Results.Ok(pools.ListGroups(pool).ToContract())))).Produces<List<GroupInfo>>().Refusals();
         v1.MapPut("/pools/{pool}/groups/{group}", (string pool, string group, SetGroupQuotaRequest body) =>
-            Run(async () => Results.Ok(await pools.SetGroupQuotaAsync(pool, group, body)))).Produces<GroupInfo>().Refusals();
+            Run(async () => Results.Ok((await pools.SetGroupQuotaAsync(pool, group, body)).ToContract()))).Produces<GroupInfo>().Refusals();
     }
 
-    private static IResult Created(VolumeInfo v) =>
-        Results.Created($"/v1/pools/{Uri.EscapeDataString(v.Pool)}/volumes/{Uri.EscapeDataString(v.Name)}", v);
+    private static IResult Created(EdgeBlock.Volumes.VolumeInfo v) =>
+        Results.Created($"/v1/pools/{Uri.EscapeDataString(v.Pool)}/volumes/{Uri.EscapeDataString(v.Name)}", v.ToContract());
 
     private static RouteHandlerBuilder Refusals(this RouteHandlerBuilder route) =>
         route.ProducesProblem(400).ProducesProblem(404).ProducesProblem(409).ProducesProblem(507);

@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using EdgeBlock.Interop;
 using Microsoft.Win32.SafeHandles;
 
 namespace EdgeBlock.Storage.Tests.Support;
@@ -22,10 +23,10 @@ public static partial class PageCache
     public static Stat Of(string path)
     {
         // A raw open: .NET's would take a shared flock, which the device's exclusive one refuses.
-        int errno = LinuxNative.Open(path, LinuxNative.O_CLOEXEC, out SafeFileHandle handle); // O_RDONLY is 0
+        int errno = Native.Open(path, Native.O_CLOEXEC, out SafeFileHandle handle); // O_RDONLY is 0
         using (handle)
         {
-            return errno == 0 ? Of(handle) : throw new InvalidOperationException($"Cannot open '{path}': {LinuxNative.Describe(errno)}");
+            return errno == 0 ? Of(handle) : throw new InvalidOperationException($"Cannot open '{path}': {Native.Describe(errno)}");
         }
     }
 

@@ -1,4 +1,4 @@
-namespace EdgeBlock.Daemon.Management;
+namespace EdgeBlock.Api;
 
 // GET /v1/stats and /v1/subsystems/{nqn}/namespaces/{nsid}/stats: counters since each namespace went live.
 // Latencies are microseconds (from the target's power-of-two histograms: percentiles are interpolated in their bucket).

@@ -1,7 +1,7 @@
-namespace EdgeBlock.Daemon.Management;
+namespace EdgeBlock.Api;
 
 // The /v1 resources, shared by the daemon (which serves them) and the CLI (which reads them).
-// JSON is snake_case (ConfigJson.Options).
+// JSON is snake_case (ApiJson.Options).
 
 public sealed record StatusInfo(
     string Version, int ProcessId, long UptimeSeconds, string DataDirectory, string ConfigPath, string? ApiSocket,
@@ -34,3 +34,23 @@ public sealed record AddVhostRequest(string? Socket, string? Backend, int? Queue
 public sealed record VhostInfo(
     string Socket, string Backend, int Queues, bool ReadOnly, long SizeBytes, int BlockSize, string State, int Connections,
     string? LastDisconnectReason, long Requests = 0, long FailedRequests = 0, long BytesRead = 0, long BytesWritten = 0);
+
+/// <summary>What a backend string in a request may say (namespaces and vhost exports).</summary>
+public static class Backends
+{
+    public const string Syntax = "null[:SIZE] | memory:SIZE | file:PATH[:SIZE] | volume:POOL/NAME";
+}
+
+/// <summary>How many virtqueues a vhost export offers when the request does not say, and at most.</summary>
+public static class VhostQueues
+{
+    public const int Default = 8;
+    public const int Max = 64;
+}
+
+/// <summary>The documents `config import|export` move (<see cref="ConfigImportRequest.Format"/>, GET /v1/config?format=).</summary>
+public static class ConfigFormats
+{
+    public const string Nvmetcli = "nvmetcli";
+    public const string EdgeBlock = "edgeblock";
+}

@@ -1,11 +1,10 @@
-using EdgeBlock.Volumes;
-
-namespace EdgeBlock.Daemon.Pools;
+namespace EdgeBlock.Api.Pools;
 
 // The /v1 pool, volume and group resources, shared by the daemon (which serves them) and the CLI.
 // Sizes in requests are strings as operators write them ("20G", "512M", or plain bytes), parsed
 // by the daemon so that a bad one is a refusal naming it. Answers give bytes.
-// Volumes and groups are answered as EdgeBlock.Volumes' VolumeInfo and GroupInfo, checks as PoolCheckReport.
+// These are the wire form of EdgeBlock.Volumes' own records (the daemon maps them, Daemon/Pools/PoolContracts.cs),
+// so that a client needs nothing of the storage layer and the storage layer can change without changing the API.
 
 /// <summary>A pool as `pool list|show` reports it. State "online", or "failed" with Error (the pool did not open at start).</summary>
 public sealed record PoolSummary(
@@ -29,3 +28,23 @@ public sealed record CloneRequest(string Name, string? Reserve = null, string? G
 
 /// <summary>Quota as a size ("100G"); null or "none" removes it.</summary>
 public sealed record SetGroupQuotaRequest(string? Quota);
+
+/// <summary>One drive of a pool: its data capacity and what of it is allocated.</summary>
+public sealed record PoolDriveInfo(int Index, string Path, Guid Id, long SizeBytes, long AllocatedBytes, long FreeBytes);
+
+/// <summary>Running totals since the pool was opened.</summary>
+public sealed record PoolCounters(long Commits, long MetadataBytesWritten, long CapacityExceeded, long CopyOnWrites);
+
+/// <summary>A volume or snapshot as `volume show` reports it. Sizes in bytes; Exported: a namespace or vhost export uses it.</summary>
+public sealed record VolumeInfo(
+    string Pool, string Name, Guid Uuid, long SizeBytes, long AllocatedBytes, long ReserveBytes, string? Group,
+    bool IsSnapshot, string? Origin, bool Exported, DateTimeOffset Created);
+
+/// <summary>A quota group: its quota (null: none) and the space its writable volumes map.</summary>
+public sealed record GroupInfo(string Name, long? QuotaBytes, long UsedBytes, int VolumeCount);
+
+/// <summary>What `pool check` found: problems (empty when consistent) and what it counted.</summary>
+public sealed record PoolCheckReport(IReadOnlyList<string> Problems, long Volumes, long MappedExtents, long AllocatedExtents, long FreeExtents)
+{
+    public bool Consistent => Problems.Count == 0;
+}

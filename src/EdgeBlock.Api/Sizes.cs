@@ -1,6 +1,6 @@
 using System.Globalization;
 
-namespace EdgeBlock.Daemon;
+namespace EdgeBlock.Api;
 
 /// <summary>Parses and prints sizes the way operators write them: 512, 64K, 1G, 8GiB, 2T.</summary>
 public static class Sizes

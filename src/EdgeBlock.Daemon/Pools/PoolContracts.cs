@@ -1,0 +1,33 @@
+using EdgeBlock.Volumes;
+using Contract = EdgeBlock.Api.Pools;
+
+namespace EdgeBlock.Daemon.Pools;
+
+/// <summary>
+/// The storage layer's records in their API form (EdgeBlock.Api.Pools), at the edge where the daemon answers:
+/// clients need nothing of EdgeBlock.Volumes, and the storage layer may change without changing the API.
+/// </summary>
+public static class PoolContracts
+{
+    public static Contract.VolumeInfo ToContract(this VolumeInfo v) =>
+        new(v.Pool, v.Name, v.Uuid, v.SizeBytes, v.AllocatedBytes, v.ReserveBytes, v.Group, v.IsSnapshot, v.Origin, v.Exported, v.Created);
+
+    public static List<Contract.VolumeInfo> ToContract(this IEnumerable<VolumeInfo> volumes) => volumes.Select(ToContract).ToList();
+
+    public static Contract.GroupInfo ToContract(this GroupInfo g) => new(g.Name, g.QuotaBytes, g.UsedBytes, g.VolumeCount);
+
+    public static List<Contract.GroupInfo> ToContract(this IEnumerable<GroupInfo> groups) => groups.Select(ToContract).ToList();
+
+    public static Contract.PoolCheckReport ToContract(this PoolCheckReport r) =>
+        new(r.Problems, r.Volumes, r.MappedExtents, r.AllocatedExtents, r.FreeExtents);
+
+    public static Contract.PoolDriveInfo ToContract(this PoolDriveInfo d) =>
+        new(d.Index, d.Path, d.Id, d.SizeBytes, d.AllocatedBytes, d.FreeBytes);
+
+    public static Contract.PoolCounters ToContract(this PoolCounters c) =>
+        new(c.Commits, c.MetadataBytesWritten, c.CapacityExceeded, c.CopyOnWrites);
+
+    /// <summary>`pool check --offline`: checks a pool no daemon has open (the CLI runs it in-process) and answers as the API would.</summary>
+    public static async Task<Contract.PoolCheckReport> CheckOfflineAsync(string dataDirectory, string pool) =>
+        (await Pool.CheckOfflineAsync(Path.Combine(dataDirectory, "pools", pool)).ConfigureAwait(false)).ToContract();
+}
