@@ -18,17 +18,17 @@ internal static class IoCommands
         new()
         {
             Code = (byte)NvmOpcode.Write, Name = "Write", Effects = CommandEffects.LogicalBlockContentChange,
-            Parse = static (q, r) => ParseBlockRange(q, r, DataDirection.HostToController), Execute = WriteAsync,
+            Parse = static (q, r) => ParseBlockRange(q, r, DataDirection.HostToController), Execute = TransferAsync,
         },
         new()
         {
             Code = (byte)NvmOpcode.Read, Name = "Read",
-            Parse = static (q, r) => ParseBlockRange(q, r, DataDirection.ControllerToHost), Execute = ReadAsync,
+            Parse = static (q, r) => ParseBlockRange(q, r, DataDirection.ControllerToHost), Execute = TransferAsync,
         },
         new()
         {
             Code = (byte)NvmOpcode.Compare, Name = "Compare", Oncs = OptionalNvmCommands.Compare,
-            Parse = static (q, r) => ParseBlockRange(q, r, DataDirection.HostToController), Execute = CompareAsync,
+            Parse = static (q, r) => ParseBlockRange(q, r, DataDirection.HostToController), Execute = static (_, r) => CountedAsync(r, CompareAsync),
         },
         new()
         {
@@ -38,7 +38,7 @@ internal static class IoCommands
         new()
         {
             Code = (byte)NvmOpcode.DatasetManagement, Name = "Dataset Management", Effects = CommandEffects.LogicalBlockContentChange,
-            Oncs = OptionalNvmCommands.DatasetManagement, Parse = ParseDatasetManagement, Execute = DatasetManagementAsync,
+            Oncs = OptionalNvmCommands.DatasetManagement, Parse = ParseDatasetManagement, Execute = static (_, r) => CountedAsync(r, DeallocateRangesAsync),
         },
     ];
 
@@ -78,26 +78,21 @@ internal static class IoCommands
     /// <summary>FUA on the command, or no volatile write cache to hide behind (the host turned it off).</summary>
     private static bool ForceUnitAccess(QueuePair queue, in SubmissionQueueEntry sqe) => sqe.Fua || !queue.Controller!.VolatileWriteCacheEnabled;
 
+    /// <summary>Read or Write (by the direction Parse set): one device call, counted with its bytes and latency.</summary>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
-    private static async ValueTask ReadAsync(QueuePair queue, NvmeRequest request)
+    private static async ValueTask TransferAsync(QueuePair queue, NvmeRequest request)
     {
         var ns = request.Namespace!;
-        var status = await ns.Device.ReadAsync((long)request.Sqe.Slba, request.Data[..request.DataLength]).ConfigureAwait(false);
-        Interlocked.Increment(ref ns.Counters.ReadCommands);
-        Interlocked.Add(ref ns.Counters.BytesRead, request.DataLength);
-        ns.Counters.ReadLatency.RecordSince(request.StartTimestamp);
-        request.Status = StatusMapping.FromBlockStatus(status, isWrite: false);
-    }
-
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
-    private static async ValueTask WriteAsync(QueuePair queue, NvmeRequest request)
-    {
-        var ns = request.Namespace!;
-        var status = await ns.Device.WriteAsync((long)request.Sqe.Slba, request.Data[..request.DataLength], ForceUnitAccess(queue, request.Sqe)).ConfigureAwait(false);
-        Interlocked.Increment(ref ns.Counters.WriteCommands);
-        Interlocked.Add(ref ns.Counters.BytesWritten, request.DataLength);
-        ns.Counters.WriteLatency.RecordSince(request.StartTimestamp);
-        request.Status = StatusMapping.FromBlockStatus(status, isWrite: true);
+        var c = ns.Counters;
+        long slba = (long)request.Sqe.Slba;
+        var data = request.Data[..request.DataLength];
+        bool write = request.Direction == DataDirection.HostToController;
+        var status = write
+            ? await ns.Device.WriteAsync(slba, data, ForceUnitAccess(queue, request.Sqe)).ConfigureAwait(false)
+            : await ns.Device.ReadAsync(slba, data).ConfigureAwait(false);
+        if (write) CountTransfer(request, ref c.WriteCommands, ref c.BytesWritten, c.WriteLatency);
+        else CountTransfer(request, ref c.ReadCommands, ref c.BytesRead, c.ReadLatency);
+        request.Status = StatusMapping.FromBlockStatus(status, isWrite: write);
     }
 
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
@@ -139,14 +134,15 @@ internal static class IoCommands
         }
     }
 
-    /// <summary>Deallocate (AD) frees each range; without AD the ranges are only hints and nothing happens.</summary>
+    /// <summary>Runs a command counted as "other" (Dataset Management, Compare) and records its status.</summary>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
-    private static async ValueTask DatasetManagementAsync(QueuePair queue, NvmeRequest request)
+    private static async ValueTask CountedAsync(NvmeRequest request, Func<NvmeRequest, ValueTask<NvmeStatus>> run)
     {
-        request.Status = await DeallocateRangesAsync(request).ConfigureAwait(false);
+        request.Status = await run(request).ConfigureAwait(false);
         CountOther(request);
     }
 
+    /// <summary>Deallocate (AD) frees each range; without AD the ranges are only hints and nothing happens.</summary>
     private static async ValueTask<NvmeStatus> DeallocateRangesAsync(NvmeRequest request)
     {
         var ns = request.Namespace!;
@@ -175,14 +171,7 @@ internal static class IoCommands
         return ((long)range.Slba, range.BlockCount);
     }
 
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
-    private static async ValueTask CompareAsync(QueuePair queue, NvmeRequest request)
-    {
-        request.Status = await CompareDataAsync(request).ConfigureAwait(false);
-        CountOther(request);
-    }
-
-    private static async ValueTask<NvmeStatus> CompareDataAsync(NvmeRequest request)
+    private static async ValueTask<NvmeStatus> CompareAsync(NvmeRequest request)
     {
         var ns = request.Namespace!;
         int length = request.DataLength;
@@ -197,6 +186,14 @@ internal static class IoCommands
         {
             ArrayPool<byte>.Shared.Return(scratch);
         }
+    }
+
+    /// <summary>A read or write counts once with its bytes and its latency (shared by all queues: Interlocked).</summary>
+    private static void CountTransfer(NvmeRequest request, ref long commands, ref long bytes, LatencyHistogram latency)
+    {
+        Interlocked.Increment(ref commands);
+        Interlocked.Add(ref bytes, request.DataLength);
+        latency.RecordSince(request.StartTimestamp);
     }
 
     /// <summary>Flush, Write Zeroes, Dataset Management and Compare count as "other" commands of their namespace.</summary>
