@@ -20,7 +20,7 @@ public static class DaemonHost
 {
     public static async Task<int> RunAsync(DaemonOptions options, Action<EdgeBlockDaemon>? onStarted = null, CancellationToken cancellationToken = default)
     {
-        InheritedSignals.Reclaim(); // before the host registers its SIGINT/SIGTERM handlers
+        Hosting.InheritedSignals.Reclaim(); // before the host registers its SIGINT/SIGTERM handlers
         await using var running = await StartAsync(options, cancellationToken).ConfigureAwait(false);
         // SIGHUP: reload the (hand-edited) config file; an invalid one is refused and logged, the daemon runs on.
         using var hangup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, context =>

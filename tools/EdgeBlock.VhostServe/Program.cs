@@ -54,6 +54,7 @@ server.Start();
 Console.WriteLine($"vhost-serve: listening on {socket} ({device.BlockCount * device.BlockSize} bytes from {file}, direct I/O {fileDevice.UsesDirectIo}, io_uring {fileDevice.UsesIoUring}, deallocate {device.SupportsDeallocate}{(latencyMs > 0 ? $", {latencyMs} ms added latency" : "")})");
 
 var stop = new TaskCompletionSource();
+EdgeBlock.Hosting.InheritedSignals.Reclaim(); // a script's background job inherits SIGINT ignored
 using var sigint = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGINT, c => { c.Cancel = true; stop.TrySetResult(); });
 using var sigterm = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, c => { c.Cancel = true; stop.TrySetResult(); });
 await stop.Task;

@@ -1,12 +1,13 @@
 using System.Runtime.InteropServices;
 
-namespace EdgeBlock.Daemon;
+namespace EdgeBlock.Hosting;
 
 /// <summary>
 /// A daemon started by a script in the background (<c>nohup ./edgeblock serve &amp;</c>, a shell
 /// without job control) inherits SIGHUP and SIGINT as ignored, and the .NET runtime keeps an
 /// inherited ignore: SIGHUP would not reload and SIGINT would not stop it. Like sshd and nginx,
-/// the daemon takes back the signals it gives a meaning to, whatever it inherited.
+/// a server takes back the signals it gives a meaning to, whatever it inherited. Shared source
+/// (src/Common): the daemon and the interop test's vhost server both use it.
 /// </summary>
 internal static partial class InheritedSignals
 {
