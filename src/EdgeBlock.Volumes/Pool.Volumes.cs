@@ -9,7 +9,7 @@ public sealed partial class Pool
     public async Task<VolumeInfo> CreateVolumeAsync(string name, long sizeBytes, long reserveBytes = 0, string? group = null)
     {
         PoolNames.Check("volume", name);
-        CheckSize(name, sizeBytes);
+        CheckSize(name, sizeBytes, ExtentSize);
         if (group is not null) PoolNames.Check("group", group);
         if (reserveBytes < 0 || reserveBytes > sizeBytes)
         {
@@ -41,11 +41,17 @@ public sealed partial class Pool
         return g;
     }
 
-    private static void CheckSize(string name, long sizeBytes)
+    private static void CheckSize(string name, long sizeBytes, int extentSize)
     {
         if (sizeBytes < PoolLayout.BlockSize || sizeBytes % PoolLayout.BlockSize != 0)
         {
             throw new VolumeException(VolumeError.Invalid, $"volume {name}: size {sizeBytes} bytes must be a positive multiple of {PoolLayout.BlockSize}");
+        }
+        // The extent map is one array slot per extent of the volume's size: it must be indexable.
+        if (Volume.ExtentsFor(sizeBytes, extentSize) > Array.MaxLength)
+        {
+            throw new VolumeException(VolumeError.Invalid,
+                $"volume {name}: size {sizeBytes} bytes is more than the largest volume of this pool ({(long)Array.MaxLength * extentSize} bytes with {extentSize}-byte extents)");
         }
     }
 
@@ -70,7 +76,7 @@ public sealed partial class Pool
     /// <summary>Grows a volume; shrinking is refused unless force and nothing is allocated past the new end.</summary>
     public async Task<VolumeInfo> ResizeVolumeAsync(string name, long sizeBytes, bool force = false)
     {
-        CheckSize(name, sizeBytes);
+        CheckSize(name, sizeBytes, ExtentSize);
         lock (MetaLock)
         {
             Volume v = Find(name);

@@ -41,7 +41,7 @@ internal sealed class Volume
     public int OpenCount;
     public bool Deleted;
 
-    public static long ExtentsFor(long sizeBytes, int extentSize) => (sizeBytes + extentSize - 1) / extentSize;
+    public static long ExtentsFor(long sizeBytes, int extentSize) => sizeBytes / extentSize + (sizeBytes % extentSize != 0 ? 1 : 0); // no overflow near long.MaxValue
 
     /// <summary>Grows the map for a larger size (under the metadata lock).</summary>
     public void Resize(long sizeBytes, int extentSize)

@@ -125,6 +125,25 @@ public sealed class ConfigImportExportTests
         Refused(await Cli(d, "config", "import", file), "subsystems[0].nqn", Vm1, "already exists", "--replace");
     }
 
+    [Theory]
+    [InlineData("""{"listeners": null, "subsystems": []}""", "listeners: is null")]
+    [InlineData("""{"listeners": [], "subsystems": null}""", "subsystems: is null")]
+    [InlineData("""{"listeners": [], "subsystems": [], "vhost": null}""", "vhost: is null")]
+    [InlineData("""{"listeners": [], "subsystems": [{"nqn": "nqn.2026-01.io.example:a", "namespaces": null}]}""", "subsystems[0].namespaces: is null")]
+    [InlineData("""{"listeners": [], "subsystems": [{"nqn": "nqn.2026-01.io.example:a", "hosts": null}]}""", "subsystems[0].hosts: is null")]
+    public async Task Import_NullList_IsRefusedNamingTheField_NotAServerError(string json, string field)
+    {
+        await using var d = await TestDaemon.StartAsync();
+        string file = Path.Combine(d.Directory, "null-list.json");
+        await File.WriteAllTextAsync(file, json);
+        string before = await File.ReadAllTextAsync(d.ConfigPath);
+
+        // Was HTTP 500 with an empty body (a NullReferenceException after validation).
+        Refused(await Cli(d, "config", "import", file), field, "give a list");
+        Refused(await Cli(d, "config", "import", file, "--replace"), field);
+        Assert.Equal(before, await File.ReadAllTextAsync(d.ConfigPath));
+    }
+
     [Fact]
     public async Task Import_Refusals_NameTheField_AndChangeNothing()
     {

@@ -174,6 +174,24 @@ public class PoolTests
         Assert.Single(t.Pool.ListVolumes());
     }
 
+    [Theory]
+    [InlineData(8191L << 50)]                // 8191P: parses, but its extent map could not be indexed (was an OverflowException: HTTP 500)
+    [InlineData(long.MaxValue / 4096 * 4096)] // the largest block multiple: rounding it up to extents must not overflow
+    public async Task CreateOrResize_VolumeLargerThanItsMapCanIndex_IsRefusedNamingTheLimit(long size)
+    {
+        await using var t = await TestPool.CreateAsync();
+        await t.Pool.CreateVolumeAsync("v", 1 << 20);
+
+        var create = await Assert.ThrowsAsync<VolumeException>(() => t.Pool.CreateVolumeAsync("huge", size));
+        var resize = await Assert.ThrowsAsync<VolumeException>(() => t.Pool.ResizeVolumeAsync("v", size));
+
+        Assert.Equal(VolumeError.Invalid, create.Error);
+        Assert.Equal(VolumeError.Invalid, resize.Error);
+        Assert.Contains("largest volume of this pool", create.Message);
+        Assert.Contains("largest volume of this pool", resize.Message);
+        Assert.Equal(1L << 20, Assert.Single(t.Pool.ListVolumes()).SizeBytes);
+    }
+
     [Fact]
     public async Task Resize_Grows_AndRefusesToShrinkOverDataOrWithoutForce()
     {

@@ -13,6 +13,10 @@ public static class ConfigValidator
     {
         var errors = new List<string>();
         if (state.Version != 1) errors.Add($"version: {state.Version} is not supported (this daemon reads version 1)");
+        // An explicit null is refused, not read as empty: with --replace it would remove everything.
+        RefuseNull(state.Listeners, "listeners", errors);
+        RefuseNull(state.Subsystems, "subsystems", errors);
+        RefuseNull(state.Vhost, "vhost", errors);
         var listeners = new HashSet<string>(StringComparer.Ordinal);
         for (int i = 0; i < (state.Listeners?.Count ?? 0); i++)
         {
@@ -28,6 +32,8 @@ public static class ConfigValidator
             var s = state.Subsystems![i];
             string at = $"subsystems[{i}]";
             if (s == null) { errors.Add($"{at}: is null"); continue; }
+            RefuseNull(s.Hosts, $"{at}.hosts", errors);
+            RefuseNull(s.Namespaces, $"{at}.namespaces", errors);
             if (!Nqn.IsValid(s.Nqn ?? "", out string why)) errors.Add($"{at}.nqn: '{s.Nqn}' is not a valid NQN: {why}");
             else if (s.Nqn == Nqn.Discovery) errors.Add($"{at}.nqn: '{s.Nqn}' is the discovery subsystem's NQN; choose another");
             else if (!nqns.Add(s.Nqn!)) errors.Add($"{at}.nqn: '{s.Nqn}' is listed twice");
@@ -59,6 +65,11 @@ public static class ConfigValidator
         }
         ValidateVhost(state, dataDirectory, volumes, errors);
         return errors;
+    }
+
+    private static void RefuseNull<T>(List<T>? list, string field, List<string> errors)
+    {
+        if (list == null) errors.Add($"{field}: is null; give a list ([] for none)");
     }
 
     private static void ValidateVhost(DesiredState state, string dataDirectory, Dictionary<string, string> volumes, List<string> errors)
