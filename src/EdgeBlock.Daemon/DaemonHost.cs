@@ -21,7 +21,10 @@ public static class DaemonHost
     public static async Task<int> RunAsync(DaemonOptions options, Action<EdgeBlockDaemon>? onStarted = null, CancellationToken cancellationToken = default)
     {
         Hosting.InheritedSignals.Reclaim(); // before the host registers its SIGINT/SIGTERM handlers
+        var tightened = PrivateFiles.Apply(options.DataDirectory, options.EffectiveConfigPath);
         await using var running = await StartAsync(options, cancellationToken).ConfigureAwait(false);
+        var log = running.Host.Services.GetRequiredService<ILoggerFactory>().CreateLogger("edgeblock");
+        foreach (string line in tightened) log.LogWarning("{Change}", line);
         // SIGHUP: reload the (hand-edited) config file; an invalid one is refused and logged, the daemon runs on.
         using var hangup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, context =>
         {
@@ -59,6 +62,7 @@ public static class DaemonHost
             if (options.ApiSocketPath != null)
             {
                 app.Use(ManagementApi.BadRequestsAsProblems);
+                app.UseStatusCodePages(); // the web layer's own refusals (404, 405, 415...) as problem+json, not an empty body
                 ManagementApi.Map(app, daemon.Management);
                 Pools.PoolsApi.Map(app, daemon.Pools); // /v1 pools, volumes, groups
                 app.MapOpenApi(); // GET /openapi/v1.json, generated from the endpoints above

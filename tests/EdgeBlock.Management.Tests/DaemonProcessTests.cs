@@ -65,4 +65,36 @@ public sealed class DaemonProcessTests : IDisposable
             await StopAsync(second);
         }
     }
+
+    [Fact]
+    [System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
+    public async Task Serve_UnderUmask000_CreatesItsFilesPrivate_AndClosesAnOpenDataDirectory()
+    {
+        const UnixFileMode dir0755 = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute
+            | UnixFileMode.GroupRead | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherExecute;
+        Directory.CreateDirectory(_dir, dir0755);
+        var log = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        using var serve = await ServeProcess.StartAsync(_dir, log, shellSetup: "umask 000");
+        try
+        {
+            var added = await TestDaemon.RunCliAsync("namespace", "add", DaemonOptions.DefaultSubsystemNqn, "--backend", "file:vm.img:1M", "--api-socket", Socket);
+            Assert.True(added.ExitCode == 0, added.ToString());
+            var pool = await TestDaemon.RunCliAsync("pool", "create", "p1", Path.Combine(_dir, "drive0.img") + ":64M", "--api-socket", Socket);
+            Assert.True(pool.ExitCode == 0, pool.ToString());
+
+            Assert.Equal("700", Mode(_dir));
+            Assert.Equal("600", Mode(Path.Combine(_dir, DaemonOptions.ConfigFileName)));
+            Assert.Equal("600", Mode(Path.Combine(_dir, "vm.img")));
+            Assert.Equal("600", Mode(Path.Combine(_dir, "drive0.img")));
+            Assert.Contains(log, l => l.Contains("was mode 0755, now 0700", StringComparison.Ordinal));
+        }
+        finally
+        {
+            await StopAsync(serve);
+        }
+    }
+
+    /// <summary>Permission bits in octal, as ls shows them (no special bits).</summary>
+    [System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
+    private static string Mode(string path) => Convert.ToString((int)File.GetUnixFileMode(path) & 0x1FF, 8);
 }

@@ -24,7 +24,7 @@ public sealed class ReloadProcessTests : IDisposable
     private string Socket => Path.Combine(_dir, "api.sock");
     private string ConfigPath => Path.Combine(_dir, DaemonOptions.ConfigFileName);
 
-    private Task<Process> ServeAsync(string? ignoredSignals = null) => ServeProcess.StartAsync(_dir, _log, ignoredSignals);
+    private Task<Process> ServeAsync(string? shellSetup = null) => ServeProcess.StartAsync(_dir, _log, shellSetup);
 
     private static Task SignalAsync(Process process, string signal) => ServeProcess.SignalAsync(process, signal);
 
@@ -50,7 +50,7 @@ public sealed class ReloadProcessTests : IDisposable
     public async Task Serve_StartedWithHupIntAndTermIgnored_StillReloadsOnSighup_AndStopsOnSigintWithAHostConnected()
     {
         const ulong hupIntTerm = 1UL << (1 - 1) | 1UL << (2 - 1) | 1UL << (15 - 1);
-        using var serve = await ServeAsync(ignoredSignals: "HUP INT TERM");
+        using var serve = await ServeAsync(shellSetup: "trap '' HUP INT TERM");
         try
         {
             Assert.Equal(0UL, ServeProcess.IgnoredSignalMask(serve) & hupIntTerm);

@@ -10,16 +10,16 @@ internal static class ServeProcess
 {
     /// <summary>
     /// Starts serve on dataDir with a 16M memory default namespace and waits until its API answers; output lines go to log.
-    /// <paramref name="ignoredSignals"/> (e.g. "HUP INT TERM") are ignored when serve starts, as a script's
-    /// background job or <c>nohup</c> leaves them.
+    /// <paramref name="shellSetup"/> (e.g. <c>trap '' HUP INT TERM</c> as a script's background job or <c>nohup</c>
+    /// leaves signals, or <c>umask 000</c>) runs in the shell that then execs serve, so serve inherits that state.
     /// </summary>
-    public static async Task<Process> StartAsync(string dataDir, ConcurrentQueue<string>? log = null, string? ignoredSignals = null)
+    public static async Task<Process> StartAsync(string dataDir, ConcurrentQueue<string>? log = null, string? shellSetup = null)
     {
         string cli = typeof(ManagementCommands).Assembly.Location;
         string socket = Path.Combine(dataDir, "api.sock");
         string[] serve = ["dotnet", cli, "serve", "--data-dir", dataDir, "--listen", "127.0.0.1:0", "--default-size", "16M", "--default-backend", "memory"];
         // exec keeps the pid: the signals the test sends go to serve itself.
-        string[] argv = ignoredSignals == null ? serve : ["bash", "-c", $"trap '' {ignoredSignals}; exec \"$@\"", "serve", .. serve];
+        string[] argv = shellSetup == null ? serve : ["bash", "-c", $"{shellSetup}; exec \"$@\"", "serve", .. serve];
         var psi = new ProcessStartInfo(argv[0]) { RedirectStandardOutput = true, RedirectStandardError = true };
         foreach (var a in argv[1..]) psi.ArgumentList.Add(a);
         psi.Environment.Remove("EDGEBLOCK_API_SOCKET");
