@@ -1,3 +1,4 @@
+using EdgeBlock.Initiator;
 using EdgeBlock.Nvme;
 using EdgeBlock.Storage;
 using EdgeBlock.Target.Tests.Support;
@@ -16,11 +17,7 @@ public sealed class NamespaceDrainTests
         var gate = new GatedDevice(new MemoryBlockDevice(TestTarget.NamespaceBytes, Block));
         t.AddNamespace(1, device: gate);
         await using var host = await t.ConnectAsync(ioQueues: 1);
-        var ns = t.Subsystem.FindNamespace(1)!;
-
-        var read = host.ReadAsync(1, 0, 1, new byte[Block]).AsTask();
-        Assert.True(await gate.Entered.Task.WaitAsync(Waits.Command) > 0);
-        t.Subsystem.RemoveNamespace(1);
+        var (ns, read) = await RemoveWithAReadInsideAsync(t, host, gate);
         var drain = ns.DrainAsync(TimeSpan.FromSeconds(10));
 
         await Task.Delay(200);
@@ -52,11 +49,7 @@ public sealed class NamespaceDrainTests
         var gate = new GatedDevice(new MemoryBlockDevice(TestTarget.NamespaceBytes, Block));
         t.AddNamespace(1, device: gate);
         await using var host = await t.ConnectAsync(ioQueues: 1);
-        var ns = t.Subsystem.FindNamespace(1)!;
-
-        var read = host.ReadAsync(1, 0, 1, new byte[Block]).AsTask();
-        await gate.Entered.Task.WaitAsync(Waits.Command);
-        t.Subsystem.RemoveNamespace(1);
+        var (ns, read) = await RemoveWithAReadInsideAsync(t, host, gate);
 
         Assert.Equal(1, await ns.DrainAsync(TimeSpan.FromMilliseconds(100)).WaitAsync(Waits.Command));
         gate.Open();
@@ -85,6 +78,16 @@ public sealed class NamespaceDrainTests
         Assert.True(all.IsSuccess, all.ToString());
         Assert.Equal((reads, writes, flushes), (device.Reads, device.Writes, device.Flushes));
         Assert.True(ns.IsClosing);
+    }
+
+    /// <summary>Sends a read, waits until it is inside the gated device, then takes namespace 1 out of its subsystem.</summary>
+    private static async Task<(Namespace Ns, Task<NvmeCompletion> Read)> RemoveWithAReadInsideAsync(TestTarget t, NvmeController host, GatedDevice gate)
+    {
+        var ns = t.Subsystem.FindNamespace(1)!;
+        var read = host.ReadAsync(1, 0, 1, new byte[Block]).AsTask();
+        Assert.True(await gate.Entered.Task.WaitAsync(Waits.Command) > 0);
+        Assert.Same(ns, t.Subsystem.RemoveNamespace(1));
+        return (ns, read);
     }
 
     /// <summary>Holds every read until <see cref="Open"/>; <see cref="Entered"/> completes with the count of reads waiting.</summary>
