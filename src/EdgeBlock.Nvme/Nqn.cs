@@ -12,6 +12,12 @@ public static class Nqn
         reason = "";
         if (System.Text.Encoding.UTF8.GetByteCount(nqn) > MaxBytes) { reason = $"longer than {MaxBytes} bytes"; return false; }
         if (nqn == Discovery) return true;
+        // Names end up in URLs, logs, terminals and (kernel engine) configfs paths, none of which can carry these.
+        foreach (char c in nqn)
+        {
+            if (char.IsControl(c)) { reason = $"contains the control character U+{(int)c:X4}"; return false; }
+            if (c == '/') { reason = "contains '/', which no URL path segment or configfs name can hold"; return false; }
+        }
         if (!nqn.StartsWith("nqn.", StringComparison.Ordinal) || nqn.Length < 12) { reason = "must start with 'nqn.yyyy-mm.'"; return false; }
         ReadOnlySpan<char> date = nqn.AsSpan(4, 7);
         if (!(char.IsAsciiDigit(date[0]) && char.IsAsciiDigit(date[1]) && char.IsAsciiDigit(date[2]) && char.IsAsciiDigit(date[3])

@@ -56,6 +56,23 @@ public sealed class DesiredStateTests : IDisposable
     public void Validate_AcceptsAValidState() => Assert.Empty(ConfigValidator.Validate(Valid(), _dir));
 
     [Fact]
+    public void Validate_SameNamespaceUuidInTwoSubsystems_IsRefusedNamingTheSecond()
+    {
+        var state = Valid();
+        Guid shared = state.Subsystems[0].Namespaces[0].Uuid!.Value;
+        state.Subsystems.Add(new SubsystemSpec
+        {
+            Nqn = "nqn.2026-11.io.edgeblock:other",
+            Namespaces = [new NamespaceSpec { Nsid = 1, Backend = "memory:16M", Uuid = shared }],
+        });
+
+        var errors = ConfigValidator.Validate(state, _dir);
+
+        var error = Assert.Single(errors);
+        Assert.StartsWith($"subsystems[1].namespaces[0].uuid: '{shared}' is empty or already used", error);
+    }
+
+    [Fact]
     public void Validate_NamesFieldValueAndWhy()
     {
         var state = Valid();

@@ -211,6 +211,21 @@ public sealed class CliEndToEndTests
     }
 
     [Theory]
+    [InlineData("nqn.2026-11.io.edgeblock:vm\nforged log line", "U+000A")]
+    [InlineData("nqn.2026-11.io.edgeblock:a/b", "'/'")]
+    public async Task SubsystemCreate_NqnWithControlCharacterOrSlash_IsRefused_AndNothingIsCreated(string nqn, string why)
+    {
+        await using var d = await TestDaemon.StartAsync();
+        string before = await File.ReadAllTextAsync(d.ConfigPath);
+
+        var r = await d.CliAsync("subsystem", "create", nqn, "--allow-any-host");
+
+        Assert.True(r.ExitCode == 2, r.ToString());
+        Assert.Contains(why, r.Error);
+        Assert.Equal(before, await File.ReadAllTextAsync(d.ConfigPath));
+    }
+
+    [Theory]
     [InlineData("GET", "/v1/no-such-thing", 404)]
     [InlineData("PUT", "/v1/status", 405)]
     public async Task WebLayerRefusal_UnknownRouteOrMethod_IsProblemJson_NotAnEmptyBody(string method, string path, int status)

@@ -40,6 +40,11 @@ public class FabricsTests
     [InlineData("nqn.2026-13.io.edgeblock:x", false)]
     [InlineData("nqn.26-11.io.edgeblock", false)]
     [InlineData("", false)]
+    [InlineData("nqn.2026-11.io.edgeblock:a\0b", false)]   // NUL
+    [InlineData("nqn.2026-11.io.edgeblock:a\nb", false)]   // a newline would forge a log line
+    [InlineData("nqn.2026-11.io.edgeblock:\u001b[31m", false)] // ESC: terminal escape codes
+    [InlineData("nqn.2026-11.io.edgeblock:a/b", false)]    // could not be addressed in a URL or configfs
+    [InlineData("nqn.2026-11.io.edgeblock:vm-1_a.b", true)]
     public void Nqn_Validation(string nqn, bool valid)
     {
         Assert.Equal(valid, Nqn.IsValid(nqn, out string reason));

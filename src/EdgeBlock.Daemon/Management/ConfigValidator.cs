@@ -27,6 +27,7 @@ public static class ConfigValidator
         }
         var nqns = new HashSet<string>(StringComparer.Ordinal);
         var volumes = new Dictionary<string, string>(StringComparer.Ordinal); // volume backend -> where it is exported
+        var uuids = new HashSet<Guid>(); // across subsystems: a host tells namespaces apart by UUID/NGUID
         for (int i = 0; i < (state.Subsystems?.Count ?? 0); i++)
         {
             var s = state.Subsystems![i];
@@ -45,7 +46,6 @@ public static class ConfigValidator
                 else if (!hosts.Add(host)) errors.Add($"{at}.hosts[{h}]: '{host}' is listed twice");
             }
             var nsids = new HashSet<uint>();
-            var uuids = new HashSet<Guid>();
             for (int n = 0; n < (s.Namespaces?.Count ?? 0); n++)
             {
                 var ns = s.Namespaces![n];
@@ -60,7 +60,7 @@ public static class ConfigValidator
                     errors.Add($"{nat}.backend: volume {backend.Path} is already exported as {volumes[backend.Path!]}; a volume is exported once");
                     continue; // its UUID (the volume's) is a duplicate too: one message is enough
                 }
-                if (ns.Uuid is { } u && (u == Guid.Empty || !uuids.Add(u))) errors.Add($"{nat}.uuid: '{u}' is empty or used twice");
+                if (ns.Uuid is { } u && (u == Guid.Empty || !uuids.Add(u))) errors.Add($"{nat}.uuid: '{u}' is empty or already used by another namespace");
             }
         }
         ValidateVhost(state, dataDirectory, volumes, errors);
