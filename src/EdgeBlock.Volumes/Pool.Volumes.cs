@@ -6,8 +6,9 @@ namespace EdgeBlock.Volumes;
 /// <summary>Volume, snapshot, clone and group operations. Each ends with a commit: when it returns, it is durable.</summary>
 public sealed partial class Pool
 {
-    public async Task<VolumeInfo> CreateVolumeAsync(string name, long sizeBytes, long reserveBytes = 0, string? group = null)
+    public async Task<VolumeInfo> CreateVolumeAsync(string name, long sizeBytes, long reserveBytes = 0, string? group = null, VolumeFeatures? features = null)
     {
+        features ??= VolumeFeatures.None;
         PoolNames.Check("volume", name);
         CheckSize(name, sizeBytes, ExtentSize);
         if (group is not null) PoolNames.Check("group", group);
@@ -20,7 +21,7 @@ public sealed partial class Pool
             if (_volumes.ContainsKey(name)) throw new VolumeException(VolumeError.AlreadyExists, $"volume {Name}/{name} already exists");
             CheckReservation(name, ExtentsOf(reserveBytes));
             if (group is not null) GroupNamed(group);
-            var v = new Volume(new VolumeRecord(NextVolumeId(), name, Guid.NewGuid(), sizeBytes, reserveBytes, group, false, null, DateTimeOffset.UtcNow), ExtentSize);
+            var v = new Volume(new VolumeRecord(NextVolumeId(), name, Guid.NewGuid(), sizeBytes, reserveBytes, group, false, null, DateTimeOffset.UtcNow, features.UsesChunks ? features : null), ExtentSize);
             _volumes[name] = v;
             _unusedReserve += UnusedReserveOf(v, ExtentSize);
             _dirtyVolumeRecords.Add(v.Id);
@@ -110,7 +111,7 @@ public sealed partial class Pool
             Volume origin = Find(name);
             if (origin.IsSnapshot) throw new VolumeException(VolumeError.Invalid, $"{Name}/{name} is a snapshot; clone it first to snapshot the clone");
             if (_volumes.ContainsKey(full)) throw new VolumeException(VolumeError.AlreadyExists, $"snapshot {Name}/{full} already exists");
-            var snap = new Volume(new VolumeRecord(NextVolumeId(), full, Guid.NewGuid(), origin.Record.SizeBytes, 0, origin.Record.Group, true, name, DateTimeOffset.UtcNow), ExtentSize);
+            var snap = new Volume(new VolumeRecord(NextVolumeId(), full, Guid.NewGuid(), origin.Record.SizeBytes, 0, origin.Record.Group, true, name, DateTimeOffset.UtcNow, origin.Record.Features), ExtentSize);
             shared = CopyMappings(origin, snap);
             _volumes[full] = snap;
             _dirtyVolumeRecords.Add(snap.Id);
@@ -134,7 +135,7 @@ public sealed partial class Pool
             if (_volumes.ContainsKey(newName)) throw new VolumeException(VolumeError.AlreadyExists, $"volume {Name}/{newName} already exists");
             group ??= source.Record.Group;
             if (reserveBytes < 0 || reserveBytes > source.Record.SizeBytes) throw new VolumeException(VolumeError.Invalid, $"volume {Name}/{newName}: reservation {reserveBytes} bytes must be between 0 and the size");
-            var clone = new Volume(new VolumeRecord(NextVolumeId(), newName, Guid.NewGuid(), source.Record.SizeBytes, reserveBytes, group, false, snapshot, DateTimeOffset.UtcNow), ExtentSize);
+            var clone = new Volume(new VolumeRecord(NextVolumeId(), newName, Guid.NewGuid(), source.Record.SizeBytes, reserveBytes, group, false, snapshot, DateTimeOffset.UtcNow, source.Record.Features), ExtentSize);
             if (group is not null && _groups.TryGetValue(group, out GroupState? g) && g.Record.QuotaBytes is long quota
                 && g.UsedExtents + source.Allocated > quota / ExtentSize)
             {
@@ -267,8 +268,14 @@ public sealed partial class Pool
         }
     }
 
-    private VolumeInfo Describe(Volume v) => new(Name, v.Name, v.Record.Uuid, v.Record.SizeBytes, v.Allocated * ExtentSize,
-        v.Record.ReserveBytes, v.Record.Group, v.IsSnapshot, v.Record.Origin, v.OpenCount > 0, v.Record.Created);
+    private VolumeInfo Describe(Volume v)
+    {
+        // Extent volumes: what was written (valid blocks) against the extents holding it.
+        long logical = v.Map.Sum(e => e is null ? 0L : e.CountValid() * (long)PoolLayout.BlockSize);
+        return new(Name, v.Name, v.Record.Uuid, v.Record.SizeBytes, v.Allocated * ExtentSize,
+            v.Record.ReserveBytes, v.Record.Group, v.IsSnapshot, v.Record.Origin, v.OpenCount > 0, v.Record.Created,
+            v.Record.EffectiveFeatures, logical, v.Allocated * ExtentSize);
+    }
 
     public PoolInfo Info()
     {

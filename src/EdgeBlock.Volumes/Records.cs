@@ -12,16 +12,21 @@ internal sealed record DriveRecord(int Index, Guid Id, string Path, long ExtentC
 /// <summary>A volume or a snapshot. Snapshots are read-only and named NAME@SNAP.</summary>
 internal sealed record VolumeRecord(
     long Id, string Name, Guid Uuid, long SizeBytes, long ReserveBytes, string? Group,
-    bool IsSnapshot, string? Origin, DateTimeOffset Created);
+    bool IsSnapshot, string? Origin, DateTimeOffset Created, VolumeFeatures? Features = null)
+{
+    /// <summary>Data services; records written before they existed have none.</summary>
+    public VolumeFeatures EffectiveFeatures => Features ?? VolumeFeatures.None;
+}
 
 /// <summary>A tenant's quota over the allocated space of all its volumes.</summary>
 internal sealed record GroupRecord(string Name, long? QuotaBytes);
 
-[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase)]
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase, UseStringEnumConverter = true)]
 [JsonSerializable(typeof(PoolRecord))]
 [JsonSerializable(typeof(DriveRecord))]
 [JsonSerializable(typeof(VolumeRecord))]
 [JsonSerializable(typeof(GroupRecord))]
+[JsonSerializable(typeof(VolumeFeatures))]
 internal sealed partial class RecordJson : JsonSerializerContext
 {
     public static byte[] Encode<T>(T value) => JsonSerializer.SerializeToUtf8Bytes(value, typeof(T), Default);
