@@ -12,6 +12,8 @@ namespace EdgeBlock.Volumes;
 /// <item><c>G</c> name → group record (JSON)</item>
 /// <item><c>M</c> volume(8) extent(8) → extent map entry (binary, <see cref="ExtentRecord"/>)</item>
 /// <item><c>R</c> drive(4) extent(8) → reference count (u32); absent = free</item>
+/// <item><c>C</c> volume(8) chunk(8) → where a chunk of a chunk volume is stored (<see cref="ChunkRecord"/>); absent = zeroes</item>
+/// <item><c>K</c> drive(4) extent(8) → (empty) the extent holds stored chunks</item>
 /// </list>
 /// </summary>
 internal static class MetadataKeys
@@ -22,6 +24,8 @@ internal static class MetadataKeys
     public const byte Group = (byte)'G';
     public const byte Map = (byte)'M';
     public const byte Refcount = (byte)'R';
+    public const byte Chunk = (byte)'C';
+    public const byte Container = (byte)'K';
 
     public static byte[] PoolKey() => [Pool];
 
@@ -72,6 +76,60 @@ internal static class MetadataKeys
 
     public static (int Drive, long Extent) ParseRefcountKey(ReadOnlySpan<byte> key) =>
         (BinaryPrimitives.ReadInt32BigEndian(key[1..]), BinaryPrimitives.ReadInt64BigEndian(key[5..]));
+
+    public static byte[] ChunkKey(long volumeId, long chunk)
+    {
+        byte[] key = MapKey(volumeId, chunk);
+        key[0] = Chunk;
+        return key;
+    }
+
+    public static (long VolumeId, long Chunk) ParseChunkKey(ReadOnlySpan<byte> key) => ParseMapKey(key);
+
+    public static byte[] ContainerKey(int drive, long extent)
+    {
+        byte[] key = RefcountKey(drive, extent);
+        key[0] = Container;
+        return key;
+    }
+
+    public static (int Drive, long Extent) ParseContainerKey(ReadOnlySpan<byte> key) => ParseRefcountKey(key);
+}
+
+/// <summary>
+/// One chunk record: where the chunk is stored and the crc32c of its stored bytes.
+/// <code>
+/// 0  u8  record version (1)
+/// 1  u64 location (<see cref="ChunkLocation"/>: drive, sector, length, codec)
+/// 9  u32 crc32c of the stored bytes (0 when the volume keeps no checksums)
+/// </code>
+/// 13 bytes + a 17-byte key: what a 4 KiB random write adds to the metadata.
+/// </summary>
+internal static class ChunkRecord
+{
+    public const byte Version = 1;
+    public const int Size = 13;
+
+    public static void Encode(ChunkLocation location, uint crc, Span<byte> value)
+    {
+        value[0] = Version;
+        BinaryPrimitives.WriteUInt64LittleEndian(value[1..], location.Packed);
+        BinaryPrimitives.WriteUInt32LittleEndian(value[9..], crc);
+    }
+
+    public static (ChunkLocation Location, uint Crc) Decode(ReadOnlySpan<byte> value)
+    {
+        if (value.Length != Size || value[0] != Version)
+        {
+            throw new InvalidDataException($"chunk record of {value.Length} bytes, version {(value.Length > 0 ? value[0] : 0)}: expected version {Version}, {Size} bytes");
+        }
+        var location = new ChunkLocation(BinaryPrimitives.ReadUInt64LittleEndian(value[1..]));
+        if (!location.IsMapped || location.Length is 0 or > ChunkLayout.ChunkSize || (location.Codec == ChunkCodecKind.Raw && location.Length != ChunkLayout.ChunkSize))
+        {
+            throw new InvalidDataException($"chunk record points at {location}: not a stored chunk");
+        }
+        return (location, BinaryPrimitives.ReadUInt32LittleEndian(value[9..]));
+    }
 }
 
 /// <summary>

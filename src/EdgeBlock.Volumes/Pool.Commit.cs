@@ -65,6 +65,7 @@ public sealed partial class Pool
             lock (MetaLock)
             {
                 foreach (FreeingExtent f in captured.Freeing) f.Durable = true;
+                ChunkCommitDone(captured.Chunks);
                 ReclaimFreed();
             }
             Interlocked.Add(ref _metadataBytes, captured.Bytes);
@@ -95,13 +96,14 @@ public sealed partial class Pool
         lock (MetaLock)
         {
             dirty = _dirtyRefs.Count > 0 || _freeing.Count > 0 || _dirtyVolumeRecords.Count > 0 || _poolRecordDirty
-                || _volumes.Values.Any(v => !v.DirtyExtents.IsEmpty);
+                || _volumes.Values.Any(v => !v.DirtyExtents.IsEmpty) || ChunksDirty();
         }
         if (dirty) _ = CommitAsync().AsTask();
     }
 
     private sealed record Captured(WriteBatch Batch, long Bytes, List<FreeingExtent> Freeing,
-        List<(Volume Volume, long Extent)> Extents, List<(int, long)> Refs, List<long> VolumeRecords, List<int> Drives, List<string> Groups, bool PoolRecord);
+        List<(Volume Volume, long Extent)> Extents, List<(int, long)> Refs, List<long> VolumeRecords, List<int> Drives, List<string> Groups, bool PoolRecord,
+        ChunkCapture Chunks);
 
     /// <summary>Builds the batch from the current in-memory state of everything marked dirty.</summary>
     private Captured Capture()
@@ -133,7 +135,8 @@ public sealed partial class Pool
                     }
                 }
             }
-            _deletedVolumes.RemoveAll(v => v.DirtyExtents.IsEmpty);
+            ChunkCapture chunks = CaptureChunks(batch, ref bytes);
+            _deletedVolumes.RemoveAll(v => v.DirtyExtents.IsEmpty && (!v.UsesChunks || (v.Drops.IsEmpty && v.DirtyGroups.IsEmpty)));
             foreach (var (driveIndex, extent) in _dirtyRefs)
             {
                 int refs = DriveAt(driveIndex).Refs[extent];
@@ -155,7 +158,7 @@ public sealed partial class Pool
             if (_poolRecordDirty) Put(MetadataKeys.PoolKey(), RecordJson.Encode(_record));
 
             var captured = new Captured(batch, bytes, _freeing.Where(f => !f.Durable).ToList(), extents,
-                [.. _dirtyRefs], [.. _dirtyVolumeRecords], [.. _dirtyDrives], [.. _dirtyGroups], _poolRecordDirty);
+                [.. _dirtyRefs], [.. _dirtyVolumeRecords], [.. _dirtyDrives], [.. _dirtyGroups], _poolRecordDirty, chunks);
             _dirtyRefs.Clear();
             _dirtyVolumeRecords.Clear();
             _dirtyDrives.Clear();
@@ -182,6 +185,7 @@ public sealed partial class Pool
             _dirtyDrives.UnionWith(c.Drives);
             _dirtyGroups.UnionWith(c.Groups);
             _poolRecordDirty |= c.PoolRecord;
+            RestoreChunks(c.Chunks);
         }
     }
 }

@@ -31,9 +31,10 @@ public sealed partial class Pool
         if (Environment.TickCount64 - v.LastSpaceWarning > 10_000)
         {
             v.LastSpaceWarning = Environment.TickCount64;
-            string why = v.Record.Group is { } g && _groups.TryGetValue(g, out GroupState? group) && group.Record.QuotaBytes is long q && group.UsedExtents + 1 > q / ExtentSize
+            string why = v.Record.Group is { } g && _groups.TryGetValue(g, out GroupState? group) && group.Record.QuotaBytes is long q
+                && group.UsedBytes(ExtentSize) + (v.UsesChunks ? ChunkLayout.ChunkSize : ExtentSize) > q
                 ? $"group {g} is at its quota of {q} bytes"
-                : $"the pool has no unreserved free space ({_freeExtents} free extents, {_unusedReserve} held by reservations)";
+                : $"the pool has no unreserved free space ({_freeExtents} free extents, {UnusedReserveTotal()} held by reservations)";
             _logger.LogWarning("pool {Pool}: write to volume {Volume} refused with Capacity Exceeded: {Why} ({Count} refusals so far)", Name, v.Name, why, count);
         }
         return BlockStatus.CapacityExceeded;

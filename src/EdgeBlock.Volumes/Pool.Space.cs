@@ -24,33 +24,53 @@ public sealed partial class Pool
 
     private long ExtentsOf(long bytes) => (bytes + ExtentSize - 1) / ExtentSize;
 
-    private static long UnusedReserveOf(Volume v, int extentSize) =>
-        v.IsSnapshot ? 0 : Math.Max(0, (v.Record.ReserveBytes + extentSize - 1) / extentSize - v.Allocated);
+    /// <summary>
+    /// Extents of v's reservation it does not use yet. <see cref="_unusedReserve"/> keeps the
+    /// sum for extent volumes; chunk volumes change theirs without the lock, so
+    /// <see cref="UnusedChunkReserve"/> adds them up when asked.
+    /// </summary>
+    private long UnusedReserveOf(Volume v) =>
+        v.IsSnapshot ? 0 : Math.Max(0, ExtentsOf(v.Record.ReserveBytes) - (v.UsesChunks ? ChunkExtentsOf(v) : v.Allocated));
+
+    private long UnusedReserveTotal() => _unusedReserve + UnusedChunkReserve();
 
     private void RecountSpace()
     {
         foreach (PoolDrive d in _drives) d.AllocatedCount = d.Refs.LongCount(r => r > 0);
         _freeExtents = _drives.Sum(d => d.FreeCount);
-        _unusedReserve = _volumes.Values.Sum(v => UnusedReserveOf(v, ExtentSize));
-        foreach (GroupState g in _groups.Values) g.UsedExtents = 0;
+        _unusedReserve = _volumes.Values.Where(v => !v.UsesChunks).Sum(UnusedReserveOf);
+        foreach (GroupState g in _groups.Values)
+        {
+            g.UsedExtents = 0;
+            g.UsedChunkBytes = 0;
+        }
         foreach (Volume v in _volumes.Values)
         {
-            if (!v.IsSnapshot && v.Record.Group is { } name && _groups.TryGetValue(name, out GroupState? g)) g.UsedExtents += v.Allocated;
+            if (v.IsSnapshot || v.Record.Group is not { } name) continue;
+            GroupState g = GroupNamed(name);
+            if (!v.UsesChunks)
+            {
+                g.UsedExtents += v.Allocated;
+                continue;
+            }
+            v.ChargedGroup = g;
+            g.UsedChunkBytes += v.StoredSectors * ChunkLayout.SectorSize;
         }
     }
 
     /// <summary>
     /// Whether volume v may take one more physical extent. A new mapping counts against its
-    /// group's quota and may use its own reservation; a copy-on-write does neither.
+    /// group's quota (chunk volumes are charged per sector instead) and may use its own
+    /// reservation; a copy-on-write does neither.
     /// </summary>
     private bool CanAllocate(Volume v, bool newMapping)
     {
-        if (newMapping && v.Record.Group is { } name && _groups.TryGetValue(name, out GroupState? g)
-            && g.Record.QuotaBytes is long quota && g.UsedExtents + 1 > quota / ExtentSize)
+        if (newMapping && !v.UsesChunks && v.Record.Group is { } name && _groups.TryGetValue(name, out GroupState? g)
+            && g.Record.QuotaBytes is long quota && g.UsedBytes(ExtentSize) + ExtentSize > quota)
         {
             return false;
         }
-        long reserveOthers = _unusedReserve - (newMapping && UnusedReserveOf(v, ExtentSize) > 0 ? 1 : 0);
+        long reserveOthers = UnusedReserveTotal() - (newMapping && UnusedReserveOf(v) > 0 ? 1 : 0);
         return _freeExtents - 1 >= reserveOthers;
     }
 
@@ -75,7 +95,7 @@ public sealed partial class Pool
     /// <summary>Installs a new mapping of volume v (refcount 1) and charges it.</summary>
     private void InstallNew(Volume v, long index, ExtentMapEntry entry, PoolDrive drive)
     {
-        _unusedReserve -= UnusedReserveOf(v, ExtentSize) > 0 ? 1 : 0;
+        _unusedReserve -= UnusedReserveOf(v) > 0 ? 1 : 0;
         v.Allocated++;
         if (!v.IsSnapshot && v.Record.Group is { } name && _groups.TryGetValue(name, out GroupState? g)) g.UsedExtents++;
         AddRef(drive, entry.Physical);
@@ -91,7 +111,7 @@ public sealed partial class Pool
         Volatile.Write(ref v.Map[index], null);
         v.MarkDirty(index, null);
         v.Allocated--;
-        _unusedReserve += UnusedReserveOf(v, ExtentSize) > 0 ? 1 : 0;
+        _unusedReserve += UnusedReserveOf(v) > 0 ? 1 : 0;
         if (!v.IsSnapshot && v.Record.Group is { } name && _groups.TryGetValue(name, out GroupState? g)) g.UsedExtents--;
         DropRef(DriveAt(entry.Drive), entry);
     }

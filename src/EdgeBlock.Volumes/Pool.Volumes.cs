@@ -23,7 +23,8 @@ public sealed partial class Pool
             if (group is not null) GroupNamed(group);
             var v = new Volume(new VolumeRecord(NextVolumeId(), name, Guid.NewGuid(), sizeBytes, reserveBytes, group, false, null, DateTimeOffset.UtcNow, features.UsesChunks ? features : null), ExtentSize);
             _volumes[name] = v;
-            _unusedReserve += UnusedReserveOf(v, ExtentSize);
+            if (v.UsesChunks) v.ChargedGroup = group is null ? null : GroupNamed(group);
+            else _unusedReserve += UnusedReserveOf(v);
             _dirtyVolumeRecords.Add(v.Id);
         }
         await CommitOrThrowAsync($"create volume {name}");
@@ -58,7 +59,7 @@ public sealed partial class Pool
 
     private void CheckReservation(string name, long extents)
     {
-        long available = _freeExtents - _unusedReserve;
+        long available = _freeExtents - UnusedReserveTotal();
         if (extents > available)
         {
             throw new VolumeException(VolumeError.NoSpace,
@@ -85,9 +86,7 @@ public sealed partial class Pool
             if (v.OpenCount > 0) throw new VolumeException(VolumeError.Busy, $"volume {Name}/{name} is exported; remove its namespace before resizing");
             if (sizeBytes < v.Record.SizeBytes)
             {
-                long firstGone = Volume.ExtentsFor(sizeBytes, ExtentSize);
-                bool allocatedBeyond = v.Map.Skip((int)firstGone).Any(e => e is not null)
-                    || (sizeBytes % ExtentSize != 0 && v.Map[firstGone - 1] is { } last && last.CountValid((int)(sizeBytes % ExtentSize / PoolLayout.BlockSize), BlocksPerExtent - (int)(sizeBytes % ExtentSize / PoolLayout.BlockSize)) > 0);
+                bool allocatedBeyond = v.UsesChunks ? ChunksMappedFrom(v, sizeBytes) : ExtentsMappedFrom(v, sizeBytes);
                 if (!force) throw new VolumeException(VolumeError.Invalid, $"volume {Name}/{name}: shrinking from {v.Record.SizeBytes} to {sizeBytes} bytes loses data; add --force if the end is unused");
                 if (allocatedBeyond) throw new VolumeException(VolumeError.Busy, $"volume {Name}/{name}: data is allocated beyond {sizeBytes} bytes; discard it first");
                 if (v.Record.ReserveBytes > sizeBytes) throw new VolumeException(VolumeError.Invalid, $"volume {Name}/{name}: its reservation ({v.Record.ReserveBytes} bytes) exceeds {sizeBytes} bytes");
@@ -98,6 +97,26 @@ public sealed partial class Pool
         }
         await CommitOrThrowAsync($"resize volume {name}");
         return GetVolume(name);
+    }
+
+    private bool ExtentsMappedFrom(Volume v, long sizeBytes)
+    {
+        long firstGone = Volume.ExtentsFor(sizeBytes, ExtentSize);
+        int firstBlock = (int)(sizeBytes % ExtentSize / PoolLayout.BlockSize);
+        return v.Map.Skip((int)firstGone).Any(e => e is not null)
+            || (firstBlock != 0 && v.Map[firstGone - 1] is { } last && last.CountValid(firstBlock, BlocksPerExtent - firstBlock) > 0);
+    }
+
+    /// <summary>Whether a chunk that holds bytes at or past sizeBytes is mapped (a chunk across that end counts whole).</summary>
+    private bool ChunksMappedFrom(Volume v, long sizeBytes)
+    {
+        int perGroup = ExtentSize / ChunkLayout.ChunkSize;
+        ChunkGroup?[] groups = v.Chunks;
+        for (long chunk = sizeBytes / ChunkLayout.ChunkSize; chunk < groups.LongLength * perGroup; chunk++)
+        {
+            if (groups[chunk / perGroup] is { } g && g.Read((int)(chunk % perGroup)).Location.IsMapped) return true;
+        }
+        return false;
     }
 
     /// <summary>Takes a read-only, copy-on-write snapshot NAME@SNAP: no data is copied.</summary>
@@ -112,7 +131,8 @@ public sealed partial class Pool
             if (origin.IsSnapshot) throw new VolumeException(VolumeError.Invalid, $"{Name}/{name} is a snapshot; clone it first to snapshot the clone");
             if (_volumes.ContainsKey(full)) throw new VolumeException(VolumeError.AlreadyExists, $"snapshot {Name}/{full} already exists");
             var snap = new Volume(new VolumeRecord(NextVolumeId(), full, Guid.NewGuid(), origin.Record.SizeBytes, 0, origin.Record.Group, true, name, DateTimeOffset.UtcNow, origin.Record.Features), ExtentSize);
-            shared = CopyMappings(origin, snap);
+            shared = origin.UsesChunks ? [] : CopyMappings(origin, snap);
+            if (origin.UsesChunks) CopyChunks(origin, snap);
             _volumes[full] = snap;
             _dirtyVolumeRecords.Add(snap.Id);
         }
@@ -136,16 +156,25 @@ public sealed partial class Pool
             group ??= source.Record.Group;
             if (reserveBytes < 0 || reserveBytes > source.Record.SizeBytes) throw new VolumeException(VolumeError.Invalid, $"volume {Name}/{newName}: reservation {reserveBytes} bytes must be between 0 and the size");
             var clone = new Volume(new VolumeRecord(NextVolumeId(), newName, Guid.NewGuid(), source.Record.SizeBytes, reserveBytes, group, false, snapshot, DateTimeOffset.UtcNow, source.Record.Features), ExtentSize);
+            long sharedBytes = source.UsesChunks ? source.StoredSectors * ChunkLayout.SectorSize : source.Allocated * ExtentSize;
             if (group is not null && _groups.TryGetValue(group, out GroupState? g) && g.Record.QuotaBytes is long quota
-                && g.UsedExtents + source.Allocated > quota / ExtentSize)
+                && g.UsedBytes(ExtentSize) + sharedBytes > quota)
             {
                 throw new VolumeException(VolumeError.NoSpace, $"volume {Name}/{newName}: group {group} would exceed its quota of {quota} bytes");
             }
-            CheckReservation(newName, Math.Max(0, ExtentsOf(reserveBytes) - source.Allocated));
-            CopyMappings(source, clone);
+            CheckReservation(newName, Math.Max(0, ExtentsOf(reserveBytes) - ExtentsOf(sharedBytes)));
             _volumes[newName] = clone;
-            _unusedReserve += UnusedReserveOf(clone, ExtentSize);
-            if (group is not null) GroupNamed(group).UsedExtents += clone.Allocated;
+            if (source.UsesChunks)
+            {
+                CopyChunks(source, clone);
+                if (group is not null) (clone.ChargedGroup = GroupNamed(group)).UsedChunkBytes += sharedBytes;
+            }
+            else
+            {
+                CopyMappings(source, clone);
+                _unusedReserve += UnusedReserveOf(clone);
+                if (group is not null) GroupNamed(group).UsedExtents += clone.Allocated;
+            }
             _dirtyVolumeRecords.Add(clone.Id);
         }
         await CommitOrThrowAsync($"clone {snapshot}");
@@ -186,12 +215,19 @@ public sealed partial class Pool
         {
             Volume v = Find(name);
             if (v.OpenCount > 0) throw new VolumeException(VolumeError.Busy, $"volume {Name}/{name} is exported; remove its namespace first");
-            ExtentMapEntry?[] map = v.Map;
-            for (long i = 0; i < map.Length; i++)
+            if (v.UsesChunks)
             {
-                if (map[i] is not null) RemoveMapping(v, i);
+                DropAllChunks(v);
             }
-            _unusedReserve -= UnusedReserveOf(v, ExtentSize);
+            else
+            {
+                ExtentMapEntry?[] map = v.Map;
+                for (long i = 0; i < map.Length; i++)
+                {
+                    if (map[i] is not null) RemoveMapping(v, i);
+                }
+                _unusedReserve -= UnusedReserveOf(v);
+            }
             v.Deleted = true;
             _volumes.Remove(name);
             _deletedVolumes.Add(v);
@@ -224,7 +260,7 @@ public sealed partial class Pool
             Volume v = Find(name);
             if (v.IsSnapshot) throw new VolumeException(VolumeError.Invalid, $"{Name}/{name} is a read-only snapshot; clone it to export it");
             v.OpenCount++;
-            return new VolumeDevice(this, v);
+            return v.UsesChunks ? new ChunkVolumeDevice(this, v) : new VolumeDevice(this, v);
         }
     }
 
@@ -235,7 +271,7 @@ public sealed partial class Pool
         {
             Volume v = Find(name);
             v.OpenCount++;
-            return new VolumeDevice(this, v);
+            return v.UsesChunks ? new ChunkVolumeDevice(this, v) : new VolumeDevice(this, v);
         }
     }
 
@@ -262,7 +298,7 @@ public sealed partial class Pool
         lock (MetaLock)
         {
             return _groups.Values.OrderBy(g => g.Record.Name, StringComparer.Ordinal)
-                .Select(g => new GroupInfo(g.Record.Name, g.Record.QuotaBytes, g.UsedExtents * ExtentSize,
+                .Select(g => new GroupInfo(g.Record.Name, g.Record.QuotaBytes, g.UsedBytes(ExtentSize),
                     _volumes.Values.Count(v => v.Record.Group == g.Record.Name && !v.IsSnapshot)))
                 .ToList();
         }
@@ -270,11 +306,14 @@ public sealed partial class Pool
 
     private VolumeInfo Describe(Volume v)
     {
-        // Extent volumes: what was written (valid blocks) against the extents holding it.
-        long logical = v.Map.Sum(e => e is null ? 0L : e.CountValid() * (long)PoolLayout.BlockSize);
-        return new(Name, v.Name, v.Record.Uuid, v.Record.SizeBytes, v.Allocated * ExtentSize,
+        // Extent volumes: what was written (valid blocks) against the extents holding it;
+        // chunk volumes: the chunks mapped against the sectors their stored forms take.
+        long logical = v.UsesChunks ? Interlocked.Read(ref v.MappedChunks) * ChunkLayout.ChunkSize
+            : v.Map.Sum(e => e is null ? 0L : e.CountValid() * (long)PoolLayout.BlockSize);
+        long physical = v.UsesChunks ? Interlocked.Read(ref v.StoredSectors) * ChunkLayout.SectorSize : v.Allocated * ExtentSize;
+        return new(Name, v.Name, v.Record.Uuid, v.Record.SizeBytes, physical,
             v.Record.ReserveBytes, v.Record.Group, v.IsSnapshot, v.Record.Origin, v.OpenCount > 0, v.Record.Created,
-            v.Record.EffectiveFeatures, logical, v.Allocated * ExtentSize);
+            v.Record.EffectiveFeatures, logical, physical, Interlocked.Read(ref v.ChecksumErrors));
     }
 
     public PoolInfo Info()
@@ -286,10 +325,10 @@ public sealed partial class Pool
             long size = drives.Sum(d => d.SizeBytes);
             long freeing = _freeing.Count * (long)ExtentSize;
             long allocated = drives.Sum(d => d.AllocatedBytes);
-            long reserved = _unusedReserve * ExtentSize;
+            long reserved = UnusedReserveTotal() * ExtentSize;
             return new PoolInfo(Name, Id, ExtentSize, size, allocated, reserved, Math.Max(0, _freeExtents * ExtentSize - reserved), freeing,
                 _volumes.Count, drives, new PoolCounters(Interlocked.Read(ref _commits), Interlocked.Read(ref _metadataBytes),
-                    Interlocked.Read(ref _capacityExceeded), Interlocked.Read(ref _copyOnWrites)));
+                    Interlocked.Read(ref _capacityExceeded), Interlocked.Read(ref _copyOnWrites), Interlocked.Read(ref _checksumErrors)));
         }
     }
 }

@@ -267,9 +267,11 @@ public sealed partial class Pool : IAsyncDisposable
                 }
                 drive.Refs[extent] = BitConverter.ToInt32(it.GetValueSpan());
             }
+            LoadChunks(it, byId);
         }
         foreach (PoolDrive drive in _drives) drive.RebuildFreeList(new HashSet<long>());
         RecountSpace();
+        SettleContainers();
         ReleaseEmptyMappings();
     }
 
@@ -343,6 +345,7 @@ public sealed partial class Pool : IAsyncDisposable
         await _commitGate.WaitAsync();
         foreach (PoolDrive drive in _drives) await drive.Device.DisposeAsync();
         _db.Dispose();
+        ChunkBuffers.Dispose();
     }
 
     /// <summary>Abandons the pool without committing, as a crash would (tests).</summary>

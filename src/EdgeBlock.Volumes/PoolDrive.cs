@@ -17,6 +17,7 @@ internal sealed class PoolDrive
         Device = device;
         ExtentSize = extentSize;
         Refs = new int[record.ExtentCount];
+        Containers = new ChunkContainer?[record.ExtentCount];
     }
 
     public DriveRecord Record { get; }
@@ -27,6 +28,9 @@ internal sealed class PoolDrive
 
     /// <summary>Reference count of each physical extent.</summary>
     public int[] Refs { get; }
+
+    /// <summary>Extents that hold stored chunks, by extent number (null for the others); read by the I/O path without a lock.</summary>
+    public ChunkContainer?[] Containers { get; }
 
     public long FreeCount => _free.Count;
 

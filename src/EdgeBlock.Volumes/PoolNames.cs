@@ -24,9 +24,25 @@ public static class PoolNames
     public static bool TrySplit(string text, out string pool, out string name) => VolumeNames.TrySplit(text, out pool, out name);
 }
 
-/// <summary>A group (tenant) and the allocated extents of its writable volumes.</summary>
+/// <summary>A group (tenant) and the space its writable volumes use: whole extents, and sectors of stored chunks.</summary>
 internal sealed class GroupState(GroupRecord record)
 {
     public GroupRecord Record { get; set; } = record;
     public long UsedExtents;
+
+    /// <summary>Bytes of stored chunks of the group's chunk volumes (changed with Interlocked by their writers).</summary>
+    public long UsedChunkBytes;
+
+    public long UsedBytes(int extentSize) => UsedExtents * extentSize + Volatile.Read(ref UsedChunkBytes);
+
+    /// <summary>Charges bytes against the quota; false (nothing charged) when that would pass it.</summary>
+    public bool TryCharge(long bytes, int extentSize)
+    {
+        while (true)
+        {
+            long used = Volatile.Read(ref UsedChunkBytes);
+            if (bytes > 0 && Record.QuotaBytes is long quota && UsedExtents * extentSize + used + bytes > quota) return false;
+            if (Interlocked.CompareExchange(ref UsedChunkBytes, used + bytes, used) == used) return true;
+        }
+    }
 }

@@ -11,12 +11,26 @@ namespace EdgeBlock.Volumes;
 internal sealed class Volume
 {
     private ExtentMapEntry?[] _map;
+    private ChunkGroup?[] _chunks;
 
     public Volume(VolumeRecord record, int extentSize)
     {
         Record = record;
-        _map = new ExtentMapEntry?[ExtentsFor(record.SizeBytes, extentSize)];
+        Features = record.EffectiveFeatures;
+        // A volume stores extents in place or chunks redirect-on-write, never both.
+        long extents = ExtentsFor(record.SizeBytes, extentSize);
+        _map = Features.UsesChunks ? [] : new ExtentMapEntry?[extents];
+        _chunks = Features.UsesChunks ? new ChunkGroup?[extents] : [];
+        if (Features.UsesChunks)
+        {
+            Codec = new ChunkCodec(Features.Compression, Features.CompressionLevel);
+            Stripes = new SemaphoreSlim[StripeCount];
+            for (int i = 0; i < Stripes.Length; i++) Stripes[i] = new SemaphoreSlim(1, 1);
+        }
     }
+
+    public VolumeFeatures Features { get; }
+    public bool UsesChunks => Features.UsesChunks;
 
     public VolumeRecord Record { get; set; }
     public long Id => Record.Id;
@@ -24,6 +38,35 @@ internal sealed class Volume
     public bool IsSnapshot => Record.IsSnapshot;
 
     public ExtentMapEntry?[] Map => Volatile.Read(ref _map);
+
+    // ---- chunk volumes (data services) -------------------------------------------------
+
+    private const int StripeCount = 64;
+
+    /// <summary>Chunk groups by extent index; a group is created on its first write (under the metadata lock).</summary>
+    public ChunkGroup?[] Chunks => Volatile.Read(ref _chunks);
+
+    public ChunkCodec? Codec { get; }
+
+    /// <summary>Serialise writers of one chunk (a partial write merges with what is there); striped by chunk number.</summary>
+    public SemaphoreSlim[] Stripes { get; } = [];
+
+    /// <summary>Chunk groups with chunks changed since the last commit.</summary>
+    public readonly ConcurrentQueue<long> DirtyGroups = new();
+
+    /// <summary>Stored chunk places this volume stopped referencing, for the next commit to release.</summary>
+    public readonly ConcurrentQueue<ulong> Drops = new();
+
+    /// <summary>Sectors allocated to this volume and not yet all handed out (lock-free bump allocation).</summary>
+    public ChunkRegion? Region;
+
+    /// <summary>Chunks mapped and the sectors their stored forms take (shared ones included).</summary>
+    public long MappedChunks, StoredSectors;
+
+    public long ChecksumErrors;
+
+    /// <summary>The group charged for this volume's stored chunks (writable volumes in a group only).</summary>
+    public GroupState? ChargedGroup;
 
     /// <summary>Extents mapped (allocated) by this volume, shared ones included.</summary>
     public long Allocated;
@@ -46,7 +89,15 @@ internal sealed class Volume
     /// <summary>Grows the map for a larger size (under the metadata lock).</summary>
     public void Resize(long sizeBytes, int extentSize)
     {
-        var map = new ExtentMapEntry?[ExtentsFor(sizeBytes, extentSize)];
+        long extents = ExtentsFor(sizeBytes, extentSize);
+        if (UsesChunks)
+        {
+            var chunks = new ChunkGroup?[extents];
+            Array.Copy(_chunks, chunks, Math.Min(_chunks.Length, chunks.Length));
+            Volatile.Write(ref _chunks, chunks);
+            return;
+        }
+        var map = new ExtentMapEntry?[extents];
         Array.Copy(_map, map, Math.Min(_map.Length, map.Length));
         Volatile.Write(ref _map, map);
     }

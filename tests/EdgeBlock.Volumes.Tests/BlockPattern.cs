@@ -5,7 +5,8 @@ namespace EdgeBlock.Volumes.Tests;
 /// <summary>
 /// Self-describing 4 KiB blocks: the first 8 bytes carry a version number, the rest is derived
 /// from it, so a read tells which write it came from and whether the block is intact.
-/// Version 0 is the all-zero block.
+/// Version 0 is the all-zero block. Odd versions are compressible (runs of one byte value),
+/// even ones are not, so compressed volumes see both kinds.
 /// </summary>
 internal static class BlockPattern
 {
@@ -19,6 +20,11 @@ internal static class BlockPattern
             return;
         }
         BinaryPrimitives.WriteInt64LittleEndian(block, version);
+        if ((version & 1) != 0)
+        {
+            for (int i = 8; i < Size; i++) block[i] = (byte)(version + i / 256);
+            return;
+        }
         ulong x = (ulong)version * 0x9E3779B97F4A7C15UL;
         for (int i = 8; i < Size; i += 8)
         {

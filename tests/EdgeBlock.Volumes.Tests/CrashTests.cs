@@ -13,8 +13,11 @@ public class CrashTests
     private const int Pools = 25;
     private const int CrashesPerPool = 40;
 
-    [Fact]
-    public async Task Crash_AtAThousandRandomPoints_LosesNothingThatWasFlushed()
+    /// <summary>With checksums on, a read error after a crash fails the model's read: no unflushed block may fail its checksum.</summary>
+    [Theory]
+    [InlineData("none")]
+    [InlineData("lz4+checksum")]
+    public async Task Crash_AtAThousandRandomPoints_LosesNothingThatWasFlushed(string features)
     {
         int crashes = 0, tornCommits = 0;
         for (int p = 0; p < Pools; p++)
@@ -22,7 +25,7 @@ public class CrashTests
             var random = new Random(1000 + p);
             await using TestPool t = await TestPool.CreateAsync(drives: 2, driveBytes: 4 << 20);
             var wal = new WalSyncTracker();
-            var model = new VolumeModel(t) { Acknowledged = () => wal.Synced(t.MetadataDir) };
+            var model = new VolumeModel(t, Features.Parse(features)) { Acknowledged = () => wal.Synced(t.MetadataDir) };
             await model.StartAsync();
             for (int c = 0; c < CrashesPerPool; c++)
             {
@@ -45,8 +48,11 @@ public class CrashTests
                         break;
                     case 1:
                         // Power fails inside a commit, when it starts flushing a drive.
-                        t.Drives[t.DrivePath(random.Next(2))].BeforeNextFlush = Crash;
+                        CrashableDrive drive = t.Drives[t.DrivePath(random.Next(2))];
+                        drive.BeforeNextFlush = Crash;
                         await model.FlushUnacknowledgedAsync();
+                        // With no writable volume left there was no flush: disarm, or it fires in a later commit.
+                        drive.BeforeNextFlush = null;
                         tornCommits++;
                         break;
                 }

@@ -5,15 +5,20 @@ namespace EdgeBlock.Volumes.Tests;
 /// <summary>Random sequences of write/discard/flush/snapshot/clone/delete, compared with a model after every step.</summary>
 public class PropertyTests
 {
-    [Fact]
-    public void RandomOperationSequences_ReadBack_ExactlyAsTheModelSays()
+    [Theory]
+    [InlineData("none", 60)]
+    [InlineData("checksum", 30)]
+    [InlineData("lz4", 30)]
+    [InlineData("lz4+checksum", 30)]
+    [InlineData("zstd+checksum", 30)]
+    public void RandomOperationSequences_ReadBack_ExactlyAsTheModelSays(string features, int iterations)
     {
         Gen.Int[-1_000_000, 1_000_000].Array[10, 60].Sample(codes =>
         {
             Task.Run(async () =>
             {
                 await using TestPool t = await TestPool.CreateAsync(drives: 2, driveBytes: 4 << 20);
-                var model = new VolumeModel(t);
+                var model = new VolumeModel(t, Features.Parse(features));
                 await model.StartAsync();
                 foreach (int code in codes)
                 {
@@ -28,6 +33,6 @@ public class PropertyTests
                 await model.VerifyAfterCrashAsync();
                 Assert.True(t.Pool.Check().Consistent, string.Join("\n", t.Pool.Check().Problems));
             }).GetAwaiter().GetResult();
-        }, iter: 60, threads: 1);
+        }, iter: iterations, threads: 1);
     }
 }

@@ -14,11 +14,17 @@ internal sealed class VolumeModel
     public const int Blocks = (int)(VolumeBytes / BlockPattern.Size);
 
     private readonly TestPool _t;
+    private readonly VolumeFeatures? _features;
     private readonly Dictionary<string, IBlockDevice> _open = [];
     private long _nextVersion = 1;
     private int _nextName;
 
-    public VolumeModel(TestPool t) => _t = t;
+    /// <param name="features">Data services of every volume the model creates (none: extent volumes).</param>
+    public VolumeModel(TestPool t, VolumeFeatures? features = null)
+    {
+        _t = t;
+        _features = features;
+    }
 
     /// <summary>Current content of every volume and snapshot.</summary>
     public Dictionary<string, Dictionary<int, long>> Current { get; private set; } = [];
@@ -35,7 +41,7 @@ internal sealed class VolumeModel
     {
         foreach (string name in new[] { "a", "b" })
         {
-            await _t.Pool.CreateVolumeAsync(name, VolumeBytes);
+            await _t.Pool.CreateVolumeAsync(name, VolumeBytes, features: _features);
             Current[name] = [];
         }
         Acknowledge();
@@ -165,7 +171,7 @@ internal sealed class VolumeModel
     {
         string name = $"v{_nextName++}";
         Log.Add($"create {name}");
-        await _t.Pool.CreateVolumeAsync(name, VolumeBytes);
+        await _t.Pool.CreateVolumeAsync(name, VolumeBytes, features: _features);
         Current[name] = [];
         Acknowledge();
     }

@@ -1,0 +1,310 @@
+using System.IO.Hashing;
+using System.Runtime.CompilerServices;
+using EdgeBlock.Storage;
+
+namespace EdgeBlock.Volumes;
+
+/// <summary>
+/// A chunk volume as a block device. Every write stores whole chunks at a new place
+/// (redirect-on-write): merge with the chunk's current content when the write covers part of
+/// it, compress, checksum, write to freshly allocated sectors, then swap the map slot. The old
+/// place is released by the next commit, so after a crash the map on disk points at old or new
+/// contents that were flushed before it was written — never at a torn mix, and a checksum never
+/// disagrees with its data because of a crash. Reads verify the checksum and report a mismatch
+/// as a read error (Unrecovered Read Error on the wire), never as data.
+/// </summary>
+internal sealed class ChunkVolumeDevice : IBlockDevice
+{
+    private static readonly ReadOnlyMemory<byte> Zeroes = new byte[ChunkLayout.ChunkSize];
+    private readonly Pool _pool;
+    private readonly Volume _volume;
+    private readonly BlockGeometry _geometry;
+    private readonly int _perGroup;
+    private readonly bool _checksum;
+    private int _disposed;
+
+    public ChunkVolumeDevice(Pool pool, Volume volume)
+    {
+        _pool = pool;
+        _volume = volume;
+        _geometry = new BlockGeometry(volume.Record.SizeBytes, PoolLayout.BlockSize);
+        _perGroup = pool.ExtentSize / ChunkLayout.ChunkSize;
+        _checksum = volume.Features.Checksum;
+    }
+
+    public int BlockSize => PoolLayout.BlockSize;
+    public long BlockCount => _geometry.BlockCount;
+    public bool SupportsDeallocate => true;
+
+    // ---- read ------------------------------------------------------------------------------
+
+    public ValueTask<BlockStatus> ReadAsync(long lba, Memory<byte> buffer)
+    {
+        BlockStatus status = Check(_geometry.CheckTransfer(lba, buffer.Length));
+        if (status != BlockStatus.Success) return new ValueTask<BlockStatus>(status);
+        long offset = lba * PoolLayout.BlockSize;
+        int inChunk = (int)(offset % ChunkLayout.ChunkSize);
+        return inChunk + buffer.Length <= ChunkLayout.ChunkSize
+            ? ReadChunkAsync(offset / ChunkLayout.ChunkSize, inChunk, buffer)
+            : ReadChunksAsync(offset, buffer);
+    }
+
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<BlockStatus> ReadChunksAsync(long offset, Memory<byte> buffer)
+    {
+        BlockStatus status = BlockStatus.Success;
+        for (int done = 0; status == BlockStatus.Success && done < buffer.Length;)
+        {
+            int inChunk = (int)(offset % ChunkLayout.ChunkSize);
+            int length = Math.Min(ChunkLayout.ChunkSize - inChunk, buffer.Length - done);
+            status = await ReadChunkAsync(offset / ChunkLayout.ChunkSize, inChunk, buffer.Slice(done, length)).ConfigureAwait(false);
+            offset += length;
+            done += length;
+        }
+        return status;
+    }
+
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<BlockStatus> ReadChunkAsync(long chunk, int inChunk, Memory<byte> destination)
+    {
+        ChunkGroup? group = Volatile.Read(ref _volume.Chunks[chunk / _perGroup]);
+        int i = (int)(chunk % _perGroup);
+        while (true)
+        {
+            var (location, crc) = group is null ? default : group.Read(i);
+            if (!location.IsMapped)
+            {
+                destination.Span.Clear();
+                return BlockStatus.Success;
+            }
+            // Counted in its container before looking again, so its sectors are not reused under the read.
+            ChunkContainer container = _pool.ContainerOf(location);
+            Interlocked.Increment(ref container.InFlight);
+            try
+            {
+                if (group!.Read(i) != (location, crc)) continue;
+                return await ReadStoredAsync(chunk, location, crc, inChunk, destination).ConfigureAwait(false);
+            }
+            finally
+            {
+                Interlocked.Decrement(ref container.InFlight);
+            }
+        }
+    }
+
+    /// <summary>Reads a stored chunk, verifies and decodes it, and copies the part at inChunk into destination.</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<BlockStatus> ReadStoredAsync(long chunk, ChunkLocation location, uint crc, int inChunk, Memory<byte> destination)
+    {
+        IBlockDevice drive = _pool.DriveAt(location.Drive).Device;
+        bool whole = inChunk == 0 && destination.Length == ChunkLayout.ChunkSize;
+        if (location.Codec == ChunkCodecKind.Raw && whole)
+        {
+            // Straight into the caller's buffer; cleared again if it fails its checksum.
+            BlockStatus direct = await drive.ReadAsync(_pool.ChunkLba(location), destination).ConfigureAwait(false);
+            if (direct == BlockStatus.Success && !Verify(chunk, location, crc, destination.Span))
+            {
+                destination.Span.Clear();
+                return BlockStatus.ReadError;
+            }
+            return direct;
+        }
+        AlignedBuffer stored = _pool.ChunkBuffers.Rent();
+        AlignedBuffer? plain = null;
+        try
+        {
+            Memory<byte> sectors = stored.Memory[..(location.Sectors * ChunkLayout.SectorSize)];
+            BlockStatus status = await drive.ReadAsync(_pool.ChunkLba(location), sectors).ConfigureAwait(false);
+            if (status != BlockStatus.Success) return status;
+            ReadOnlySpan<byte> bytes = sectors.Span[..location.Length];
+            if (!Verify(chunk, location, crc, bytes)) return BlockStatus.ReadError;
+            if (location.Codec == ChunkCodecKind.Raw)
+            {
+                bytes.Slice(inChunk, destination.Length).CopyTo(destination.Span);
+                return BlockStatus.Success;
+            }
+            Span<byte> target = whole ? destination.Span : (plain = _pool.ChunkBuffers.Rent()).Span;
+            if (!ChunkCodec.Decompress(location.Codec, bytes, target))
+            {
+                if (whole) destination.Span.Clear();
+                _pool.ReportBadChunk(_volume, chunk, location, "its stored bytes do not decompress");
+                return BlockStatus.ReadError;
+            }
+            if (!whole) target.Slice(inChunk, destination.Length).CopyTo(destination.Span);
+            return BlockStatus.Success;
+        }
+        finally
+        {
+            _pool.ChunkBuffers.Return(stored);
+            if (plain is not null) _pool.ChunkBuffers.Return(plain);
+        }
+    }
+
+    private bool Verify(long chunk, ChunkLocation location, uint crc, ReadOnlySpan<byte> stored)
+    {
+        if (!_checksum || Crc32C(stored) == crc) return true;
+        _pool.ReportBadChunk(_volume, chunk, location, "checksum mismatch");
+        return false;
+    }
+
+    private static uint Crc32C(ReadOnlySpan<byte> data) => Crc32.HashToUInt32(Crc32ParameterSet.Crc32C, data);
+
+    // ---- write -----------------------------------------------------------------------------
+
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    public async ValueTask<BlockStatus> WriteAsync(long lba, ReadOnlyMemory<byte> data, bool fua)
+    {
+        BlockStatus status = Check(_geometry.CheckTransfer(lba, data.Length));
+        long offset = lba * PoolLayout.BlockSize;
+        for (int done = 0; status == BlockStatus.Success && done < data.Length;)
+        {
+            int inChunk = (int)(offset % ChunkLayout.ChunkSize);
+            int length = Math.Min(ChunkLayout.ChunkSize - inChunk, data.Length - done);
+            status = await WriteChunkAsync(offset / ChunkLayout.ChunkSize, inChunk, data.Slice(done, length)).ConfigureAwait(false);
+            offset += length;
+            done += length;
+        }
+        // A redirected write always changes the map: FUA makes the map durable with the data.
+        if (status == BlockStatus.Success && fua) status = await _pool.CommitAsync().ConfigureAwait(false);
+        return status;
+    }
+
+    /// <summary>Writes data at inChunk of one chunk (zeroes when data is <see cref="Zeroes"/>).</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<BlockStatus> WriteChunkAsync(long chunk, int inChunk, ReadOnlyMemory<byte> data)
+    {
+        SemaphoreSlim stripe = _volume.Stripes[chunk & (_volume.Stripes.Length - 1)];
+        await stripe.WaitAsync().ConfigureAwait(false);
+        AlignedBuffer? merged = null;
+        try
+        {
+            long index = chunk / _perGroup;
+            int i = (int)(chunk % _perGroup);
+            ChunkGroup group = Volatile.Read(ref _volume.Chunks[index]) ?? _pool.GroupFor(_volume, index);
+            var (old, oldCrc) = group.Read(i);
+            ReadOnlyMemory<byte> content = data;
+            if (data.Length < ChunkLayout.ChunkSize)
+            {
+                // Part of a chunk: merge with what is there. Holding the stripe, nobody can replace
+                // (and so release) the old place while it is read.
+                merged = _pool.ChunkBuffers.Rent();
+                if (old.IsMapped)
+                {
+                    BlockStatus read = await ReadStoredAsync(chunk, old, oldCrc, 0, merged.Memory).ConfigureAwait(false);
+                    if (read != BlockStatus.Success) return read;
+                }
+                else
+                {
+                    merged.Span.Clear();
+                }
+                data.Span.CopyTo(merged.Span[inChunk..]);
+                content = merged.Memory;
+            }
+            return await StoreAsync(group, index, i, old, content).ConfigureAwait(false);
+        }
+        finally
+        {
+            if (merged is not null) _pool.ChunkBuffers.Return(merged);
+            stripe.Release();
+        }
+    }
+
+    /// <summary>Stores a whole chunk's content at a new place and swaps the map slot to it (under the chunk's stripe).</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<BlockStatus> StoreAsync(ChunkGroup group, long index, int i, ChunkLocation old, ReadOnlyMemory<byte> content)
+    {
+        if (!content.Span.ContainsAnyExcept((byte)0))
+        {
+            // All zeroes: nothing to store; the chunk reads as zeroes unmapped.
+            if (old.IsMapped) Install(group, index, i, old, default, 0);
+            return BlockStatus.Success;
+        }
+        AlignedBuffer? compressed = null;
+        try
+        {
+            ReadOnlyMemory<byte> stored = content;
+            ChunkCodecKind codec = ChunkCodecKind.Raw;
+            int length = ChunkLayout.ChunkSize;
+            if (_volume.Features.Compression != VolumeCompression.Off)
+            {
+                compressed = _pool.ChunkBuffers.Rent();
+                (codec, length) = _volume.Codec!.Compress(content.Span, compressed.Span);
+                if (codec != ChunkCodecKind.Raw)
+                {
+                    int padded = ChunkLayout.SectorsFor(length) * ChunkLayout.SectorSize;
+                    compressed.Span[length..padded].Clear();
+                    stored = compressed.Memory[..padded];
+                }
+            }
+            uint crc = _checksum ? Crc32C(stored.Span[..length]) : 0;
+            int sectors = ChunkLayout.SectorsFor(length);
+            BlockStatus status = _pool.AllocateChunk(_volume, sectors, out int drive, out long sector);
+            if (status != BlockStatus.Success) return status;
+            var location = ChunkLocation.Create(drive, sector, length, codec);
+            status = await _pool.DriveAt(drive).Device.WriteAsync(_pool.ChunkLba(location), stored, fua: false).ConfigureAwait(false);
+            if (status != BlockStatus.Success)
+            {
+                _pool.ReleaseUnwritten(_volume, drive, sector, sectors);
+                return status;
+            }
+            Install(group, index, i, old, location, crc);
+            return BlockStatus.Success;
+        }
+        finally
+        {
+            if (compressed is not null) _pool.ChunkBuffers.Return(compressed);
+        }
+    }
+
+    private void Install(ChunkGroup group, long index, int i, ChunkLocation old, ChunkLocation location, uint crc)
+    {
+        group.Write(i, location, crc);
+        // Dirty before the drop: the commit that releases the old place also carries the new slot.
+        if (group.MarkDirty(i)) _volume.DirtyGroups.Enqueue(index);
+        long sectors = location.IsMapped ? location.Sectors : 0;
+        if (old.IsMapped)
+        {
+            _volume.Drops.Enqueue(old.Packed);
+            sectors -= old.Sectors;
+            _volume.ChargedGroup?.TryCharge(-(long)old.Sectors * ChunkLayout.SectorSize, _pool.ExtentSize);
+        }
+        Interlocked.Add(ref _volume.StoredSectors, sectors);
+        Interlocked.Add(ref _volume.MappedChunks, (location.IsMapped ? 1 : 0) - (old.IsMapped ? 1 : 0));
+    }
+
+    public ValueTask<BlockStatus> FlushAsync() =>
+        Volatile.Read(ref _disposed) != 0 ? new(BlockStatus.NotReady) : _pool.CommitAsync();
+
+    public ValueTask<BlockStatus> WriteZeroesAsync(long lba, long blockCount, bool deallocate) => DeallocateAsync(lba, blockCount);
+
+    /// <summary>Deallocated blocks read as zeroes at once: whole chunks are unmapped, partial ones rewritten with zeroes.</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    public async ValueTask<BlockStatus> DeallocateAsync(long lba, long blockCount)
+    {
+        BlockStatus status = Check(_geometry.CheckRange(lba, blockCount));
+        long offset = lba * PoolLayout.BlockSize, end = offset + blockCount * PoolLayout.BlockSize;
+        while (status == BlockStatus.Success && offset < end)
+        {
+            long chunk = offset / ChunkLayout.ChunkSize;
+            int inChunk = (int)(offset % ChunkLayout.ChunkSize);
+            int length = (int)Math.Min(ChunkLayout.ChunkSize - inChunk, end - offset);
+            if (Volatile.Read(ref _volume.Chunks[chunk / _perGroup]) is null)
+            {
+                // Never written: skip the whole group.
+                offset = Math.Min(end, (chunk / _perGroup + 1) * _pool.ExtentSize);
+                continue;
+            }
+            status = await WriteChunkAsync(chunk, inChunk, Zeroes[..length]).ConfigureAwait(false);
+            offset += length;
+        }
+        return status;
+    }
+
+    private BlockStatus Check(BlockStatus range) => Volatile.Read(ref _disposed) != 0 ? BlockStatus.NotReady : range;
+
+    public ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) == 0) _pool.CloseVolume(_volume);
+        return ValueTask.CompletedTask;
+    }
+}

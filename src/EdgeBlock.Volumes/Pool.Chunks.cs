@@ -1,0 +1,438 @@
+using EdgeBlock.Storage;
+using Microsoft.Extensions.Logging;
+using RocksDbSharp;
+
+namespace EdgeBlock.Volumes;
+
+/// <summary>
+/// Space for chunk volumes. Chunks live in container extents taken from the pool; a volume
+/// allocates sectors from a region of a container without a lock and, when it runs out, takes
+/// a new region under the metadata lock (a free run in a container with free sectors, else a
+/// fresh extent). A chunk's old place is released at the next commit (its last reference
+/// gone: the refcounts count how many volumes map a place beyond the first) and its sectors
+/// become reusable once that commit is durable and no read uses the container, so metadata
+/// on disk never points at sectors that were written again.
+/// Nothing of this is stored but the containers ('K' keys) and the chunk map ('C' keys): used
+/// sectors and refcounts are rebuilt from the map when the pool opens.
+/// </summary>
+public sealed partial class Pool
+{
+    internal readonly ChunkBuffers ChunkBuffers = new();
+    private readonly Dictionary<ulong, int> _chunkExtraRefs = [];
+    private readonly Queue<ChunkContainer> _partialContainers = new();
+    private readonly HashSet<(int Drive, long Extent)> _dirtyContainers = [];
+    private List<ulong> _chunkFreesNext = [];
+    private readonly List<ulong> _chunkFreesDurable = [];
+    private readonly HashSet<(long Volume, long Chunk)> _checksumLogged = [];
+    private long _checksumErrors;
+
+    internal int SectorsPerExtent => ExtentSize / ChunkLayout.SectorSize;
+
+    internal ChunkContainer ContainerOf(ChunkLocation place) =>
+        DriveAt(place.Drive).Containers[place.Sector / SectorsPerExtent]
+        ?? throw new InvalidOperationException($"chunk at {place} lies in no container");
+
+    /// <summary>Drive LBA of a chunk place.</summary>
+    internal long ChunkLba(ChunkLocation place)
+    {
+        PoolDrive drive = DriveAt(place.Drive);
+        return (PoolLayout.DataOffset + place.Sector * ChunkLayout.SectorSize) / drive.Device.BlockSize;
+    }
+
+    /// <summary>
+    /// Takes sectors contiguous sectors for a chunk of v, charging its group; Success or
+    /// CapacityExceeded. The caller gives them back with <see cref="ReleaseUnwritten"/> if the
+    /// chunk is never installed.
+    /// </summary>
+    internal BlockStatus AllocateChunk(Volume v, int sectors, out int drive, out long sector)
+    {
+        drive = 0;
+        sector = 0;
+        if (v.ChargedGroup is { } group && !group.TryCharge((long)sectors * ChunkLayout.SectorSize, ExtentSize))
+        {
+            lock (MetaLock) return RefuseSpace(v);
+        }
+        while (true)
+        {
+            ChunkRegion? region = Volatile.Read(ref v.Region);
+            int end = 0, start = 0;
+            if (region is not null)
+            {
+                end = Interlocked.Add(ref region.Next, sectors);
+                start = end - sectors;
+                if (end <= region.End)
+                {
+                    drive = region.Container.Drive.Index;
+                    sector = region.Container.FirstSector + start;
+                    return BlockStatus.Success;
+                }
+            }
+            lock (MetaLock)
+            {
+                // The one allocation that straddled the region's end gives back the sectors it could not use.
+                if (region is not null && start < region.End) region.Container.Mark(start, region.End - start, used: false);
+                if (ReferenceEquals(v.Region, region))
+                {
+                    if (region is not null) CloseRegion(region);
+                    v.Region = v.Deleted ? null : OpenRegion(v, sectors);
+                    if (v.Region is null)
+                    {
+                        v.ChargedGroup?.TryCharge(-(long)sectors * ChunkLayout.SectorSize, ExtentSize);
+                        return v.Deleted ? BlockStatus.NotReady : RefuseSpace(v);
+                    }
+                }
+            }
+        }
+    }
+
+    /// <summary>Gives back sectors allocated for a chunk that was never installed (its write failed or lost a race).</summary>
+    internal void ReleaseUnwritten(Volume v, int drive, long sector, int sectors)
+    {
+        v.ChargedGroup?.TryCharge(-(long)sectors * ChunkLayout.SectorSize, ExtentSize);
+        lock (MetaLock)
+        {
+            ChunkContainer c = DriveAt(drive).Containers[sector / SectorsPerExtent]!;
+            c.Mark((int)(sector - c.FirstSector), sectors, used: false);
+            AfterSectorsFreed(c);
+        }
+    }
+
+    private void CloseRegion(ChunkRegion region)
+    {
+        region.Container.Regions--;
+        AfterSectorsFreed(region.Container);
+    }
+
+    /// <summary>A new region for v with at least need sectors, or null when the pool has no room. Under the metadata lock.</summary>
+    private ChunkRegion? OpenRegion(Volume v, int need)
+    {
+        // Reuse freed space first: it is what keeps overwrites from growing the pool.
+        for (int tries = _partialContainers.Count; tries > 0; tries--)
+        {
+            ChunkContainer c = _partialContainers.Dequeue();
+            if (!ReferenceEquals(c.Drive.Containers[c.Extent], c)) continue; // given back to the pool since it was listed
+            var (start, length) = c.FindRun(need);
+            if (start < 0)
+            {
+                c.Listed = false; // back in the list when more of it is freed
+                continue;
+            }
+            _partialContainers.Enqueue(c);
+            return Claim(c, start, length);
+        }
+        if (!CanAllocate(v, newMapping: true)) return null;
+        var (drive, extent) = TakeExtent();
+        drive.Refs[extent] = 1;
+        drive.AllocatedCount++;
+        var container = new ChunkContainer(drive, extent, SectorsPerExtent);
+        Volatile.Write(ref drive.Containers[extent], container);
+        _dirtyContainers.Add((drive.Index, extent));
+        return Claim(container, 0, container.Sectors);
+    }
+
+    private static ChunkRegion Claim(ChunkContainer c, int start, int length)
+    {
+        c.Mark(start, length, used: true);
+        c.Regions++;
+        return new ChunkRegion(c, start, start + length);
+    }
+
+    /// <summary>Lists a container with free sectors for reuse, or gives an empty one back to the pool. Under the metadata lock.</summary>
+    private void AfterSectorsFreed(ChunkContainer c)
+    {
+        if (c.UsedCount == 0 && c.Regions == 0)
+        {
+            PoolDrive drive = c.Drive;
+            if (!ReferenceEquals(drive.Containers[c.Extent], c)) return;
+            Volatile.Write(ref drive.Containers[c.Extent], null);
+            drive.Refs[c.Extent] = 0;
+            drive.AllocatedCount--;
+            _dirtyContainers.Add((drive.Index, c.Extent));
+            // Reusable once the commit that deletes its container key is durable.
+            _freeing.Add(new FreeingExtent(drive, c.Extent, []));
+            return;
+        }
+        if (!c.Listed && c.UsedCount < c.Sectors)
+        {
+            c.Listed = true;
+            _partialContainers.Enqueue(c);
+        }
+    }
+
+    /// <summary>Extents held back for chunk volumes' reservations (theirs change without the lock, so counted here).</summary>
+    private long UnusedChunkReserve()
+    {
+        long total = 0;
+        foreach (Volume v in _volumes.Values)
+        {
+            if (v.UsesChunks) total += UnusedReserveOf(v);
+        }
+        return total;
+    }
+
+    /// <summary>Stored bytes of a chunk volume counted in extents (for reservations).</summary>
+    private long ChunkExtentsOf(Volume v) => ExtentsOf(Interlocked.Read(ref v.StoredSectors) * ChunkLayout.SectorSize);
+
+    // ---- references and release ------------------------------------------------------------
+
+    /// <summary>One more volume maps the chunk at place (snapshot, clone). Under the metadata lock.</summary>
+    private void AddChunkRef(ChunkLocation place)
+    {
+        _chunkExtraRefs[place.Place] = _chunkExtraRefs.GetValueOrDefault(place.Place) + 1;
+    }
+
+    /// <summary>Processes the places volumes stopped referencing: the last reference sends a place to be freed by this commit.</summary>
+    private void TakeDrops(Volume v, List<ulong> frees)
+    {
+        while (v.Drops.TryDequeue(out ulong packed))
+        {
+            var place = new ChunkLocation(packed);
+            if (_chunkExtraRefs.TryGetValue(place.Place, out int extra))
+            {
+                if (extra == 1) _chunkExtraRefs.Remove(place.Place);
+                else _chunkExtraRefs[place.Place] = extra - 1;
+                continue;
+            }
+            frees.Add(packed);
+        }
+    }
+
+    /// <summary>After a durable commit: frees the sectors of released chunks no read still uses. Under the metadata lock.</summary>
+    private void ReclaimChunks()
+    {
+        int kept = 0;
+        for (int i = 0; i < _chunkFreesDurable.Count; i++)
+        {
+            var place = new ChunkLocation(_chunkFreesDurable[i]);
+            ChunkContainer c = ContainerOf(place);
+            if (Volatile.Read(ref c.InFlight) != 0)
+            {
+                _chunkFreesDurable[kept++] = _chunkFreesDurable[i];
+                continue;
+            }
+            c.Mark((int)(place.Sector - c.FirstSector), place.Sectors, used: false);
+            AfterSectorsFreed(c);
+        }
+        _chunkFreesDurable.RemoveRange(kept, _chunkFreesDurable.Count - kept);
+    }
+
+    // ---- checksum errors -------------------------------------------------------------------
+
+    /// <summary>Counts a chunk that failed its checksum (or did not decode), logging each chunk once.</summary>
+    internal void ReportBadChunk(Volume v, long chunk, ChunkLocation place, string what)
+    {
+        Interlocked.Increment(ref v.ChecksumErrors);
+        Interlocked.Increment(ref _checksumErrors);
+        bool first;
+        lock (_checksumLogged) first = _checksumLogged.Add((v.Id, chunk));
+        if (first)
+        {
+            long lba = chunk * ChunkLayout.BlocksPerChunk;
+            _logger.LogError("pool {Pool}: volume {Volume}: LBAs {First}-{Last} (4 KiB blocks) are unreadable: {What} in the chunk stored at {Place}; reads of them fail with Unrecovered Read Error",
+                Name, v.Name, lba, lba + ChunkLayout.BlocksPerChunk - 1, what, place);
+        }
+    }
+
+    // ---- commit ----------------------------------------------------------------------------
+
+    /// <summary>What a commit carries for chunk volumes, to restore it if the commit fails.</summary>
+    private sealed record ChunkCapture(List<(Volume Volume, long Chunk)> Chunks, List<ulong> Frees, List<(int, long)> Containers);
+
+    /// <summary>Puts changed chunk records, container keys and deletions of deleted volumes into the batch. Under the metadata lock.</summary>
+    private ChunkCapture CaptureChunks(WriteBatch batch, ref long bytes)
+    {
+        var chunks = new List<(Volume, long)>();
+        List<ulong> frees = _chunkFreesNext;
+        _chunkFreesNext = [];
+        var value = new byte[ChunkRecord.Size];
+        foreach (Volume v in _volumes.Values.Concat(_deletedVolumes))
+        {
+            if (!v.UsesChunks) continue;
+            // Drops first: a drop is queued after its chunk was marked dirty, so the record that
+            // stops referencing the place is in this batch too.
+            TakeDrops(v, frees);
+            ChunkGroup?[] groups = v.Chunks;
+            int perGroup = ExtentSize / ChunkLayout.ChunkSize;
+            while (v.DirtyGroups.TryDequeue(out long index))
+            {
+                ChunkGroup group = groups[index]!;
+                Volatile.Write(ref group.Queued, 0);
+                for (int w = 0; w < group.Dirty.Length; w++)
+                {
+                    ulong bits = Interlocked.Exchange(ref group.Dirty[w], 0);
+                    while (bits != 0)
+                    {
+                        int bit = System.Numerics.BitOperations.TrailingZeroCount(bits);
+                        bits &= bits - 1;
+                        int i = w * 64 + bit;
+                        long chunk = index * perGroup + i;
+                        chunks.Add((v, chunk));
+                        if (v.Deleted) continue;
+                        byte[] key = MetadataKeys.ChunkKey(v.Id, chunk);
+                        var (location, crc) = group.Read(i);
+                        if (location.IsMapped)
+                        {
+                            ChunkRecord.Encode(location, crc, value);
+                            batch.Put(key, value);
+                            bytes += key.Length + value.Length;
+                        }
+                        else
+                        {
+                            batch.Delete(key);
+                            bytes += key.Length;
+                        }
+                    }
+                }
+            }
+            if (v.Deleted)
+            {
+                batch.DeleteRange(MetadataKeys.ChunkKey(v.Id, 0), (ulong)17, MetadataKeys.ChunkKey(v.Id + 1, 0), (ulong)17);
+                bytes += 34;
+            }
+        }
+        foreach (var (drive, extent) in _dirtyContainers)
+        {
+            byte[] key = MetadataKeys.ContainerKey(drive, extent);
+            if (DriveAt(drive).Containers[extent] is not null) batch.Put(key, Array.Empty<byte>());
+            else batch.Delete(key);
+            bytes += key.Length;
+        }
+        var capture = new ChunkCapture(chunks, frees, [.. _dirtyContainers]);
+        _dirtyContainers.Clear();
+        return capture;
+    }
+
+    private void ChunkCommitDone(ChunkCapture c)
+    {
+        _chunkFreesDurable.AddRange(c.Frees);
+        ReclaimChunks();
+    }
+
+    private void RestoreChunks(ChunkCapture c)
+    {
+        foreach (var (v, chunk) in c.Chunks)
+        {
+            int perGroup = ExtentSize / ChunkLayout.ChunkSize;
+            long index = chunk / perGroup;
+            if (index < v.Chunks.Length && v.Chunks[index] is { } group && group.MarkDirty((int)(chunk % perGroup))) v.DirtyGroups.Enqueue(index);
+        }
+        _chunkFreesNext.AddRange(c.Frees);
+        _dirtyContainers.UnionWith(c.Containers);
+    }
+
+    private bool ChunksDirty() =>
+        _dirtyContainers.Count > 0 || _chunkFreesNext.Count > 0 || _chunkFreesDurable.Count > 0
+        || _volumes.Values.Concat(_deletedVolumes).Any(v => v.UsesChunks && (!v.DirtyGroups.IsEmpty || !v.Drops.IsEmpty));
+
+    // ---- volumes: snapshot, clone, delete, load --------------------------------------------
+
+    /// <summary>The group of a chunk group index of v, created on first use. Under the metadata lock.</summary>
+    internal ChunkGroup GroupFor(Volume v, long index)
+    {
+        lock (MetaLock)
+        {
+            ChunkGroup?[] groups = v.Chunks;
+            return groups[index] ??= new ChunkGroup(ExtentSize / ChunkLayout.ChunkSize);
+        }
+    }
+
+    /// <summary>Gives target every chunk of source (one more reference each). Under the metadata lock.</summary>
+    private void CopyChunks(Volume source, Volume target)
+    {
+        ChunkGroup?[] from = source.Chunks, to = target.Chunks;
+        for (long index = 0; index < from.Length; index++)
+        {
+            if (from[index] is not { } group) continue;
+            ChunkGroup copy = to[index] = new ChunkGroup(group.Count);
+            for (int i = 0; i < group.Count; i++)
+            {
+                var (location, crc) = group.Read(i);
+                if (!location.IsMapped) continue;
+                copy.Write(i, location, crc);
+                if (copy.MarkDirty(i)) target.DirtyGroups.Enqueue(index);
+                AddChunkRef(location);
+                target.MappedChunks++;
+                target.StoredSectors += location.Sectors;
+            }
+        }
+    }
+
+    /// <summary>Drops every chunk of a volume being deleted. Under the metadata lock.</summary>
+    private void DropAllChunks(Volume v)
+    {
+        ChunkGroup?[] groups = v.Chunks;
+        for (long index = 0; index < groups.Length; index++)
+        {
+            if (groups[index] is not { } group) continue;
+            for (int i = 0; i < group.Count; i++)
+            {
+                var (location, _) = group.Read(i);
+                if (location.IsMapped) v.Drops.Enqueue(location.Packed);
+            }
+        }
+        v.ChargedGroup?.TryCharge(-Interlocked.Read(ref v.StoredSectors) * ChunkLayout.SectorSize, ExtentSize);
+        if (v.Region is { } region)
+        {
+            region.Container.Mark(Math.Min(region.Next, region.End), Math.Max(0, region.End - region.Next), used: false);
+            Interlocked.Exchange(ref region.Next, region.End);
+            CloseRegion(region);
+            v.Region = null;
+        }
+    }
+
+    /// <summary>Loads containers and chunk maps and rebuilds used sectors and refcounts from them.</summary>
+    private void LoadChunks(Iterator it, Dictionary<long, Volume> byId)
+    {
+        for (it.Seek([MetadataKeys.Container]); it.Valid() && it.GetKeySpan()[0] == MetadataKeys.Container; it.Next())
+        {
+            var (driveIndex, extent) = MetadataKeys.ParseContainerKey(it.GetKeySpan());
+            PoolDrive? drive = driveIndex >= 0 && driveIndex < _drives.Count ? DriveAt(driveIndex) : null;
+            if (drive is null || extent < 0 || extent >= drive.ExtentCount)
+            {
+                throw new VolumeException(VolumeError.Io, $"pool {Name}: chunk container drive {driveIndex} extent {extent} is outside the pool (run `edgeblock pool check {Name}`)");
+            }
+            drive.Containers[extent] = new ChunkContainer(drive, extent, SectorsPerExtent);
+            drive.Refs[extent] = 1;
+        }
+        int perGroup = ExtentSize / ChunkLayout.ChunkSize;
+        var references = new Dictionary<ulong, int>();
+        for (it.Seek([MetadataKeys.Chunk]); it.Valid() && it.GetKeySpan()[0] == MetadataKeys.Chunk; it.Next())
+        {
+            var (volumeId, chunk) = MetadataKeys.ParseChunkKey(it.GetKeySpan());
+            var (location, crc) = ChunkRecord.Decode(it.GetValueSpan());
+            if (!byId.TryGetValue(volumeId, out Volume? v) || !v.UsesChunks || chunk < 0 || chunk / perGroup >= v.Chunks.Length)
+            {
+                throw new VolumeException(VolumeError.Io, $"pool {Name}: chunk record for volume {volumeId} chunk {chunk} has no volume (run `edgeblock pool check {Name}`)");
+            }
+            ChunkContainer? c = location.Drive < _drives.Count && location.Sector / SectorsPerExtent < DriveAt(location.Drive).ExtentCount
+                ? DriveAt(location.Drive).Containers[location.Sector / SectorsPerExtent] : null;
+            if (c is null || location.Sector - c.FirstSector + location.Sectors > c.Sectors)
+            {
+                throw new VolumeException(VolumeError.Io, $"pool {Name}: volume {v.Name} chunk {chunk} is stored at {location}, outside every chunk container (run `edgeblock pool check {Name}`)");
+            }
+            (v.Chunks[chunk / perGroup] ??= new ChunkGroup(perGroup)).Write((int)(chunk % perGroup), location, crc);
+            v.MappedChunks++;
+            v.StoredSectors += location.Sectors;
+            int seen = references.GetValueOrDefault(location.Place);
+            references[location.Place] = seen + 1;
+            if (seen == 0) c.Mark((int)(location.Sector - c.FirstSector), location.Sectors, used: true);
+        }
+        foreach (var (place, count) in references)
+        {
+            if (count > 1) _chunkExtraRefs[place] = count - 1;
+        }
+    }
+
+    /// <summary>After load: empty containers go back to the pool, the others are listed for reuse.</summary>
+    private void SettleContainers()
+    {
+        foreach (PoolDrive drive in _drives)
+        {
+            foreach (ChunkContainer? c in drive.Containers)
+            {
+                if (c is not null) AfterSectorsFreed(c);
+            }
+        }
+    }
+
+}

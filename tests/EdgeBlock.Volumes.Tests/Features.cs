@@ -1,0 +1,19 @@
+namespace EdgeBlock.Volumes.Tests;
+
+/// <summary>Data-service combinations by a short name for theories: "none", "checksum", "lz4", "zstd+checksum".</summary>
+internal static class Features
+{
+    public static VolumeFeatures? Parse(string spec)
+    {
+        if (spec == "none") return null;
+        var compression = VolumeCompression.Off;
+        int level = 0;
+        bool checksum = false;
+        foreach (string part in spec.Split('+'))
+        {
+            if (part == "checksum") checksum = true;
+            else Assert.True(VolumeFeatures.TryParseCompression(part, out compression, out level, out string error), error);
+        }
+        return new VolumeFeatures(compression, level, checksum);
+    }
+}
