@@ -84,6 +84,14 @@ internal static class MetadataKeys
         return key;
     }
 
+    /// <summary>The chunk key into a 17-byte buffer (the commit path reuses one).</summary>
+    public static void WriteChunkKey(Span<byte> key, long volumeId, long chunk)
+    {
+        key[0] = Chunk;
+        BinaryPrimitives.WriteInt64BigEndian(key[1..], volumeId);
+        BinaryPrimitives.WriteInt64BigEndian(key[9..], chunk);
+    }
+
     public static (long VolumeId, long Chunk) ParseChunkKey(ReadOnlySpan<byte> key) => ParseMapKey(key);
 
     public static byte[] ContainerKey(int drive, long extent)

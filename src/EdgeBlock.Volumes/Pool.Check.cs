@@ -19,6 +19,8 @@ public sealed partial class Pool
             OpenDrive = options?.OpenDrive ?? new PoolOptions().OpenDrive,
             Logger = options?.Logger ?? new PoolOptions().Logger,
             CommitInterval = TimeSpan.Zero,
+            CompactInterval = TimeSpan.Zero,
+            CommitOnFreedSpace = false,
         }, readOnly: true);
         try
         {
@@ -37,6 +39,23 @@ public sealed partial class Pool
     /// nobody references, and group usage adds up. Run after open, it checks what is on disk.
     /// </summary>
     public PoolCheckReport Check()
+    {
+        // Not while the compactor moves chunks (a moved chunk is briefly in two places), nor
+        // while a commit carries released chunks between the volumes and the free lists.
+        while (Interlocked.Exchange(ref _compacting, 1) != 0) Thread.Sleep(1);
+        _commitGate.Wait();
+        try
+        {
+            return CheckAtRest();
+        }
+        finally
+        {
+            _commitGate.Release();
+            Volatile.Write(ref _compacting, 0);
+        }
+    }
+
+    private PoolCheckReport CheckAtRest()
     {
         var problems = new List<string>();
         lock (MetaLock)
@@ -164,12 +183,22 @@ public sealed partial class Pool
                 for (int s = Math.Min(region.Next, region.End); s < region.End; s++) Expect(ChunkLocation.Create(region.Container.Drive.Index, region.Container.FirstSector + s, ChunkLayout.SectorSize, ChunkCodecKind.Raw), $"volume {v.Name}'s allocation region");
             }
         }
+        foreach (ulong packed in _moveDrops)
+        {
+            var place = new ChunkLocation(packed);
+            references[place.Place] = references.GetValueOrDefault(place.Place) + 1;
+            Expect(place, "a chunk the compactor moved");
+        }
         foreach (var (place, count) in references)
         {
             int extra = _chunkExtraRefs.GetValueOrDefault(place);
             if (extra != count - 1) problems.Add($"chunk place {new ChunkLocation(place | (1UL << 63))}: {count} references, but refcount says {extra + 1}");
         }
         foreach (ulong packed in _chunkFreesNext.Concat(_chunkFreesDurable)) Expect(new ChunkLocation(packed), "a chunk being freed");
+        if (_moveRegion is { } moving)
+        {
+            for (int s = moving.Next; s < moving.End; s++) Expect(ChunkLocation.Create(moving.Container.Drive.Index, moving.Container.FirstSector + s, ChunkLayout.SectorSize, ChunkCodecKind.Raw), "the compactor's allocation region");
+        }
         foreach (PoolDrive d in _drives)
         {
             foreach (ChunkContainer? c in d.Containers)

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using EdgeBlock.Storage;
 using Microsoft.Extensions.Logging;
 using RocksDbSharp;
@@ -21,12 +22,46 @@ public sealed partial class Pool
     private readonly Dictionary<ulong, int> _chunkExtraRefs = [];
     private readonly Queue<ChunkContainer> _partialContainers = new();
     private readonly HashSet<(int Drive, long Extent)> _dirtyContainers = [];
-    private List<ulong> _chunkFreesNext = [];
+    private List<ulong> _chunkFreesNext = [], _chunkFreesSpare = [];
+    private readonly List<(Volume, long)> _captureChunks = [];
     private readonly List<ulong> _chunkFreesDurable = [];
     private readonly HashSet<(long Volume, long Chunk)> _checksumLogged = [];
     private long _checksumErrors;
+    private long _containers, _containerUsedSectors;
+    private readonly ConcurrentQueue<ulong> _moveDrops = new();
 
     internal int SectorsPerExtent => ExtentSize / ChunkLayout.SectorSize;
+
+    /// <summary>
+    /// Replaced chunks a volume may hold before it asks for a commit (which frees them):
+    /// a sixteenth of the pool, at least an extent, at most 64 MiB. This bounds the space
+    /// overwrites take beyond the data between two host flushes.
+    /// </summary>
+    internal long CommitAfterFreeSectors { get; private set; }
+
+    internal bool CommitsOnFreedSpace => _options.CommitOnFreedSpace;
+
+    private int _commitRequested;
+
+    private void SizeCommitAfterFree() =>
+        CommitAfterFreeSectors = Math.Clamp(_drives.Sum(d => d.ExtentCount) * SectorsPerExtent / 16, SectorsPerExtent, (64 << 20) / ChunkLayout.SectorSize);
+
+    /// <summary>Starts a commit in the background unless one asked for this way is still running.</summary>
+    internal void RequestCommit()
+    {
+        if (!_options.CommitOnFreedSpace || Interlocked.Exchange(ref _commitRequested, 1) != 0 || Volatile.Read(ref _disposed) != 0) return;
+        _ = Task.Run(async () =>
+        {
+            try
+            {
+                await CommitAsync().ConfigureAwait(false);
+            }
+            finally
+            {
+                Volatile.Write(ref _commitRequested, 0);
+            }
+        });
+    }
 
     internal ChunkContainer ContainerOf(ChunkLocation place) =>
         DriveAt(place.Drive).Containers[place.Sector / SectorsPerExtent]
@@ -70,7 +105,7 @@ public sealed partial class Pool
             lock (MetaLock)
             {
                 // The one allocation that straddled the region's end gives back the sectors it could not use.
-                if (region is not null && start < region.End) region.Container.Mark(start, region.End - start, used: false);
+                if (region is not null && start < region.End) MarkSectors(region.Container, start, region.End - start, used: false);
                 if (ReferenceEquals(v.Region, region))
                 {
                     if (region is not null) CloseRegion(region);
@@ -92,7 +127,7 @@ public sealed partial class Pool
         lock (MetaLock)
         {
             ChunkContainer c = DriveAt(drive).Containers[sector / SectorsPerExtent]!;
-            c.Mark((int)(sector - c.FirstSector), sectors, used: false);
+            MarkSectors(c, (int)(sector - c.FirstSector), sectors, used: false);
             AfterSectorsFreed(c);
         }
     }
@@ -103,15 +138,15 @@ public sealed partial class Pool
         AfterSectorsFreed(region.Container);
     }
 
-    /// <summary>A new region for v with at least need sectors, or null when the pool has no room. Under the metadata lock.</summary>
-    private ChunkRegion? OpenRegion(Volume v, int need)
+    /// <summary>A new region for v (null: the compactor) with at least need sectors, or null when the pool has no room. Under the metadata lock.</summary>
+    private ChunkRegion? OpenRegion(Volume? v, int need)
     {
         // Reuse freed space first: it is what keeps overwrites from growing the pool.
         for (int tries = _partialContainers.Count; tries > 0; tries--)
         {
             ChunkContainer c = _partialContainers.Dequeue();
             if (!ReferenceEquals(c.Drive.Containers[c.Extent], c)) continue; // given back to the pool since it was listed
-            var (start, length) = c.FindRun(need);
+            var (start, length) = c.Draining ? (-1, 0) : c.FindRun(need);
             if (start < 0)
             {
                 c.Listed = false; // back in the list when more of it is freed
@@ -120,19 +155,27 @@ public sealed partial class Pool
             _partialContainers.Enqueue(c);
             return Claim(c, start, length);
         }
-        if (!CanAllocate(v, newMapping: true)) return null;
+        if (v is null ? _freeExtents - 1 < UnusedReserveTotal() : !CanAllocate(v, newMapping: true)) return null;
         var (drive, extent) = TakeExtent();
         drive.Refs[extent] = 1;
         drive.AllocatedCount++;
         var container = new ChunkContainer(drive, extent, SectorsPerExtent);
         Volatile.Write(ref drive.Containers[extent], container);
+        _containers++;
         _dirtyContainers.Add((drive.Index, extent));
         return Claim(container, 0, container.Sectors);
     }
 
-    private static ChunkRegion Claim(ChunkContainer c, int start, int length)
+    /// <summary>Marks sectors of a container and keeps the pool's count of used container sectors. Under the metadata lock.</summary>
+    private void MarkSectors(ChunkContainer c, int first, int count, bool used)
     {
-        c.Mark(start, length, used: true);
+        int changed = c.Mark(first, count, used);
+        _containerUsedSectors += used ? changed : -changed;
+    }
+
+    private ChunkRegion Claim(ChunkContainer c, int start, int length)
+    {
+        MarkSectors(c, start, length, used: true);
         c.Regions++;
         return new ChunkRegion(c, start, start + length);
     }
@@ -145,6 +188,7 @@ public sealed partial class Pool
             PoolDrive drive = c.Drive;
             if (!ReferenceEquals(drive.Containers[c.Extent], c)) return;
             Volatile.Write(ref drive.Containers[c.Extent], null);
+            _containers--;
             drive.Refs[c.Extent] = 0;
             drive.AllocatedCount--;
             _dirtyContainers.Add((drive.Index, c.Extent));
@@ -152,7 +196,7 @@ public sealed partial class Pool
             _freeing.Add(new FreeingExtent(drive, c.Extent, []));
             return;
         }
-        if (!c.Listed && c.UsedCount < c.Sectors)
+        if (!c.Listed && !c.Draining && c.UsedCount < c.Sectors)
         {
             c.Listed = true;
             _partialContainers.Enqueue(c);
@@ -184,17 +228,19 @@ public sealed partial class Pool
     /// <summary>Processes the places volumes stopped referencing: the last reference sends a place to be freed by this commit.</summary>
     private void TakeDrops(Volume v, List<ulong> frees)
     {
-        while (v.Drops.TryDequeue(out ulong packed))
+        while (v.Drops.TryDequeue(out ulong packed)) TakeDrop(packed, frees);
+    }
+
+    private void TakeDrop(ulong packed, List<ulong> frees)
+    {
+        var place = new ChunkLocation(packed);
+        if (_chunkExtraRefs.TryGetValue(place.Place, out int extra))
         {
-            var place = new ChunkLocation(packed);
-            if (_chunkExtraRefs.TryGetValue(place.Place, out int extra))
-            {
-                if (extra == 1) _chunkExtraRefs.Remove(place.Place);
-                else _chunkExtraRefs[place.Place] = extra - 1;
-                continue;
-            }
-            frees.Add(packed);
+            if (extra == 1) _chunkExtraRefs.Remove(place.Place);
+            else _chunkExtraRefs[place.Place] = extra - 1;
+            return;
         }
+        frees.Add(packed);
     }
 
     /// <summary>After a durable commit: frees the sectors of released chunks no read still uses. Under the metadata lock.</summary>
@@ -210,7 +256,7 @@ public sealed partial class Pool
                 _chunkFreesDurable[kept++] = _chunkFreesDurable[i];
                 continue;
             }
-            c.Mark((int)(place.Sector - c.FirstSector), place.Sectors, used: false);
+            MarkSectors(c, (int)(place.Sector - c.FirstSector), place.Sectors, used: false);
             AfterSectorsFreed(c);
         }
         _chunkFreesDurable.RemoveRange(kept, _chunkFreesDurable.Count - kept);
@@ -238,18 +284,34 @@ public sealed partial class Pool
     /// <summary>What a commit carries for chunk volumes, to restore it if the commit fails.</summary>
     private sealed record ChunkCapture(List<(Volume Volume, long Chunk)> Chunks, List<ulong> Frees, List<(int, long)> Containers);
 
+    /// <summary>Where chunk of volume name is stored (tests and scrub); unmapped when never written.</summary>
+    internal (ChunkLocation Location, uint Crc) ChunkAt(string name, long chunk)
+    {
+        Volume v;
+        lock (MetaLock) v = Find(name);
+        int perGroup = ExtentSize / ChunkLayout.ChunkSize;
+        return v.Chunks[chunk / perGroup] is { } group ? group.Read((int)(chunk % perGroup)) : default;
+    }
+
     /// <summary>Puts changed chunk records, container keys and deletions of deleted volumes into the batch. Under the metadata lock.</summary>
     private ChunkCapture CaptureChunks(WriteBatch batch, ref long bytes)
     {
-        var chunks = new List<(Volume, long)>();
+        // Commits run one at a time: the capture lists and buffers are reused (no allocation per chunk written).
+        List<(Volume, long)> chunks = _captureChunks;
+        chunks.Clear();
         List<ulong> frees = _chunkFreesNext;
-        _chunkFreesNext = [];
-        var value = new byte[ChunkRecord.Size];
+        _chunkFreesNext = _chunkFreesSpare;
+        _chunkFreesSpare = frees;
+        Span<byte> key = stackalloc byte[17];
+        Span<byte> value = stackalloc byte[ChunkRecord.Size];
+        // Drops first: a drop is queued after its chunk was marked dirty (the compactor's too).
+        while (_moveDrops.TryDequeue(out ulong moved)) TakeDrop(moved, frees);
         foreach (Volume v in _volumes.Values.Concat(_deletedVolumes))
         {
             if (!v.UsesChunks) continue;
             // Drops first: a drop is queued after its chunk was marked dirty, so the record that
             // stops referencing the place is in this batch too.
+            Interlocked.Exchange(ref v.PendingFreeSectors, 0);
             TakeDrops(v, frees);
             ChunkGroup?[] groups = v.Chunks;
             int perGroup = ExtentSize / ChunkLayout.ChunkSize;
@@ -268,7 +330,7 @@ public sealed partial class Pool
                         long chunk = index * perGroup + i;
                         chunks.Add((v, chunk));
                         if (v.Deleted) continue;
-                        byte[] key = MetadataKeys.ChunkKey(v.Id, chunk);
+                        MetadataKeys.WriteChunkKey(key, v.Id, chunk);
                         var (location, crc) = group.Read(i);
                         if (location.IsMapped)
                         {
@@ -292,10 +354,10 @@ public sealed partial class Pool
         }
         foreach (var (drive, extent) in _dirtyContainers)
         {
-            byte[] key = MetadataKeys.ContainerKey(drive, extent);
-            if (DriveAt(drive).Containers[extent] is not null) batch.Put(key, Array.Empty<byte>());
-            else batch.Delete(key);
-            bytes += key.Length;
+            byte[] containerKey = MetadataKeys.ContainerKey(drive, extent);
+            if (DriveAt(drive).Containers[extent] is not null) batch.Put(containerKey, Array.Empty<byte>());
+            else batch.Delete(containerKey);
+            bytes += containerKey.Length;
         }
         var capture = new ChunkCapture(chunks, frees, [.. _dirtyContainers]);
         _dirtyContainers.Clear();
@@ -305,7 +367,9 @@ public sealed partial class Pool
     private void ChunkCommitDone(ChunkCapture c)
     {
         _chunkFreesDurable.AddRange(c.Frees);
+        c.Frees.Clear();
         ReclaimChunks();
+        MaybeCompact();
     }
 
     private void RestoreChunks(ChunkCapture c)
@@ -317,11 +381,12 @@ public sealed partial class Pool
             if (index < v.Chunks.Length && v.Chunks[index] is { } group && group.MarkDirty((int)(chunk % perGroup))) v.DirtyGroups.Enqueue(index);
         }
         _chunkFreesNext.AddRange(c.Frees);
+        c.Frees.Clear();
         _dirtyContainers.UnionWith(c.Containers);
     }
 
     private bool ChunksDirty() =>
-        _dirtyContainers.Count > 0 || _chunkFreesNext.Count > 0 || _chunkFreesDurable.Count > 0
+        _dirtyContainers.Count > 0 || _chunkFreesNext.Count > 0 || _chunkFreesDurable.Count > 0 || !_moveDrops.IsEmpty
         || _volumes.Values.Concat(_deletedVolumes).Any(v => v.UsesChunks && (!v.DirtyGroups.IsEmpty || !v.Drops.IsEmpty));
 
     // ---- volumes: snapshot, clone, delete, load --------------------------------------------
@@ -373,7 +438,7 @@ public sealed partial class Pool
         v.ChargedGroup?.TryCharge(-Interlocked.Read(ref v.StoredSectors) * ChunkLayout.SectorSize, ExtentSize);
         if (v.Region is { } region)
         {
-            region.Container.Mark(Math.Min(region.Next, region.End), Math.Max(0, region.End - region.Next), used: false);
+            MarkSectors(region.Container, Math.Min(region.Next, region.End), Math.Max(0, region.End - region.Next), used: false);
             Interlocked.Exchange(ref region.Next, region.End);
             CloseRegion(region);
             v.Region = null;
@@ -392,6 +457,7 @@ public sealed partial class Pool
                 throw new VolumeException(VolumeError.Io, $"pool {Name}: chunk container drive {driveIndex} extent {extent} is outside the pool (run `edgeblock pool check {Name}`)");
             }
             drive.Containers[extent] = new ChunkContainer(drive, extent, SectorsPerExtent);
+            _containers++;
             drive.Refs[extent] = 1;
         }
         int perGroup = ExtentSize / ChunkLayout.ChunkSize;
@@ -415,7 +481,7 @@ public sealed partial class Pool
             v.StoredSectors += location.Sectors;
             int seen = references.GetValueOrDefault(location.Place);
             references[location.Place] = seen + 1;
-            if (seen == 0) c.Mark((int)(location.Sector - c.FirstSector), location.Sectors, used: true);
+            if (seen == 0) MarkSectors(c, (int)(location.Sector - c.FirstSector), location.Sectors, used: true);
         }
         foreach (var (place, count) in references)
         {

@@ -143,7 +143,11 @@ public sealed partial class Pool
 
     internal PoolDrive DriveAt(int index) => Volatile.Read(ref _driveTable)[index];
 
-    private void PublishDrives() => Volatile.Write(ref _driveTable, _drives.OrderBy(d => d.Index).ToArray());
+    private void PublishDrives()
+    {
+        Volatile.Write(ref _driveTable, _drives.OrderBy(d => d.Index).ToArray());
+        SizeCommitAfterFree();
+    }
 
     /// <summary>Moves freeing extents whose free is durable and whose last I/O is done back to the free lists.</summary>
     private void ReclaimFreed()

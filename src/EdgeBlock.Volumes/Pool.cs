@@ -334,6 +334,7 @@ public sealed partial class Pool : IAsyncDisposable
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
         if (_commitTimer is not null) await _commitTimer.DisposeAsync();
+        while (Volatile.Read(ref _compacting) != 0) await Task.Delay(5); // it stops between two chunks
         try
         {
             if (_drives.Count > 0) await CommitAsync();

@@ -25,5 +25,18 @@ public sealed class PoolOptions
     /// </summary>
     public TimeSpan CommitInterval { get; init; } = TimeSpan.FromSeconds(2);
 
+    /// <summary>
+    /// How often at most the pool compacts chunk containers on its own (moving live chunks out
+    /// of sparse ones so overwritten space goes back to the pool). Zero turns it off (tests
+    /// compact explicitly).
+    /// </summary>
+    public TimeSpan CompactInterval { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>
+    /// Commit early when a volume's overwritten chunks (freed only by a commit) add up to a
+    /// sixteenth of the pool. Off in tests that must be the only ones to commit.
+    /// </summary>
+    public bool CommitOnFreedSpace { get; init; } = true;
+
     public ILogger Logger { get; init; } = NullLogger.Instance;
 }

@@ -65,6 +65,9 @@ internal sealed class Volume
 
     public long ChecksumErrors;
 
+    /// <summary>Sectors of chunks this volume replaced since the last commit (they are freed by the next one).</summary>
+    public long PendingFreeSectors;
+
     /// <summary>The group charged for this volume's stored chunks (writable volumes in a group only).</summary>
     public GroupState? ChargedGroup;
 

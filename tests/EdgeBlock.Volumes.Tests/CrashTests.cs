@@ -30,7 +30,11 @@ public class CrashTests
             for (int c = 0; c < CrashesPerPool; c++)
             {
                 int ops = random.Next(1, 12);
-                for (int i = 0; i < ops; i++) await model.ApplyAsync(random.Next(-1_000_000, 1_000_000));
+                for (int i = 0; i < ops; i++)
+                {
+                    await model.ApplyAsync(random.Next(-1_000_000, 1_000_000));
+                    if (random.Next(4) == 0) await t.Pool.CompactAsync(); // moved chunks must survive crashes too
+                }
                 string copy = Path.Combine(t.Root, $"meta-crash{c}");
                 bool crashed = false;
                 void Crash()
@@ -91,7 +95,14 @@ internal sealed class WalSyncTracker
             string name = Path.GetFileName(file);
             if (name == "LOCK") continue;
             string destination = Path.Combine(target, name);
-            File.Copy(file, destination);
+            try
+            {
+                File.Copy(file, destination);
+            }
+            catch (FileNotFoundException)
+            {
+                continue; // RocksDB deleted an obsolete file while we copied the directory
+            }
             if (!name.EndsWith(".log", StringComparison.Ordinal)) continue;
             long length = new FileInfo(destination).Length;
             long synced = Math.Min(_synced.GetValueOrDefault(name), length);

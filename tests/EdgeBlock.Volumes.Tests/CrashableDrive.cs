@@ -82,6 +82,19 @@ internal sealed class CrashableDrive(long sizeBytes) : IBlockDevice
 
     public ValueTask<BlockStatus> DeallocateAsync(long lba, long blockCount) => WriteZeroesAsync(lba, blockCount, false);
 
+    /// <summary>Silent corruption: flips one bit of what the drive holds at byte offset (durable and cached copies).</summary>
+    public void FlipBit(long offset, int bit)
+    {
+        lock (_lock)
+        {
+            _durable[offset] ^= (byte)(1 << bit);
+            if (_cached.TryGetValue(offset / Sector, out var versions))
+            {
+                foreach (byte[] version in versions) version[offset % Sector] ^= (byte)(1 << bit);
+            }
+        }
+    }
+
     /// <summary>Power loss: each cached sector keeps its durable content or one of its cached versions.</summary>
     public void Crash(Random random)
     {

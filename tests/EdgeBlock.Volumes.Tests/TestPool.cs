@@ -23,12 +23,20 @@ internal sealed class TestPool : IAsyncDisposable
         OpenDrive = Drives.Open,
         ExtentSize = Extent,
         CommitInterval = TimeSpan.Zero,
+        CompactInterval = SelfManaging ? TimeSpan.FromMilliseconds(50) : TimeSpan.Zero,
+        CommitOnFreedSpace = SelfManaging,
     };
 
+    /// <summary>
+    /// Lets the pool commit when overwrites hold much space and compact on its own, as a daemon's
+    /// pool does (off: the test drives every commit and compaction).
+    /// </summary>
+    public bool SelfManaging { get; init; }
+
     /// <summary>A pool of n drives of driveBytes each (1 MiB of each goes to the label area).</summary>
-    public static async Task<TestPool> CreateAsync(int drives = 2, long driveBytes = 4 << 20)
+    public static async Task<TestPool> CreateAsync(int drives = 2, long driveBytes = 4 << 20, bool selfManaging = false)
     {
-        var t = new TestPool();
+        var t = new TestPool { SelfManaging = selfManaging };
         var specs = Enumerable.Range(0, drives).Select(i => new PoolDriveSpec(t.DrivePath(i), driveBytes)).ToList();
         t.Pool = await Pool.CreateAsync("tank", t.MetadataDir, specs, t.Options());
         return t;

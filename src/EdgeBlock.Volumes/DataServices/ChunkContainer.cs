@@ -30,6 +30,9 @@ internal sealed class ChunkContainer(PoolDrive drive, long extent, int sectors)
     /// <summary>True while in the pool's list of containers with free sectors.</summary>
     public bool Listed;
 
+    /// <summary>The compactor is moving its chunks out: nothing new is allocated here.</summary>
+    public bool Draining;
+
     public bool IsUsed(int sector) => (_used[sector >> 6] & (1UL << (sector & 63))) != 0;
 
     /// <summary>Marks sectors used or free; returns how many changed.</summary>

@@ -165,7 +165,12 @@ internal sealed class ChunkVolumeDevice : IBlockDevice
             done += length;
         }
         // A redirected write always changes the map: FUA makes the map durable with the data.
-        if (status == BlockStatus.Success && fua) status = await _pool.CommitAsync().ConfigureAwait(false);
+        // Overwrites that outrun the background commit wait for one, so the space their
+        // replaced chunks hold stays bounded.
+        if (status == BlockStatus.Success && (fua || (_pool.CommitsOnFreedSpace && Volatile.Read(ref _volume.PendingFreeSectors) > 2 * _pool.CommitAfterFreeSectors)))
+        {
+            status = await _pool.CommitAsync().ConfigureAwait(false);
+        }
         return status;
     }
 
@@ -266,6 +271,8 @@ internal sealed class ChunkVolumeDevice : IBlockDevice
         {
             _volume.Drops.Enqueue(old.Packed);
             sectors -= old.Sectors;
+            // Replaced chunks hold their space until a commit: commit early when they add up.
+            if (Interlocked.Add(ref _volume.PendingFreeSectors, old.Sectors) > _pool.CommitAfterFreeSectors) _pool.RequestCommit();
             _volume.ChargedGroup?.TryCharge(-(long)old.Sectors * ChunkLayout.SectorSize, _pool.ExtentSize);
         }
         Interlocked.Add(ref _volume.StoredSectors, sectors);
