@@ -9,8 +9,8 @@ namespace EdgeBlock.Daemon.Tests;
 
 /// <summary>
 /// Compression and checksums of volumes through the daemon: chosen in the create request, answered back by the
-/// API, a bad value refused as problem+json naming it (whatever a hostile client sends), and the space figures in
-/// pool and volume answers.
+/// API, a bad value refused as problem+json naming it (whatever a hostile client sends), the space figures in
+/// pool and volume answers, and the per-volume metrics.
 /// </summary>
 public sealed class VolumeDataServicesTests
 {
@@ -29,7 +29,7 @@ public sealed class VolumeDataServicesTests
         public string Directory { get; }
         public HttpClient Http { get; }
 
-        public static async Task<Api> StartAsync()
+        public static async Task<Api> StartAsync(int? metricsPort = null)
         {
             // Short path: a Unix socket path is limited to 107 bytes.
             string dir = Path.Combine(Path.GetTempPath(), "ebds-" + Guid.NewGuid().ToString("N")[..12]);
@@ -42,6 +42,7 @@ public sealed class VolumeDataServicesTests
                 DefaultSizeBytes = 1 << 20,
                 DefaultBackend = BackendKind.Memory,
                 ApiSocketPath = socket,
+                MetricsEndpoint = metricsPort is { } port ? new IPEndPoint(IPAddress.Loopback, port) : null,
             }, configureLogging: l => l.SetMinimumLevel(LogLevel.Warning));
             var http = new HttpClient(new SocketsHttpHandler
             {
@@ -208,6 +209,41 @@ public sealed class VolumeDataServicesTests
         Assert.Equal(extent, pool.GetProperty("physical_bytes").GetInt64());
         Assert.Equal(pool.GetProperty("allocated_bytes").GetInt64(), pool.GetProperty("physical_bytes").GetInt64());
         Assert.Equal(0.01, pool.GetProperty("compression_ratio").GetDouble());
+    }
+
+    [Fact]
+    public async Task MetricsEndpoint_Volume_ExposesLogicalPhysicalAndChecksumErrorSeries_UntilDeleted()
+    {
+        int port = FreePort();
+        await using var api = await Api.StartAsync(metricsPort: port);
+        using var created = await api.PostAsync("/v1/pools/p1/volumes", """{"name": "a", "size": "16M", "compress": "zstd:5", "checksum": true}""");
+        Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+        using var other = await api.PostAsync("/v1/pools/p1/volumes", """{"name": "b", "size": "16M"}""");
+        Assert.Equal(HttpStatusCode.Created, other.StatusCode);
+        await api.WriteAsync("p1", "b", lba: 0, blocks: 3);
+        using var scraper = new HttpClient();
+
+        string text = await scraper.GetStringAsync($"http://127.0.0.1:{port}/metrics");
+
+        Assert.Contains("edgeblock_volume_logical_bytes{pool=\"p1\",volume=\"a\"} 0", text);
+        Assert.Contains("edgeblock_volume_physical_bytes{pool=\"p1\",volume=\"a\"} 0", text);
+        Assert.Contains("edgeblock_volume_checksum_errors_total{pool=\"p1\",volume=\"a\"} 0", text);
+        Assert.Contains("edgeblock_volume_logical_bytes{pool=\"p1\",volume=\"b\"} 12288", text);
+        Assert.Contains("edgeblock_volume_physical_bytes{pool=\"p1\",volume=\"b\"} 1048576", text);
+        Assert.Contains("# TYPE edgeblock_volume_checksum_errors_total counter", text);
+
+        using var deleted = await api.Http.DeleteAsync("/v1/pools/p1/volumes/a");
+        Assert.Equal(HttpStatusCode.NoContent, deleted.StatusCode);
+        text = await scraper.GetStringAsync($"http://127.0.0.1:{port}/metrics");
+        Assert.DoesNotContain("volume=\"a\"", text);
+        Assert.Contains("edgeblock_volume_logical_bytes{pool=\"p1\",volume=\"b\"} 12288", text);
+    }
+
+    private static int FreePort()
+    {
+        using var probe = new TcpListener(IPAddress.Loopback, 0);
+        probe.Start();
+        return ((IPEndPoint)probe.LocalEndpoint).Port;
     }
 
     /// <summary>The refusal's status, media type and problem fields; returns its detail.</summary>
