@@ -76,7 +76,7 @@ public static class PoolCommands
 
         var showName = PoolArgument();
         var showJson = JsonOption();
-        var show = new Command("show", "Show a pool: space (size, allocated, reserved, free, freeing) and drives") { showName, showJson };
+        var show = new Command("show", "Show a pool: space (size, allocated, reserved, free, freeing, logical, physical, ratio) and drives") { showName, showJson };
         SetAction(show, socket, async (c, parse) =>
         {
             string body = await c.Api.SendAsync(HttpMethod.Get, $"v1/pools/{ApiClient.Escape(parse.GetValue(showName)!)}");
@@ -93,9 +93,11 @@ public static class PoolCommands
                 ("extent", Sizes.Format(p.ExtentSize)), ("size", Sizes.Format(p.SizeBytes)), ("allocated", Sizes.Format(p.AllocatedBytes)),
                 ("reserved", $"{Sizes.Format(p.ReservedBytes)} (reservations not yet allocated)"), ("free", Sizes.Format(p.FreeBytes)),
                 ("freeing", $"{Sizes.Format(p.FreeingBytes)} (free after the next commit)"), ("volumes", Num(p.Volumes)),
+                ("logical", $"{Sizes.Format(p.LogicalBytes)} (written to its volumes)"), ("physical", $"{Sizes.Format(p.PhysicalBytes)} (stored on the drives)"),
+                ("ratio", $"{Ratio(p.CompressionRatio)} (logical / physical)"),
             };
             if (p.Counters is { } k)
-                fields.Add(("since open", $"{k.Commits} commits, {Sizes.Format(k.MetadataBytesWritten)} metadata written, {k.CapacityExceeded} writes refused (capacity exceeded), {k.CopyOnWrites} copy-on-writes"));
+                fields.Add(("since open", $"{k.Commits} commits, {Sizes.Format(k.MetadataBytesWritten)} metadata written, {k.CapacityExceeded} writes refused (capacity exceeded), {k.CopyOnWrites} copy-on-writes, {k.ChecksumErrors} checksum errors"));
             Table.Fields(c.Out, fields);
             c.Out.WriteLine();
             Table.Write(c.Out, ["DRIVE", "PATH", "SIZE", "ALLOCATED", "FREE"],
@@ -157,13 +159,27 @@ public static class PoolCommands
         var size = new Option<string>("--size") { Description = "Size the host sees, e.g. 20G (space is allocated on first write)", Required = true };
         var reserve = new Option<string?>("--reserve") { Description = "Space guaranteed to this volume, e.g. 5G (refused if the pool cannot honour it)" };
         var tenant = new Option<string?>("--group") { Description = "Group (tenant) whose quota covers this volume" };
-        var create = new Command("create", "Create a thin volume") { name, size, reserve, tenant };
+        // The daemon parses --compress (one rule for every client); a bad value is its refusal, naming the value.
+        var compress = new Option<string?>("--compress")
+        {
+            Description = "off (default) | lz4 (cheap) | zstd[:LEVEL] (smaller, more CPU; LEVEL 1-19, default 3). Kept for the volume's life",
+            HelpName = "off|lz4|zstd[:LEVEL]",
+        };
+        var checksum = new Option<string>("--checksum")
+        {
+            Description = "on: a crc32c per stored chunk, checked on every read (corrupt data fails the read instead of being returned)",
+            DefaultValueFactory = _ => "off",
+        };
+        checksum.AcceptOnlyFromAmong("on", "off");
+        var create = new Command("create", "Create a thin volume") { name, size, reserve, tenant, compress, checksum };
         SetAction(create, socket, async (c, parse) =>
         {
             var (pool, volume) = Split(parse.GetValue(name)!);
             var v = ApiClient.Parse<VolumeInfo>(await c.Api.SendAsync(HttpMethod.Post, $"v1/pools/{ApiClient.Escape(pool)}/volumes",
-                new CreateVolumeRequest(volume, parse.GetValue(size)!, parse.GetValue(reserve), parse.GetValue(tenant))));
-            c.Out.WriteLine($"volume {v.Pool}/{v.Name} created: {Sizes.Format(v.SizeBytes)}, reserve {Sizes.Format(v.ReserveBytes)}{(v.Group != null ? $", group {v.Group}" : "")}, uuid {v.Uuid}");
+                new CreateVolumeRequest(volume, parse.GetValue(size)!, parse.GetValue(reserve), parse.GetValue(tenant),
+                    parse.GetValue(compress), parse.GetValue(checksum) == "on")));
+            string services = v.Compression != "off" || v.Checksum ? $", compression {v.Compression}, checksum {OnOff(v.Checksum)}" : "";
+            c.Out.WriteLine($"volume {v.Pool}/{v.Name} created: {Sizes.Format(v.SizeBytes)}, reserve {Sizes.Format(v.ReserveBytes)}{(v.Group != null ? $", group {v.Group}" : "")}{services}, uuid {v.Uuid}");
             return 0;
         });
 
@@ -226,18 +242,19 @@ public static class PoolCommands
             string? pool = parse.GetValue(listPool);
             string body = await c.Api.SendAsync(HttpMethod.Get, pool is null ? "v1/volumes" : $"v1/pools/{ApiClient.Escape(pool)}/volumes");
             if (parse.GetValue(listJson)) { c.Out.WriteLine(body); return 0; }
-            Table.Write(c.Out, ["VOLUME", "SIZE", "ALLOCATED", "RESERVE", "GROUP", "ORIGIN", "EXPORTED"],
+            Table.Write(c.Out, ["VOLUME", "SIZE", "ALLOCATED", "RESERVE", "GROUP", "ORIGIN", "EXPORTED", "COMPRESS", "CHECKSUM", "LOGICAL", "PHYSICAL", "RATIO"],
                 ApiClient.Parse<List<VolumeInfo>>(body).Select(v => new[]
                 {
                     $"{v.Pool}/{v.Name}", Size(v.SizeBytes), Size(v.AllocatedBytes), Size(v.ReserveBytes), v.Group ?? "-", v.Origin ?? "-",
                     v.IsSnapshot ? "snapshot" : v.Exported ? "yes" : "no",
+                    v.Compression, OnOff(v.Checksum), Size(v.LogicalBytes), Size(v.PhysicalBytes), Ratio(v.CompressionRatio),
                 }));
             return 0;
         });
 
         var showName = VolumeArgument("POOL/NAME", "The volume or snapshot", snapshot: true, snapshotOptional: true);
         var showJson = JsonOption();
-        var show = new Command("show", "Show a volume: size, allocated, reserved, group, origin, UUID") { showName, showJson };
+        var show = new Command("show", "Show a volume: size, allocated, reserved, group, origin, UUID, compression and checksums, logical and physical space") { showName, showJson };
         SetAction(show, socket, async (c, parse) =>
         {
             var (pool, volume) = Split(parse.GetValue(showName)!);
@@ -250,6 +267,9 @@ public static class PoolCommands
                 ("size", Sizes.Format(v.SizeBytes)), ("allocated", Sizes.Format(v.AllocatedBytes)), ("reserve", Sizes.Format(v.ReserveBytes)),
                 ("group", v.Group ?? "-"), ("origin", v.Origin ?? "-"), ("exported", v.Exported ? "yes" : "no"),
                 ("created", v.Created.ToString("u", CultureInfo.InvariantCulture)),
+                ("compression", v.Compression), ("checksum", OnOff(v.Checksum)), ("checksum errors", $"{Num(v.ChecksumErrors)} (reads that failed their checksum)"),
+                ("logical", $"{Sizes.Format(v.LogicalBytes)} (written)"), ("physical", $"{Sizes.Format(v.PhysicalBytes)} (stored on the drives)"),
+                ("ratio", $"{Ratio(v.CompressionRatio)} (logical / physical)"),
             ]);
             return 0;
         });
@@ -335,6 +355,11 @@ public static class PoolCommands
     private static string Num(long n) => n.ToString(CultureInfo.InvariantCulture);
 
     private static string Size(long bytes) => Sizes.Format(bytes);
+
+    private static string OnOff(bool on) => on ? "on" : "off";
+
+    /// <summary>Logical per physical byte as `zfs get compressratio` prints it: 1.00x.</summary>
+    private static string Ratio(double ratio) => ratio.ToString("0.00", CultureInfo.InvariantCulture) + "x";
 
     private static void SetAction(Command command, Option<string?> socket, Func<Context, ParseResult, Task<int>> action) =>
         ApiAction.Set(command, socket, call => action(new Context(call.Api, call.Out), call.Parse));

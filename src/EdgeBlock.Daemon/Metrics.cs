@@ -33,6 +33,7 @@ public sealed class DaemonMetrics
     private readonly Gauge _poolFree;
     private readonly Counter _poolCapacityExceeded;
     private readonly VhostMetrics? _vhost;
+    private readonly VolumeMetrics? _volumes;
 
     public DaemonMetrics(NvmeTarget target, PoolManager? pools = null, Func<IReadOnlyList<VhostInfo>>? vhostExports = null)
     {
@@ -40,6 +41,7 @@ public sealed class DaemonMetrics
         _pools = pools;
         var factory = Metrics.WithCustomRegistry(_registry);
         if (vhostExports != null) _vhost = new VhostMetrics(factory, vhostExports);
+        if (pools != null) _volumes = new VolumeMetrics(factory, () => pools.ListVolumes(null));
         DotNetStats.Register(_registry); // process_cpu_seconds_total, process_working_set_bytes, GC figures
         _ops = factory.CreateCounter("edgeblock_namespace_ops_total", "Completed read/write commands per namespace", "subsystem", "nsid", "op");
         _bytes = factory.CreateCounter("edgeblock_namespace_bytes_total", "Bytes read/written per namespace", "subsystem", "nsid", "op");
@@ -69,6 +71,7 @@ public sealed class DaemonMetrics
         {
             RefreshTarget();
             _vhost?.Refresh();
+            _volumes?.Refresh();
         }
         foreach (var pool in _pools?.Infos() ?? [])
         {

@@ -326,9 +326,14 @@ public sealed partial class Pool
             long freeing = _freeing.Count * (long)ExtentSize;
             long allocated = drives.Sum(d => d.AllocatedBytes);
             long reserved = UnusedReserveTotal() * ExtentSize;
+            // Logical: what the writable volumes hold (a snapshot's shared data is not written twice);
+            // physical: what is stored, shared data once — extents of extent volumes, used sectors of chunk containers.
+            long logical = _volumes.Values.Where(v => !v.IsSnapshot).Sum(v => Describe(v).LogicalBytes);
+            long physical = allocated - _containers * ExtentSize + _containerUsedSectors * ChunkLayout.SectorSize;
             return new PoolInfo(Name, Id, ExtentSize, size, allocated, reserved, Math.Max(0, _freeExtents * ExtentSize - reserved), freeing,
                 _volumes.Count, drives, new PoolCounters(Interlocked.Read(ref _commits), Interlocked.Read(ref _metadataBytes),
-                    Interlocked.Read(ref _capacityExceeded), Interlocked.Read(ref _copyOnWrites), Interlocked.Read(ref _checksumErrors)));
+                    Interlocked.Read(ref _capacityExceeded), Interlocked.Read(ref _copyOnWrites), Interlocked.Read(ref _checksumErrors)),
+                logical, physical);
         }
     }
 }

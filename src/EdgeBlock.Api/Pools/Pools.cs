@@ -6,18 +6,27 @@ namespace EdgeBlock.Api.Pools;
 // These are the wire form of EdgeBlock.Volumes' own records (the daemon maps them, Daemon/Pools/PoolContracts.cs),
 // so that a client needs nothing of the storage layer and the storage layer can change without changing the API.
 
-/// <summary>A pool as `pool list|show` reports it. State "online", or "failed" with Error (the pool did not open at start).</summary>
+/// <summary>
+/// A pool as `pool list|show` reports it. State "online", or "failed" with Error (the pool did not open at start).
+/// LogicalBytes: what its writable volumes hold; PhysicalBytes: what that takes on the drives (shared extents once);
+/// CompressionRatio: logical per physical byte, 2 decimals (1 when nothing is stored).
+/// </summary>
 public sealed record PoolSummary(
     string Name, string State, string? Error, Guid? Id, string MetadataDirectory, int ExtentSize,
     long SizeBytes, long AllocatedBytes, long ReservedBytes, long FreeBytes, long FreeingBytes, int Volumes,
-    IReadOnlyList<PoolDriveInfo> Drives, PoolCounters? Counters);
+    IReadOnlyList<PoolDriveInfo> Drives, PoolCounters? Counters,
+    long LogicalBytes = 0, long PhysicalBytes = 0, double CompressionRatio = 1);
 
 /// <summary>Drives are "PATH[:SIZE]": a block device or file; a missing file is created with SIZE. A relative PATH is under the data directory.</summary>
 public sealed record CreatePoolRequest(string Name, IReadOnlyList<string> Drives, string? ExtentSize = null, bool Force = false);
 
 public sealed record AddDriveRequest(string Drive, bool Force = false);
 
-public sealed record CreateVolumeRequest(string Name, string Size, string? Reserve = null, string? Group = null);
+/// <summary>
+/// Compress: "off" (the default), "lz4" or "zstd[:LEVEL]" (1-19, 3 by default). Checksum: crc32c over each stored chunk,
+/// checked on every read. Both are chosen at creation and kept for the volume's life (its snapshots and clones inherit them).
+/// </summary>
+public sealed record CreateVolumeRequest(string Name, string Size, string? Reserve = null, string? Group = null, string? Compress = null, bool Checksum = false);
 
 public sealed record ResizeVolumeRequest(string Size, bool Force = false);
 
@@ -33,12 +42,19 @@ public sealed record SetGroupQuotaRequest(string? Quota);
 public sealed record PoolDriveInfo(int Index, string Path, Guid Id, long SizeBytes, long AllocatedBytes, long FreeBytes);
 
 /// <summary>Running totals since the pool was opened.</summary>
-public sealed record PoolCounters(long Commits, long MetadataBytesWritten, long CapacityExceeded, long CopyOnWrites);
+public sealed record PoolCounters(long Commits, long MetadataBytesWritten, long CapacityExceeded, long CopyOnWrites, long ChecksumErrors = 0);
 
-/// <summary>A volume or snapshot as `volume show` reports it. Sizes in bytes; Exported: a namespace or vhost export uses it.</summary>
+/// <summary>
+/// A volume or snapshot as `volume show` reports it. Sizes in bytes; Exported: a namespace or vhost export uses it.
+/// Compression as `--compress` spells it ("off", "lz4", "zstd:3"); LogicalBytes: what was written; PhysicalBytes: what
+/// it takes on the drives; CompressionRatio: logical per physical byte, 2 decimals (1 when nothing is stored);
+/// ChecksumErrors: reads whose stored data did not match its checksum (each failed with Unrecovered Read Error).
+/// </summary>
 public sealed record VolumeInfo(
     string Pool, string Name, Guid Uuid, long SizeBytes, long AllocatedBytes, long ReserveBytes, string? Group,
-    bool IsSnapshot, string? Origin, bool Exported, DateTimeOffset Created);
+    bool IsSnapshot, string? Origin, bool Exported, DateTimeOffset Created,
+    string Compression = "off", bool Checksum = false, long LogicalBytes = 0, long PhysicalBytes = 0, double CompressionRatio = 1,
+    long ChecksumErrors = 0);
 
 /// <summary>A quota group: its quota (null: none) and the space its writable volumes map.</summary>
 public sealed record GroupInfo(string Name, long? QuotaBytes, long UsedBytes, int VolumeCount);

@@ -9,8 +9,15 @@ namespace EdgeBlock.Daemon.Pools;
 /// </summary>
 public static class PoolContracts
 {
-    public static Contract.VolumeInfo ToContract(this VolumeInfo v) =>
-        new(v.Pool, v.Name, v.Uuid, v.SizeBytes, v.AllocatedBytes, v.ReserveBytes, v.Group, v.IsSnapshot, v.Origin, v.Exported, v.Created);
+    public static Contract.VolumeInfo ToContract(this VolumeInfo v)
+    {
+        VolumeFeatures features = v.Features ?? VolumeFeatures.None;
+        return new(v.Pool, v.Name, v.Uuid, v.SizeBytes, v.AllocatedBytes, v.ReserveBytes, v.Group, v.IsSnapshot, v.Origin, v.Exported, v.Created,
+            features.CompressionText, features.Checksum, v.LogicalBytes, v.PhysicalBytes, Ratio(v.CompressionRatio), v.ChecksumErrors);
+    }
+
+    /// <summary>Two decimals, as operators read a ratio (2.37, not 2.3684210526315788).</summary>
+    public static double Ratio(double ratio) => Math.Round(ratio, 2, MidpointRounding.AwayFromZero);
 
     public static List<Contract.VolumeInfo> ToContract(this IEnumerable<VolumeInfo> volumes) => volumes.Select(ToContract).ToList();
 
@@ -25,7 +32,7 @@ public static class PoolContracts
         new(d.Index, d.Path, d.Id, d.SizeBytes, d.AllocatedBytes, d.FreeBytes);
 
     public static Contract.PoolCounters ToContract(this PoolCounters c) =>
-        new(c.Commits, c.MetadataBytesWritten, c.CapacityExceeded, c.CopyOnWrites);
+        new(c.Commits, c.MetadataBytesWritten, c.CapacityExceeded, c.CopyOnWrites, c.ChecksumErrors);
 
     /// <summary>`pool check --offline`: checks a pool no daemon has open (the CLI runs it in-process) and answers as the API would.</summary>
     public static async Task<Contract.PoolCheckReport> CheckOfflineAsync(string dataDirectory, string pool) =>

@@ -98,7 +98,8 @@ public sealed class PoolManager : IAsyncDisposable
     {
         PoolInfo i = pool.Info();
         return new PoolSummary(i.Name, "online", null, i.Id, pool.MetadataDirectory, i.ExtentSize, i.SizeBytes, i.AllocatedBytes,
-            i.ReservedBytes, i.FreeBytes, i.FreeingBytes, i.VolumeCount, i.Drives.Select(d => d.ToContract()).ToList(), i.Counters.ToContract());
+            i.ReservedBytes, i.FreeBytes, i.FreeingBytes, i.VolumeCount, i.Drives.Select(d => d.ToContract()).ToList(), i.Counters.ToContract(),
+            i.LogicalBytes, i.PhysicalBytes, PoolContracts.Ratio(i.CompressionRatio));
     }
 
     private PoolSummary Failed(string name, string error) =>
@@ -228,7 +229,8 @@ public sealed class PoolManager : IAsyncDisposable
         string what = $"volume {poolName}/{request.Name}";
         long size = ParseSize(request.Size, $"{what}: size");
         long reserve = string.IsNullOrEmpty(request.Reserve) ? 0 : ParseSize(request.Reserve, $"{what}: reservation");
-        return pool.CreateVolumeAsync(request.Name ?? "", size, reserve, string.IsNullOrEmpty(request.Group) ? null : request.Group);
+        VolumeFeatures features = VolumeFeatureRequest.Parse(request.Compress, request.Checksum, what);
+        return pool.CreateVolumeAsync(request.Name ?? "", size, reserve, string.IsNullOrEmpty(request.Group) ? null : request.Group, features);
     }
 
     public async Task<VolumeInfo> ResizeVolumeAsync(string poolName, string volume, ResizeVolumeRequest request)

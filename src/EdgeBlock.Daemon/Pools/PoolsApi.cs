@@ -19,7 +19,7 @@ namespace EdgeBlock.Daemon.Pools;
 /// GET    /v1/pools/{pool}                            POST /v1/pools/{pool}/drives {drive}
 /// GET    /v1/pools/{pool}/check
 /// GET    /v1/volumes                                 (every open pool)
-/// GET    /v1/pools/{pool}/volumes                    POST /v1/pools/{pool}/volumes {name, size, reserve?, group?}
+/// GET    /v1/pools/{pool}/volumes                    POST /v1/pools/{pool}/volumes {name, size, reserve?, group?, compress?, checksum?}
 /// GET    /v1/pools/{pool}/volumes/{name}             DELETE /v1/pools/{pool}/volumes/{name}
 /// POST   /v1/pools/{pool}/volumes/{name}/resize {size, force?}
 /// POST   /v1/pools/{pool}/volumes/{name}/snapshots {name}

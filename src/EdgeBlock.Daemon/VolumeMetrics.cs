@@ -1,0 +1,55 @@
+using EdgeBlock.Volumes;
+using Prometheus;
+
+namespace EdgeBlock.Daemon;
+
+/// <summary>
+/// Prometheus series of every volume and snapshot of the open pools, by pool and volume: logical and physical
+/// bytes, checksum errors. A volume deleted loses its series; one created again under the same name (another
+/// UUID), or whose count went down, starts its counter again from zero, so a counter never goes backwards.
+/// </summary>
+internal sealed class VolumeMetrics
+{
+    private readonly Func<IReadOnlyList<VolumeInfo>> _volumes;
+    private readonly Gauge _logical;
+    private readonly Gauge _physical;
+    private readonly Counter _checksumErrors;
+    private readonly Dictionary<(string Pool, string Volume), (Guid Uuid, long ChecksumErrors)> _last = [];
+
+    public VolumeMetrics(MetricFactory factory, Func<IReadOnlyList<VolumeInfo>> volumes)
+    {
+        _volumes = volumes;
+        _logical = factory.CreateGauge("edgeblock_volume_logical_bytes", "Bytes written to the volume (before compression)", "pool", "volume");
+        _physical = factory.CreateGauge("edgeblock_volume_physical_bytes",
+            "Bytes the volume takes on the pool's drives (after compression; space shared with snapshots counts in each)", "pool", "volume");
+        _checksumErrors = factory.CreateCounter("edgeblock_volume_checksum_errors_total",
+            "Reads of the volume whose stored data did not match its checksum (each failed with Unrecovered Read Error)", "pool", "volume");
+    }
+
+    public void Refresh()
+    {
+        var seen = new HashSet<(string, string)>();
+        foreach (VolumeInfo v in _volumes())
+        {
+            var key = (v.Pool, v.Name);
+            seen.Add(key);
+            if (_last.TryGetValue(key, out var last) && (last.Uuid != v.Uuid || v.ChecksumErrors < last.ChecksumErrors)) Remove(key);
+            _last[key] = (v.Uuid, v.ChecksumErrors);
+            _logical.WithLabels(v.Pool, v.Name).Set(v.LogicalBytes);
+            _physical.WithLabels(v.Pool, v.Name).Set(v.PhysicalBytes);
+            _checksumErrors.WithLabels(v.Pool, v.Name).IncTo(v.ChecksumErrors);
+        }
+        foreach (var gone in _last.Keys.Where(k => !seen.Contains(k)).ToList())
+        {
+            Remove(gone);
+            _last.Remove(gone);
+        }
+    }
+
+    private void Remove((string Pool, string Volume) key)
+    {
+        _logical.RemoveLabelled(key.Pool, key.Volume);
+        _physical.RemoveLabelled(key.Pool, key.Volume);
+        _checksumErrors.RemoveLabelled(key.Pool, key.Volume);
+    }
+}
