@@ -183,6 +183,7 @@ public sealed partial class Pool
     /// <summary>Lists a container with free sectors for reuse, or gives an empty one back to the pool. Under the metadata lock.</summary>
     private void AfterSectorsFreed(ChunkContainer c)
     {
+        if (c.Draining) return; // the compactor settles it when done: it reads from it until then
         if (c.UsedCount == 0 && c.Regions == 0)
         {
             PoolDrive drive = c.Drive;

@@ -123,7 +123,7 @@ public sealed partial class Pool
             for (int k = 1; k < slots.Count; k++) AddChunkRef(place);
         }
         AlignedBuffer buffer = ChunkBuffers.Rent();
-        int switched = 0;
+        int switched = 0, settled = 0;
         try
         {
             Memory<byte> bytes = buffer.Memory[..(old.Sectors * ChunkLayout.SectorSize)];
@@ -142,6 +142,7 @@ public sealed partial class Pool
             int perGroup = ExtentSize / ChunkLayout.ChunkSize;
             foreach (var (v, chunk) in slots)
             {
+                settled++;
                 SemaphoreSlim stripe = v.Stripes[chunk & (v.Stripes.Length - 1)];
                 await stripe.WaitAsync().ConfigureAwait(false);
                 try
@@ -171,6 +172,8 @@ public sealed partial class Pool
         }
         finally
         {
+            // Slots never reached (an exception) give back their share of the new place.
+            for (int k = settled; k < slots.Count; k++) _moveDrops.Enqueue(place.Packed);
             ChunkBuffers.Return(buffer);
         }
     }
