@@ -6,7 +6,8 @@ namespace EdgeBlock.Volumes;
 /// <summary>Volume, snapshot, clone and group operations. Each ends with a commit: when it returns, it is durable.</summary>
 public sealed partial class Pool
 {
-    public async Task<VolumeInfo> CreateVolumeAsync(string name, long sizeBytes, long reserveBytes = 0, string? group = null, VolumeFeatures? features = null)
+    public async Task<VolumeInfo> CreateVolumeAsync(string name, long sizeBytes, long reserveBytes = 0, string? group = null, VolumeFeatures? features = null,
+        VolumeKeySource? key = null)
     {
         features ??= VolumeFeatures.None;
         PoolNames.Check("volume", name);
@@ -16,12 +17,26 @@ public sealed partial class Pool
         {
             throw new VolumeException(VolumeError.Invalid, $"volume {Name}/{name}: reservation {reserveBytes} bytes must be between 0 and the size ({sizeBytes} bytes)");
         }
+        (XtsAes? cipher, VolumeEncryption? encryption) = NewVolumeKey($"{Name}/{name}", features, key);
         lock (MetaLock)
         {
-            if (_volumes.ContainsKey(name)) throw new VolumeException(VolumeError.AlreadyExists, $"volume {Name}/{name} already exists");
-            CheckReservation(name, ExtentsOf(reserveBytes));
+            if (_volumes.ContainsKey(name))
+            {
+                cipher?.Dispose();
+                throw new VolumeException(VolumeError.AlreadyExists, $"volume {Name}/{name} already exists");
+            }
+            try
+            {
+                CheckReservation(name, ExtentsOf(reserveBytes));
+            }
+            catch
+            {
+                cipher?.Dispose();
+                throw;
+            }
             if (group is not null) GroupNamed(group);
-            var v = new Volume(new VolumeRecord(NextVolumeId(), name, Guid.NewGuid(), sizeBytes, reserveBytes, group, false, null, DateTimeOffset.UtcNow, features.UsesChunks ? features : null), ExtentSize);
+            var v = new Volume(new VolumeRecord(NextVolumeId(), name, Guid.NewGuid(), sizeBytes, reserveBytes, group, false, null, DateTimeOffset.UtcNow,
+                features.UsesChunks ? features : null, encryption), ExtentSize) { Cipher = cipher };
             _volumes[name] = v;
             if (v.UsesChunks) v.ChargedGroup = group is null ? null : GroupNamed(group);
             else _unusedReserve += UnusedReserveOf(v);
@@ -130,7 +145,7 @@ public sealed partial class Pool
             Volume origin = Find(name);
             if (origin.IsSnapshot) throw new VolumeException(VolumeError.Invalid, $"{Name}/{name} is a snapshot; clone it first to snapshot the clone");
             if (_volumes.ContainsKey(full)) throw new VolumeException(VolumeError.AlreadyExists, $"snapshot {Name}/{full} already exists");
-            var snap = new Volume(new VolumeRecord(NextVolumeId(), full, Guid.NewGuid(), origin.Record.SizeBytes, 0, origin.Record.Group, true, name, DateTimeOffset.UtcNow, origin.Record.Features), ExtentSize);
+            var snap = new Volume(new VolumeRecord(NextVolumeId(), full, Guid.NewGuid(), origin.Record.SizeBytes, 0, origin.Record.Group, true, name, DateTimeOffset.UtcNow, origin.Record.Features, origin.Record.Encryption), ExtentSize);
             shared = origin.UsesChunks ? [] : CopyMappings(origin, snap);
             if (origin.UsesChunks) CopyChunks(origin, snap);
             _volumes[full] = snap;
@@ -155,7 +170,7 @@ public sealed partial class Pool
             if (_volumes.ContainsKey(newName)) throw new VolumeException(VolumeError.AlreadyExists, $"volume {Name}/{newName} already exists");
             group ??= source.Record.Group;
             if (reserveBytes < 0 || reserveBytes > source.Record.SizeBytes) throw new VolumeException(VolumeError.Invalid, $"volume {Name}/{newName}: reservation {reserveBytes} bytes must be between 0 and the size");
-            var clone = new Volume(new VolumeRecord(NextVolumeId(), newName, Guid.NewGuid(), source.Record.SizeBytes, reserveBytes, group, false, snapshot, DateTimeOffset.UtcNow, source.Record.Features), ExtentSize);
+            var clone = new Volume(new VolumeRecord(NextVolumeId(), newName, Guid.NewGuid(), source.Record.SizeBytes, reserveBytes, group, false, snapshot, DateTimeOffset.UtcNow, source.Record.Features, source.Record.Encryption), ExtentSize);
             long sharedBytes = source.UsesChunks ? source.StoredSectors * ChunkLayout.SectorSize : source.Allocated * ExtentSize;
             if (group is not null && _groups.TryGetValue(group, out GroupState? g) && g.Record.QuotaBytes is long quota
                 && g.UsedBytes(ExtentSize) + sharedBytes > quota)
@@ -229,6 +244,7 @@ public sealed partial class Pool
                 _unusedReserve -= UnusedReserveOf(v);
             }
             v.Deleted = true;
+            v.Cipher?.Dispose();
             _volumes.Remove(name);
             _deletedVolumes.Add(v);
             _dirtyVolumeRecords.Add(v.Id);
@@ -255,6 +271,7 @@ public sealed partial class Pool
     /// <summary>Opens a writable volume as a block device for export. Dispose it to close the export.</summary>
     public IBlockDevice OpenVolume(string name)
     {
+        UnlockIfEncrypted(name);
         lock (MetaLock)
         {
             Volume v = Find(name);
@@ -267,6 +284,7 @@ public sealed partial class Pool
     /// <summary>Opens a snapshot to read it (checks and tests); writing to it would break the snapshot.</summary>
     internal IBlockDevice OpenSnapshotForReading(string name)
     {
+        UnlockIfEncrypted(name);
         lock (MetaLock)
         {
             Volume v = Find(name);

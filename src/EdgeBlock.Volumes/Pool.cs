@@ -347,6 +347,7 @@ public sealed partial class Pool : IAsyncDisposable
         foreach (PoolDrive drive in _drives) await drive.Device.DisposeAsync();
         _db.Dispose();
         ChunkBuffers.Dispose();
+        foreach (Volume v in _volumes.Values) v.Cipher?.Dispose(); // zeroes the keys
     }
 
     /// <summary>Abandons the pool without committing, as a crash would (tests).</summary>

@@ -12,7 +12,7 @@ internal sealed record DriveRecord(int Index, Guid Id, string Path, long ExtentC
 /// <summary>A volume or a snapshot. Snapshots are read-only and named NAME@SNAP.</summary>
 internal sealed record VolumeRecord(
     long Id, string Name, Guid Uuid, long SizeBytes, long ReserveBytes, string? Group,
-    bool IsSnapshot, string? Origin, DateTimeOffset Created, VolumeFeatures? Features = null)
+    bool IsSnapshot, string? Origin, DateTimeOffset Created, VolumeFeatures? Features = null, VolumeEncryption? Encryption = null)
 {
     /// <summary>Data services; records written before they existed have none.</summary>
     public VolumeFeatures EffectiveFeatures => Features ?? VolumeFeatures.None;
@@ -27,6 +27,7 @@ internal sealed record GroupRecord(string Name, long? QuotaBytes);
 [JsonSerializable(typeof(VolumeRecord))]
 [JsonSerializable(typeof(GroupRecord))]
 [JsonSerializable(typeof(VolumeFeatures))]
+[JsonSerializable(typeof(VolumeEncryption))]
 internal sealed partial class RecordJson : JsonSerializerContext
 {
     public static byte[] Encode<T>(T value) => JsonSerializer.SerializeToUtf8Bytes(value, typeof(T), Default);

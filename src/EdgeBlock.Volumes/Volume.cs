@@ -65,6 +65,9 @@ internal sealed class Volume
 
     public long ChecksumErrors;
 
+    /// <summary>The cipher of an encrypted volume, once its key was loaded and checked (at create or first open).</summary>
+    public XtsAes? Cipher;
+
     /// <summary>Sectors of chunks this volume replaced since the last commit (they are freed by the next one).</summary>
     public long PendingFreeSectors;
 

@@ -16,7 +16,7 @@ public class CrashTests
     /// <summary>With checksums on, a read error after a crash fails the model's read: no unflushed block may fail its checksum.</summary>
     [Theory]
     [InlineData("none")]
-    [InlineData("lz4+checksum")]
+    [InlineData("lz4+checksum+encrypt")]
     public async Task Crash_AtAThousandRandomPoints_LosesNothingThatWasFlushed(string features)
     {
         int crashes = 0, tornCommits = 0;

@@ -82,6 +82,12 @@ internal sealed class CrashableDrive(long sizeBytes) : IBlockDevice
 
     public ValueTask<BlockStatus> DeallocateAsync(long lba, long blockCount) => WriteZeroesAsync(lba, blockCount, false);
 
+    /// <summary>What the drive holds durably (after a flush: everything written).</summary>
+    public byte[] DurableCopy()
+    {
+        lock (_lock) return (byte[])_durable.Clone();
+    }
+
     /// <summary>Silent corruption: flips one bit of what the drive holds at byte offset (durable and cached copies).</summary>
     public void FlipBit(long offset, int bit)
     {

@@ -11,6 +11,8 @@ public class PropertyTests
     [InlineData("lz4", 30)]
     [InlineData("lz4+checksum", 30)]
     [InlineData("zstd+checksum", 30)]
+    [InlineData("encrypt", 20)]
+    [InlineData("lz4+checksum+encrypt", 30)]
     public void RandomOperationSequences_ReadBack_ExactlyAsTheModelSays(string features, int iterations)
     {
         Gen.Int[-1_000_000, 1_000_000].Array[10, 60].Sample(codes =>

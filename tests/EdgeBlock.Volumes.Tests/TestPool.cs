@@ -1,3 +1,4 @@
+using System.Security.Cryptography;
 using EdgeBlock.Storage;
 
 namespace EdgeBlock.Volumes.Tests;
@@ -41,6 +42,26 @@ internal sealed class TestPool : IAsyncDisposable
         t.Pool = await Pool.CreateAsync("tank", t.MetadataDir, specs, t.Options());
         return t;
     }
+
+    /// <summary>A key file (64 random bytes, mode 0600) for encrypted volumes, made on first use.</summary>
+    public VolumeKeySource Key
+    {
+        get
+        {
+            string path = Path.Combine(Root, "volume.key");
+            if (!File.Exists(path)) WriteKey(path, RandomNumberGenerator.GetBytes(VolumeKeys.KeySize));
+            return new VolumeKeySource(File: path);
+        }
+    }
+
+    public static void WriteKey(string path, byte[] key)
+    {
+        File.WriteAllBytes(path, key);
+        File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+    }
+
+    /// <summary>The key source a volume with these features needs (null when not encrypted).</summary>
+    public VolumeKeySource? KeyFor(VolumeFeatures? features) => features is { Encrypted: true } ? Key : null;
 
     public async Task ReopenAsync()
     {

@@ -41,7 +41,7 @@ internal sealed class VolumeModel
     {
         foreach (string name in new[] { "a", "b" })
         {
-            await _t.Pool.CreateVolumeAsync(name, VolumeBytes, features: _features);
+            await _t.Pool.CreateVolumeAsync(name, VolumeBytes, features: _features, key: _t.KeyFor(_features));
             Current[name] = [];
         }
         Acknowledge();
@@ -171,7 +171,7 @@ internal sealed class VolumeModel
     {
         string name = $"v{_nextName++}";
         Log.Add($"create {name}");
-        await _t.Pool.CreateVolumeAsync(name, VolumeBytes, features: _features);
+        await _t.Pool.CreateVolumeAsync(name, VolumeBytes, features: _features, key: _t.KeyFor(_features));
         Current[name] = [];
         Acknowledge();
     }

@@ -102,12 +102,14 @@ internal sealed class ChunkVolumeDevice : IBlockDevice
         {
             // Straight into the caller's buffer; cleared again if it fails its checksum.
             BlockStatus direct = await drive.ReadAsync(_pool.ChunkLba(location), destination).ConfigureAwait(false);
-            if (direct == BlockStatus.Success && !Verify(chunk, location, crc, destination.Span))
+            if (direct != BlockStatus.Success) return direct;
+            if (!Verify(chunk, location, crc, destination.Span))
             {
                 destination.Span.Clear();
                 return BlockStatus.ReadError;
             }
-            return direct;
+            _volume.Cipher?.Decrypt(destination.Span, destination.Span, FirstUnit(chunk));
+            return BlockStatus.Success;
         }
         AlignedBuffer stored = _pool.ChunkBuffers.Rent();
         AlignedBuffer? plain = null;
@@ -116,8 +118,9 @@ internal sealed class ChunkVolumeDevice : IBlockDevice
             Memory<byte> sectors = stored.Memory[..(location.Sectors * ChunkLayout.SectorSize)];
             BlockStatus status = await drive.ReadAsync(_pool.ChunkLba(location), sectors).ConfigureAwait(false);
             if (status != BlockStatus.Success) return status;
+            if (!Verify(chunk, location, crc, sectors.Span)) return BlockStatus.ReadError;
+            _volume.Cipher?.Decrypt(sectors.Span, sectors.Span, FirstUnit(chunk));
             ReadOnlySpan<byte> bytes = sectors.Span[..location.Length];
-            if (!Verify(chunk, location, crc, bytes)) return BlockStatus.ReadError;
             if (location.Codec == ChunkCodecKind.Raw)
             {
                 bytes.Slice(inChunk, destination.Length).CopyTo(destination.Span);
@@ -140,6 +143,14 @@ internal sealed class ChunkVolumeDevice : IBlockDevice
         }
     }
 
+    /// <summary>
+    /// The XTS data unit of a chunk's first stored sector: its logical block number, so two equal
+    /// blocks at different places encrypt differently, while a chunk shared by snapshots (same
+    /// place in each) or moved by the compactor (bytes copied as they are) still decrypts.
+    /// </summary>
+    private static ulong FirstUnit(long chunk) => (ulong)chunk * ChunkLayout.SectorsPerChunk;
+
+    /// <summary>Checks the crc32c of a chunk's stored sectors (what is on the drive: compressed, encrypted, padded).</summary>
     private bool Verify(long chunk, ChunkLocation location, uint crc, ReadOnlySpan<byte> stored)
     {
         if (!_checksum || Crc32C(stored) == crc) return true;
@@ -205,7 +216,7 @@ internal sealed class ChunkVolumeDevice : IBlockDevice
                 data.Span.CopyTo(merged.Span[inChunk..]);
                 content = merged.Memory;
             }
-            return await StoreAsync(group, index, i, old, content).ConfigureAwait(false);
+            return await StoreAsync(group, chunk, old, content).ConfigureAwait(false);
         }
         finally
         {
@@ -214,17 +225,22 @@ internal sealed class ChunkVolumeDevice : IBlockDevice
         }
     }
 
-    /// <summary>Stores a whole chunk's content at a new place and swaps the map slot to it (under the chunk's stripe).</summary>
+    /// <summary>
+    /// Stores a whole chunk's content at a new place and swaps the map slot to it (under the
+    /// chunk's stripe): compress, encrypt, checksum the stored sectors, write, install.
+    /// </summary>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    private async ValueTask<BlockStatus> StoreAsync(ChunkGroup group, long index, int i, ChunkLocation old, ReadOnlyMemory<byte> content)
+    private async ValueTask<BlockStatus> StoreAsync(ChunkGroup group, long chunk, ChunkLocation old, ReadOnlyMemory<byte> content)
     {
+        long index = chunk / _perGroup;
+        int i = (int)(chunk % _perGroup);
         if (!content.Span.ContainsAnyExcept((byte)0))
         {
             // All zeroes: nothing to store; the chunk reads as zeroes unmapped.
             if (old.IsMapped) Install(group, index, i, old, default, 0);
             return BlockStatus.Success;
         }
-        AlignedBuffer? compressed = null;
+        AlignedBuffer? scratch = null;
         try
         {
             ReadOnlyMemory<byte> stored = content;
@@ -232,16 +248,23 @@ internal sealed class ChunkVolumeDevice : IBlockDevice
             int length = ChunkLayout.ChunkSize;
             if (_volume.Features.Compression != VolumeCompression.Off)
             {
-                compressed = _pool.ChunkBuffers.Rent();
-                (codec, length) = _volume.Codec!.Compress(content.Span, compressed.Span);
+                scratch = _pool.ChunkBuffers.Rent();
+                (codec, length) = _volume.Codec!.Compress(content.Span, scratch.Span);
                 if (codec != ChunkCodecKind.Raw)
                 {
                     int padded = ChunkLayout.SectorsFor(length) * ChunkLayout.SectorSize;
-                    compressed.Span[length..padded].Clear();
-                    stored = compressed.Memory[..padded];
+                    scratch.Span[length..padded].Clear();
+                    stored = scratch.Memory[..padded];
                 }
             }
-            uint crc = _checksum ? Crc32C(stored.Span[..length]) : 0;
+            if (_volume.Cipher is { } cipher)
+            {
+                // After compression (ciphertext does not compress); never over the caller's buffer.
+                scratch ??= _pool.ChunkBuffers.Rent();
+                cipher.Encrypt(stored.Span, scratch.Span[..stored.Length], FirstUnit(chunk));
+                stored = scratch.Memory[..stored.Length];
+            }
+            uint crc = _checksum ? Crc32C(stored.Span) : 0;
             int sectors = ChunkLayout.SectorsFor(length);
             BlockStatus status = _pool.AllocateChunk(_volume, sectors, out int drive, out long sector);
             if (status != BlockStatus.Success) return status;
@@ -257,7 +280,7 @@ internal sealed class ChunkVolumeDevice : IBlockDevice
         }
         finally
         {
-            if (compressed is not null) _pool.ChunkBuffers.Return(compressed);
+            if (scratch is not null) _pool.ChunkBuffers.Return(scratch);
         }
     }
 

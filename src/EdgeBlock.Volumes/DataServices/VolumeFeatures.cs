@@ -13,7 +13,7 @@ public enum VolumeCompression : byte
 /// clones inherit them). A volume with any of them on stores redirect-on-write chunks; one
 /// with none stores extents in place.
 /// </summary>
-public sealed record VolumeFeatures(VolumeCompression Compression = VolumeCompression.Off, int CompressionLevel = 0, bool Checksum = false)
+public sealed record VolumeFeatures(VolumeCompression Compression = VolumeCompression.Off, int CompressionLevel = 0, bool Checksum = false, bool Encrypted = false)
 {
     public static readonly VolumeFeatures None = new();
 
@@ -21,7 +21,7 @@ public sealed record VolumeFeatures(VolumeCompression Compression = VolumeCompre
     public const int MinZstdLevel = 1, MaxZstdLevel = 19, DefaultZstdLevel = 3;
 
     /// <summary>Whether the volume stores chunks (any data service on).</summary>
-    public bool UsesChunks => Compression != VolumeCompression.Off || Checksum;
+    public bool UsesChunks => Compression != VolumeCompression.Off || Checksum || Encrypted;
 
     /// <summary>The --compress spelling: off, lz4, zstd:LEVEL.</summary>
     public string CompressionText => Compression switch
