@@ -171,14 +171,26 @@ public static class PoolCommands
             DefaultValueFactory = _ => "off",
         };
         checksum.AcceptOnlyFromAmong("on", "off");
-        var create = new Command("create", "Create a thin volume") { name, size, reserve, tenant, compress, checksum };
+        var encrypt = new Option<bool>("--encrypt") { Description = "AES-256-XTS at rest; needs --key-file or --key-command" };
+        var keyFile = new Option<string?>("--key-file")
+        {
+            Description = "Absolute path of the key: 64 random bytes, mode 0600 (head -c 64 /dev/urandom > FILE; chmod 600 FILE). Read by the daemon at every start",
+            HelpName = "PATH",
+        };
+        var keyCommand = new Option<string?>("--key-command")
+        {
+            Description = "A command the daemon runs (/bin/sh -c, as its user) whenever the volume opens; it prints the key (64 bytes or 128 hex digits), e.g. from a TPM",
+            HelpName = "CMD",
+        };
+        var create = new Command("create", "Create a thin volume") { name, size, reserve, tenant, compress, checksum, encrypt, keyFile, keyCommand };
         SetAction(create, socket, async (c, parse) =>
         {
             var (pool, volume) = Split(parse.GetValue(name)!);
             var v = ApiClient.Parse<VolumeInfo>(await c.Api.SendAsync(HttpMethod.Post, $"v1/pools/{ApiClient.Escape(pool)}/volumes",
                 new CreateVolumeRequest(volume, parse.GetValue(size)!, parse.GetValue(reserve), parse.GetValue(tenant),
-                    parse.GetValue(compress), parse.GetValue(checksum) == "on")));
-            string services = v.Compression != "off" || v.Checksum ? $", compression {v.Compression}, checksum {OnOff(v.Checksum)}" : "";
+                    parse.GetValue(compress), parse.GetValue(checksum) == "on", parse.GetValue(encrypt), KeyPath(parse.GetValue(keyFile)), parse.GetValue(keyCommand))));
+            string services = v.Compression != "off" || v.Checksum || v.Encrypted
+                ? $", compression {v.Compression}, checksum {OnOff(v.Checksum)}, encryption {(v.Encrypted ? "aes-256-xts" : "off")}" : "";
             c.Out.WriteLine($"volume {v.Pool}/{v.Name} created: {Sizes.Format(v.SizeBytes)}, reserve {Sizes.Format(v.ReserveBytes)}{(v.Group != null ? $", group {v.Group}" : "")}{services}, uuid {v.Uuid}");
             return 0;
         });
@@ -267,7 +279,7 @@ public static class PoolCommands
                 ("size", Sizes.Format(v.SizeBytes)), ("allocated", Sizes.Format(v.AllocatedBytes)), ("reserve", Sizes.Format(v.ReserveBytes)),
                 ("group", v.Group ?? "-"), ("origin", v.Origin ?? "-"), ("exported", v.Exported ? "yes" : "no"),
                 ("created", v.Created.ToString("u", CultureInfo.InvariantCulture)),
-                ("compression", v.Compression), ("checksum", OnOff(v.Checksum)), ("checksum errors", $"{Num(v.ChecksumErrors)} (reads that failed their checksum)"),
+                ("compression", v.Compression), ("checksum", OnOff(v.Checksum)), ("encryption", v.Encrypted ? "aes-256-xts" : "off"), ("checksum errors", $"{Num(v.ChecksumErrors)} (reads that failed their checksum)"),
                 ("logical", $"{Sizes.Format(v.LogicalBytes)} (written)"), ("physical", $"{Sizes.Format(v.PhysicalBytes)} (stored on the drives)"),
                 ("ratio", $"{Ratio(v.CompressionRatio)} (logical / physical)"),
             ]);
@@ -357,6 +369,9 @@ public static class PoolCommands
     private static string Size(long bytes) => Sizes.Format(bytes);
 
     private static string OnOff(bool on) => on ? "on" : "off";
+
+    /// <summary>A key file as the daemon must see it: absolute (the daemon's working directory is not the caller's).</summary>
+    private static string? KeyPath(string? path) => string.IsNullOrEmpty(path) ? null : Path.GetFullPath(path);
 
     /// <summary>Logical per physical byte as `zfs get compressratio` prints it: 1.00x.</summary>
     private static string Ratio(double ratio) => ratio.ToString("0.00", CultureInfo.InvariantCulture) + "x";

@@ -26,7 +26,12 @@ public sealed record AddDriveRequest(string Drive, bool Force = false);
 /// Compress: "off" (the default), "lz4" or "zstd[:LEVEL]" (1-19, 3 by default). Checksum: crc32c over each stored chunk,
 /// checked on every read. Both are chosen at creation and kept for the volume's life (its snapshots and clones inherit them).
 /// </summary>
-public sealed record CreateVolumeRequest(string Name, string Size, string? Reserve = null, string? Group = null, string? Compress = null, bool Checksum = false);
+/// <summary>
+/// A new volume. Encrypt needs one key source: KeyFile (absolute path of 64 random bytes, mode 0600) or KeyCommand
+/// (run by the daemon with /bin/sh, as the daemon's user, whenever the volume opens; prints the key).
+/// </summary>
+public sealed record CreateVolumeRequest(string Name, string Size, string? Reserve = null, string? Group = null, string? Compress = null, bool Checksum = false,
+    bool Encrypt = false, string? KeyFile = null, string? KeyCommand = null);
 
 public sealed record ResizeVolumeRequest(string Size, bool Force = false);
 
@@ -54,7 +59,7 @@ public sealed record VolumeInfo(
     string Pool, string Name, Guid Uuid, long SizeBytes, long AllocatedBytes, long ReserveBytes, string? Group,
     bool IsSnapshot, string? Origin, bool Exported, DateTimeOffset Created,
     string Compression = "off", bool Checksum = false, long LogicalBytes = 0, long PhysicalBytes = 0, double CompressionRatio = 1,
-    long ChecksumErrors = 0);
+    long ChecksumErrors = 0, bool Encrypted = false);
 
 /// <summary>A quota group: its quota (null: none) and the space its writable volumes map.</summary>
 public sealed record GroupInfo(string Name, long? QuotaBytes, long UsedBytes, int VolumeCount);

@@ -229,8 +229,9 @@ public sealed class PoolManager : IAsyncDisposable
         string what = $"volume {poolName}/{request.Name}";
         long size = ParseSize(request.Size, $"{what}: size");
         long reserve = string.IsNullOrEmpty(request.Reserve) ? 0 : ParseSize(request.Reserve, $"{what}: reservation");
-        VolumeFeatures features = VolumeFeatureRequest.Parse(request.Compress, request.Checksum, what);
-        return pool.CreateVolumeAsync(request.Name ?? "", size, reserve, string.IsNullOrEmpty(request.Group) ? null : request.Group, features);
+        VolumeFeatures features = VolumeFeatureRequest.Parse(request.Compress, request.Checksum, what) with { Encrypted = request.Encrypt };
+        VolumeKeySource? key = VolumeFeatureRequest.Key(request.KeyFile, request.KeyCommand, what);
+        return pool.CreateVolumeAsync(request.Name ?? "", size, reserve, string.IsNullOrEmpty(request.Group) ? null : request.Group, features, key);
     }
 
     public async Task<VolumeInfo> ResizeVolumeAsync(string poolName, string volume, ResizeVolumeRequest request)

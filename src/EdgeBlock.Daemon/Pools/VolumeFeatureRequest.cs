@@ -33,16 +33,37 @@ public static class VolumeFeatureRequest
         return new VolumeFeatures(compression, level, checksum);
     }
 
-    /// <summary>'value' quoted, control characters as \uXXXX, cut after <see cref="MaxCompressLength"/> characters.</summary>
-    private static string Shown(string value)
+    /// <summary>Longest key file path or key command accepted (PATH_MAX; a command is a line, not a script).</summary>
+    public const int MaxKeySourceLength = 4096;
+
+    /// <summary>The key source of an encrypted volume (null when none is given); the storage layer checks the file or runs the command.</summary>
+    public static VolumeKeySource? Key(string? keyFile, string? keyCommand, string what)
+    {
+        keyFile = string.IsNullOrEmpty(keyFile) ? null : keyFile;
+        keyCommand = string.IsNullOrEmpty(keyCommand) ? null : keyCommand;
+        if (keyFile is not null && keyCommand is not null) throw Invalid($"{what}: give one key source, key_file or key_command, not both");
+        foreach ((string field, string? value) in new[] { ("key_file", keyFile), ("key_command", keyCommand) })
+        {
+            if (value is null) continue;
+            if (value.Length > MaxKeySourceLength) throw Invalid($"{what}: {field} is {value.Length} characters long; at most {MaxKeySourceLength}");
+            foreach (char c in value)
+            {
+                if (char.IsControl(c)) throw Invalid($"{what}: {field} {Shown(value, 64)} contains the control character U+{(int)c:X4}");
+            }
+        }
+        return keyFile is null && keyCommand is null ? null : new VolumeKeySource(keyFile, keyCommand);
+    }
+
+    /// <summary>'value' quoted, control characters as \uXXXX, cut after limit characters.</summary>
+    private static string Shown(string value, int limit = MaxCompressLength)
     {
         var text = new StringBuilder("'");
-        foreach (char c in value.AsSpan(0, Math.Min(value.Length, MaxCompressLength)))
+        foreach (char c in value.AsSpan(0, Math.Min(value.Length, limit)))
         {
             if (char.IsControl(c)) text.Append(CultureInfo.InvariantCulture, $"\\u{(int)c:X4}");
             else text.Append(c);
         }
-        text.Append(value.Length > MaxCompressLength ? "'..." : "'");
+        text.Append(value.Length > limit ? "'..." : "'");
         return text.ToString();
     }
 
