@@ -52,6 +52,7 @@ SUITE=(
     "fio-verify-after-fault fio-verify fault_injection"
     "cli-manage cli-manage -"
     "pool-quota pool-quota -"
+    "data-services data-services -"
     "kernel-engine kernel-engine -"
     "vhost-user vhost-user/run.sh standalone"
     "vm-run vm-run/run.sh standalone"

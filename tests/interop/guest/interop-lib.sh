@@ -128,22 +128,24 @@ fio_verify() {
     log "fio $fv_name: 0 errors, verify passed ($(grep -Eo '^ +write: IOPS=[^,]*' "/tmp/$fv_name.txt" | tr -s ' '))"
 }
 
-# ext4_roundtrip DEV: mkfs.ext4, files of random data (1-16 MiB, and 64 small ones of odd
-# sizes in a subdirectory), sync, unmount, drop caches, mount, every SHA-256 matches, unmount,
-# and `e2fsck -fn` finds nothing. Leaves the sums in /tmp/ext4.sums (for checks of the same
-# files later) and DEV unmounted.
+# ext4_roundtrip DEV [FILL]: mkfs.ext4, files of random data (EXT4_RANDOM_MIB: their sizes,
+# default 1-16 MiB; and 64 small ones of odd sizes in a subdirectory), then FILL (a function,
+# given the mount point, that adds the scenario's own files), sync, unmount, drop caches,
+# mount, every SHA-256 matches, unmount, and `e2fsck -fn` finds nothing. Leaves the sums in
+# /tmp/ext4.sums (for checks of the same files later) and DEV unmounted.
 ext4_roundtrip() {
     step "ext4 on $1: mkfs, files, remount, compare, e2fsck -fn"
     run mkfs_ext4 -F -q "$1" || fail "mkfs.ext4 $1 failed"
     mkdir -p /mnt/ext4
     run mount -t ext4 "$1" /mnt/ext4 || fail "mount $1 failed"
     mkdir -p /mnt/ext4/dir/sub
-    for n in 1 2 4 8 16; do random_file "/mnt/ext4/file-${n}M" "$n"; done
+    for n in ${EXT4_RANDOM_MIB:-1 2 4 8 16}; do random_file "/mnt/ext4/file-${n}M" "$n"; done
     i=0
     while [ $i -lt 64 ]; do
         dd if=/dev/urandom of="/mnt/ext4/dir/sub/small-$i" bs=1 count=$((i * 97 + 1)) status=none
         i=$((i + 1))
     done
+    if [ -n "${2:-}" ]; then "$2" /mnt/ext4 || fail "writing the files of $2 failed"; fi
     (cd /mnt/ext4 && find . -type f | sort | xargs sha256sum) >/tmp/ext4.sums
     run sync
     run umount /mnt/ext4 || fail "umount failed"
