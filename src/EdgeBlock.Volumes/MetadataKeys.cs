@@ -14,6 +14,7 @@ namespace EdgeBlock.Volumes;
 /// <item><c>R</c> drive(4) extent(8) → reference count (u32); absent = free</item>
 /// <item><c>C</c> volume(8) chunk(8) → where a chunk of a chunk volume is stored (<see cref="ChunkRecord"/>); absent = zeroes</item>
 /// <item><c>K</c> drive(4) extent(8) → (empty) the extent holds stored chunks</item>
+/// <item><c>S</c> → the last scrub's state (JSON), so a scrub resumes after a restart</item>
 /// </list>
 /// </summary>
 internal static class MetadataKeys
@@ -26,6 +27,9 @@ internal static class MetadataKeys
     public const byte Refcount = (byte)'R';
     public const byte Chunk = (byte)'C';
     public const byte Container = (byte)'K';
+    public const byte ScrubRecord = (byte)'S';
+
+    public static byte[] ScrubKey() => [ScrubRecord];
 
     public static byte[] PoolKey() => [Pool];
 

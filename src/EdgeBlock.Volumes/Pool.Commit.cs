@@ -156,6 +156,8 @@ public sealed partial class Pool
                 else Delete(MetadataKeys.GroupKey(name));
             }
             if (_poolRecordDirty) Put(MetadataKeys.PoolKey(), RecordJson.Encode(_record));
+            if (_scrubDirty && _scrub is not null) Put(MetadataKeys.ScrubKey(), RecordJson.Encode(_scrub));
+            _scrubDirty = false;
 
             var captured = new Captured(batch, bytes, _freeing.Where(f => !f.Durable).ToList(), extents,
                 [.. _dirtyRefs], [.. _dirtyVolumeRecords], [.. _dirtyDrives], [.. _dirtyGroups], _poolRecordDirty, chunks);

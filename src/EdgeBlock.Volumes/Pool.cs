@@ -268,6 +268,7 @@ public sealed partial class Pool : IAsyncDisposable
                 drive.Refs[extent] = BitConverter.ToInt32(it.GetValueSpan());
             }
             LoadChunks(it, byId);
+            if (_db.Get(MetadataKeys.ScrubKey()) is { } scrub) _scrub = RecordJson.Decode<ScrubState>(scrub);
         }
         foreach (PoolDrive drive in _drives) drive.RebuildFreeList(new HashSet<long>());
         RecountSpace();

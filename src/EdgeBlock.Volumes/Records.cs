@@ -28,6 +28,7 @@ internal sealed record GroupRecord(string Name, long? QuotaBytes);
 [JsonSerializable(typeof(GroupRecord))]
 [JsonSerializable(typeof(VolumeFeatures))]
 [JsonSerializable(typeof(VolumeEncryption))]
+[JsonSerializable(typeof(ScrubState))]
 internal sealed partial class RecordJson : JsonSerializerContext
 {
     public static byte[] Encode<T>(T value) => JsonSerializer.SerializeToUtf8Bytes(value, typeof(T), Default);

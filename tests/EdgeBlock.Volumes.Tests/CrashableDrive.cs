@@ -22,8 +22,12 @@ internal sealed class CrashableDrive(long sizeBytes) : IBlockDevice
     public int FlushCount;
     public bool FailWrites;
 
+    /// <summary>Runs before every read (slow drives in tests).</summary>
+    public Action? BeforeRead;
+
     public ValueTask<BlockStatus> ReadAsync(long lba, Memory<byte> buffer)
     {
+        BeforeRead?.Invoke();
         if (lba < 0 || lba * Sector + buffer.Length > sizeBytes) return new(BlockStatus.OutOfRange);
         lock (_lock)
         {

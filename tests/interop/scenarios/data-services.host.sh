@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Host hook of the data-services scenario: a volume with lz4 compression and checksums, set
-# up and judged with the `edgeblock` CLI over the live daemon's API socket (DATA-DIR/api.sock).
+# Host hook of the data-services scenario: a volume with lz4 compression, checksums and
+# encryption, set up and judged with the `edgeblock` CLI over the live daemon's API socket
+# (DATA-DIR/api.sock).
 #   setup  pool ds over one 512M file drive (in the data dir), volume ds/v (256M,
-#          --compress lz4 --checksum on); subsystem with namespace 1 = ds/v
+#          --compress lz4 --checksum on --encrypt, key file of 64 random bytes, mode 0600);
+#          subsystem with namespace 1 = ds/v
 #   check  after the guest's fio and ext4 passes: `volume show --json` has a compression
 #          ratio above 1.5 (the guest wrote mostly text) and no checksum errors; the daemon
 #          logged no errors; `pool check` is clean
@@ -30,13 +32,14 @@ case ${1:-} in
     setup)
         mkdir -p "$data_dir/drives"
         eb pool create ds "$data_dir/drives/d0.img:512M"
-        eb volume create "$VOLUME" --size 256M --compress lz4 --checksum on
+        (umask 077 && head -c 64 /dev/urandom >"$data_dir/ds-v.key")
+        eb volume create "$VOLUME" --size 256M --compress lz4 --checksum on --encrypt --key-file "$data_dir/ds-v.key"
         eb subsystem create "$NQN" --allow-any-host
         eb namespace add "$NQN" --nsid 1 --volume "$VOLUME"
         json=$(eb volume show "$VOLUME" --json)
         # The daemon must have kept what was asked, or the rest proves nothing.
-        [[ $(json_value compression <<<"$json") == lz4 && $(json_value checksum <<<"$json") == true ]] ||
-            die "$VOLUME was created with --compress lz4 --checksum on, but the daemon reports: $json"
+        [[ $(json_value compression <<<"$json") == lz4 && $(json_value checksum <<<"$json") == true && $(json_value encrypted <<<"$json") == true ]] ||
+            die "$VOLUME was created with --compress lz4 --checksum on --encrypt, but the daemon reports: $json"
         eb volume show "$VOLUME"
         ;;
     check)
