@@ -10,57 +10,14 @@ namespace EdgeBlock.Volumes;
 /// First writes to an extent, writes to shared extents and deallocation take the slow paths
 /// in <see cref="Pool"/>.
 /// </summary>
-internal sealed class VolumeDevice : IBlockDevice
+internal sealed class VolumeDevice(Pool pool, Volume volume) : VolumeDeviceBase(pool, volume, pool.ExtentSize)
 {
-    private readonly Pool _pool;
-    private readonly Volume _volume;
-    private readonly int _extentSize;
-    private readonly BlockGeometry _geometry;
-    private int _disposed;
-
-    public VolumeDevice(Pool pool, Volume volume)
-    {
-        _pool = pool;
-        _volume = volume;
-        _extentSize = pool.ExtentSize;
-        _geometry = new BlockGeometry(volume.Record.SizeBytes, PoolLayout.BlockSize);
-    }
-
-    public int BlockSize => PoolLayout.BlockSize;
-    public long BlockCount => _geometry.BlockCount;
-    public bool SupportsDeallocate => true;
-
-    public ValueTask<BlockStatus> ReadAsync(long lba, Memory<byte> buffer)
-    {
-        BlockStatus status = Check(_geometry.CheckTransfer(lba, buffer.Length));
-        if (status != BlockStatus.Success) return new ValueTask<BlockStatus>(status);
-        long offset = lba * PoolLayout.BlockSize;
-        int inExtent = (int)(offset % _extentSize);
-        // Most reads lie in one extent: no loop, one async layer less.
-        return inExtent + buffer.Length <= _extentSize
-            ? ReadPieceAsync(offset / _extentSize, inExtent, buffer)
-            : ReadPiecesAsync(offset, buffer);
-    }
+    private readonly Pool _pool = pool;
+    private readonly Volume _volume = volume;
+    private readonly int _extentSize = pool.ExtentSize;
 
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    private async ValueTask<BlockStatus> ReadPiecesAsync(long offset, Memory<byte> buffer)
-    {
-        BlockStatus status = BlockStatus.Success;
-        int done = 0;
-        while (status == BlockStatus.Success && done < buffer.Length)
-        {
-            long index = offset / _extentSize;
-            int inExtent = (int)(offset % _extentSize);
-            int length = Math.Min(_extentSize - inExtent, buffer.Length - done);
-            status = await ReadPieceAsync(index, inExtent, buffer.Slice(done, length)).ConfigureAwait(false);
-            offset += length;
-            done += length;
-        }
-        return status;
-    }
-
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    private async ValueTask<BlockStatus> ReadPieceAsync(long index, int inExtent, Memory<byte> destination)
+    protected override async ValueTask<BlockStatus> ReadPieceAsync(long index, int inExtent, Memory<byte> destination)
     {
         ExtentMapEntry?[] map = _volume.Map;
         while (true)
@@ -90,9 +47,9 @@ internal sealed class VolumeDevice : IBlockDevice
     }
 
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    public async ValueTask<BlockStatus> WriteAsync(long lba, ReadOnlyMemory<byte> data, bool fua)
+    public override async ValueTask<BlockStatus> WriteAsync(long lba, ReadOnlyMemory<byte> data, bool fua)
     {
-        BlockStatus status = Check(_geometry.CheckTransfer(lba, data.Length));
+        BlockStatus status = Check(Geometry.CheckTransfer(lba, data.Length));
         long offset = lba * PoolLayout.BlockSize;
         int done = 0;
         bool metadataChanged = false;
@@ -147,24 +104,11 @@ internal sealed class VolumeDevice : IBlockDevice
         }
     }
 
-    public ValueTask<BlockStatus> FlushAsync() =>
-        Volatile.Read(ref _disposed) != 0 ? new(BlockStatus.NotReady) : _pool.CommitAsync();
-
-    public ValueTask<BlockStatus> WriteZeroesAsync(long lba, long blockCount, bool deallocate) => DeallocateAsync(lba, blockCount);
-
     /// <summary>Deallocated blocks read as zeroes at once; whole extents go back to the pool.</summary>
-    public ValueTask<BlockStatus> DeallocateAsync(long lba, long blockCount)
+    public override ValueTask<BlockStatus> DeallocateAsync(long lba, long blockCount)
     {
-        BlockStatus status = Check(_geometry.CheckRange(lba, blockCount));
+        BlockStatus status = Check(Geometry.CheckRange(lba, blockCount));
         if (status == BlockStatus.Success) _pool.Deallocate(_volume, lba * PoolLayout.BlockSize, blockCount * PoolLayout.BlockSize);
         return new ValueTask<BlockStatus>(status);
-    }
-
-    private BlockStatus Check(BlockStatus range) => Volatile.Read(ref _disposed) != 0 ? BlockStatus.NotReady : range;
-
-    public ValueTask DisposeAsync()
-    {
-        if (Interlocked.Exchange(ref _disposed, 1) == 0) _pool.CloseVolume(_volume);
-        return ValueTask.CompletedTask;
     }
 }

@@ -89,28 +89,47 @@ internal sealed class WalSyncTracker
     /// <summary>Copies the database directory as a power loss would leave it.</summary>
     public void CopyAsCrashed(string directory, string target, Random random)
     {
-        Directory.CreateDirectory(target);
-        foreach (string file in Directory.GetFiles(directory))
+        // RocksDB flushes and compacts in the background: a copy taken while it swaps files
+        // could hold a manifest without its tables. Copy until the directory did not change
+        // under the copy (its state at one instant, as a power loss would leave it).
+        for (int attempt = 0; ; attempt++)
         {
-            string name = Path.GetFileName(file);
-            if (name == "LOCK") continue;
-            string destination = Path.Combine(target, name);
-            try
-            {
-                File.Copy(file, destination);
-            }
-            catch (FileNotFoundException)
-            {
-                continue; // RocksDB deleted an obsolete file while we copied the directory
-            }
-            if (!name.EndsWith(".log", StringComparison.Ordinal)) continue;
+            if (Directory.Exists(target)) Directory.Delete(target, recursive: true);
+            Directory.CreateDirectory(target);
+            string before = Listing(directory);
+            bool complete = Directory.GetFiles(directory).All(file => TryCopy(file, target));
+            if (complete && Listing(directory) == before) break;
+            Assert.True(attempt < 50, "the metadata directory kept changing while it was copied");
+            Thread.Sleep(5);
+        }
+        foreach (string destination in Directory.GetFiles(target, "*.log"))
+        {
             long length = new FileInfo(destination).Length;
-            long synced = Math.Min(_synced.GetValueOrDefault(name), length);
+            long synced = Math.Min(_synced.GetValueOrDefault(Path.GetFileName(destination)), length);
             if (length > synced)
             {
                 using var stream = new FileStream(destination, FileMode.Open);
                 stream.SetLength(random.NextInt64(synced, length + 1));
             }
+        }
+    }
+
+    /// <summary>Names and sizes of the files RocksDB replaces (tables, manifests, CURRENT, OPTIONS).</summary>
+    private static string Listing(string directory) => string.Join("\n", Directory.GetFiles(directory)
+        .Where(f => !f.EndsWith(".log", StringComparison.Ordinal) && Path.GetFileName(f) != "LOCK")
+        .Select(f => $"{Path.GetFileName(f)} {new FileInfo(f).Length}").Order());
+
+    private static bool TryCopy(string file, string target)
+    {
+        if (Path.GetFileName(file) == "LOCK") return true;
+        try
+        {
+            File.Copy(file, Path.Combine(target, Path.GetFileName(file)));
+            return true;
+        }
+        catch (FileNotFoundException)
+        {
+            return false; // deleted while we copied: try again
         }
     }
 }

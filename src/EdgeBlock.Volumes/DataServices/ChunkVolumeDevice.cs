@@ -13,59 +13,18 @@ namespace EdgeBlock.Volumes;
 /// disagrees with its data because of a crash. Reads verify the checksum and report a mismatch
 /// as a read error (Unrecovered Read Error on the wire), never as data.
 /// </summary>
-internal sealed class ChunkVolumeDevice : IBlockDevice
+internal sealed class ChunkVolumeDevice(Pool pool, Volume volume) : VolumeDeviceBase(pool, volume, ChunkLayout.ChunkSize)
 {
     private static readonly ReadOnlyMemory<byte> Zeroes = new byte[ChunkLayout.ChunkSize];
-    private readonly Pool _pool;
-    private readonly Volume _volume;
-    private readonly BlockGeometry _geometry;
-    private readonly int _perGroup;
-    private readonly bool _checksum;
-    private int _disposed;
-
-    public ChunkVolumeDevice(Pool pool, Volume volume)
-    {
-        _pool = pool;
-        _volume = volume;
-        _geometry = new BlockGeometry(volume.Record.SizeBytes, PoolLayout.BlockSize);
-        _perGroup = pool.ExtentSize / ChunkLayout.ChunkSize;
-        _checksum = volume.Features.Checksum;
-    }
-
-    public int BlockSize => PoolLayout.BlockSize;
-    public long BlockCount => _geometry.BlockCount;
-    public bool SupportsDeallocate => true;
+    private readonly Pool _pool = pool;
+    private readonly Volume _volume = volume;
+    private readonly int _perGroup = pool.ExtentSize / ChunkLayout.ChunkSize;
+    private readonly bool _checksum = volume.Features.Checksum;
 
     // ---- read ------------------------------------------------------------------------------
 
-    public ValueTask<BlockStatus> ReadAsync(long lba, Memory<byte> buffer)
-    {
-        BlockStatus status = Check(_geometry.CheckTransfer(lba, buffer.Length));
-        if (status != BlockStatus.Success) return new ValueTask<BlockStatus>(status);
-        long offset = lba * PoolLayout.BlockSize;
-        int inChunk = (int)(offset % ChunkLayout.ChunkSize);
-        return inChunk + buffer.Length <= ChunkLayout.ChunkSize
-            ? ReadChunkAsync(offset / ChunkLayout.ChunkSize, inChunk, buffer)
-            : ReadChunksAsync(offset, buffer);
-    }
-
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    private async ValueTask<BlockStatus> ReadChunksAsync(long offset, Memory<byte> buffer)
-    {
-        BlockStatus status = BlockStatus.Success;
-        for (int done = 0; status == BlockStatus.Success && done < buffer.Length;)
-        {
-            int inChunk = (int)(offset % ChunkLayout.ChunkSize);
-            int length = Math.Min(ChunkLayout.ChunkSize - inChunk, buffer.Length - done);
-            status = await ReadChunkAsync(offset / ChunkLayout.ChunkSize, inChunk, buffer.Slice(done, length)).ConfigureAwait(false);
-            offset += length;
-            done += length;
-        }
-        return status;
-    }
-
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    private async ValueTask<BlockStatus> ReadChunkAsync(long chunk, int inChunk, Memory<byte> destination)
+    protected override async ValueTask<BlockStatus> ReadPieceAsync(long chunk, int inChunk, Memory<byte> destination)
     {
         ChunkGroup? group = Volatile.Read(ref _volume.Chunks[chunk / _perGroup]);
         int i = (int)(chunk % _perGroup);
@@ -163,9 +122,9 @@ internal sealed class ChunkVolumeDevice : IBlockDevice
     // ---- write -----------------------------------------------------------------------------
 
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    public async ValueTask<BlockStatus> WriteAsync(long lba, ReadOnlyMemory<byte> data, bool fua)
+    public override async ValueTask<BlockStatus> WriteAsync(long lba, ReadOnlyMemory<byte> data, bool fua)
     {
-        BlockStatus status = Check(_geometry.CheckTransfer(lba, data.Length));
+        BlockStatus status = Check(Geometry.CheckTransfer(lba, data.Length));
         long offset = lba * PoolLayout.BlockSize;
         for (int done = 0; status == BlockStatus.Success && done < data.Length;)
         {
@@ -302,16 +261,11 @@ internal sealed class ChunkVolumeDevice : IBlockDevice
         Interlocked.Add(ref _volume.MappedChunks, (location.IsMapped ? 1 : 0) - (old.IsMapped ? 1 : 0));
     }
 
-    public ValueTask<BlockStatus> FlushAsync() =>
-        Volatile.Read(ref _disposed) != 0 ? new(BlockStatus.NotReady) : _pool.CommitAsync();
-
-    public ValueTask<BlockStatus> WriteZeroesAsync(long lba, long blockCount, bool deallocate) => DeallocateAsync(lba, blockCount);
-
     /// <summary>Deallocated blocks read as zeroes at once: whole chunks are unmapped, partial ones rewritten with zeroes.</summary>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    public async ValueTask<BlockStatus> DeallocateAsync(long lba, long blockCount)
+    public override async ValueTask<BlockStatus> DeallocateAsync(long lba, long blockCount)
     {
-        BlockStatus status = Check(_geometry.CheckRange(lba, blockCount));
+        BlockStatus status = Check(Geometry.CheckRange(lba, blockCount));
         long offset = lba * PoolLayout.BlockSize, end = offset + blockCount * PoolLayout.BlockSize;
         while (status == BlockStatus.Success && offset < end)
         {
@@ -328,13 +282,5 @@ internal sealed class ChunkVolumeDevice : IBlockDevice
             offset += length;
         }
         return status;
-    }
-
-    private BlockStatus Check(BlockStatus range) => Volatile.Read(ref _disposed) != 0 ? BlockStatus.NotReady : range;
-
-    public ValueTask DisposeAsync()
-    {
-        if (Interlocked.Exchange(ref _disposed, 1) == 0) _pool.CloseVolume(_volume);
-        return ValueTask.CompletedTask;
     }
 }
