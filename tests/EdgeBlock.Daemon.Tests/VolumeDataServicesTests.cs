@@ -110,6 +110,40 @@ public sealed class VolumeDataServicesTests
         Assert.True(listed.GetProperty("checksum").GetBoolean());
     }
 
+    [Fact]
+    [System.Runtime.Versioning.SupportedOSPlatform("linux")]
+    public async Task CreateVolume_EncryptedWithAKeyFile_IsAnsweredBack_AndUnsafeOrMissingKeysAre400NamingTheProblem()
+    {
+        await using var api = await Api.StartAsync();
+        string key = Path.Combine(api.Directory, "a.key");
+        File.WriteAllBytes(key, System.Security.Cryptography.RandomNumberGenerator.GetBytes(64));
+        File.SetUnixFileMode(key, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.OtherRead);
+        async Task Refused(object request, string why)
+        {
+            using var response = await api.PostAsync("/v1/pools/p1/volumes", JsonSerializer.Serialize(request));
+            string body = await response.Content.ReadAsStringAsync();
+            Assert.True(response.StatusCode == HttpStatusCode.BadRequest, body);
+            Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+            Assert.Contains(why, body);
+        }
+
+        await Refused(new { name = "a", size = "16M", encrypt = true }, "--key-file PATH");
+        await Refused(new { name = "a", size = "16M", encrypt = true, key_file = key }, "mode 0604");
+        await Refused(new { name = "a", size = "16M", encrypt = true, key_file = key, key_command = "cat " + key }, "not both");
+        await Refused(new { name = "a", size = "16M", encrypt = true, key_file = key + "\n" }, "control character U+000A");
+        await Refused(new { name = "a", size = "16M", key_file = key }, "add --encrypt");
+        Assert.Empty((await api.GetAsync("/v1/volumes")).EnumerateArray());
+
+        File.SetUnixFileMode(key, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        using var created = await api.PostAsync("/v1/pools/p1/volumes", JsonSerializer.Serialize(new { name = "a", size = "16M", checksum = true, encrypt = true, key_file = key }));
+        Assert.True(created.StatusCode == HttpStatusCode.Created, await created.Content.ReadAsStringAsync());
+        JsonElement shown = await api.GetAsync("/v1/pools/p1/volumes/a");
+        Assert.True(shown.GetProperty("encrypted").GetBoolean());
+        await api.WriteAsync("p1", "a", 0, 8);
+        // 8 blocks of random data: two 16 KiB chunks, stored raw (encrypted, same size).
+        Assert.Equal(2 * 16384, (await api.GetAsync("/v1/pools/p1/volumes/a")).GetProperty("physical_bytes").GetInt64());
+    }
+
     [Theory]
     [InlineData("zstd:7", "zstd:7", true)]
     [InlineData("ZSTD", "zstd:3", false)]
