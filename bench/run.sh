@@ -4,7 +4,8 @@
 #   bench/run.sh                   everything, 10 s per run, table appended to BENCHMARKS.md
 #   bench/run.sh --time 5          5 s per run
 #   bench/run.sh --no-record       print the table only
-#   bench/run.sh --only edgeblock,volume  some groups (iperf3, qsd, nbdkit, fio, edgeblock, volume); ratios need the others
+#   bench/run.sh --only edgeblock,volume  some groups (iperf3, qsd, nbdkit, fio, edgeblock, volume, dataservices);
+#                                  ratios need the others (dataservices compares with volume)
 #   bench/run.sh --only vm         bench/vm.sh (issue G: host CPU per GiB of a guest's disk I/O, ~7 min, its own table and
 #                                  section); runs only when named, after the other groups named with it
 #
@@ -59,6 +60,8 @@ require qemu-img qemu-utils
 require taskset util-linux
 require jq jq
 require getconf libc-bin
+require lz4 lz4
+require perl perl-base
 install_required bench
 if ! have_cmd dotnet; then echo "bench/run.sh: the .NET 10 SDK (dotnet) is needed to build edgeblock" >&2; exit 2; fi
 
@@ -141,6 +144,7 @@ note_cmd() { # records a command for BENCHMARKS.md (once), with the work directo
 
 # ---- results --------------------------------------------------------------------------------
 declare -A ROW R_IOPS R_MBPS R_CPU CLIENT_CPU CLIENT_UTIL   # ROW: system|workload|iops|mbps|p99_us|server_us_per_io|other_load
+declare -A R_META R_WRITES   # metadata bytes a write run committed, and the writes of that run (eb_bench_meta)
 order=()
 OTHER="-"
 add_row() { # KEY SYSTEM WORKLOAD IOPS MBPS P99 CPU (and $OTHER of the run)
@@ -160,12 +164,12 @@ measure() {
   local other=$OTHER
   if [[ "$other" =~ ^[0-9]+$ ]] && [ "$other" -gt 25 ] && [ $((SECONDS - t0)) -lt "$retry_until" ]; then
     local row=${ROW[$key]} iops=${R_IOPS[$key]} mbps=${R_MBPS[$key]} cpu=${R_CPU[$key]}
-    local ccpu=${CLIENT_CPU[$key]:-} cutil=${CLIENT_UTIL[$key]:-}
+    local ccpu=${CLIENT_CPU[$key]:-} cutil=${CLIENT_UTIL[$key]:-} meta=${R_META[$key]:-} writes=${R_WRITES[$key]:-}
     echo "  (other load ${other}%: once more)" >&2
     "$@"
     if [ "$OTHER" -ge "$other" ]; then
       ROW[$key]=$row; R_IOPS[$key]=$iops; R_MBPS[$key]=$mbps; R_CPU[$key]=$cpu
-      CLIENT_CPU[$key]=$ccpu; CLIENT_UTIL[$key]=$cutil
+      CLIENT_CPU[$key]=$ccpu; CLIENT_UTIL[$key]=$cutil; R_META[$key]=$meta; R_WRITES[$key]=$writes
     fi
   fi
 }
@@ -216,13 +220,30 @@ eb_bench() {
   cpu=$(jq -r '.server_cpu.us_per_io * 100 | round / 100' "$out")
   local workload="$rw $bs QD$qd"
   case " $* " in *" --queues "*) workload="$workload x$(jq -r .queues "$out")q" ;; esac
+  case " $* " in *" --compressible "*) workload="$workload, $(jq -r .compressible "$out"):1 data" ;; esac
   add_row "$key" "$system" "$workload" "$iops" "$mbps" "$p99" "$cpu"
   CLIENT_CPU[$key]=$(jq -r '.client_cpu.us_per_io * 100 | round / 100' "$out")
   CLIENT_UTIL[$key]=$(jq -r '.client_cpu.core_utilization * 100 | round' "$out")
 }
 
+# eb_bench with the metadata the pool "bench" committed for the run: R_META (bytes) and R_WRITES (every write the
+# target saw, ramp included). Waits for the background commit (every 2 s) that carries the run's last writes.
+meta_bytes() { "$eb" pool show bench --json | jq -r '.counters.metadata_bytes_written'; }
+eb_bench_meta() {
+  local key=$1 before after
+  before=$(meta_bytes)
+  eb_bench "$@"
+  sleep 3
+  after=$(meta_bytes)
+  R_META[$key]=$((after - before))
+  R_WRITES[$key]=$(jq -r '.run_ios' "$tmp/$key.json")
+}
+meta_per_write() { # KEY -> bytes per write, or -
+  awk -v m="${R_META[$1]:--}" -v w="${R_WRITES[$1]:--}" 'BEGIN { if (m == "-" || w + 0 == 0) print "-"; else printf "%.1f", m / w }'
+}
+
 # ---- build edgeblock first (not inside any measurement) ---------------------------------------
-if want edgeblock || want volume; then
+if want edgeblock || want volume || want dataservices; then
   echo "bench: building edgeblock (Release) if needed" >&2
   "$repo/edgeblock" --help >/dev/null
 fi
@@ -384,14 +405,81 @@ if want volume; then
   note_cmd "taskset -c $client_cpu ${fill[*]}   # allocate the whole volume: the runs below measure allocated space"
   taskset -c "$client_cpu" "${fill[@]}" >"$tmp/eb_vol_fill.json"
   echo "  filled 1 GiB (thin allocation) at $(jq -r '.mb_per_sec | round' "$tmp/eb_vol_fill.json") MB/s" >&2
-  meta_bytes() { "$eb" pool show bench --json | jq -r '.counters.metadata_bytes_written'; }
   measure eb_bench eb_vol_rr "EdgeBlock thin volume" randread 4k 32
-  meta_before=$(meta_bytes)
-  measure eb_bench eb_vol_rw "EdgeBlock thin volume" randwrite 4k 32
-  meta_after=$(meta_bytes)
-  vol_written=$(jq -r '.ios * 4096' "$tmp/eb_vol_rw.json" 2>/dev/null || echo 0)
-  metadata_line="thin volume, 4k randwrite to allocated space: $((meta_after - meta_before)) bytes of metadata written to RocksDB during the run (ramp included) for $((vol_written / 1048576)) MiB of data measured"
+  measure eb_bench_meta eb_vol_rw "EdgeBlock thin volume" randwrite 4k 32
+  metadata_line="thin volume, 4k randwrite to allocated space: ${R_META[eb_vol_rw]} bytes of metadata written to RocksDB for ${R_WRITES[eb_vol_rw]} writes (ramp included), $(meta_per_write eb_vol_rw) B per write"
   echo "  $metadata_line" >&2
+  unset EDGEBLOCK_API_SOCKET
+  stop_server
+  eb_nqn=$saved_nqn
+fi
+
+# ---- 7. EdgeBlock volumes with data services (issue D): 16 KiB chunks, checksummed and/or lz4, vs the thin volume ------
+# Every write to these volumes carries `edgeblock bench --compressible 2` data: zeroes would be stored as unmapped
+# chunks and measure nothing. The checksum-off figures are the thin volume of section 6 (no data services).
+if want dataservices; then
+  echo "== lz4 -b1 on the same 2:1 data, one core" >&2
+  # The layout --compressible 2 writes (src/EdgeBlock.Cli/BenchData.cs): each 4 KiB is 2 KiB random, then the text
+  # repeated. 32 MiB: more than the CPU's caches, as a volume's write stream is.
+  ds_data="$tmp/compressible2.bin"
+  ds_gen='open(my $r, "<", "/dev/urandom") or die; my $t = substr("EdgeBlock compressible data " x 80, 0, 2048); for (1 .. 8192) { read($r, my $b, 2048) == 2048 or die; print $b, $t }'
+  perl -e "$ds_gen" >"$ds_data"
+  note_cmd "perl -e '$ds_gen' > compressible2.bin   # 32 MiB as edgeblock bench --compressible 2 writes it"
+  run_lz4() { # KEY SYSTEM [lz4 options]: lz4's own benchmark (compression MB/s of one thread) on the server's CPU
+    local key=$1 system=$2; shift 2
+    local cmd=(lz4 -b1 "$@" "$ds_data")
+    note_cmd "taskset -c $server_cpu ${cmd[*]}"
+    measure_begin
+    taskset -c "$server_cpu" "${cmd[@]}" >"$tmp/$key.txt" 2>&1
+    measure_end
+    # The last progress line: " 1#compressible2.bin :  33554432 ->  16966423 (1.978), 937.8 MB/s ,6346.4 MB/s"
+    local line ratio_mb
+    line=$(tr '\r' '\n' <"$tmp/$key.txt" | grep 'MB/s ,' | tail -1)
+    ratio_mb=$(echo "$line" | sed -E 's/.*\(([0-9.]+)\), *([0-9.]+) MB\/s ,.*/\1 \2/')
+    add_row "$key" "$system" "compress 2:1 data (ratio ${ratio_mb% *})" "-" "${ratio_mb#* }" "-" "-"
+  }
+  measure run_lz4 lz4_b1 "lz4 -b1 (1 thread)"
+  # The volume compresses 16 KiB chunks: lz4 then takes its faster path for inputs under 64 KiB.
+  measure run_lz4 lz4_b1_16k "lz4 -b1 -B16384 (1 thread)" -B16384
+
+  echo "== EdgeBlock, volumes with data services (pool on a 4 GiB file drive, each volume filled first)" >&2
+  eb_port=${eb_port:-$(pick_port 24420)}
+  saved_nqn=${eb_nqn:-}
+  eb_nqn="nqn.2026-11.io.edgeblock:bench-dataservices"
+  start_server eb-ds "$eb" serve --data-dir "$tmp/eb-ds" --listen "127.0.0.1:$eb_port" --default-backend null --default-size 1G
+  note_cmd "taskset -c $server_cpu ./edgeblock serve --data-dir DIR --listen 127.0.0.1:$eb_port --default-backend null --default-size 1G"
+  wait_port "$eb_port"
+  export EDGEBLOCK_API_SOCKET="$tmp/eb-ds/api.sock"
+  # Namespaces 1, 2, 3 in this order. 4 GiB: the three fills take ~2.5 GiB, redirect-on-write needs room to move.
+  for c in "pool create bench $tmp/eb-ds/drive0.img:4G" \
+           "volume create bench/ck --size 1G --checksum on" "volume create bench/lz4 --size 1G --compress lz4" \
+           "volume create bench/lz4ck --size 1G --compress lz4 --checksum on" "subsystem create $eb_nqn --allow-any-host" \
+           "namespace add $eb_nqn --volume bench/ck" "namespace add $eb_nqn --volume bench/lz4" "namespace add $eb_nqn --volume bench/lz4ck"; do
+    # shellcheck disable=SC2086
+    "$eb" $c >/dev/null
+    note_cmd "./edgeblock ${c//$tmp\/eb-ds\//DIR/}"
+  done
+  for nsid in 1 2 3; do
+    fill=("$eb" bench --addr "127.0.0.1:$eb_port" --nqn "$eb_nqn" --nsid "$nsid" --rw write --bs 128k --qd 8 --io-limit 1G --time 120s --json --compressible 2)
+    note_cmd "taskset -c $client_cpu ${fill[*]}   # allocate the whole volume"
+    taskset -c "$client_cpu" "${fill[@]}" >"$tmp/eb_ds_fill$nsid.json"
+    echo "  namespace $nsid: filled 1 GiB at $(jq -r '.mb_per_sec | round' "$tmp/eb_ds_fill$nsid.json") MB/s" >&2
+  done
+  ds_stored=$("$eb" volume show bench/lz4 --json | jq -r '"\(.physical_bytes / 1048576 | round) MiB stored for \(.logical_bytes / 1048576 | round) MiB written, ratio \(.compression_ratio)"')
+  echo "  lz4 volume after the fill: $ds_stored" >&2
+
+  measure eb_bench ds_ck_rr "EdgeBlock volume, checksum" randread 4k 32 --nsid 1
+  measure eb_bench ds_lz4_rr "EdgeBlock volume, lz4" randread 4k 32 --nsid 2
+  measure eb_bench ds_lz4ck_rr "EdgeBlock volume, lz4 + checksum" randread 4k 32 --nsid 3
+  measure eb_bench_meta ds_ck_rw "EdgeBlock volume, checksum" randwrite 4k 32 --nsid 1 --compressible 2
+  measure eb_bench_meta ds_lz4_rw "EdgeBlock volume, lz4" randwrite 4k 32 --nsid 2 --compressible 2
+  measure eb_bench_meta ds_lz4ck_rw "EdgeBlock volume, lz4 + checksum" randwrite 4k 32 --nsid 3 --compressible 2
+  # Whole chunks (no read-merge): the per-core figure of compression. The checksum volume shows the path without it.
+  measure eb_bench ds_lz4_seqw "EdgeBlock volume, lz4" write 128k 8 --nsid 2 --compressible 2
+  measure eb_bench ds_ck_seqw "EdgeBlock volume, checksum" write 128k 8 --nsid 1 --compressible 2
+  for k in ds_ck_rw ds_lz4_rw ds_lz4ck_rw; do
+    echo "  $k: ${R_META[$k]} bytes of metadata for ${R_WRITES[$k]} writes, $(meta_per_write "$k") B per write" >&2
+  done
   unset EDGEBLOCK_API_SOCKET
   stop_server
   eb_nqn=$saved_nqn
@@ -404,7 +492,7 @@ ratio() { # A B -> A/B with 2 decimals, or n/a
   awk -v a="${1:--}" -v b="${2:--}" 'BEGIN { if (a == "-" || b == "-" || b + 0 == 0) print "n/a"; else printf "%.2f", a / b }'
 }
 verdict() { # RATIO OP GOAL
-  awk -v r="$1" -v op="$2" -v g="$3" 'BEGIN { if (r == "n/a") print "n/a"; else if ((op == "<=" && r <= g) || (op == ">=" && r >= g)) print "met"; else print "NOT met" }'
+  awk -v r="$1" -v op="$2" -v g="$3" 'BEGIN { if (r == "n/a" || r == "-") print "n/a"; else if ((op == "<=" && r <= g) || (op == ">=" && r >= g)) print "met"; else print "NOT met" }'
 }
 get() { local -n m=$1; echo "${m[$2]:--}"; }
 
@@ -441,6 +529,49 @@ ratios() {
   echo "| (context) server CPU per 128k read vs qemu-storage-daemon null-co | $(get R_CPU eb_null_seq) µs | $(get R_CPU qsd_null_seq) µs | $r | | |"
   r=$(ratio "$(get R_CPU eb_file_rr)" "$(get R_CPU qsd_file_rr)")
   echo "| (context) server CPU per file 4k randread vs qemu-storage-daemon raw file | $(get R_CPU eb_file_rr) µs | $(get R_CPU qsd_file_rr) µs | $r | | |"
+  [ -n "${ROW[ds_ck_rr]:-}${ROW[lz4_b1]:-}" ] && ratios_dataservices
+  return 0
+}
+
+# Issue D. "Checksums off" is the thin volume of section 6 (no data services). Per core: bytes a 128 KiB write moves
+# per µs of server CPU (= MB per CPU second) against lz4's single-thread compression speed on the same kind of data.
+# TODO(issue D): AES-XTS rows (encrypted volume vs `openssl speed -evp aes-256-xts`, one core) once encryption lands.
+per_core() { awk -v c="${1:--}" 'BEGIN { if (c == "-" || c + 0 == 0) print "-"; else printf "%.0f", 131072 / c }'; }
+ratios_dataservices() {
+  local r lz4_core ck_core
+  lz4_core=$(per_core "$(get R_CPU ds_lz4_seqw)")
+  ck_core=$(per_core "$(get R_CPU ds_ck_seqw)")
+  r=$(ratio "$lz4_core" "$(get R_MBPS lz4_b1)")
+  echo "| lz4 volume 128k seq write, 2:1 data: MB per server CPU second vs \`lz4 -b1\` MB/s (one thread, same data) | $lz4_core | $(get R_MBPS lz4_b1) | $r | ≥ 0.80 | $(verdict "$r" ">=" 0.80) |"
+  r=$(ratio "$(get R_IOPS ds_ck_rr)" "$(get R_IOPS eb_vol_rr)")
+  echo "| checksum volume 4k randread QD32 IOPS vs thin volume (checksums off) | $(get R_IOPS ds_ck_rr) | $(get R_IOPS eb_vol_rr) | $r | ≥ 0.90 | $(verdict "$r" ">=" 0.90) |"
+  r=$(ratio "$(get R_IOPS ds_ck_rw)" "$(get R_IOPS eb_vol_rw)")
+  echo "| checksum volume 4k randwrite QD32 IOPS vs thin volume (checksums off) | $(get R_IOPS ds_ck_rw) | $(get R_IOPS eb_vol_rw) | $r | ≥ 0.70 | $(verdict "$r" ">=" 0.70) |"
+  r=$(ratio "$(get R_IOPS ds_lz4_rw)" "$(get R_IOPS eb_vol_rw)")
+  echo "| lz4 volume 4k randwrite QD32 IOPS vs thin volume (uncompressed) | $(get R_IOPS ds_lz4_rw) | $(get R_IOPS eb_vol_rw) | $r | ≥ 0.50 | $(verdict "$r" ">=" 0.50) |"
+  local k name
+  for k in ds_ck_rw ds_lz4_rw ds_lz4ck_rw; do
+    case $k in ds_ck_rw) name="checksum" ;; ds_lz4_rw) name="lz4" ;; *) name="lz4 + checksum" ;; esac
+    r=$(meta_per_write "$k")
+    echo "| metadata committed to RocksDB per 4k randwrite, $name volume (measured, amortised) | $r B | | | ≤ 64 B | $(verdict "$r" "<=" 64) |"
+  done
+  r=$(ratio "$lz4_core" "$(get R_MBPS lz4_b1_16k)")
+  echo "| (context) lz4 volume per core vs \`lz4 -b1 -B16384\` (16 KiB blocks, the volume's chunk size) | $lz4_core | $(get R_MBPS lz4_b1_16k) | $r | | |"
+  r=$(ratio "$ck_core" "$(get R_MBPS lz4_b1)")
+  echo "| (context) checksum volume (no compression) 128k seq write per core vs \`lz4 -b1\` | $ck_core | $(get R_MBPS lz4_b1) | $r | | |"
+  r=$(ratio "$(get R_IOPS ds_lz4ck_rr)" "$(get R_IOPS eb_vol_rr)")
+  echo "| (context) lz4 + checksum volume 4k randread IOPS vs thin volume | $(get R_IOPS ds_lz4ck_rr) | $(get R_IOPS eb_vol_rr) | $r | | |"
+  r=$(ratio "$(get R_IOPS ds_lz4ck_rw)" "$(get R_IOPS eb_vol_rw)")
+  echo "| (context) lz4 + checksum volume 4k randwrite IOPS vs thin volume | $(get R_IOPS ds_lz4ck_rw) | $(get R_IOPS eb_vol_rw) | $r | | |"
+  r=$(ratio "$(get R_IOPS ds_lz4_rr)" "$(get R_IOPS eb_vol_rr)")
+  echo "| (context) lz4 volume 4k randread IOPS vs thin volume | $(get R_IOPS ds_lz4_rr) | $(get R_IOPS eb_vol_rr) | $r | | |"
+  for k in ck lz4 lz4ck; do
+    case $k in ck) name="checksum" ;; lz4) name="lz4" ;; *) name="lz4 + checksum" ;; esac
+    r=$(ratio "$(get R_CPU ds_${k}_rr)" "$(get R_CPU eb_vol_rr)")
+    echo "| (context) server CPU per 4k randread, $name volume vs thin volume | $(get R_CPU ds_${k}_rr) µs | $(get R_CPU eb_vol_rr) µs | $r | | |"
+    r=$(ratio "$(get R_CPU ds_${k}_rw)" "$(get R_CPU eb_vol_rw)")
+    echo "| (context) server CPU per 4k randwrite, $name volume vs thin volume | $(get R_CPU ds_${k}_rw) µs | $(get R_CPU eb_vol_rw) µs | $r | | |"
+  done
 }
 
 client_line="edgeblock bench's own cost (client CPU on CPU 1): $(get CLIENT_CPU eb_null_rr) µs/IO for 4k randread QD32 on 1 queue ($(get CLIENT_UTIL eb_null_rr)% of its core), $(get CLIENT_CPU eb_null_rr2) µs/IO on 2 queues ($(get CLIENT_UTIL eb_null_rr2)%), $(get CLIENT_CPU eb_null_seq) µs/IO for 128k reads ($(get CLIENT_UTIL eb_null_seq)%)"
@@ -453,6 +584,7 @@ echo
 [ -n "${CLIENT_CPU[eb_null_rr]:-}" ] && echo "$client_line"
 [ -n "${verify_result:-}" ] && echo "edgeblock bench --verify (file backend, randrw): $verify_result"
 [ -n "${metadata_line:-}" ] && echo "$metadata_line"
+[ -n "${ds_stored:-}" ] && echo "lz4 volume after its fill with 2:1 data: $ds_stored"
 echo "suite time: ${elapsed} s"
 
 if [ "$record" = 1 ]; then
@@ -479,7 +611,7 @@ HEAD
     echo "## $started — $revision"
     echo
     echo "Machine: $(nproc) CPUs, $cpu_model, kernel $(uname -r), CLK_TCK $clk_tck; ${T} s per run; suite took ${elapsed} s."
-    echo "Versions: $(qemu-storage-daemon --version | head -1 | sed 's/ (.*//'), $(nbdkit --version), $(fio --version), $(iperf3 --version | head -1 | cut -d' ' -f1-2), .NET $(dotnet --version)."
+    echo "Versions: $(qemu-storage-daemon --version | head -1 | sed 's/ (.*//'), $(nbdkit --version), $(fio --version), $(iperf3 --version | head -1 | cut -d' ' -f1-2), lz4 $(lz4 -V 2>&1 | grep -o 'v[0-9.]*' | head -1), .NET $(dotnet --version)."
     [ "$background_busy" -gt 15 ] && echo "**Other load: CPUs 0-1 were ${background_busy}% busy just before the run; figures are skewed.**"
     echo
     table
@@ -489,6 +621,7 @@ HEAD
     [ -n "${CLIENT_CPU[eb_null_rr]:-}" ] && echo "$client_line."
     [ -n "${verify_result:-}" ] && echo "\`edgeblock bench --verify\` (file backend, randrw 4k, 64 MiB, per-block CRC32C and full read-back): $verify_result."
     [ -n "${metadata_line:-}" ] && echo "Metadata: $metadata_line."
+    [ -n "${ds_stored:-}" ] && echo "Data services: the lz4 volume after its fill with \`--compressible 2\` data: $ds_stored (\`volume show\`: 4 KiB sectors per chunk). AES-XTS rows: TODO, encryption is not implemented yet."
     echo
     commands_details
   } >>"$md"

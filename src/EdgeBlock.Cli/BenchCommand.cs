@@ -46,8 +46,12 @@ internal static class BenchCommand
             Description = "Target process ID on this machine: report its CPU time per I/O over the measured window (from /proc/PID/stat)",
         };
         public readonly Option<ulong?> Seed = new("--seed") { Description = "Seed of the random offsets and the verify pattern (default: random)" };
+        public readonly Option<int?> Compressible = new("--compressible")
+        {
+            Description = "Write data that compresses about N:1 (each 4 KiB: 1/N new random bytes, then a repeated text; 1: incompressible) instead of zeroes",
+        };
 
-        public IEnumerable<Option> All => [Addr, Nqn, Nsid, Rw, RwmixRead, Bs, Qd, Queues, Time, Ramp, Verify, SizeLimit, IoLimit, Json, HostNqn, Digest, ServerPid, Seed];
+        public IEnumerable<Option> All => [Addr, Nqn, Nsid, Rw, RwmixRead, Bs, Qd, Queues, Time, Ramp, Verify, SizeLimit, IoLimit, Json, HostNqn, Digest, ServerPid, Seed, Compressible];
     }
 
     public static Command Create()
@@ -118,6 +122,7 @@ internal static class BenchCommand
             DataDigest = dd,
             ServerPid = r.GetValue(o.ServerPid),
             Seed = r.GetValue(o.Seed),
+            Compressible = r.GetValue(o.Compressible),
         };
         var invalid = options.Validate();
         return invalid.Count > 0 ? (null, invalid) : (options, []);

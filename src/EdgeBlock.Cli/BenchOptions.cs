@@ -39,6 +39,8 @@ internal sealed record BenchOptions
     public bool DataDigest { get; init; }
     public int? ServerPid { get; init; }
     public ulong? Seed { get; init; }
+    /// <summary>Writes carry data that compresses about this many to one (<see cref="CompressibleData"/>); null: zeroes.</summary>
+    public int? Compressible { get; init; }
 
     public bool IsRandom => Pattern is BenchPattern.RandRead or BenchPattern.RandWrite or BenchPattern.RandRw;
     public bool HasReads => Pattern is BenchPattern.RandRead or BenchPattern.Read or BenchPattern.RandRw;
@@ -170,6 +172,8 @@ internal sealed record BenchOptions
         if (SizeLimit < 0 || SizeLimit > 0 && SizeLimit < BlockSize) errors.Add($"--size-limit {SizeLimit}: at least one I/O ({BlockSize} bytes)");
         if (IoLimit < 0) errors.Add("--io-limit must not be negative");
         if (Nsid is 0 or 0xFFFFFFFF) errors.Add($"--nsid {Nsid}: a namespace ID 1..FFFFFFFEh");
+        if (Compressible is < 1 or > CompressibleData.MaxRatio) errors.Add($"--compressible {Compressible}: a ratio 1..{CompressibleData.MaxRatio} (1: incompressible)");
+        if (Compressible != null && Verify) errors.Add("--compressible and --verify both choose what is written: use one");
         if (ServerPid is <= 0) errors.Add($"--server-pid {ServerPid}: not a process ID");
         if (ServerPid is { } pid && !File.Exists($"/proc/{pid}/stat")) errors.Add($"--server-pid {pid}: /proc/{pid}/stat does not exist (is the server running on this machine?)");
         if (!Nvme.Nqn.IsValid(SubsystemNqn, out string why)) errors.Add($"--nqn '{SubsystemNqn}' is not a valid NQN: {why}");

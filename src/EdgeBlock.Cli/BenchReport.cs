@@ -30,9 +30,13 @@ internal sealed record BenchResult
     public required long RangeBytes { get; init; }
     public required string Digest { get; init; }
     public required double RampSeconds { get; init; }
+    /// <summary>--compressible: the ratio the written data was made to compress at (absent: zeroes).</summary>
+    public int? Compressible { get; init; }
     /// <summary>Length of the measured window.</summary>
     public required double Seconds { get; init; }
     public required long Ios { get; init; }
+    /// <summary>Commands completed in the whole run, ramp, the drain after the window and any --verify pass included (what the target saw).</summary>
+    public long RunIos { get; init; }
     public required long Bytes { get; init; }
     public required double Iops { get; init; }
     /// <summary>Decimal megabytes per second (as fio's MB/s).</summary>
@@ -91,6 +95,7 @@ internal static class BenchReport
         sb.AppendLine(c, $"edgeblock bench: {r.Rw}{mix}, {FormatSize(r.BlockSize)} I/Os, QD{r.IoDepth} x {r.Queues} queue(s), " +
             $"{r.Seconds:F1} s measured after {r.RampSeconds:F1} s ramp");
         sb.AppendLine(c, $"  target     : {r.Nqn} ns {r.Nsid} at {r.Addr} ({FormatSize(r.LbaSize)} blocks, {FormatSize(r.RangeBytes)} used, digest {r.Digest})");
+        if (r.Compressible is { } n) sb.AppendLine(c, $"  data       : compressible about {n}:1");
         sb.AppendLine(c, $"  IOPS       : {r.Iops:N0}  ({r.Ios:N0} I/Os)");
         sb.AppendLine(c, $"  bandwidth  : {r.MBps:N1} MB/s ({r.MiBps:N1} MiB/s)");
         AppendLatency(sb, "latency    ", r.LatencyUs);

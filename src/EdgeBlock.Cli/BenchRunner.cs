@@ -228,12 +228,14 @@ internal sealed class BenchRunner
         var controller = _controller;
         uint nsid = _o.Nsid;
         int blocks = _blocksPerIo, lbaSize = _lbaSize, ioBytes = _o.BlockSize;
+        int compressible = _o.Compressible ?? 0;
         var buffer = w.Buffer;
         while (!phase.Stopping)
         {
             if (!phase.TryNext(w, out long offset, out bool read)) break;
             ulong slba = (ulong)(offset / lbaSize);
             if (!read && phase.PatternWrites) VerifyBlock.Fill(buffer.Span, lbaSize, slba, _seed, (ulong)w.Index << 40 | ++w.Generation);
+            else if (!read && compressible != 0) CompressibleData.Fill(buffer.Span, compressible, w.NextRandom());
             long t0 = Stopwatch.GetTimestamp();
             NvmeCompletion c;
             try
@@ -342,8 +344,10 @@ internal sealed class BenchRunner
             RangeBytes = range,
             Digest = (_o.HeaderDigest, _o.DataDigest) switch { (true, true) => "header,data", (true, false) => "header", (false, true) => "data", _ => "none" },
             RampSeconds = _o.Ramp.TotalSeconds,
+            Compressible = _o.Compressible,
             Seconds = seconds,
             Ios = ios,
+            RunIos = TotalCompleted(),
             Bytes = bytes,
             Iops = ios / seconds,
             MBps = bytes / seconds / 1e6,

@@ -20,6 +20,18 @@ public sealed class BenchOptionsTests
         Assert.Equal(TimeSpan.Zero, o.Ramp);
         Assert.False(o.Verify || o.Json || o.HeaderDigest || o.DataDigest);
         Assert.Null(o.ServerPid);
+        Assert.Null(o.Compressible);
+    }
+
+    [Fact]
+    public void Compressible_IsARatio_AndNotWithVerify()
+    {
+        var (o, errors) = BenchCommand.Parse("--rw", "write", "--compressible", "2");
+        Assert.Empty(errors);
+        Assert.Equal(2, o!.Compressible);
+
+        Assert.Contains(BenchCommand.Parse("--compressible", "0").Errors, e => e.Contains("--compressible 0: a ratio 1..64", StringComparison.Ordinal));
+        Assert.Contains(BenchCommand.Parse("--compressible", "2", "--verify").Errors, e => e.Contains("--compressible and --verify", StringComparison.Ordinal));
     }
 
     [Fact]

@@ -105,4 +105,19 @@ public sealed class BenchRunnerTests : IAsyncLifetime
         Assert.Contains("\"server_cpu\":{", json);
         Assert.Contains("bandwidth", BenchReport.ToText(r));
     }
+
+    [Fact]
+    public async Task CompressibleWrites_AreReported_WithTheIosOfTheWholeRun()
+    {
+        int port = await StartAsync(BackendKind.Memory);
+
+        var r = await new BenchRunner(Options(port, BenchPattern.RandWrite, 4096, 8) with { Compressible = 2, Ramp = TimeSpan.FromMilliseconds(200) },
+            progress: null).RunAsync(CancellationToken.None);
+
+        Assert.True(r.Ok);
+        Assert.True(r.RunIos > r.Ios, $"{r.RunIos} I/Os in the run, {r.Ios} in the window after a ramp");
+        string json = BenchReport.ToJson(r);
+        Assert.Contains("\"compressible\":2", json);
+        Assert.Contains("\"run_ios\":", json);
+    }
 }
