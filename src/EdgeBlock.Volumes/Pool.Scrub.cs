@@ -59,6 +59,8 @@ public sealed partial class Pool
             }
             long total = state.ChunksChecked + volumes.Sum(v => Interlocked.Read(ref v.MappedChunks));
             _logger.LogInformation("pool {Pool}: scrub {How}: {Volumes} checksummed volume(s) and snapshot(s), about {Chunks} chunks", Name, state.ChunksChecked > 0 ? "resumed" : "started", volumes.Count, total);
+            // At once, so that a follower sees the total before the first chunk is read.
+            progress?.Report(new ScrubProgress(state.ChunksChecked, total, state.BytesRead, state.Errors.Count, null));
             int perGroup = ExtentSize / ChunkLayout.ChunkSize;
             AlignedBuffer buffer = ChunkBuffers.Rent();
             try
@@ -110,7 +112,7 @@ public sealed partial class Pool
                     _scrubDirty = true;
                 }
                 await CommitAsync().ConfigureAwait(false);
-                _logger.LogInformation("pool {Pool}: scrub cancelled after {Chunks} chunks; `pool scrub --resume` goes on from there", Name, state.ChunksChecked);
+                _logger.LogInformation("pool {Pool}: scrub cancelled after {Chunks} chunks; `edgeblock pool scrub {Pool}` goes on from there", Name, state.ChunksChecked, Name);
                 return state;
             }
             finally
@@ -129,6 +131,20 @@ public sealed partial class Pool
         finally
         {
             Volatile.Write(ref _scrubbing, 0);
+        }
+    }
+
+    /// <summary>
+    /// Records a stopped, unfinished scrub as interrupted rather than cancelled (saved with the next commit): the
+    /// daemon stopped it to shut down, not an operator, and its next start resumes it.
+    /// </summary>
+    public void MarkScrubInterrupted()
+    {
+        lock (MetaLock)
+        {
+            if (ScrubRunning || _scrub is not { Finished: false, Cancelled: true } s) return;
+            _scrub = s with { Cancelled = false };
+            _scrubDirty = true;
         }
     }
 
