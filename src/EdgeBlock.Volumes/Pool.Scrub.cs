@@ -57,7 +57,8 @@ public sealed partial class Pool
                 _scrub = state;
                 _scrubDirty = true;
             }
-            long total = state.ChunksChecked + volumes.Sum(v => Interlocked.Read(ref v.MappedChunks));
+            long total = state.ChunksChecked + volumes.Sum(v => Interlocked.Read(ref v.MappedChunks))
+                - volumes.Where(v => v.Id == state.VolumeId).Sum(v => MappedBefore(v, state.Chunk)); // checked already, counted once
             _logger.LogInformation("pool {Pool}: scrub {How}: {Volumes} checksummed volume(s) and snapshot(s), about {Chunks} chunks", Name, state.ChunksChecked > 0 ? "resumed" : "started", volumes.Count, total);
             // At once, so that a follower sees the total before the first chunk is read.
             progress?.Report(new ScrubProgress(state.ChunksChecked, total, state.BytesRead, state.Errors.Count, null));
@@ -132,6 +133,19 @@ public sealed partial class Pool
         {
             Volatile.Write(ref _scrubbing, 0);
         }
+    }
+
+    /// <summary>Mapped chunks of a volume before a chunk index (the part a resumed scrub has checked).</summary>
+    private long MappedBefore(Volume v, long end)
+    {
+        int perGroup = ExtentSize / ChunkLayout.ChunkSize;
+        ChunkGroup?[] groups = v.Chunks;
+        long mapped = 0;
+        for (long chunk = 0; chunk < Math.Min(end, groups.LongLength * perGroup); chunk++)
+        {
+            if (groups[chunk / perGroup] is { } group && group.Read((int)(chunk % perGroup)).Location.IsMapped) mapped++;
+        }
+        return mapped;
     }
 
     /// <summary>

@@ -50,8 +50,10 @@ public class ScrubTests
         Assert.Equal(5, first.ChunksChecked);
         await t.ReopenAsync();
         Assert.Equal(5, t.Pool.Scrub!.ChunksChecked);
-        ScrubState resumed = await t.Pool.ScrubAsync(resume: true, ioShare: 1, progress: null, CancellationToken.None);
+        var reports = new List<ScrubProgress>();
+        ScrubState resumed = await t.Pool.ScrubAsync(resume: true, ioShare: 1, new SyncProgress(reports.Add), CancellationToken.None);
         Assert.True(resumed.Finished);
+        Assert.All(reports, r => Assert.Equal(12, r.ChunksTotal)); // the checked part counted once
         Assert.Equal(12, resumed.ChunksChecked); // each chunk once
         Assert.Equal(first.Started, resumed.Started);
         Assert.Empty(resumed.Errors);
