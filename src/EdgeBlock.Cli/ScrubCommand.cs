@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
+using System.Runtime.InteropServices;
 using System.Text.Json.Nodes;
 using EdgeBlock.Api;
 using EdgeBlock.Api.Pools;
@@ -105,12 +106,19 @@ internal static class ScrubCommand
     private static async Task<int> FollowAsync(ApiInvocation call, string pool, string path, string body, bool json)
     {
         var s = ApiClient.Parse<ScrubStatus>(body);
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(call.Cancel);
+        // System.CommandLine 2.0.0 leaves Ctrl-C to the runtime (the process dies mid-line): while following, it only stops following.
+        using var ctrlC = PosixSignalRegistration.Create(PosixSignal.SIGINT, signal =>
+        {
+            signal.Cancel = true;
+            stop.Cancel();
+        });
         async Task<bool> NextAsync()
         {
             try
             {
-                await Task.Delay(Poll, call.Cancel);
-                body = await call.Api.SendAsync(HttpMethod.Get, path, cancellationToken: call.Cancel);
+                await Task.Delay(Poll, stop.Token);
+                body = await call.Api.SendAsync(HttpMethod.Get, path, cancellationToken: stop.Token);
                 s = ApiClient.Parse<ScrubStatus>(body);
                 return true;
             }
@@ -128,7 +136,7 @@ internal static class ScrubCommand
                 .Columns(new TaskDescriptionColumn { Alignment = Justify.Left }, new ProgressBarColumn(), new PercentageColumn())
                 .StartAsync(async ctx =>
                 {
-                    ProgressTask bar = ctx.AddTask("", maxValue: 1);
+                    ProgressTask bar = ctx.AddTask(Markup.Escape(ProgressLine(s)), maxValue: 1);
                     while (true)
                     {
                         bar.MaxValue = Math.Max(1, s.ChunksTotal ?? 1);
