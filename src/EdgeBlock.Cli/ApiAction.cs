@@ -3,8 +3,8 @@ using EdgeBlock.Api;
 
 namespace EdgeBlock.Cli;
 
-/// <summary>What a command that talks to the daemon gets: the API client, its parse result and the two writers.</summary>
-internal sealed record ApiInvocation(ApiClient Api, ParseResult Parse, TextWriter Out, TextWriter Error);
+/// <summary>What a command that talks to the daemon gets: the API client, its parse result, the two writers and Ctrl-C.</summary>
+internal sealed record ApiInvocation(ApiClient Api, ParseResult Parse, TextWriter Out, TextWriter Error, CancellationToken Cancel = default);
 
 /// <summary>
 /// The one place that turns daemon answers into exit codes: a refusal prints the problem's
@@ -22,7 +22,7 @@ internal static class ApiAction
             using var api = new ApiClient(path);
             try
             {
-                return await action(new ApiInvocation(api, parse, output, error));
+                return await action(new ApiInvocation(api, parse, output, error, cancellationToken));
             }
             catch (DaemonRefusedException ex)
             {

@@ -10,7 +10,7 @@ namespace EdgeBlock.Cli;
 /// <summary>
 /// `edgeblock pool|volume|group ...`: pools over drives, thin volumes with snapshots and clones,
 /// and group quotas, through the daemon's API. Exit codes as the other management commands:
-/// 0 ok, 1 usage, 2 refused by the daemon (or `pool check` found problems), 3 daemon unreachable.
+/// 0 ok, 1 usage, 2 refused by the daemon (or `pool check` found problems, or `pool scrub` found bad chunks), 3 daemon unreachable.
 /// </summary>
 public static class PoolCommands
 {
@@ -145,7 +145,7 @@ public static class PoolCommands
             return r.Problems.Count == 0 ? 0 : ManagementCommands.ExitRefused;
         });
 
-        foreach (var cmd in new[] { create, add, list, show, check }) group.Subcommands.Add(cmd);
+        foreach (var cmd in new[] { create, add, list, show, check, ScrubCommand.Create(socket) }) group.Subcommands.Add(cmd);
         return group;
     }
 

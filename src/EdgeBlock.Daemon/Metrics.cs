@@ -32,6 +32,9 @@ public sealed class DaemonMetrics
     private readonly Gauge _poolReserved;
     private readonly Gauge _poolFree;
     private readonly Counter _poolCapacityExceeded;
+    private readonly Gauge _scrubRunning;
+    private readonly Gauge _scrubChunks;
+    private readonly Gauge _scrubErrors;
     private readonly VhostMetrics? _vhost;
     private readonly VolumeMetrics? _volumes;
 
@@ -61,6 +64,10 @@ public sealed class DaemonMetrics
         _poolFree = factory.CreateGauge("edgeblock_pool_free_bytes", "Space neither allocated nor reserved", "pool");
         _poolCapacityExceeded = factory.CreateCounter("edgeblock_pool_capacity_exceeded_total",
             "Writes refused with Capacity Exceeded (quota, or no space beyond others' reservations)", "pool");
+        // Gauges, not counters: a new scrub starts again from zero.
+        _scrubRunning = factory.CreateGauge("edgeblock_pool_scrub_running", "1 while a scrub of the pool runs", "pool");
+        _scrubChunks = factory.CreateGauge("edgeblock_pool_scrub_chunks_checked", "Chunks the current (or last) scrub of the pool has checked", "pool");
+        _scrubErrors = factory.CreateGauge("edgeblock_pool_scrub_errors", "Bad chunks the current (or last) scrub of the pool has found", "pool");
         _registry.AddBeforeCollectCallback(Refresh);
     }
 
@@ -80,6 +87,12 @@ public sealed class DaemonMetrics
             _poolReserved.WithLabels(pool.Name).Set(pool.ReservedBytes);
             _poolFree.WithLabels(pool.Name).Set(pool.FreeBytes);
             _poolCapacityExceeded.WithLabels(pool.Name).IncTo(pool.Counters.CapacityExceeded);
+        }
+        foreach (var (pool, running, chunks, errors) in _pools?.ScrubGauges() ?? [])
+        {
+            _scrubRunning.WithLabels(pool).Set(running ? 1 : 0);
+            _scrubChunks.WithLabels(pool).Set(chunks);
+            _scrubErrors.WithLabels(pool).Set(errors);
         }
     }
 

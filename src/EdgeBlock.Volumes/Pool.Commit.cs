@@ -95,7 +95,8 @@ public sealed partial class Pool
         bool dirty;
         lock (MetaLock)
         {
-            dirty = _dirtyRefs.Count > 0 || _freeing.Count > 0 || _dirtyVolumeRecords.Count > 0 || _poolRecordDirty
+            // A running scrub's place counts: on an idle pool it is saved too, so a crash loses at most one interval of it.
+            dirty = _dirtyRefs.Count > 0 || _freeing.Count > 0 || _dirtyVolumeRecords.Count > 0 || _poolRecordDirty || _scrubDirty
                 || _volumes.Values.Any(v => !v.DirtyExtents.IsEmpty) || ChunksDirty();
         }
         if (dirty) _ = CommitAsync().AsTask();

@@ -57,8 +57,11 @@ public sealed partial class Pool
                 _scrub = state;
                 _scrubDirty = true;
             }
-            long total = state.ChunksChecked + volumes.Sum(v => Interlocked.Read(ref v.MappedChunks));
+            long total = state.ChunksChecked + volumes.Sum(v => Interlocked.Read(ref v.MappedChunks))
+                - volumes.Where(v => v.Id == state.VolumeId).Sum(v => MappedBefore(v, state.Chunk)); // checked already, counted once
             _logger.LogInformation("pool {Pool}: scrub {How}: {Volumes} checksummed volume(s) and snapshot(s), about {Chunks} chunks", Name, state.ChunksChecked > 0 ? "resumed" : "started", volumes.Count, total);
+            // At once, so that a follower sees the total before the first chunk is read.
+            progress?.Report(new ScrubProgress(state.ChunksChecked, total, state.BytesRead, state.Errors.Count, null));
             int perGroup = ExtentSize / ChunkLayout.ChunkSize;
             AlignedBuffer buffer = ChunkBuffers.Rent();
             try
@@ -110,7 +113,7 @@ public sealed partial class Pool
                     _scrubDirty = true;
                 }
                 await CommitAsync().ConfigureAwait(false);
-                _logger.LogInformation("pool {Pool}: scrub cancelled after {Chunks} chunks; `pool scrub --resume` goes on from there", Name, state.ChunksChecked);
+                _logger.LogInformation("pool {Pool}: scrub cancelled after {Chunks} chunks; `edgeblock pool scrub {Pool}` goes on from there", Name, state.ChunksChecked, Name);
                 return state;
             }
             finally
@@ -129,6 +132,33 @@ public sealed partial class Pool
         finally
         {
             Volatile.Write(ref _scrubbing, 0);
+        }
+    }
+
+    /// <summary>Mapped chunks of a volume before a chunk index (the part a resumed scrub has checked).</summary>
+    private long MappedBefore(Volume v, long end)
+    {
+        int perGroup = ExtentSize / ChunkLayout.ChunkSize;
+        ChunkGroup?[] groups = v.Chunks;
+        long mapped = 0;
+        for (long chunk = 0; chunk < Math.Min(end, groups.LongLength * perGroup); chunk++)
+        {
+            if (groups[chunk / perGroup] is { } group && group.Read((int)(chunk % perGroup)).Location.IsMapped) mapped++;
+        }
+        return mapped;
+    }
+
+    /// <summary>
+    /// Records a stopped, unfinished scrub as interrupted rather than cancelled (saved with the next commit): the
+    /// daemon stopped it to shut down, not an operator, and its next start resumes it.
+    /// </summary>
+    public void MarkScrubInterrupted()
+    {
+        lock (MetaLock)
+        {
+            if (ScrubRunning || _scrub is not { Finished: false, Cancelled: true } s) return;
+            _scrub = s with { Cancelled = false };
+            _scrubDirty = true;
         }
     }
 

@@ -50,11 +50,37 @@ public class ScrubTests
         Assert.Equal(5, first.ChunksChecked);
         await t.ReopenAsync();
         Assert.Equal(5, t.Pool.Scrub!.ChunksChecked);
-        ScrubState resumed = await t.Pool.ScrubAsync(resume: true, ioShare: 1, progress: null, CancellationToken.None);
+        var reports = new List<ScrubProgress>();
+        ScrubState resumed = await t.Pool.ScrubAsync(resume: true, ioShare: 1, new SyncProgress(reports.Add), CancellationToken.None);
         Assert.True(resumed.Finished);
+        Assert.All(reports, r => Assert.Equal(12, r.ChunksTotal)); // the checked part counted once
         Assert.Equal(12, resumed.ChunksChecked); // each chunk once
         Assert.Equal(first.Started, resumed.Started);
         Assert.Empty(resumed.Errors);
+    }
+
+    [Fact]
+    public async Task Scrub_Progress_ReportsTheTotalBeforeTheFirstChunk()
+    {
+        await using TestPool t = await PoolWithDataAsync(3);
+        var reports = new List<ScrubProgress>();
+        await t.Pool.ScrubAsync(resume: false, ioShare: 1, new SyncProgress(reports.Add), CancellationToken.None);
+        Assert.Equal(new ScrubProgress(0, 3, 0, 0, null), reports[0]);
+        Assert.Equal([0, 1, 2, 3], reports.Select(r => r.ChunksChecked));
+    }
+
+    [Fact]
+    public async Task MarkScrubInterrupted_AfterACancel_IsSavedAsUnfinishedAndNotCancelled()
+    {
+        await using TestPool t = await PoolWithDataAsync(6);
+        using var cancel = new CancellationTokenSource();
+        var progress = new SyncProgress(p => { if (p.ChunksChecked == 2) cancel.Cancel(); });
+        Assert.True((await t.Pool.ScrubAsync(resume: false, ioShare: 1, progress, cancel.Token)).Cancelled);
+
+        t.Pool.MarkScrubInterrupted();
+        await t.ReopenAsync();
+
+        Assert.Equal((false, false, 2L), (t.Pool.Scrub!.Finished, t.Pool.Scrub.Cancelled, t.Pool.Scrub.ChunksChecked));
     }
 
     [Fact]

@@ -34,6 +34,8 @@ public static class PoolContracts
     public static Contract.PoolCounters ToContract(this PoolCounters c) =>
         new(c.Commits, c.MetadataBytesWritten, c.CapacityExceeded, c.CopyOnWrites, c.ChecksumErrors);
 
+    public static Contract.ScrubError ToContract(this ScrubError e) => new(e.Volume, e.FirstLba, e.LastLba, e.What);
+
     /// <summary>`pool check --offline`: checks a pool no daemon has open (the CLI runs it in-process) and answers as the API would.</summary>
     public static async Task<Contract.PoolCheckReport> CheckOfflineAsync(string dataDirectory, string pool) =>
         (await Pool.CheckOfflineAsync(Path.Combine(dataDirectory, "pools", pool)).ConfigureAwait(false)).ToContract();

@@ -31,7 +31,11 @@ public sealed class PoolManager : IAsyncDisposable
     {
         _dataDirectory = dataDirectory;
         _logger = logger;
+        Scrubs = new ScrubJobs(Get, logger);
     }
+
+    /// <summary>The pools' background scrubs (one at a time per pool).</summary>
+    public ScrubJobs Scrubs { get; }
 
     public string PoolsDirectory => Path.Combine(_dataDirectory, "pools");
 
@@ -64,6 +68,7 @@ public sealed class PoolManager : IAsyncDisposable
                 var info = pool.Info();
                 _logger.LogInformation("pool {Pool}: {Drives} drive(s), {Volumes} volume(s), {Size}, {Allocated} allocated, {Free} free",
                     name, info.Drives.Count, info.VolumeCount, Sizes.Format(info.SizeBytes), Sizes.Format(info.AllocatedBytes), Sizes.Format(info.FreeBytes));
+                Scrubs.ResumeInterrupted(pool);
             }
             catch (Exception e)
             {
@@ -111,6 +116,14 @@ public sealed class PoolManager : IAsyncDisposable
         List<Pool> pools;
         lock (_lock) pools = _pools.Values.ToList();
         return pools.Select(p => p.Info()).ToList();
+    }
+
+    /// <summary>Chunks checked and errors of each open pool's current or last scrub (metrics); pools that never scrubbed are left out.</summary>
+    public IReadOnlyList<(string Pool, bool Running, long ChunksChecked, int Errors)> ScrubGauges()
+    {
+        List<Pool> pools;
+        lock (_lock) pools = _pools.Values.ToList();
+        return pools.Select(p => (p, s: p.Scrub)).Where(x => x.s != null).Select(x => (x.p.Name, x.p.ScrubRunning, x.s!.ChunksChecked, x.s.Errors.Count)).ToList();
     }
 
     /// <summary>An open pool; a missing or failed one is refused naming why.</summary>
@@ -382,6 +395,7 @@ public sealed class PoolManager : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
+        await Scrubs.StopAllAsync().ConfigureAwait(false); // before the pools close: each saves its place
         List<Pool> pools;
         lock (_lock)
         {

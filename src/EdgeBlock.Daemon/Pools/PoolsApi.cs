@@ -18,6 +18,7 @@ namespace EdgeBlock.Daemon.Pools;
 /// GET    /v1/pools                                   POST /v1/pools {name, drives: ["PATH[:SIZE]"], extent_size?, force?}
 /// GET    /v1/pools/{pool}                            POST /v1/pools/{pool}/drives {drive}
 /// GET    /v1/pools/{pool}/check
+/// POST   /v1/pools/{pool}/scrub {resume?, io_share?} (202)   GET /v1/pools/{pool}/scrub   DELETE /v1/pools/{pool}/scrub (409: none running)
 /// GET    /v1/volumes                                 (every open pool)
 /// GET    /v1/pools/{pool}/volumes                    POST /v1/pools/{pool}/volumes {name, size, reserve?, group?, compress?, checksum?}
 /// GET    /v1/pools/{pool}/volumes/{name}             DELETE /v1/pools/{pool}/volumes/{name}
@@ -40,6 +41,12 @@ public static class PoolsApi
         v1.MapPost("/pools/{pool}/drives", (string pool, AddDriveRequest body) =>
             Run(async () => Results.Ok(await pools.AddDriveAsync(pool, body)))).Produces<PoolSummary>().Refusals();
         v1.MapGet("/pools/{pool}/check", (string pool) => Run(() => Task.FromResult(Results.Ok(pools.Check(pool).ToContract())))).Produces<PoolCheckReport>().Refusals();
+
+        // A scrub is a background job: the start answers 202 with its status; GET follows it, DELETE cancels it.
+        v1.MapPost("/pools/{pool}/scrub", (string pool, ScrubRequest? body) =>
+            Run(async () => Results.Accepted($"/v1/pools/{Uri.EscapeDataString(pool)}/scrub", await pools.Scrubs.StartAsync(pool, body)))).Produces<ScrubStatus>(202).Refusals();
+        v1.MapGet("/pools/{pool}/scrub", (string pool) => Run(() => Task.FromResult(Results.Ok(pools.Scrubs.Status(pool))))).Produces<ScrubStatus>().Refusals();
+        v1.MapDelete("/pools/{pool}/scrub", (string pool) => Run(async () => Results.Ok(await pools.Scrubs.CancelAsync(pool)))).Produces<ScrubStatus>().Refusals();
 
         v1.MapGet("/volumes", () => Results.Ok(pools.ListVolumes(null).ToContract())).Produces<List<VolumeInfo>>();
         v1.MapGet("/pools/{pool}/volumes", (string pool) => Run(() => Task.FromResult(Results.Ok(pools.ListVolumes(pool).ToContract())))).Produces<List<VolumeInfo>>().Refusals();
