@@ -64,8 +64,10 @@ public sealed partial class Pool
     }
 
     internal ChunkContainer ContainerOf(ChunkLocation place) =>
-        DriveAt(place.Drive).Containers[place.Sector / SectorsPerExtent]
-        ?? throw new InvalidOperationException($"chunk at {place} lies in no container");
+        TryContainerOf(place) ?? throw new InvalidOperationException($"chunk at {place} lies in no container");
+
+    /// <summary>The container of a place, or null when it went back to the pool (a reader that looked up a slot just before it was replaced and freed).</summary>
+    internal ChunkContainer? TryContainerOf(ChunkLocation place) => Volatile.Read(ref DriveAt(place.Drive).Containers[place.Sector / SectorsPerExtent]);
 
     /// <summary>Drive LBA of a chunk place.</summary>
     internal long ChunkLba(ChunkLocation place)

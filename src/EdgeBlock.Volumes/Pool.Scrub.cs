@@ -165,7 +165,8 @@ public sealed partial class Pool
     /// <summary>Reads a chunk's stored sectors and checks their crc; the problem, or null when sound (or moved meanwhile).</summary>
     private async Task<string?> VerifyStoredAsync(ChunkGroup group, int i, ChunkLocation location, uint crc, AlignedBuffer buffer)
     {
-        ChunkContainer container = ContainerOf(location);
+        // Replaced and freed since it was looked up: the new place is verified by its own reads.
+        if (TryContainerOf(location) is not { } container) return null;
         Interlocked.Increment(ref container.InFlight);
         try
         {

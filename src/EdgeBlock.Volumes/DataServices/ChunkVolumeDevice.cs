@@ -37,7 +37,8 @@ internal sealed class ChunkVolumeDevice(Pool pool, Volume volume) : VolumeDevice
                 return BlockStatus.Success;
             }
             // Counted in its container before looking again, so its sectors are not reused under the read.
-            ChunkContainer container = _pool.ContainerOf(location);
+            // No container: the chunk was replaced and its space freed since the slot was read; look again.
+            if (_pool.TryContainerOf(location) is not { } container) continue;
             Interlocked.Increment(ref container.InFlight);
             try
             {
