@@ -2,7 +2,7 @@ namespace EdgeBlock.Volumes;
 
 /// <summary>
 /// OpenSSL cipher contexts keyed once and shared by any number of threads: a caller rents
-/// one for the length of a call. An EVP_CIPHER_CTX must not be used by two threads at once,
+/// one for the length of a call. A cipher context must not be used by two threads at once,
 /// and keying one per call would cost more than a 4 KiB unit's encryption.
 /// </summary>
 /// <remarks>
@@ -20,13 +20,15 @@ internal sealed class CipherContextPool : IDisposable
     private readonly nint[] _slots;
     private readonly int _count;
     private readonly Func<nint> _create;
+    private readonly Action<nint> _free;
     private int _disposed;
 
-    public CipherContextPool(int slots, Func<nint> create)
+    public CipherContextPool(int slots, Func<nint> create, Action<nint> free)
     {
         _count = slots;
         _slots = new nint[slots * Stride];
         _create = create;
+        _free = free;
     }
 
     private ref nint Slot(int start, int i) => ref _slots[(start + i) % _count * Stride];
@@ -58,15 +60,24 @@ internal sealed class CipherContextPool : IDisposable
                 // exchange makes exactly one of the two free it).
                 if (Volatile.Read(ref _disposed) != 0)
                 {
-                    LibCrypto.CipherContextFree(Interlocked.Exchange(ref slot, 0));
+                    Free(Interlocked.Exchange(ref slot, 0));
                 }
                 return;
             }
         }
-        LibCrypto.CipherContextFree(context);
+        Free(context);
     }
 
-    /// <summary>Frees the pooled contexts; OpenSSL wipes a context's key schedule as it frees it.</summary>
+    /// <summary>Frees a context that will not go back into the pool (one that failed mid-call).</summary>
+    public void Free(nint context)
+    {
+        if (context != 0)
+        {
+            _free(context);
+        }
+    }
+
+    /// <summary>Frees the pooled contexts (the free function is expected to wipe their keys).</summary>
     public void Dispose()
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0)
@@ -75,7 +86,7 @@ internal sealed class CipherContextPool : IDisposable
         }
         for (int i = 0; i < _count; i++)
         {
-            LibCrypto.CipherContextFree(Interlocked.Exchange(ref Slot(0, i), 0));
+            Free(Interlocked.Exchange(ref Slot(0, i), 0));
         }
     }
 }

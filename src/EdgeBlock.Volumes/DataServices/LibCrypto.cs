@@ -4,28 +4,32 @@ using System.Security.Cryptography;
 namespace EdgeBlock.Volumes;
 
 /// <summary>
-/// The few OpenSSL 3 EVP calls XtsAes needs. libcrypto.so.3 is the library .NET's own
-/// cryptography already loads on Linux, so this adds no dependency.
+/// The few OpenSSL 3 calls XtsAes needs to find a cipher's provider implementation.
+/// libcrypto.so.3 is the library .NET's own cryptography already loads on Linux, so this adds
+/// no dependency.
 /// </summary>
 internal static unsafe partial class LibCrypto
 {
     private const string Library = "libcrypto.so.3";
 
+    /// <summary>OSSL_OP_CIPHER, the provider operation of symmetric ciphers (core_dispatch.h).</summary>
+    public const int OperationCipher = 2;
+
     [LibraryImport(Library, EntryPoint = "EVP_CIPHER_fetch", StringMarshalling = StringMarshalling.Utf8)]
-    private static partial nint CipherFetch(nint libraryContext, string algorithm, string? properties);
+    public static partial nint CipherFetch(nint libraryContext, string algorithm, string? properties);
 
-    [LibraryImport(Library, EntryPoint = "EVP_CIPHER_CTX_new")]
-    public static partial nint CipherContextNew();
+    [LibraryImport(Library, EntryPoint = "EVP_CIPHER_get0_provider")]
+    public static partial nint CipherProvider(nint cipher);
 
-    [LibraryImport(Library, EntryPoint = "EVP_CIPHER_CTX_free")]
-    public static partial void CipherContextFree(nint context);
+    [LibraryImport(Library, EntryPoint = "OSSL_PROVIDER_get0_provider_ctx")]
+    public static partial nint ProviderContext(nint provider);
 
-    /// <summary>EVP_CipherInit_ex: cipher and key may be null to keep the ones set; encrypt -1 keeps the direction.</summary>
-    [LibraryImport(Library, EntryPoint = "EVP_CipherInit_ex")]
-    public static partial int CipherInit(nint context, nint cipher, nint engine, byte* key, byte* iv, int encrypt);
+    /// <summary>The provider's OSSL_ALGORITHM array for an operation, ended by an entry with no names.</summary>
+    [LibraryImport(Library, EntryPoint = "OSSL_PROVIDER_query_operation")]
+    public static partial OsslAlgorithm* QueryOperation(nint provider, int operation, int* noCache);
 
-    [LibraryImport(Library, EntryPoint = "EVP_CipherUpdate")]
-    public static partial int CipherUpdate(nint context, byte* output, int* outputLength, byte* input, int inputLength);
+    [LibraryImport(Library, EntryPoint = "OSSL_PROVIDER_unquery_operation")]
+    public static partial void UnqueryOperation(nint provider, int operation, OsslAlgorithm* algorithms);
 
     [LibraryImport(Library, EntryPoint = "ERR_get_error")]
     private static partial nuint ErrorGet();
@@ -36,14 +40,22 @@ internal static unsafe partial class LibCrypto
     [LibraryImport(Library, EntryPoint = "ERR_clear_error")]
     private static partial void ErrorClear();
 
-    /// <summary>
-    /// Fetches a cipher once and keeps it for the process: an explicit fetch spares OpenSSL 3
-    /// the implicit one a legacy EVP_aes_* pointer costs at every context set-up.
-    /// </summary>
-    public static nint FetchCipher(string algorithm)
+    /// <summary>OSSL_ALGORITHM (core.h).</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    public struct OsslAlgorithm
     {
-        nint cipher = CipherFetch(0, algorithm, null);
-        return cipher != 0 ? cipher : throw Failure($"EVP_CIPHER_fetch({algorithm})");
+        public byte* Names; // "AES-256-XTS:1.3.111.2.1619.0.1.2", colon-separated
+        public byte* Properties;
+        public OsslDispatch* Implementation;
+        public byte* Description;
+    }
+
+    /// <summary>OSSL_DISPATCH (core.h): one function of an implementation, the list ended by id 0.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    public struct OsslDispatch
+    {
+        public int FunctionId;
+        public nint Function;
     }
 
     /// <summary>
