@@ -269,7 +269,9 @@ internal sealed unsafe class UringFileIo : IDisposable
 
     /// <summary>
     /// Stops taking requests. Those already taken complete normally; then the ring thread closes the ring.
-    /// Waits a moment for that, so a disposed device leaves no ring behind.
+    /// Waits for that, so a disposed device leaves no ring behind: the registered file keeps the descriptor's
+    /// lock (FileShare) until the ring lets it go, and a caller may reopen the file at once. On a loaded
+    /// machine the ring thread can take more than a second to get a CPU; the wait is bounded for a ring that hangs.
     /// </summary>
     public void Dispose()
     {
@@ -277,7 +279,7 @@ internal sealed unsafe class UringFileIo : IDisposable
         _stopping = true;
         // Ends the ring thread's wait: it finishes what it has taken, then closes the ring.
         Native.Signal(_eventFd);
-        if (Thread.CurrentThread != _ringThread) _ringThread.Join(TimeSpan.FromSeconds(1));
+        if (Thread.CurrentThread != _ringThread) _ringThread.Join(TimeSpan.FromSeconds(10));
     }
 }
 

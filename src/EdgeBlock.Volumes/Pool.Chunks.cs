@@ -107,7 +107,11 @@ public sealed partial class Pool
             lock (MetaLock)
             {
                 // The one allocation that straddled the region's end gives back the sectors it could not use.
-                if (region is not null && start < region.End) MarkSectors(region.Container, start, region.End - start, used: false);
+                if (region is not null && start < region.End)
+                {
+                    MarkSectors(region.Container, start, region.End - start, used: false);
+                    AfterSectorsFreed(region.Container); // listed for reuse, or given back if that was all it held
+                }
                 if (ReferenceEquals(v.Region, region))
                 {
                     if (region is not null) CloseRegion(region);
