@@ -17,6 +17,8 @@ public static class ApiJson
         o.ReadCommentHandling = JsonCommentHandling.Skip;
         o.AllowTrailingCommas = true;
         o.DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull;
+        // ASP.NET's web defaults read numbers from strings ("nsid": "7"): a number is a JSON number here.
+        o.NumberHandling = JsonNumberHandling.Strict;
         return o;
     }
 }

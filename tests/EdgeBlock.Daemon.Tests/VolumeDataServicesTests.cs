@@ -217,6 +217,21 @@ public sealed class VolumeDataServicesTests
         Assert.True(accepted.StatusCode == HttpStatusCode.Created, await accepted.Content.ReadAsStringAsync());
     }
 
+    /// <summary>Numbers are JSON numbers: ASP.NET's defaults would read "7" as 7 (issue I).</summary>
+    [Fact]
+    public async Task AddNamespace_NsidAsAString_Is400Problem_WhileTheNumberIsAccepted()
+    {
+        await using var api = await Api.StartAsync();
+        using var volume = await api.PostAsync("/v1/pools/p1/volumes", """{"name": "a", "size": "16M", "checksum": true}""");
+        Assert.Equal(HttpStatusCode.Created, volume.StatusCode);
+        string path = $"/v1/subsystems/{Uri.EscapeDataString(DaemonOptions.DefaultSubsystemNqn)}/namespaces";
+
+        using var refused = await api.PostAsync(path, """{"backend": "volume:p1/a", "nsid": "7"}""");
+        await AssertProblemAsync(refused, HttpStatusCode.BadRequest);
+        using var accepted = await api.PostAsync(path, """{"backend": "volume:p1/a", "nsid": 7}""");
+        Assert.True(accepted.StatusCode == HttpStatusCode.Created, await accepted.Content.ReadAsStringAsync());
+    }
+
     [Fact]
     public async Task PoolAndVolumeShow_AfterWritesAndASnapshot_AnswerLogicalPhysicalAndRatio_SharedSpaceOnce()
     {
