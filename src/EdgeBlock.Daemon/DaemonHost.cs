@@ -120,6 +120,7 @@ public static class DaemonHost
         // A start-up failure is printed once by `serve` (the message names what is wrong), not as a stack trace.
         logging.AddFilter("Microsoft.Extensions.Hosting.Internal.Host", LogLevel.Critical);
         configureLogging?.Invoke(logging);
+        Logging.EscapingLoggerFactory.Register(services); // after every provider: user text is escaped for all of them
         services.AddSystemd(); // Type=notify readiness and stop under systemd; nothing otherwise
         services.AddSingleton(options);
         services.AddSingleton<EdgeBlockDaemon>();
