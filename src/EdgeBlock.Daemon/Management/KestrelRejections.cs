@@ -1,8 +1,5 @@
 using System.Collections.Concurrent;
-using System.Diagnostics;
 using System.IO.Pipelines;
-using Microsoft.AspNetCore.Connections;
-using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 
@@ -46,14 +43,14 @@ internal sealed class KestrelRejections : IObserver<KeyValuePair<string, object?
     }
 
     /// <summary>Listens to the host's DiagnosticListener (the one Kestrel writes to); dispose to stop.</summary>
-    public IDisposable Subscribe(DiagnosticListener listener) => listener.Subscribe(this, name => name == BadRequestEvent);
+    public IDisposable Subscribe(System.Diagnostics.DiagnosticListener listener) => listener.Subscribe(this, name => name == BadRequestEvent);
 
     public void OnNext(KeyValuePair<string, object?> value)
     {
         if (value.Key != BadRequestEvent || value.Value is not IFeatureCollection features) return;
         if (features.Get<IBadRequestExceptionFeature>()?.Error is not Microsoft.AspNetCore.Http.BadHttpRequestException error) return;
         if (features.Get<IHttpConnectionFeature>()?.ConnectionId is not { } id || !_connections.TryGetValue(id, out var writer)) return;
-        if (HttpMethods.IsHead(features.Get<IHttpRequestFeature>()?.Method ?? "")) return; // an answer to HEAD has no body
+        if (Microsoft.AspNetCore.Http.HttpMethods.IsHead(features.Get<IHttpRequestFeature>()?.Method ?? "")) return; // an answer to HEAD has no body
         writer.Arm(error.StatusCode, WebRefusals.ServerDetail(error, _limits));
     }
 
