@@ -26,7 +26,7 @@ internal sealed class ChunkVolumeDevice(Pool pool, Volume volume) : VolumeDevice
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     protected override async ValueTask<BlockStatus> ReadPieceAsync(long chunk, int inChunk, Memory<byte> destination)
     {
-        ChunkGroup? group = Volatile.Read(ref _volume.Chunks[chunk / _perGroup]);
+        ChunkGroup? group = _volume.Chunks[chunk / _perGroup];
         int i = (int)(chunk % _perGroup);
         while (true)
         {
@@ -156,7 +156,7 @@ internal sealed class ChunkVolumeDevice(Pool pool, Volume volume) : VolumeDevice
         {
             long index = chunk / _perGroup;
             int i = (int)(chunk % _perGroup);
-            ChunkGroup group = Volatile.Read(ref _volume.Chunks[index]) ?? _pool.GroupFor(_volume, index);
+            ChunkGroup group = _volume.Chunks[index] ?? _pool.GroupFor(_volume, index);
             var (old, oldCrc) = group.Read(i);
             ReadOnlyMemory<byte> content = data;
             if (data.Length < ChunkLayout.ChunkSize)
@@ -273,7 +273,7 @@ internal sealed class ChunkVolumeDevice(Pool pool, Volume volume) : VolumeDevice
             long chunk = offset / ChunkLayout.ChunkSize;
             int inChunk = (int)(offset % ChunkLayout.ChunkSize);
             int length = (int)Math.Min(ChunkLayout.ChunkSize - inChunk, end - offset);
-            if (Volatile.Read(ref _volume.Chunks[chunk / _perGroup]) is null)
+            if (_volume.Chunks[chunk / _perGroup] is null)
             {
                 // Never written: skip the whole group.
                 offset = Math.Min(end, (chunk / _perGroup + 1) * _pool.ExtentSize);
