@@ -351,6 +351,7 @@ public sealed partial class Pool
                         }
                     }
                 }
+                NoteIfEmpty(v, index, group);
             }
             if (v.Deleted)
             {
@@ -376,6 +377,7 @@ public sealed partial class Pool
         c.Frees.Clear();
         ReclaimChunks();
         MaybeCompact();
+        MaybeFreeEmptyGroups();
     }
 
     private void RestoreChunks(ChunkCapture c)
@@ -413,12 +415,12 @@ public sealed partial class Pool
     {
         foreach (var (index, group) in source.Chunks.Entries())
         {
-            var copy = new ChunkGroup(group.Count);
-            target.Chunks.Set(index, copy);
+            ChunkGroup? copy = null; // none for a group whose chunks were all discarded
             for (int i = 0; i < group.Count; i++)
             {
                 var (location, crc) = group.Read(i);
                 if (!location.IsMapped) continue;
+                if (copy is null) target.Chunks.Set(index, copy = new ChunkGroup(group.Count));
                 copy.Write(i, location, crc);
                 if (copy.MarkDirty(i)) target.DirtyGroups.Enqueue(index);
                 AddChunkRef(location);

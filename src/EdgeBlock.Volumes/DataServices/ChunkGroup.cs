@@ -46,6 +46,16 @@ internal sealed class ChunkGroup
         }
     }
 
+    /// <summary>Whether no chunk of the group is mapped (all read as zeroes).</summary>
+    public bool IsEmpty()
+    {
+        for (int i = 0; i < _slots.Length; i++)
+        {
+            if (Read(i).Location.IsMapped) return false;
+        }
+        return true;
+    }
+
     /// <summary>Replaces a chunk's slot (its writer holds the chunk's stripe lock).</summary>
     public void Write(int chunk, ChunkLocation location, uint crc)
     {

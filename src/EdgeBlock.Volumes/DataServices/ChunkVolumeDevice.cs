@@ -273,10 +273,11 @@ internal sealed class ChunkVolumeDevice(Pool pool, Volume volume) : VolumeDevice
             long chunk = offset / ChunkLayout.ChunkSize;
             int inChunk = (int)(offset % ChunkLayout.ChunkSize);
             int length = (int)Math.Min(ChunkLayout.ChunkSize - inChunk, end - offset);
-            if (_volume.Chunks[chunk / _perGroup] is null)
+            long next = chunk / _perGroup;
+            if (_volume.Chunks[next] is null)
             {
-                // Never written: skip the whole group.
-                offset = Math.Min(end, (chunk / _perGroup + 1) * _pool.ExtentSize);
+                // Never written: skip to the next group that was (a discard of a whole large volume visits what is mapped).
+                offset = _volume.Chunks.Next(ref next) is null ? end : Math.Min(end, next * _pool.ExtentSize);
                 continue;
             }
             status = await WriteChunkAsync(chunk, inChunk, Zeroes[..length]).ConfigureAwait(false);
