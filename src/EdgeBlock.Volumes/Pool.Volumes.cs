@@ -98,6 +98,8 @@ public sealed partial class Pool
     public async Task<VolumeInfo> ResizeVolumeAsync(string name, long sizeBytes, bool force = false)
     {
         CheckSize(name, sizeBytes, ExtentSize);
+        // Discards past a new end must be durable first: shrinking drops their chunk groups, and with them what a commit would delete.
+        await CommitOrThrowAsync($"resize volume {name}");
         lock (MetaLock)
         {
             Volume v = Find(name);
@@ -108,6 +110,10 @@ public sealed partial class Pool
                 bool allocatedBeyond = v.UsesChunks ? ChunksMappedFrom(v, sizeBytes) : ExtentsMappedFrom(v, sizeBytes);
                 if (!force) throw new VolumeException(VolumeError.Invalid, $"volume {Name}/{name}: shrinking from {v.Record.SizeBytes} to {sizeBytes} bytes loses data; add --force if the end is unused");
                 if (allocatedBeyond) throw new VolumeException(VolumeError.Busy, $"volume {Name}/{name}: data is allocated beyond {sizeBytes} bytes; discard it first");
+                if (v.UsesChunks && v.Chunks.Entries(Volume.ExtentsFor(sizeBytes, ExtentSize)).Any(g => Volatile.Read(ref g.Value.Queued) != 0))
+                {
+                    throw new VolumeException(VolumeError.Busy, $"volume {Name}/{name}: changes beyond {sizeBytes} bytes are not committed yet; try again");
+                }
                 if (v.Record.ReserveBytes > sizeBytes) throw new VolumeException(VolumeError.Invalid, $"volume {Name}/{name}: its reservation ({v.Record.ReserveBytes} bytes) exceeds {sizeBytes} bytes");
             }
             v.Record = v.Record with { SizeBytes = sizeBytes };
