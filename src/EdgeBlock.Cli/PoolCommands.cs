@@ -266,7 +266,7 @@ public static class PoolCommands
 
         var showName = VolumeArgument("POOL/NAME", "The volume or snapshot", snapshot: true, snapshotOptional: true);
         var showJson = JsonOption();
-        var show = new Command("show", "Show a volume: size, allocated, reserved, group, origin, UUID, compression and checksums, logical and physical space") { showName, showJson };
+        var show = new Command("show", "Show a volume: size, allocated, reserved, group, origin, UUID, compression and checksums, logical and physical space, map memory") { showName, showJson };
         SetAction(show, socket, async (c, parse) =>
         {
             var (pool, volume) = Split(parse.GetValue(showName)!);
@@ -282,6 +282,7 @@ public static class PoolCommands
                 ("compression", v.Compression), ("checksum", OnOff(v.Checksum)), ("encryption", v.Encrypted ? "aes-256-xts" : "off"), ("checksum errors", $"{Num(v.ChecksumErrors)} (reads that failed their checksum)"),
                 ("logical", $"{Sizes.Format(v.LogicalBytes)} (written)"), ("physical", $"{Sizes.Format(v.PhysicalBytes)} (stored on the drives)"),
                 ("ratio", $"{Ratio(v.CompressionRatio)} (logical / physical)"),
+                ("map", $"{Sizes.Format(v.MapBytes)} (daemon memory of its map; grows with what is written)"),
             ]);
             return 0;
         });

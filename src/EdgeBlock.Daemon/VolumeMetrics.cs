@@ -5,7 +5,7 @@ namespace EdgeBlock.Daemon;
 
 /// <summary>
 /// Prometheus series of every volume and snapshot of the open pools, by pool and volume: logical and physical
-/// bytes, checksum errors. A volume deleted loses its series; one created again under the same name (another
+/// bytes, the memory of its map, checksum errors. A volume deleted loses its series; one created again under the same name (another
 /// UUID), or whose count went down, starts its counter again from zero, so a counter never goes backwards.
 /// </summary>
 internal sealed class VolumeMetrics
@@ -13,6 +13,7 @@ internal sealed class VolumeMetrics
     private readonly Func<IReadOnlyList<VolumeInfo>> _volumes;
     private readonly Gauge _logical;
     private readonly Gauge _physical;
+    private readonly Gauge _map;
     private readonly Counter _checksumErrors;
     private readonly Dictionary<(string Pool, string Volume), (Guid Uuid, long ChecksumErrors)> _last = [];
 
@@ -22,6 +23,8 @@ internal sealed class VolumeMetrics
         _logical = factory.CreateGauge("edgeblock_volume_logical_bytes", "Bytes written to the volume (before compression)", "pool", "volume");
         _physical = factory.CreateGauge("edgeblock_volume_physical_bytes",
             "Bytes the volume takes on the pool's drives (after compression; space shared with snapshots counts in each)", "pool", "volume");
+        _map = factory.CreateGauge("edgeblock_volume_map_bytes",
+            "Daemon memory the volume's map takes (grows with what is written, not with the volume's size)", "pool", "volume");
         _checksumErrors = factory.CreateCounter("edgeblock_volume_checksum_errors_total",
             "Reads of the volume whose stored data did not match its checksum (each failed with Unrecovered Read Error)", "pool", "volume");
     }
@@ -37,6 +40,7 @@ internal sealed class VolumeMetrics
             _last[key] = (v.Uuid, v.ChecksumErrors);
             _logical.WithLabels(v.Pool, v.Name).Set(v.LogicalBytes);
             _physical.WithLabels(v.Pool, v.Name).Set(v.PhysicalBytes);
+            _map.WithLabels(v.Pool, v.Name).Set(v.MapBytes);
             _checksumErrors.WithLabels(v.Pool, v.Name).IncTo(v.ChecksumErrors);
         }
         foreach (var gone in _last.Keys.Where(k => !seen.Contains(k)).ToList())
@@ -50,6 +54,7 @@ internal sealed class VolumeMetrics
     {
         _logical.RemoveLabelled(key.Pool, key.Volume);
         _physical.RemoveLabelled(key.Pool, key.Volume);
+        _map.RemoveLabelled(key.Pool, key.Volume);
         _checksumErrors.RemoveLabelled(key.Pool, key.Volume);
     }
 }

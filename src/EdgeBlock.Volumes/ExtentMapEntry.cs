@@ -19,6 +19,9 @@ internal sealed class ExtentMapEntry
 
     public static int WordsFor(int extentSize) => Math.Max(1, extentSize / PoolLayout.BlockSize / 64);
 
+    /// <summary>Managed bytes of one entry: the object (header, fields) and its bitmap array.</summary>
+    public static long BytesFor(int extentSize) => 48 + 24 + WordsFor(extentSize) * 8L;
+
     public int Drive { get; }
     public long Physical { get; }
     public byte Flags => 0;

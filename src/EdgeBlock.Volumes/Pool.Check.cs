@@ -64,11 +64,9 @@ public sealed partial class Pool
             long mapped = 0;
             foreach (Volume v in _volumes.Values)
             {
-                ExtentMapEntry?[] map = v.Map;
                 long inMap = 0;
-                for (long i = 0; i < map.Length; i++)
+                foreach (var (i, e) in v.Map.Entries())
                 {
-                    if (map[i] is not { } e) continue;
                     inMap++;
                     if (!counted.TryGetValue(e.Drive, out int[]? refs) || e.Physical < 0 || e.Physical >= refs.Length)
                     {
@@ -151,10 +149,8 @@ public sealed partial class Pool
         foreach (Volume v in _volumes.Values.Concat(_deletedVolumes).Where(v => v.UsesChunks))
         {
             long chunks = 0, sectors = 0;
-            ChunkGroup?[] groups = v.Chunks;
-            for (long index = 0; index < groups.Length && !v.Deleted; index++)
+            foreach (var (index, group) in v.Deleted ? [] : v.Chunks.Entries())
             {
-                if (groups[index] is not { } group) continue;
                 for (int i = 0; i < group.Count; i++)
                 {
                     var (place, _) = group.Read(i);

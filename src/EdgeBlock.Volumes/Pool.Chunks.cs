@@ -344,11 +344,10 @@ public sealed partial class Pool
             // stops referencing the place is in this batch too.
             Interlocked.Exchange(ref v.PendingFreeSectors, 0);
             TakeDrops(v, frees);
-            ChunkGroup?[] groups = v.Chunks;
             int perGroup = ExtentSize / ChunkLayout.ChunkSize;
             while (v.DirtyGroups.TryDequeue(out long index))
             {
-                ChunkGroup group = groups[index]!;
+                if (v.Chunks[index] is not { } group) continue; // past the end of a volume shrunk since
                 Volatile.Write(ref group.Queued, 0);
                 for (int w = 0; w < group.Dirty.Length; w++)
                 {
@@ -376,6 +375,7 @@ public sealed partial class Pool
                         }
                     }
                 }
+                NoteIfEmpty(v, index, group);
             }
             if (v.Deleted)
             {
@@ -401,6 +401,7 @@ public sealed partial class Pool
         c.Frees.Clear();
         ReclaimChunks();
         MaybeCompact();
+        MaybeFreeEmptyGroups();
     }
 
     private void RestoreChunks(ChunkCapture c)
@@ -409,7 +410,7 @@ public sealed partial class Pool
         {
             int perGroup = ExtentSize / ChunkLayout.ChunkSize;
             long index = chunk / perGroup;
-            if (index < v.Chunks.Length && v.Chunks[index] is { } group && group.MarkDirty((int)(chunk % perGroup))) v.DirtyGroups.Enqueue(index);
+            if (v.Chunks[index] is { } group && group.MarkDirty((int)(chunk % perGroup))) v.DirtyGroups.Enqueue(index);
         }
         _chunkFreesNext.AddRange(c.Frees);
         c.Frees.Clear();
@@ -427,23 +428,23 @@ public sealed partial class Pool
     {
         lock (MetaLock)
         {
-            ChunkGroup?[] groups = v.Chunks;
-            return groups[index] ??= new ChunkGroup(ExtentSize / ChunkLayout.ChunkSize);
+            if (v.Chunks[index] is { } group) return group;
+            v.Chunks.Set(index, group = new ChunkGroup(ExtentSize / ChunkLayout.ChunkSize));
+            return group;
         }
     }
 
     /// <summary>Gives target every chunk of source (one more reference each). Under the metadata lock.</summary>
     private void CopyChunks(Volume source, Volume target)
     {
-        ChunkGroup?[] from = source.Chunks, to = target.Chunks;
-        for (long index = 0; index < from.Length; index++)
+        foreach (var (index, group) in source.Chunks.Entries())
         {
-            if (from[index] is not { } group) continue;
-            ChunkGroup copy = to[index] = new ChunkGroup(group.Count);
+            ChunkGroup? copy = null; // none for a group whose chunks were all discarded
             for (int i = 0; i < group.Count; i++)
             {
                 var (location, crc) = group.Read(i);
                 if (!location.IsMapped) continue;
+                if (copy is null) target.Chunks.Set(index, copy = new ChunkGroup(group.Count));
                 copy.Write(i, location, crc);
                 if (copy.MarkDirty(i)) target.DirtyGroups.Enqueue(index);
                 AddChunkRef(location);
@@ -456,10 +457,8 @@ public sealed partial class Pool
     /// <summary>Drops every chunk of a volume being deleted. Under the metadata lock.</summary>
     private void DropAllChunks(Volume v)
     {
-        ChunkGroup?[] groups = v.Chunks;
-        for (long index = 0; index < groups.Length; index++)
+        foreach (var (_, group) in v.Chunks.Entries())
         {
-            if (groups[index] is not { } group) continue;
             for (int i = 0; i < group.Count; i++)
             {
                 var (location, _) = group.Read(i);
@@ -507,7 +506,8 @@ public sealed partial class Pool
             {
                 throw new VolumeException(VolumeError.Io, $"pool {Name}: volume {v.Name} chunk {chunk} is stored at {location}, outside every chunk container (run `edgeblock pool check {Name}`)");
             }
-            (v.Chunks[chunk / perGroup] ??= new ChunkGroup(perGroup)).Write((int)(chunk % perGroup), location, crc);
+            if (v.Chunks[chunk / perGroup] is not { } group) v.Chunks.Set(chunk / perGroup, group = new ChunkGroup(perGroup));
+            group.Write((int)(chunk % perGroup), location, crc);
             v.MappedChunks++;
             v.StoredSectors += location.Sectors;
             int seen = references.GetValueOrDefault(location.Place);

@@ -124,7 +124,7 @@ public sealed partial class Pool
                 {
                     if (!seen.Add(index)) continue;
                     extents.Add((v, index));
-                    ExtentMapEntry? entry = index < v.Map.Length ? v.Map[index] : null;
+                    ExtentMapEntry? entry = v.Map[index];
                     if (entry is null || v.Deleted)
                     {
                         Delete(MetadataKeys.MapKey(v.Id, index));
@@ -178,7 +178,7 @@ public sealed partial class Pool
         {
             foreach (var (v, index) in c.Extents)
             {
-                ExtentMapEntry? entry = index < v.Map.Length ? v.Map[index] : null;
+                ExtentMapEntry? entry = v.Map[index];
                 if (entry is not null) Interlocked.Exchange(ref entry.Dirty, 0);
                 v.MarkDirty(index, entry);
                 if (v.Deleted && !_deletedVolumes.Contains(v)) _deletedVolumes.Add(v);

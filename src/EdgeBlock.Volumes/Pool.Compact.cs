@@ -67,10 +67,8 @@ public sealed partial class Pool
                 int perGroup = ExtentSize / ChunkLayout.ChunkSize;
                 foreach (Volume v in _volumes.Values.Where(v => v.UsesChunks))
                 {
-                    ChunkGroup?[] groups = v.Chunks;
-                    for (long index = 0; index < groups.Length; index++)
+                    foreach (var (index, group) in v.Chunks.Entries())
                     {
-                        if (groups[index] is not { } group) continue;
                         for (int i = 0; i < group.Count; i++)
                         {
                             var (location, _) = group.Read(i);

@@ -51,7 +51,7 @@ public sealed partial class Pool
         await v.CowGate.WaitAsync().ConfigureAwait(false);
         try
         {
-            ExtentMapEntry? old = Volatile.Read(ref v.Map[index]);
+            ExtentMapEntry? old = v.Map[index];
             if (old is null || Volatile.Read(ref DriveAt(old.Drive).Refs[old.Physical]) <= 1) return (BlockStatus.Success, true);
             PoolDrive drive;
             long target;
@@ -88,7 +88,7 @@ public sealed partial class Pool
                 }
                 copy.SetValid(offsetInExtent / PoolLayout.BlockSize, data.Length / PoolLayout.BlockSize);
                 AddRef(drive, target);
-                Volatile.Write(ref v.Map[index], copy);
+                v.Map.Set(index, copy);
                 v.MarkDirty(index, copy);
                 DropRef(DriveAt(old.Drive), old);
                 _copyOnWrites++;
@@ -133,20 +133,17 @@ public sealed partial class Pool
     {
         lock (MetaLock)
         {
-            ExtentMapEntry?[] map = v.Map;
+            // Mapped extents only: a discard of a whole large volume (mkfs does one) visits what is mapped, not every extent.
             long end = offset + length;
-            while (offset < end)
+            for (long index = offset / ExtentSize; v.Map.Next(ref index) is { } entry; index++)
             {
-                long index = offset / ExtentSize;
-                int inExtent = (int)(offset % ExtentSize);
-                int len = (int)Math.Min(ExtentSize - inExtent, end - offset);
-                if (map[index] is { } entry)
-                {
-                    bool changed = entry.ClearValid(inExtent / PoolLayout.BlockSize, len / PoolLayout.BlockSize);
-                    if (entry.NoneValid()) RemoveMapping(v, index);
-                    else if (changed) v.MarkDirty(index, entry);
-                }
-                offset += len;
+                long start = Math.Max(offset, index * ExtentSize);
+                if (start >= end) break;
+                int inExtent = (int)(start - index * ExtentSize);
+                int len = (int)Math.Min(ExtentSize - inExtent, end - start);
+                bool changed = entry.ClearValid(inExtent / PoolLayout.BlockSize, len / PoolLayout.BlockSize);
+                if (entry.NoneValid()) RemoveMapping(v, index);
+                else if (changed) v.MarkDirty(index, entry);
             }
         }
     }

@@ -69,39 +69,36 @@ public sealed partial class Pool
                 foreach (Volume v in volumes)
                 {
                     long first = v.Id == state.VolumeId ? state.Chunk : 0;
-                    ChunkGroup?[] groups = v.Chunks;
-                    for (long chunk = first; chunk < groups.LongLength * perGroup; chunk++)
+                    foreach (var (index, group) in v.Chunks.Entries(first / perGroup))
                     {
                         if (v.Deleted) break;
-                        if (groups[chunk / perGroup] is not { } group)
+                        for (long chunk = Math.Max(first, index * perGroup); chunk < (index + 1) * perGroup && !v.Deleted; chunk++)
                         {
-                            chunk = (chunk / perGroup + 1) * perGroup - 1; // never written: skip the group
-                            continue;
-                        }
-                        var (location, crc) = group.Read((int)(chunk % perGroup));
-                        if (!location.IsMapped) continue;
-                        cancel.ThrowIfCancellationRequested();
-                        long began = Environment.TickCount64;
-                        string? problem = await VerifyStoredAsync(group, (int)(chunk % perGroup), location, crc, buffer).ConfigureAwait(false);
-                        long took = Environment.TickCount64 - began;
-                        lock (MetaLock)
-                        {
-                            List<ScrubError> errors = state.Errors;
-                            if (problem is not null)
+                            var (location, crc) = group.Read((int)(chunk % perGroup));
+                            if (!location.IsMapped) continue;
+                            cancel.ThrowIfCancellationRequested();
+                            long began = Environment.TickCount64;
+                            string? problem = await VerifyStoredAsync(group, (int)(chunk % perGroup), location, crc, buffer).ConfigureAwait(false);
+                            long took = Environment.TickCount64 - began;
+                            lock (MetaLock)
                             {
-                                ReportBadChunk(v, chunk, location, problem);
-                                errors = [.. errors, new ScrubError(v.Name, chunk * ChunkLayout.BlocksPerChunk, (chunk + 1) * ChunkLayout.BlocksPerChunk - 1, problem)];
+                                List<ScrubError> errors = state.Errors;
+                                if (problem is not null)
+                                {
+                                    ReportBadChunk(v, chunk, location, problem);
+                                    errors = [.. errors, new ScrubError(v.Name, chunk * ChunkLayout.BlocksPerChunk, (chunk + 1) * ChunkLayout.BlocksPerChunk - 1, problem)];
+                                }
+                                state = _scrub = state with
+                                {
+                                    VolumeId = v.Id, Chunk = chunk + 1, ChunksChecked = state.ChunksChecked + 1,
+                                    BytesRead = state.BytesRead + location.Sectors * ChunkLayout.SectorSize, Errors = errors,
+                                };
+                                _scrubDirty = true;
                             }
-                            state = _scrub = state with
-                            {
-                                VolumeId = v.Id, Chunk = chunk + 1, ChunksChecked = state.ChunksChecked + 1,
-                                BytesRead = state.BytesRead + location.Sectors * ChunkLayout.SectorSize, Errors = errors,
-                            };
-                            _scrubDirty = true;
+                            progress?.Report(new ScrubProgress(state.ChunksChecked, Math.Max(total, state.ChunksChecked), state.BytesRead, state.Errors.Count, v.Name));
+                            // Busy for `took`, idle for took × (1 − share) / share: the drives keep the rest for guests.
+                            if (ioShare < 1 && took > 0) await Task.Delay(TimeSpan.FromMilliseconds(took * (1 - ioShare) / ioShare), cancel).ConfigureAwait(false);
                         }
-                        progress?.Report(new ScrubProgress(state.ChunksChecked, Math.Max(total, state.ChunksChecked), state.BytesRead, state.Errors.Count, v.Name));
-                        // Busy for `took`, idle for took × (1 − share) / share: the drives keep the rest for guests.
-                        if (ioShare < 1 && took > 0) await Task.Delay(TimeSpan.FromMilliseconds(took * (1 - ioShare) / ioShare), cancel).ConfigureAwait(false);
                     }
                 }
             }
@@ -139,11 +136,14 @@ public sealed partial class Pool
     private long MappedBefore(Volume v, long end)
     {
         int perGroup = ExtentSize / ChunkLayout.ChunkSize;
-        ChunkGroup?[] groups = v.Chunks;
         long mapped = 0;
-        for (long chunk = 0; chunk < Math.Min(end, groups.LongLength * perGroup); chunk++)
+        foreach (var (index, group) in v.Chunks.Entries())
         {
-            if (groups[chunk / perGroup] is { } group && group.Read((int)(chunk % perGroup)).Location.IsMapped) mapped++;
+            if (index * perGroup >= end) break;
+            for (long chunk = index * perGroup; chunk < Math.Min(end, (index + 1) * perGroup); chunk++)
+            {
+                if (group.Read((int)(chunk % perGroup)).Location.IsMapped) mapped++;
+            }
         }
         return mapped;
     }

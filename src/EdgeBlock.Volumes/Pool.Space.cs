@@ -99,7 +99,7 @@ public sealed partial class Pool
         v.Allocated++;
         if (!v.IsSnapshot && v.Record.Group is { } name && _groups.TryGetValue(name, out GroupState? g)) g.UsedExtents++;
         AddRef(drive, entry.Physical);
-        Volatile.Write(ref v.Map[index], entry);
+        v.Map.Set(index, entry);
         v.MarkDirty(index, entry);
     }
 
@@ -108,7 +108,7 @@ public sealed partial class Pool
     {
         ExtentMapEntry? entry = v.Map[index];
         if (entry is null) return;
-        Volatile.Write(ref v.Map[index], null);
+        v.Map.Set(index, null);
         v.MarkDirty(index, null);
         v.Allocated--;
         _unusedReserve += UnusedReserveOf(v) > 0 ? 1 : 0;

@@ -64,13 +64,17 @@ public sealed partial class Pool
         {
             throw new VolumeException(VolumeError.Invalid, $"volume {name}: size {sizeBytes} bytes must be a positive multiple of {PoolLayout.BlockSize}");
         }
-        // The extent map is one array slot per extent of the volume's size: it must be indexable.
-        if (Volume.ExtentsFor(sizeBytes, extentSize) > Array.MaxLength)
+        // The map has a slot per extent of the volume's size, up to what its pages can index.
+        if (Volume.ExtentsFor(sizeBytes, extentSize) > SparseMap<ExtentMapEntry>.MaxLength)
         {
             throw new VolumeException(VolumeError.Invalid,
-                $"volume {name}: size {sizeBytes} bytes is more than the largest volume of this pool ({(long)Array.MaxLength * extentSize} bytes with {extentSize}-byte extents)");
+                $"volume {name}: size {sizeBytes} bytes is more than the largest volume of this pool ({LargestVolume(extentSize)} bytes with {extentSize}-byte extents)");
         }
     }
+
+    /// <summary>The largest volume size a map can index with that extent size (a multiple of the block size).</summary>
+    internal static long LargestVolume(int extentSize) =>
+        SparseMap<ExtentMapEntry>.MaxLength > long.MaxValue / extentSize ? long.MaxValue / PoolLayout.BlockSize * PoolLayout.BlockSize : SparseMap<ExtentMapEntry>.MaxLength * extentSize;
 
     private void CheckReservation(string name, long extents)
     {
@@ -94,6 +98,8 @@ public sealed partial class Pool
     public async Task<VolumeInfo> ResizeVolumeAsync(string name, long sizeBytes, bool force = false)
     {
         CheckSize(name, sizeBytes, ExtentSize);
+        // Discards past a new end must be durable first: shrinking drops their chunk groups, and with them what a commit would delete.
+        await CommitOrThrowAsync($"resize volume {name}");
         lock (MetaLock)
         {
             Volume v = Find(name);
@@ -104,6 +110,10 @@ public sealed partial class Pool
                 bool allocatedBeyond = v.UsesChunks ? ChunksMappedFrom(v, sizeBytes) : ExtentsMappedFrom(v, sizeBytes);
                 if (!force) throw new VolumeException(VolumeError.Invalid, $"volume {Name}/{name}: shrinking from {v.Record.SizeBytes} to {sizeBytes} bytes loses data; add --force if the end is unused");
                 if (allocatedBeyond) throw new VolumeException(VolumeError.Busy, $"volume {Name}/{name}: data is allocated beyond {sizeBytes} bytes; discard it first");
+                if (v.UsesChunks && v.Chunks.Entries(Volume.ExtentsFor(sizeBytes, ExtentSize)).Any(g => Volatile.Read(ref g.Value.Queued) != 0))
+                {
+                    throw new VolumeException(VolumeError.Busy, $"volume {Name}/{name}: changes beyond {sizeBytes} bytes are not committed yet; try again");
+                }
                 if (v.Record.ReserveBytes > sizeBytes) throw new VolumeException(VolumeError.Invalid, $"volume {Name}/{name}: its reservation ({v.Record.ReserveBytes} bytes) exceeds {sizeBytes} bytes");
             }
             v.Record = v.Record with { SizeBytes = sizeBytes };
@@ -118,7 +128,7 @@ public sealed partial class Pool
     {
         long firstGone = Volume.ExtentsFor(sizeBytes, ExtentSize);
         int firstBlock = (int)(sizeBytes % ExtentSize / PoolLayout.BlockSize);
-        return v.Map.Skip((int)firstGone).Any(e => e is not null)
+        return v.Map.Entries(firstGone).Any()
             || (firstBlock != 0 && v.Map[firstGone - 1] is { } last && last.CountValid(firstBlock, BlocksPerExtent - firstBlock) > 0);
     }
 
@@ -126,10 +136,13 @@ public sealed partial class Pool
     private bool ChunksMappedFrom(Volume v, long sizeBytes)
     {
         int perGroup = ExtentSize / ChunkLayout.ChunkSize;
-        ChunkGroup?[] groups = v.Chunks;
-        for (long chunk = sizeBytes / ChunkLayout.ChunkSize; chunk < groups.LongLength * perGroup; chunk++)
+        long first = sizeBytes / ChunkLayout.ChunkSize;
+        foreach (var (index, g) in v.Chunks.Entries(first / perGroup))
         {
-            if (groups[chunk / perGroup] is { } g && g.Read((int)(chunk % perGroup)).Location.IsMapped) return true;
+            for (long chunk = Math.Max(first, index * perGroup); chunk < (index + 1) * perGroup; chunk++)
+            {
+                if (g.Read((int)(chunk % perGroup)).Location.IsMapped) return true;
+            }
         }
         return false;
     }
@@ -201,12 +214,10 @@ public sealed partial class Pool
     private List<ExtentMapEntry> CopyMappings(Volume source, Volume target)
     {
         var shared = new List<ExtentMapEntry>();
-        ExtentMapEntry?[] map = source.Map;
-        for (long i = 0; i < map.Length; i++)
+        foreach (var (i, entry) in source.Map.Entries())
         {
-            if (map[i] is not { } entry) continue;
             ExtentMapEntry copy = entry.CopyForSnapshot(ExtentSize);
-            target.Map[i] = copy;
+            target.Map.Set(i, copy);
             target.Allocated++;
             target.MarkDirty(i, copy);
             AddRef(DriveAt(entry.Drive), entry.Physical);
@@ -236,11 +247,7 @@ public sealed partial class Pool
             }
             else
             {
-                ExtentMapEntry?[] map = v.Map;
-                for (long i = 0; i < map.Length; i++)
-                {
-                    if (map[i] is not null) RemoveMapping(v, i);
-                }
+                foreach (var (i, _) in v.Map.Entries()) RemoveMapping(v, i);
                 _unusedReserve -= UnusedReserveOf(v);
             }
             v.Deleted = true;
@@ -327,11 +334,11 @@ public sealed partial class Pool
         // Extent volumes: what was written (valid blocks) against the extents holding it;
         // chunk volumes: the chunks mapped against the sectors their stored forms take.
         long logical = v.UsesChunks ? Interlocked.Read(ref v.MappedChunks) * ChunkLayout.ChunkSize
-            : v.Map.Sum(e => e is null ? 0L : e.CountValid() * (long)PoolLayout.BlockSize);
+            : v.Map.Entries().Sum(e => e.Value.CountValid() * (long)PoolLayout.BlockSize);
         long physical = v.UsesChunks ? Interlocked.Read(ref v.StoredSectors) * ChunkLayout.SectorSize : v.Allocated * ExtentSize;
         return new(Name, v.Name, v.Record.Uuid, v.Record.SizeBytes, physical,
             v.Record.ReserveBytes, v.Record.Group, v.IsSnapshot, v.Record.Origin, v.OpenCount > 0, v.Record.Created,
-            v.Record.EffectiveFeatures, logical, physical, Interlocked.Read(ref v.ChecksumErrors));
+            v.Record.EffectiveFeatures, logical, physical, Interlocked.Read(ref v.ChecksumErrors), v.MapBytes(ExtentSize));
     }
 
     public PoolInfo Info()

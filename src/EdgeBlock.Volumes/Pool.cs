@@ -254,7 +254,7 @@ public sealed partial class Pool : IAsyncDisposable
                     throw new VolumeException(VolumeError.Io, $"pool {Name}: extent record for volume {volumeId} extent {extent} has no volume (run `edgeblock pool check {Name}`)");
                 }
                 ExtentMapEntry entry = ExtentRecord.Decode(it.GetValueSpan(), ExtentSize);
-                volume.Map[extent] = entry;
+                volume.Map.Set(extent, entry);
                 volume.Allocated++;
             }
             for (it.Seek([MetadataKeys.Refcount]); it.Valid() && it.GetKeySpan()[0] == MetadataKeys.Refcount; it.Next())
@@ -287,14 +287,11 @@ public sealed partial class Pool : IAsyncDisposable
             int released = 0;
             foreach (Volume v in _volumes.Values)
             {
-                ExtentMapEntry?[] map = v.Map;
-                for (long i = 0; i < map.Length; i++)
+                foreach (var (i, e) in v.Map.Entries())
                 {
-                    if (map[i] is { } e && e.NoneValid())
-                    {
-                        RemoveMapping(v, i);
-                        released++;
-                    }
+                    if (!e.NoneValid()) continue;
+                    RemoveMapping(v, i);
+                    released++;
                 }
             }
             if (released > 0) _logger.LogInformation("pool {Pool}: {Count} extent(s) mapped but never written before the last shutdown are released", Name, released);

@@ -5,22 +5,20 @@ namespace EdgeBlock.Volumes;
 
 /// <summary>
 /// In-memory state of one volume or snapshot: its record, its extent map and the queue of
-/// map entries changed since the last commit. The map array is read without locks by the I/O
-/// path; entries are installed and removed under the pool's metadata lock.
+/// map entries changed since the last commit. The map (sparse: it costs memory for what is
+/// mapped, not for the volume's size) is read without locks by the I/O path; entries are
+/// installed and removed under the pool's metadata lock.
 /// </summary>
 internal sealed class Volume
 {
-    private ExtentMapEntry?[] _map;
-    private ChunkGroup?[] _chunks;
-
     public Volume(VolumeRecord record, int extentSize)
     {
         Record = record;
         Features = record.EffectiveFeatures;
         // A volume stores extents in place or chunks redirect-on-write, never both.
         long extents = ExtentsFor(record.SizeBytes, extentSize);
-        _map = Features.UsesChunks ? [] : new ExtentMapEntry?[extents];
-        _chunks = Features.UsesChunks ? new ChunkGroup?[extents] : [];
+        Map = new SparseMap<ExtentMapEntry>(Features.UsesChunks ? 0 : extents);
+        Chunks = new SparseMap<ChunkGroup>(Features.UsesChunks ? extents : 0);
         if (Features.UsesChunks)
         {
             Codec = new ChunkCodec(Features.Compression, Features.CompressionLevel);
@@ -37,14 +35,15 @@ internal sealed class Volume
     public string Name => Record.Name;
     public bool IsSnapshot => Record.IsSnapshot;
 
-    public ExtentMapEntry?[] Map => Volatile.Read(ref _map);
+    /// <summary>Extent map entries by extent index (extent volumes).</summary>
+    public SparseMap<ExtentMapEntry> Map { get; }
 
     // ---- chunk volumes (data services) -------------------------------------------------
 
     private const int StripeCount = 64;
 
     /// <summary>Chunk groups by extent index; a group is created on its first write (under the metadata lock).</summary>
-    public ChunkGroup?[] Chunks => Volatile.Read(ref _chunks);
+    public SparseMap<ChunkGroup> Chunks { get; }
 
     public ChunkCodec? Codec { get; }
 
@@ -92,20 +91,22 @@ internal sealed class Volume
 
     public static long ExtentsFor(long sizeBytes, int extentSize) => sizeBytes / extentSize + (sizeBytes % extentSize != 0 ? 1 : 0); // no overflow near long.MaxValue
 
-    /// <summary>Grows the map for a larger size (under the metadata lock).</summary>
+    /// <summary>Sets the map's length for a new size (under the metadata lock).</summary>
     public void Resize(long sizeBytes, int extentSize)
     {
         long extents = ExtentsFor(sizeBytes, extentSize);
-        if (UsesChunks)
-        {
-            var chunks = new ChunkGroup?[extents];
-            Array.Copy(_chunks, chunks, Math.Min(_chunks.Length, chunks.Length));
-            Volatile.Write(ref _chunks, chunks);
-            return;
-        }
-        var map = new ExtentMapEntry?[extents];
-        Array.Copy(_map, map, Math.Min(_map.Length, map.Length));
-        Volatile.Write(ref _map, map);
+        if (UsesChunks) Chunks.Resize(extents);
+        else Map.Resize(extents);
+    }
+
+    /// <summary>
+    /// Managed memory of the volume's map: its pages and its entries (an extent's entry and
+    /// bitmap; a chunk group's slots and dirty bits). Object sizes as the 64-bit runtime lays them out.
+    /// </summary>
+    public long MapBytes(int extentSize)
+    {
+        if (!UsesChunks) return Map.Bytes + Map.Count * ExtentMapEntry.BytesFor(extentSize);
+        return Chunks.Bytes + Chunks.Count * ChunkGroup.BytesFor(extentSize / ChunkLayout.ChunkSize);
     }
 
     /// <summary>Queues an entry for the next commit (once, however often it changes).</summary>

@@ -19,10 +19,10 @@ internal sealed class VolumeDevice(Pool pool, Volume volume) : VolumeDeviceBase(
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     protected override async ValueTask<BlockStatus> ReadPieceAsync(long index, int inExtent, Memory<byte> destination)
     {
-        ExtentMapEntry?[] map = _volume.Map;
+        SparseMap<ExtentMapEntry> map = _volume.Map;
         while (true)
         {
-            ExtentMapEntry? entry = Volatile.Read(ref map[index]);
+            ExtentMapEntry? entry = map[index];
             if (entry is null)
             {
                 destination.Span.Clear();
@@ -31,7 +31,7 @@ internal sealed class VolumeDevice(Pool pool, Volume volume) : VolumeDeviceBase(
             Interlocked.Increment(ref entry.InFlight);
             try
             {
-                if (!ReferenceEquals(Volatile.Read(ref map[index]), entry)) continue;
+                if (!ReferenceEquals(map[index], entry)) continue;
                 if (entry.AllValid(inExtent / PoolLayout.BlockSize, destination.Length / PoolLayout.BlockSize))
                 {
                     PoolDrive drive = _pool.DriveAt(entry.Drive);
@@ -71,10 +71,10 @@ internal sealed class VolumeDevice(Pool pool, Volume volume) : VolumeDeviceBase(
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<(BlockStatus, bool MetadataChanged)> WritePieceAsync(long index, int inExtent, ReadOnlyMemory<byte> data, bool fua)
     {
-        ExtentMapEntry?[] map = _volume.Map;
+        SparseMap<ExtentMapEntry> map = _volume.Map;
         while (true)
         {
-            ExtentMapEntry? entry = Volatile.Read(ref map[index]);
+            ExtentMapEntry? entry = map[index];
             if (entry is null)
             {
                 BlockStatus mapped = _pool.MapNewExtent(_volume, index);
@@ -85,7 +85,7 @@ internal sealed class VolumeDevice(Pool pool, Volume volume) : VolumeDeviceBase(
             bool shared;
             try
             {
-                if (!ReferenceEquals(Volatile.Read(ref map[index]), entry)) continue;
+                if (!ReferenceEquals(map[index], entry)) continue;
                 shared = _pool.IsShared(entry);
                 if (!shared)
                 {

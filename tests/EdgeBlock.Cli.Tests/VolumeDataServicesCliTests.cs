@@ -111,6 +111,18 @@ public sealed class VolumeDataServicesCliTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task VolumeShow_100TiBVolume_PrintsItsMapMemory_OneRootPage()
+    {
+        Ok(await Cli("volume", "create", "p1/big", "--size", "100T", "--checksum", "on"));
+
+        var show = await Cli("volume", "show", "p1/big");
+
+        Ok(show);
+        Assert.Matches(@"(?m)^map\s+4\.02 KiB \(daemon memory of its map", show.Output);
+        Assert.Equal(4120, (await Json("volume", "show", "p1/big")).GetProperty("map_bytes").GetInt64());
+    }
+
+    [Fact]
     public async Task PoolShow_PrintsLogicalPhysicalAndRatio()
     {
         var show = await Cli("pool", "show", "p1");

@@ -261,6 +261,25 @@ public sealed class VolumeDataServicesTests
     }
 
     [Fact]
+    public async Task VolumeShowAndMetrics_100TiBThinVolumeInA64MiBPool_MapBytesSmallUntilWritten_ThenGrow()
+    {
+        int port = FreePort();
+        await using var api = await Api.StartAsync(metricsPort: port);
+        using var created = await api.PostAsync("/v1/pools/p1/volumes", """{"name": "big", "size": "100T"}""");
+        Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+        long empty = (await api.GetAsync("/v1/pools/p1/volumes/big")).GetProperty("map_bytes").GetInt64();
+        using var scraper = new HttpClient();
+        string text = await scraper.GetStringAsync($"http://127.0.0.1:{port}/metrics");
+
+        await api.WriteAsync("p1", "big", lba: 0, blocks: 1);
+        long written = (await api.GetAsync("/v1/pools/p1/volumes/big")).GetProperty("map_bytes").GetInt64();
+
+        Assert.InRange(empty, 1, 64 << 10); // the root page of its map, not a slot per 1 MiB of 100 TiB (800 MiB)
+        Assert.Contains($"edgeblock_volume_map_bytes{{pool=\"p1\",volume=\"big\"}} {empty}", text);
+        Assert.InRange(written, empty + 1, empty + (64 << 10)); // one extent's entry and the pages that lead to it
+    }
+
+    [Fact]
     public async Task MetricsEndpoint_Volume_ExposesLogicalPhysicalAndChecksumErrorSeries_UntilDeleted()
     {
         int port = FreePort();

@@ -214,6 +214,26 @@ public class PoolTests
     }
 
     [Fact]
+    public async Task Resize_ShrinkChunkVolumeRightAfterADiscardPastTheNewEnd_CommitsTheDiscard_AndReopens()
+    {
+        await using var t = await TestPool.CreateAsync();
+        await t.Pool.CreateVolumeAsync("v", 2 << 20, features: Features.Parse("checksum"));
+        await using (var dev = t.Pool.OpenVolume("v"))
+        {
+            long lba = (3 << 19) / PoolLayout.BlockSize; // 1.5 MiB: a chunk group past the new end
+            Assert.Equal(BlockStatus.Success, await dev.WriteAsync(lba, TestPool.Pattern(1, 3), false));
+            Assert.Equal(BlockStatus.Success, await dev.FlushAsync());
+            Assert.Equal(BlockStatus.Success, await dev.DeallocateAsync(lba, 1)); // not committed yet
+        }
+
+        await t.Pool.ResizeVolumeAsync("v", 1 << 20, force: true);
+        await t.ReopenAsync(); // a chunk record left past the end would refuse to open
+
+        Assert.Equal(1L << 20, t.Pool.GetVolume("v").SizeBytes);
+        Assert.True(t.Pool.Check().Consistent, string.Join("\n", t.Pool.Check().Problems));
+    }
+
+    [Fact]
     public async Task Snapshot_KeepsOldData_WhileTheVolumeCopiesOnWrite()
     {
         await using var t = await TestPool.CreateAsync();

@@ -22,7 +22,7 @@ internal sealed class TestPool : IAsyncDisposable
     public PoolOptions Options() => new()
     {
         OpenDrive = Drives.Open,
-        ExtentSize = Extent,
+        ExtentSize = ExtentSize,
         CommitInterval = TimeSpan.Zero,
         CompactInterval = SelfManaging ? TimeSpan.FromMilliseconds(50) : TimeSpan.Zero,
         CommitOnFreedSpace = SelfManaging,
@@ -34,10 +34,13 @@ internal sealed class TestPool : IAsyncDisposable
     /// </summary>
     public bool SelfManaging { get; init; }
 
+    /// <summary>The pool's extent size (the daemon's default is 1 MiB; tests use 64 KiB unless they say).</summary>
+    public int ExtentSize { get; init; } = Extent;
+
     /// <summary>A pool of n drives of driveBytes each (1 MiB of each goes to the label area).</summary>
-    public static async Task<TestPool> CreateAsync(int drives = 2, long driveBytes = 4 << 20, bool selfManaging = false)
+    public static async Task<TestPool> CreateAsync(int drives = 2, long driveBytes = 4 << 20, bool selfManaging = false, int extentSize = Extent)
     {
-        var t = new TestPool { SelfManaging = selfManaging };
+        var t = new TestPool { SelfManaging = selfManaging, ExtentSize = extentSize };
         var specs = Enumerable.Range(0, drives).Select(i => new PoolDriveSpec(t.DrivePath(i), driveBytes)).ToList();
         t.Pool = await Pool.CreateAsync("tank", t.MetadataDir, specs, t.Options());
         return t;

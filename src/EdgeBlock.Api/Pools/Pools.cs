@@ -53,13 +53,14 @@ public sealed record PoolCounters(long Commits, long MetadataBytesWritten, long 
 /// A volume or snapshot as `volume show` reports it. Sizes in bytes; Exported: a namespace or vhost export uses it.
 /// Compression as `--compress` spells it ("off", "lz4", "zstd:3"); LogicalBytes: what was written; PhysicalBytes: what
 /// it takes on the drives; CompressionRatio: logical per physical byte, 2 decimals (1 when nothing is stored);
-/// ChecksumErrors: reads whose stored data did not match its checksum (each failed with Unrecovered Read Error).
+/// ChecksumErrors: reads whose stored data did not match its checksum (each failed with Unrecovered Read Error);
+/// MapBytes: the daemon memory the volume's map takes (it grows with what is written, not with the size).
 /// </summary>
 public sealed record VolumeInfo(
     string Pool, string Name, Guid Uuid, long SizeBytes, long AllocatedBytes, long ReserveBytes, string? Group,
     bool IsSnapshot, string? Origin, bool Exported, DateTimeOffset Created,
     string Compression = "off", bool Checksum = false, long LogicalBytes = 0, long PhysicalBytes = 0, double CompressionRatio = 1,
-    long ChecksumErrors = 0, bool Encrypted = false);
+    long ChecksumErrors = 0, bool Encrypted = false, long MapBytes = 0);
 
 /// <summary>A quota group: its quota (null: none) and the space its writable volumes map.</summary>
 public sealed record GroupInfo(string Name, long? QuotaBytes, long UsedBytes, int VolumeCount);

@@ -19,6 +19,9 @@ internal sealed class ChunkGroup
 
     public int Count => _slots.Length;
 
+    /// <summary>Managed bytes of a group of that many chunks: the object, its slots (16 bytes each) and its dirty bits.</summary>
+    public static long BytesFor(int chunks) => 40 + 24 + chunks * 16L + 24 + Math.Max(1, (chunks + 63) / 64) * 8L;
+
     /// <summary>Chunks changed since the last commit, one bit each.</summary>
     public readonly ulong[] Dirty;
 
@@ -41,6 +44,16 @@ internal sealed class ChunkGroup
             }
             spinner.SpinOnce();
         }
+    }
+
+    /// <summary>Whether no chunk of the group is mapped (all read as zeroes).</summary>
+    public bool IsEmpty()
+    {
+        for (int i = 0; i < _slots.Length; i++)
+        {
+            if (Read(i).Location.IsMapped) return false;
+        }
+        return true;
     }
 
     /// <summary>Replaces a chunk's slot (its writer holds the chunk's stripe lock).</summary>

@@ -26,7 +26,7 @@ internal sealed class ChunkVolumeDevice(Pool pool, Volume volume) : VolumeDevice
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     protected override async ValueTask<BlockStatus> ReadPieceAsync(long chunk, int inChunk, Memory<byte> destination)
     {
-        ChunkGroup? group = Volatile.Read(ref _volume.Chunks[chunk / _perGroup]);
+        ChunkGroup? group = _volume.Chunks[chunk / _perGroup];
         int i = (int)(chunk % _perGroup);
         while (true)
         {
@@ -155,7 +155,7 @@ internal sealed class ChunkVolumeDevice(Pool pool, Volume volume) : VolumeDevice
         {
             long index = chunk / _perGroup;
             int i = (int)(chunk % _perGroup);
-            ChunkGroup group = Volatile.Read(ref _volume.Chunks[index]) ?? _pool.GroupFor(_volume, index);
+            ChunkGroup group = _volume.Chunks[index] ?? _pool.GroupFor(_volume, index);
             var (old, oldCrc) = group.Read(i);
             ReadOnlyMemory<byte> content = data;
             if (data.Length < ChunkLayout.ChunkSize)
@@ -272,10 +272,11 @@ internal sealed class ChunkVolumeDevice(Pool pool, Volume volume) : VolumeDevice
             long chunk = offset / ChunkLayout.ChunkSize;
             int inChunk = (int)(offset % ChunkLayout.ChunkSize);
             int length = (int)Math.Min(ChunkLayout.ChunkSize - inChunk, end - offset);
-            if (Volatile.Read(ref _volume.Chunks[chunk / _perGroup]) is null)
+            long next = chunk / _perGroup;
+            if (_volume.Chunks[next] is null)
             {
-                // Never written: skip the whole group.
-                offset = Math.Min(end, (chunk / _perGroup + 1) * _pool.ExtentSize);
+                // Never written: skip to the next group that was (a discard of a whole large volume visits what is mapped).
+                offset = _volume.Chunks.Next(ref next) is null ? end : Math.Min(end, next * _pool.ExtentSize);
                 continue;
             }
             status = await WriteChunkAsync(chunk, inChunk, Zeroes[..length]).ConfigureAwait(false);
