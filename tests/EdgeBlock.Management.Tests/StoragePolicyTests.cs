@@ -75,6 +75,8 @@ public sealed class StoragePolicyTests
     {
         await using var d = await TestDaemon.StartAsync();
         Refused(await Cli(d, "namespace", "add", Nqn, "--backend", "memory:100T"), "memory backends would declare", "over the limit");
+        Refused(await Cli(d, "namespace", "add", Nqn, "--backend", "memory:8191P"), "over the limit");
+        Refused(await Cli(d, "namespace", "add", Nqn, "--backend", "memory:8192P"), "too large");
         Ok(await Cli(d, "namespace", "add", Nqn, "--backend", "memory:16M"));
     }
 

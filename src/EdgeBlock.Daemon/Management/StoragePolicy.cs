@@ -62,9 +62,10 @@ public sealed partial class StoragePolicy
     public List<PolicyRefusal> Check(DesiredState candidate, DesiredState? running, bool checkContents)
     {
         var refusals = new List<PolicyRefusal>();
+        var admitted = running == null ? [] : Exports(running).Select(e => e.Key).ToHashSet(StringComparer.Ordinal);
         foreach (var (key, field, backend, socket) in Exports(candidate))
         {
-            if (running != null && Exports(running).Any(e => e.Key == key)) continue;
+            if (admitted.Contains(key)) continue;
             if (Refusal(candidate, field, backend, socket, checkContents) is { } r) refusals.Add(r);
         }
         long before = running == null ? 0 : MemoryBytes(running);
