@@ -14,14 +14,9 @@ public sealed class StoragePolicyTests
 {
     private const string Nqn = DaemonOptions.DefaultSubsystemNqn;
 
-    private static void Ok(CliResult r) => Assert.True(r.ExitCode == 0, r.ToString());
+    private static void Ok(CliResult r) => r.AssertOk();
 
-    private static void Refused(CliResult r, params string[] mentions)
-    {
-        Assert.True(r.ExitCode == 2, r.ToString());
-        Assert.Contains("refused", r.Error);
-        foreach (string m in mentions) Assert.Contains(m, r.Error);
-    }
+    private static void Refused(CliResult r, params string[] mentions) => r.AssertRefused(mentions);
 
     private static Task<CliResult> Cli(TestDaemon d, params string[] args) => d.CliAsync(args);
 
@@ -176,20 +171,15 @@ public sealed class StoragePolicyTests
         Assert.Contains("backs namespace 2", e.Message);
     }
 
-    [Fact]
-    public async Task NamespaceAdd_FileUnderAConfiguredStorageRoot_IsAccepted()
+    /// <summary>A daemon and a directory outside its data directory (removed after the daemon stopped).</summary>
+    private static async Task WithOutsideDirectoryAsync(Func<TestDaemon, string, Task> test)
     {
         await using var d = await TestDaemon.StartAsync();
         string root = Path.Combine(Path.GetTempPath(), $"eb-root-{Guid.NewGuid():N}");
         Directory.CreateDirectory(root);
         try
         {
-            string image = Path.Combine(root, "vm.img");
-            Refused(await Cli(d, "namespace", "add", Nqn, "--backend", $"file:{image}:16M"), "must be under the data directory");
-            await d.AddStorageRootAsync(root);
-            Ok(await Cli(d, "namespace", "add", Nqn, "--backend", $"file:{image}:16M"));
-            Assert.True(File.Exists(image));
-            Ok(await Cli(d, "pool", "create", "p", Path.Combine(root, "drive.img:64M")));
+            await test(d, root);
         }
         finally
         {
@@ -199,28 +189,28 @@ public sealed class StoragePolicyTests
     }
 
     [Fact]
-    public async Task NamespaceAdd_SymlinkUnderARootLeadingOut_IsRefused()
+    public Task NamespaceAdd_FileUnderAConfiguredStorageRoot_IsAccepted() => WithOutsideDirectoryAsync(async (d, root) =>
     {
-        await using var d = await TestDaemon.StartAsync();
-        string root = Path.Combine(Path.GetTempPath(), $"eb-root-{Guid.NewGuid():N}");
-        Directory.CreateDirectory(root);
-        try
-        {
-            await d.AddStorageRootAsync(root);
-            File.CreateSymbolicLink(Path.Combine(root, "shadow.img"), "/etc/shadow");
-            Directory.CreateSymbolicLink(Path.Combine(root, "etc"), "/etc");
-            Refused(await Cli(d, "namespace", "add", Nqn, "--backend", $"file:{root}/shadow.img"), "leads to /etc/shadow", "must be under");
-            Refused(await Cli(d, "namespace", "add", Nqn, "--backend", $"file:{root}/etc/eb-new.img:1M"), "leads to /etc/eb-new.img");
-            Assert.False(File.Exists("/etc/eb-new.img"));
-            File.CreateSymbolicLink(Path.Combine(d.Directory, "cfg.img"), d.ConfigPath);
-            Refused(await Cli(d, "namespace", "add", Nqn, "--backend", "file:cfg.img"), "the daemon's config file");
-        }
-        finally
-        {
-            await d.StopAsync();
-            Directory.Delete(root, recursive: true);
-        }
-    }
+        string image = Path.Combine(root, "vm.img");
+        Refused(await Cli(d, "namespace", "add", Nqn, "--backend", $"file:{image}:16M"), "must be under the data directory");
+        await d.AddStorageRootAsync(root);
+        Ok(await Cli(d, "namespace", "add", Nqn, "--backend", $"file:{image}:16M"));
+        Assert.True(File.Exists(image));
+        Ok(await Cli(d, "pool", "create", "p", Path.Combine(root, "drive.img:64M")));
+    });
+
+    [Fact]
+    public Task NamespaceAdd_SymlinkUnderARootLeadingOut_IsRefused() => WithOutsideDirectoryAsync(async (d, root) =>
+    {
+        await d.AddStorageRootAsync(root);
+        File.CreateSymbolicLink(Path.Combine(root, "shadow.img"), "/etc/shadow");
+        Directory.CreateSymbolicLink(Path.Combine(root, "etc"), "/etc");
+        Refused(await Cli(d, "namespace", "add", Nqn, "--backend", $"file:{root}/shadow.img"), "leads to /etc/shadow", "must be under");
+        Refused(await Cli(d, "namespace", "add", Nqn, "--backend", $"file:{root}/etc/eb-new.img:1M"), "leads to /etc/eb-new.img");
+        Assert.False(File.Exists("/etc/eb-new.img"));
+        File.CreateSymbolicLink(Path.Combine(d.Directory, "cfg.img"), d.ConfigPath);
+        Refused(await Cli(d, "namespace", "add", Nqn, "--backend", "file:cfg.img"), "the daemon's config file");
+    });
 
     [Fact]
     public async Task Start_HandEditedConfigExportingAHostFile_ServesTheRestWithoutIt()
@@ -242,6 +232,24 @@ public sealed class StoragePolicyTests
         Assert.Contains("/etc/shadow", list.Output);
         Ok(await Cli(d, "namespace", "remove", Nqn, "2"));
         Ok(await Cli(d, "namespace", "add", Nqn, "--backend", "memory:16M"));
+    }
+
+    [Fact]
+    public async Task Start_HandEditedVhostExportOfAHostFile_IsUnavailableAndNotServed()
+    {
+        await using var d = await TestDaemon.StartAsync();
+        await d.StopAsync();
+        string socket = Path.Combine(d.Directory, "vm.sock");
+        var config = System.Text.Json.Nodes.JsonNode.Parse(await File.ReadAllTextAsync(d.ConfigPath))!.AsObject();
+        config["vhost"] = new System.Text.Json.Nodes.JsonArray(new System.Text.Json.Nodes.JsonObject { ["socket"] = socket, ["backend"] = "file:/etc/shadow" });
+        await File.WriteAllTextAsync(d.ConfigPath, config.ToJsonString());
+
+        await d.RestartAsync();
+        Assert.NotNull(d.Daemon.Target.FindSubsystem(Nqn)!.FindNamespace(1));
+        var export = Assert.Single(d.Daemon.Management.VhostExports());
+        Assert.Equal("unavailable", export.State);
+        Assert.False(File.Exists(socket));
+        Ok(await Cli(d, "vhost", "remove", socket));
     }
 
     [Fact]

@@ -89,4 +89,14 @@ public sealed class TestDaemon : IAsyncDisposable
 public sealed record CliResult(int ExitCode, string Output, string Error)
 {
     public override string ToString() => $"exit {ExitCode}\nstdout:\n{Output}\nstderr:\n{Error}";
+
+    public void AssertOk() => Assert.True(ExitCode == 0, ToString());
+
+    /// <summary>Exit 2 with the daemon's refusal, mentioning each of <paramref name="mentions"/>.</summary>
+    public void AssertRefused(params string[] mentions)
+    {
+        Assert.True(ExitCode == 2, ToString());
+        Assert.Contains("refused", Error);
+        foreach (string m in mentions) Assert.Contains(m, Error);
+    }
 }
