@@ -75,7 +75,7 @@ public sealed partial class StoragePolicy
     }
 
     /// <summary>
-    /// At start: each export of the config the policy refuses, by <see cref="ExportKey"/>, with why. The engine
+    /// At start: each export of the config the policy refuses (by <see cref="NamespaceKey"/> or <see cref="VhostKey"/>), with why. The engine
     /// leaves them out (logged, shown as unavailable) and serves the rest, as for a volume whose pool did not open.
     /// </summary>
     public Dictionary<string, string> Refusals(DesiredState state)
