@@ -291,10 +291,11 @@ pick_port() { local p=$1; while listening "$p"; do p=$((p + 1)); done; echo "$p"
 start_daemon() { # NAME: edgeblock serve with a data directory of its own; sets daemon_pid, eb_port, EDGEBLOCK_API_SOCKET
   eb_port=$(pick_port 24460)
   mkdir -p "$tmp/$1-data"
-  "$eb" serve --data-dir "$tmp/$1-data" --listen "127.0.0.1:$eb_port" --default-backend null --default-size 1G \
+  # disk.img and vhost.sock are in $tmp, outside the data directory: a storage root (the storage policy).
+  "$eb" serve --data-dir "$tmp/$1-data" --storage-root "$tmp" --listen "127.0.0.1:$eb_port" --default-backend null --default-size 1G \
     >"$tmp/$1.log" 2>&1 &
   daemon_pid=$!
-  note_cmd "./edgeblock serve --data-dir DIR --listen 127.0.0.1:$eb_port --default-backend null --default-size 1G"
+  note_cmd "./edgeblock serve --data-dir TMP/DATA --storage-root TMP --listen 127.0.0.1:$eb_port --default-backend null --default-size 1G"
   export EDGEBLOCK_API_SOCKET=$tmp/$1-data/api.sock
   wait_for 30 listening "$eb_port"
   wait_for 10 test -S "$EDGEBLOCK_API_SOCKET"

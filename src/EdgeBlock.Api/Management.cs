@@ -22,9 +22,11 @@ public sealed record CreateSubsystemRequest(string Nqn, bool AllowAnyHost = fals
 
 public sealed record AddHostRequest(string HostNqn);
 
-public sealed record AddNamespaceRequest(string Backend, uint? Nsid = null, Guid? Uuid = null);
+/// <summary><see cref="Force"/>: export a block device even though it carries a file system or partition signature.</summary>
+public sealed record AddNamespaceRequest(string Backend, uint? Nsid = null, Guid? Uuid = null, bool Force = false);
 
-public sealed record AddVhostRequest(string? Socket, string? Backend, int? Queues = null, bool? ReadOnly = null);
+/// <summary><see cref="Force"/>: as for a namespace, a block device with a signature is exported anyway.</summary>
+public sealed record AddVhostRequest(string? Socket, string? Backend, int? Queues = null, bool? ReadOnly = null, bool Force = false);
 
 /// <summary>
 /// A vhost-user-blk export. State: <c>waiting</c> (listening, no VM connected), <c>connected</c>, or

@@ -42,9 +42,10 @@ public static class ConfigCommands
         var dryRun = new Option<bool>("--dry-run") { Description = "Check everything and print what would change; change nothing" };
         var strict = new Option<bool>("--strict") { Description = "Refuse the file when something in it cannot be carried over (non-TCP ports, disabled namespaces, ...) instead of skipping it with a warning" };
         var json = new Option<bool>("--json") { Description = "Print the API's JSON answer" };
+        var force = new Option<bool>("--force") { Description = "Export block devices even if they carry a file system or partition signature" };
         var command = new Command("import", "Apply a configuration file as one change: all of it is checked first, and a refusal changes nothing")
         {
-            file, format, replace, dryRun, strict, json,
+            file, format, replace, dryRun, strict, json, force,
         };
         SetAction(command, socket, async (api, parse, output, error) =>
         {
@@ -65,7 +66,8 @@ public static class ConfigCommands
                 error.WriteLine($"edgeblock: {path} is not JSON: {ex.Message}");
                 return ExitUsage;
             }
-            var request = new ConfigImportRequest(document, parse.GetValue(format), parse.GetValue(replace), parse.GetValue(dryRun), parse.GetValue(strict));
+            var request = new ConfigImportRequest(document, parse.GetValue(format), parse.GetValue(replace), parse.GetValue(dryRun), parse.GetValue(strict),
+                parse.GetValue(force));
             string body = await api.SendAsync(HttpMethod.Post, "v1/config/import", request);
             var result = ApiClient.Parse<ConfigImportResult>(body);
             foreach (string w in result.Warnings) error.WriteLine($"edgeblock: warning: {w}");

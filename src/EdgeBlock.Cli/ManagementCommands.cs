@@ -224,7 +224,8 @@ public static class ManagementCommands
             Description = "What stores the data: null[:SIZE] | memory:SIZE | file:PATH[:SIZE] (a relative PATH is under the data directory) | volume:POOL/NAME",
         };
         var volume = new Option<string?>("--volume") { Description = "Export a pool's volume: POOL/NAME (same as --backend volume:POOL/NAME)" };
-        var add = new Command("add", "Add a namespace (connected hosts get a namespace-changed event)") { nqn, nsid, backend, volume };
+        var force = new Option<bool>("--force") { Description = "Export a block device even if it carries a file system or partition signature" };
+        var add = new Command("add", "Add a namespace (connected hosts get a namespace-changed event)") { nqn, nsid, backend, volume, force };
         add.Validators.Add(r =>
         {
             if ((r.GetValue(backend) == null) == (r.GetValue(volume) == null)) r.AddError("give either --backend or --volume");
@@ -233,7 +234,7 @@ public static class ManagementCommands
         {
             string spec = parse.GetValue(volume) is { } v ? $"volume:{v}" : parse.GetValue(backend)!;
             var ns = ApiClient.Parse<NamespaceInfo>(await c.Api.SendAsync(HttpMethod.Post, $"v1/subsystems/{ApiClient.Escape(parse.GetValue(nqn)!)}/namespaces",
-                new AddNamespaceRequest(spec, parse.GetValue(nsid))));
+                new AddNamespaceRequest(spec, parse.GetValue(nsid), Force: parse.GetValue(force))));
             c.Out.WriteLine($"namespace {ns.Nsid} of {parse.GetValue(nqn)}: {ns.Backend}, {Sizes.Format(ns.SizeBytes)}, uuid {ns.Uuid}");
         });
 

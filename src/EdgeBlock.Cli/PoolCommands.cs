@@ -36,7 +36,7 @@ public static class PoolCommands
             Arity = ArgumentArity.OneOrMore,
         };
         var extentSize = new Option<string?>("--extent-size") { Description = "Allocation unit, a power of two from 64K to 64M (default 1M)" };
-        var force = new Option<bool>("--force") { Description = "Take drives that carry another pool's label (their data is lost)" };
+        var force = new Option<bool>("--force") { Description = "Take drives that hold data, a file system or partition signature, or another pool's label (their data is lost)" };
         var create = new Command("create", "Create a pool over one or more drives") { name, drives, extentSize, force };
         SetAction(create, socket, async (c, parse) =>
         {
@@ -49,7 +49,7 @@ public static class PoolCommands
 
         var addName = PoolArgument();
         var addDrive = new Argument<string>("PATH[:SIZE]") { Description = "The drive to add (a missing file is created with SIZE)" };
-        var addForce = new Option<bool>("--force") { Description = "Take a drive that carries another pool's label (its data is lost)" };
+        var addForce = new Option<bool>("--force") { Description = "Take a drive that holds data, a file system or partition signature, or another pool's label (its data is lost)" };
         var add = new Command("add-drive", "Add a drive to a pool while it runs; new allocations use it at once") { addName, addDrive, addForce };
         SetAction(add, socket, async (c, parse) =>
         {

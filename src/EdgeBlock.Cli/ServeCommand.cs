@@ -57,6 +57,12 @@ internal static class ServeCommand
                 if (!Nvme.Nqn.IsValid(nqn, out string why)) r.AddError($"--allow-host '{nqn}' is not a valid NQN: {why}");
         });
 
+        var storageRoot = new Option<string[]>("--storage-root")
+        {
+            Description = "A directory whose files may be backends and pool drives besides the data directory (repeatable); added to the config's storage_roots",
+            AllowMultipleArgumentsPerToken = false,
+        };
+
         var metrics = new Option<string?>("--metrics")
         {
             Description = "Serve Prometheus metrics on ADDRESS:PORT (e.g. 127.0.0.1:9420); off by default",
@@ -85,7 +91,7 @@ internal static class ServeCommand
 
         var command = new Command("serve", "Run the EdgeBlock daemon (NVMe/TCP target with a default subsystem)")
         {
-            dataDir, listen, size, backend, allowHost, metrics, config, engine,
+            dataDir, listen, size, backend, allowHost, storageRoot, metrics, config, engine,
         };
         command.SetAction(async (parse, cancellationToken) =>
         {
@@ -102,6 +108,7 @@ internal static class ServeCommand
                 DefaultSizeBytes = sizeBytes,
                 DefaultBackend = parse.GetValue(backend),
                 AllowedHosts = parse.GetValue(allowHost) ?? [],
+                StorageRoots = (parse.GetValue(storageRoot) ?? []).Select(r => Path.GetFullPath(r)).ToList(),
                 MetricsEndpoint = parse.GetValue(metrics) is { } m ? IPEndPoint.Parse(m) : null,
                 Engine = parse.GetValue(engine),
             };

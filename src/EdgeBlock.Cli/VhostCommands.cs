@@ -31,8 +31,9 @@ public static class VhostCommands
         var backend = new Option<string?>("--backend") { Description = $"What stores the data: {Backends.Syntax} (a relative file PATH is under the data directory)" };
         var queues = new Option<int?>("--queues") { Description = $"Most virtqueues the VM may use, 1..{VhostQueues.Max} (default {VhostQueues.Default}); QEMU's num-queues must not exceed it" };
         var readOnly = new Option<bool>("--read-only") { Description = "The VM sees a read-only disk" };
+        var force = new Option<bool>("--force") { Description = "Export a block device even if it carries a file system or partition signature" };
         var command = new Command("add", "Serve a disk to a VM on a vhost-user socket (kept in the config: served again after a restart)")
-            { socket, volume, backend, queues, readOnly };
+            { socket, volume, backend, queues, readOnly, force };
         command.Validators.Add(r =>
         {
             if ((r.GetValue(backend) == null) == (r.GetValue(volume) == null)) r.AddError("give either --backend or --volume");
@@ -41,7 +42,7 @@ public static class VhostCommands
         {
             string spec = c.Parse.GetValue(volume) is { } v ? $"volume:{v}" : c.Parse.GetValue(backend)!;
             var request = new AddVhostRequest(Path.GetFullPath(c.Parse.GetValue(socket)!), spec, c.Parse.GetValue(queues),
-                c.Parse.GetValue(readOnly) ? true : null);
+                c.Parse.GetValue(readOnly) ? true : null, c.Parse.GetValue(force));
             var e = ApiClient.Parse<VhostInfo>(await c.Api.SendAsync(HttpMethod.Post, "v1/vhost", request));
             c.Out.WriteLine($"vhost {e.Socket}: {e.Backend}, {Sizes.Format(e.SizeBytes)}, up to {e.Queues} queues{(e.ReadOnly ? ", read-only" : "")}");
             c.Out.WriteLine($"QEMU: -object memory-backend-memfd,id=mem,size=RAM,share=on -machine memory-backend=mem "

@@ -20,6 +20,8 @@ public sealed record DaemonOptions
     public IPEndPoint? MetricsEndpoint { get; init; }
     /// <summary>When non-empty, the default subsystem admits only these host NQNs (seeds a new config; replaces its host list on later starts).</summary>
     public IReadOnlyList<string> AllowedHosts { get; init; } = [];
+    /// <summary>--storage-root: directories added to the config's storage_roots (and saved); see <see cref="Management.StoragePolicy"/>.</summary>
+    public IReadOnlyList<string> StorageRoots { get; init; } = [];
     /// <summary>The desired-state file; null means <c>&lt;data dir&gt;/edgeblock.json</c>.</summary>
     public string? ConfigPath { get; init; }
     /// <summary>The management API's Unix socket; null means no API (embedded use and tests).</summary>

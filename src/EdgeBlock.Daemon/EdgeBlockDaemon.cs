@@ -29,7 +29,8 @@ public sealed class EdgeBlockDaemon : IHostedService, IAsyncDisposable
             _engine = KernelTarget = new KernelEngine.KernelTarget(options.KernelConfigfsRoot, options.DataDirectory, loggers.CreateLogger("edgeblock.kernel"));
         else
             _engine = new EdgeBlockEngine(Target, options.DataDirectory, _logger, loggers.CreateLogger("edgeblock.tcp"), Pools);
-        Management = new ManagementService(Target, _engine, new ConfigStore(options.EffectiveConfigPath), options.DataDirectory, _logger, Pools)
+        var policy = new StoragePolicy(options.DataDirectory, options.EffectiveConfigPath, options.ApiSocketPath, Pools);
+        Management = new ManagementService(Target, _engine, new ConfigStore(options.EffectiveConfigPath), options.DataDirectory, _logger, Pools, policy)
         {
             ApiSocket = options.ApiSocketPath,
         };
@@ -103,6 +104,7 @@ public sealed class EdgeBlockDaemon : IHostedService, IAsyncDisposable
         };
         return new DesiredState
         {
+            StorageRoots = _options.StorageRoots.Count > 0 ? _options.StorageRoots.Distinct().ToList() : null,
             Listeners = [new ListenerSpec { Address = _options.Listen.ToString() }],
             Subsystems =
             [
@@ -117,7 +119,7 @@ public sealed class EdgeBlockDaemon : IHostedService, IAsyncDisposable
         };
     }
 
-    /// <summary>Explicit serve flags win over the file (and are saved): --listen replaces the listeners, --allow-host the default subsystem's hosts.</summary>
+    /// <summary>Explicit serve flags win over the file (and are saved): --listen replaces the listeners, --allow-host the default subsystem's hosts, --storage-root adds roots.</summary>
     private bool ApplyOverrides(DesiredState state)
     {
         bool changed = false;
@@ -129,6 +131,12 @@ public sealed class EdgeBlockDaemon : IHostedService, IAsyncDisposable
                 state.Listeners = [new ListenerSpec { Address = address }];
                 changed = true;
             }
+        }
+        // --storage-root adds (never removes: exports under a root written by hand would stop at the next start).
+        foreach (string root in _options.StorageRoots.Where(r => !(state.StorageRoots ?? []).Contains(r)))
+        {
+            (state.StorageRoots ??= []).Add(root);
+            changed = true;
         }
         if (_options.AllowedHosts.Count > 0 && state.FindSubsystem(DaemonOptions.DefaultSubsystemNqn) is { } s)
         {

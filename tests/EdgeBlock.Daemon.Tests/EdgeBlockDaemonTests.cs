@@ -65,6 +65,29 @@ public sealed class EdgeBlockDaemonTests : IDisposable
     }
 
     [Fact]
+    public async Task StorageRoots_AreAddedToTheConfigAndAdmitFilesUnderThem()
+    {
+        string root = _dir + "-root";
+        Directory.CreateDirectory(root);
+        try
+        {
+            await using (var first = new EdgeBlockDaemon(Options(BackendKind.Memory), NullLoggerFactory.Instance))
+                await first.StartAsync(CancellationToken.None); // a config without roots
+            await using var daemon = new EdgeBlockDaemon(Options(BackendKind.Memory) with { StorageRoots = [root] }, NullLoggerFactory.Instance);
+            await daemon.StartAsync(CancellationToken.None);
+            Assert.Equal([root], daemon.Management.Desired.StorageRoots);
+            Assert.Contains(root, await File.ReadAllTextAsync(Path.Combine(_dir, DaemonOptions.ConfigFileName)));
+            var ns = await daemon.Management.AddNamespaceAsync(DaemonOptions.DefaultSubsystemNqn, new AddNamespaceRequest($"file:{root}/vm.img:1M"));
+            Assert.Equal(1L << 20, ns.SizeBytes);
+            await daemon.StopAsync(CancellationToken.None);
+        }
+        finally
+        {
+            Directory.Delete(root, recursive: true);
+        }
+    }
+
+    [Fact]
     public async Task AllowedHosts_RestrictTheDefaultSubsystem()
     {
         var options = Options(BackendKind.Memory) with { AllowedHosts = ["nqn.2014-08.org.nvmexpress:uuid:allowed"] };

@@ -52,6 +52,18 @@ public sealed class TestDaemon : IAsyncDisposable
         _running = null;
     }
 
+    /// <summary>Adds a directory to the config's storage_roots and reloads it, as an administrator would (the API cannot).</summary>
+    public async Task AddStorageRootAsync(string root)
+    {
+        var config = System.Text.Json.Nodes.JsonNode.Parse(await File.ReadAllTextAsync(ConfigPath))!.AsObject();
+        var roots = config["storage_roots"]?.AsArray() ?? [];
+        roots.Add(root);
+        config["storage_roots"] = roots.DeepClone();
+        await File.WriteAllTextAsync(ConfigPath, config.ToJsonString());
+        var reload = await CliAsync("config", "reload");
+        if (reload.ExitCode != 0) throw new InvalidOperationException($"config reload: {reload}");
+    }
+
     /// <summary>Runs `edgeblock ARGS --api-socket SOCKET` and returns its exit code and output.</summary>
     public Task<CliResult> CliAsync(params string[] args) => RunCliAsync([.. args, "--api-socket", Socket]);
 
@@ -77,4 +89,14 @@ public sealed class TestDaemon : IAsyncDisposable
 public sealed record CliResult(int ExitCode, string Output, string Error)
 {
     public override string ToString() => $"exit {ExitCode}\nstdout:\n{Output}\nstderr:\n{Error}";
+
+    public void AssertOk() => Assert.True(ExitCode == 0, ToString());
+
+    /// <summary>Exit 2 with the daemon's refusal, mentioning each of <paramref name="mentions"/>.</summary>
+    public void AssertRefused(params string[] mentions)
+    {
+        Assert.True(ExitCode == 2, ToString());
+        Assert.Contains("refused", Error);
+        foreach (string m in mentions) Assert.Contains(m, Error);
+    }
 }

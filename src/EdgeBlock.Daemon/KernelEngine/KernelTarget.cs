@@ -34,6 +34,8 @@ public sealed class KernelTarget : ITargetEngine
     private readonly ILogger _logger;
     private KernelOwnership _owned;
     private DesiredState _applied = new();
+    // Namespaces the storage policy refused at start (StoragePolicy.NamespaceKey): kept out of configfs while the state has them.
+    private HashSet<string> _refused = [];
 
     public KernelTarget(string root, string dataDirectory, ILogger logger, IConfigfs? fs = null)
     {
@@ -112,6 +114,7 @@ public sealed class KernelTarget : ITargetEngine
     public void Apply(DesiredState desired)
     {
         CheckAvailable();
+        desired = WithoutRefused(desired);
         _owned = KernelOwnership.Load(_ownershipPath, Root);
         var refusals = Refusals(desired);
         if (refusals.Count > 0) throw ManagementException.Invalid(string.Join("; ", refusals));
@@ -413,9 +416,23 @@ public sealed class KernelTarget : ITargetEngine
 
     // ---- the engine interface: every diff is applied as a whole-state reconcile -------------------
 
-    /// <summary>Applies the whole state; vhost exports are logged as not served (vhost-user needs EdgeBlock's own engine).</summary>
-    public Task StartAsync(DesiredState state)
+    /// <summary>The state without the namespaces refused at start; a refused one that left the state is forgotten.</summary>
+    private DesiredState WithoutRefused(DesiredState desired)
     {
+        if (_refused.Count == 0) return desired;
+        var keys = desired.Subsystems.SelectMany(s => s.Namespaces.Select(n => StoragePolicy.NamespaceKey(s.Nqn, n.Nsid, n.Backend))).ToHashSet();
+        _refused.IntersectWith(keys);
+        var served = desired.Clone();
+        foreach (var s in served.Subsystems) s.Namespaces.RemoveAll(n => _refused.Contains(StoragePolicy.NamespaceKey(s.Nqn, n.Nsid, n.Backend)));
+        return served;
+    }
+
+    /// <summary>Applies the whole state; vhost exports are logged as not served (vhost-user needs EdgeBlock's own engine), as are the refused namespaces.</summary>
+    public Task StartAsync(DesiredState state, IReadOnlyDictionary<string, string>? refused = null)
+    {
+        _refused = refused?.Keys.Where(k => k.StartsWith("ns ", StringComparison.Ordinal)).ToHashSet() ?? [];
+        foreach (var (key, why) in refused ?? new Dictionary<string, string>())
+            if (_refused.Contains(key)) _logger.LogError("namespace not served: {Reason}", why);
         Apply(state);
         foreach (var v in state.Vhost)
             _logger.LogError("vhost export {Socket} not served: vhost-user needs EdgeBlock's own engine (this daemon runs --engine kernel)", v.Socket);

@@ -17,6 +17,9 @@ public static class ConfigValidator
         RefuseNull(state.Listeners, "listeners", errors);
         RefuseNull(state.Subsystems, "subsystems", errors);
         RefuseNull(state.Vhost, "vhost", errors);
+        for (int i = 0; i < (state.StorageRoots?.Count ?? 0); i++)
+            if (state.StorageRoots![i] is not { } root || !Path.IsPathFullyQualified(root))
+                errors.Add($"storage_roots[{i}]: '{state.StorageRoots[i]}' is not an absolute directory path");
         var listeners = new HashSet<string>(StringComparer.Ordinal);
         for (int i = 0; i < (state.Listeners?.Count ?? 0); i++)
         {

@@ -14,6 +14,11 @@ public sealed class DesiredState
     public List<SubsystemSpec> Subsystems { get; set; } = [];
     /// <summary>vhost-user-blk exports: a backend served to a VM (QEMU vhost-user-blk-pci) over a Unix socket.</summary>
     public List<VhostSpec> Vhost { get; set; } = [];
+    /// <summary>
+    /// Directories whose files may be backends and pool drives, besides the data directory (<see cref="StoragePolicy"/>).
+    /// Set by editing the file (or `serve --storage-root`), never through the API: an import keeps the running list.
+    /// </summary>
+    public List<string>? StorageRoots { get; set; }
 
     public DesiredState Clone() =>
         JsonSerializer.Deserialize<DesiredState>(JsonSerializer.SerializeToUtf8Bytes(this, ConfigJson.Options), ConfigJson.Options)!;

@@ -23,11 +23,11 @@ public sealed partial class EdgeBlockEngine
         IBlockDevice device;
         try
         {
-            device = OpenBackend(new NamespaceSpec { Backend = spec.Backend });
+            device = OpenBackend(new NamespaceSpec { Backend = spec.Backend }, StoragePolicy.VhostKey(socket, spec.Backend));
         }
         catch (ManagementException ex) when (_starting)
         {
-            // As for namespaces: a pool that did not open refuses its exports, not the daemon.
+            // As for namespaces: a pool that did not open, or the storage policy, refuses its exports, not the daemon.
             _logger.LogError("vhost export {Socket} ({Backend}) not served: {Message}", socket, spec.Backend, ex.Message);
             _vhost[socket] = new VhostExport(spec, null, null, ex.Message);
             return;

@@ -26,6 +26,8 @@ public sealed partial class EdgeBlockEngine : ITargetEngine
     // Volume namespaces whose pool or volume was unavailable at start: in the desired state, not live.
     private readonly HashSet<(string Nqn, uint Nsid)> _dormant = [];
     private bool _starting;
+    // At start: exports the storage policy refused (left out like a volume whose pool did not open).
+    private IReadOnlyDictionary<string, string> _refused = new Dictionary<string, string>();
 
     public EdgeBlockEngine(NvmeTarget target, string dataDirectory, ILogger logger, ILogger transportLogger, PoolManager? pools = null,
         DeviceTeardown? teardown = null)
@@ -44,11 +46,12 @@ public sealed partial class EdgeBlockEngine : ITargetEngine
         ConfigValidator.TryParseEndPoint(address, out var ep, out _) && _listeners.GetValueOrDefault(ep.ToString()) is { } t
             ? new ListenerState(t.LocalEndPoint, t.ConnectionCount) : null;
 
-    public async Task StartAsync(DesiredState state)
+    public async Task StartAsync(DesiredState state, IReadOnlyDictionary<string, string>? refused = null)
     {
         try
         {
             _starting = true;
+            _refused = refused ?? new Dictionary<string, string>();
             foreach (var s in state.Subsystems) AddSubsystem(s);
             foreach (var l in state.Listeners) AddListener(l.Address);
             foreach (var v in state.Vhost) AddVhost(v);
@@ -61,6 +64,7 @@ public sealed partial class EdgeBlockEngine : ITargetEngine
         finally
         {
             _starting = false;
+            _refused = new Dictionary<string, string>();
         }
     }
 
@@ -159,11 +163,11 @@ public sealed partial class EdgeBlockEngine : ITargetEngine
                 IBlockDevice device;
                 try
                 {
-                    device = OpenBackend(ns);
+                    device = OpenBackend(ns, StoragePolicy.NamespaceKey(spec.Nqn, ns.Nsid, ns.Backend));
                 }
-                catch (ManagementException ex) when (_starting && IsVolume(ns))
+                catch (ManagementException ex) when (_starting && (IsVolume(ns) || _refused.ContainsKey(StoragePolicy.NamespaceKey(spec.Nqn, ns.Nsid, ns.Backend))))
                 {
-                    // A pool that did not open (or a volume gone) refuses its namespaces, not the daemon.
+                    // A pool that did not open (or a volume gone), or the storage policy, refuses its namespaces, not the daemon.
                     _logger.LogError("subsystem {Nqn}: namespace {Nsid} ({Backend}) refused: {Message}", spec.Nqn, ns.Nsid, ns.Backend, ex.Message);
                     _dormant.Add((spec.Nqn, ns.Nsid));
                     continue;
@@ -213,7 +217,7 @@ public sealed partial class EdgeBlockEngine : ITargetEngine
     {
         var subsystem = Find(nqn);
         if (subsystem.FindNamespace(spec.Nsid) != null) throw ManagementException.Conflict($"subsystem {nqn} already has namespace {spec.Nsid}");
-        var device = OpenBackend(spec);
+        var device = OpenBackend(spec, StoragePolicy.NamespaceKey(nqn, spec.Nsid, spec.Backend));
         var ns = new Namespace(spec.Nsid, device, spec.Uuid!.Value);
         try
         {
@@ -233,7 +237,7 @@ public sealed partial class EdgeBlockEngine : ITargetEngine
         var ns = Find(nqn).RemoveNamespace(nsid);
         if (ns == null && _dormant.Remove((nqn, nsid)))
         {
-            _logger.LogInformation("subsystem {Nqn}: namespace {Nsid} (not running: its volume was unavailable) removed", nqn, nsid);
+            _logger.LogInformation("subsystem {Nqn}: namespace {Nsid} (not running: its backend was unavailable at start) removed", nqn, nsid);
             return;
         }
         if (ns == null) throw ManagementException.NotFound($"subsystem {nqn} has no namespace {nsid}");
@@ -244,8 +248,9 @@ public sealed partial class EdgeBlockEngine : ITargetEngine
     private Subsystem Find(string nqn) =>
         _target.FindSubsystem(nqn) is { IsDiscovery: false } s ? s : throw ManagementException.NotFound($"no subsystem {nqn}");
 
-    private IBlockDevice OpenBackend(NamespaceSpec spec)
+    private IBlockDevice OpenBackend(NamespaceSpec spec, string key)
     {
+        if (_starting && _refused.TryGetValue(key, out string? why)) throw ManagementException.Invalid(why);
         if (!BackendSpec.TryParse(spec.Backend, out var backend, out string error)) throw ManagementException.Invalid($"backend: {error}");
         return backend.Kind == BackendKind.Volume ? VolumeBackends.Export(_pools, backend, spec.Uuid) : backend.Open(_dataDirectory);
     }

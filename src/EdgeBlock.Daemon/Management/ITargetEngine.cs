@@ -14,8 +14,10 @@ public interface ITargetEngine : IAsyncDisposable
     /// <summary>
     /// Serves a whole validated state on an empty engine (daemon start). What may come right later (a volume
     /// whose pool did not open; vhost exports under the kernel engine) is logged and left out, not refused.
+    /// So are the exports in <paramref name="refused"/> (by <see cref="StoragePolicy.NamespaceKey"/> and
+    /// <see cref="StoragePolicy.VhostKey"/>, with why): the storage policy's verdict on a hand-edited config.
     /// </summary>
-    Task StartAsync(DesiredState state);
+    Task StartAsync(DesiredState state, IReadOnlyDictionary<string, string>? refused = null);
 
     /// <summary>
     /// Takes the running state from <see cref="StateDiff.From"/> to <see cref="StateDiff.To"/>. A refusal

@@ -51,12 +51,18 @@ public sealed partial class ManagementService
                 throw ManagementException.Invalid($"{format} file refused, nothing changed: {string.Join("; ", imported.Errors)}");
 
             var current = _desired.Clone();
+            // Storage roots widen what API clients may touch, so only the file's owner sets them (edit it, then reload).
+            if (imported.State.StorageRoots is { Count: > 0 } roots && !roots.SequenceEqual(current.StorageRoots ?? []))
+                throw ManagementException.Invalid($"storage_roots: an import cannot change the storage roots ({string.Join(", ", roots)}); "
+                                                  + $"edit them in {_store.Path} and reload (edgeblock config reload)");
+            imported.State.StorageRoots = current.StorageRoots;
             var conflicts = new List<string>();
             var candidate = request.Replace ? Replaced(current, imported, conflicts) : Merged(current, imported, conflicts);
             if (conflicts.Count > 0) throw ManagementException.Conflict($"import refused, nothing changed: {string.Join("; ", conflicts)}");
             var invalid = ConfigValidator.Validate(candidate, _dataDirectory);
             if (invalid.Count > 0)
                 throw ManagementException.Invalid($"import refused, nothing changed: the configuration after it would be invalid: {string.Join("; ", invalid)}");
+            EnforcePolicy(candidate, checkContents: !request.Force, "import refused, nothing changed: ");
 
             var diff = StateDiff.Between(current, candidate, _dataDirectory);
             var changes = diff.Lines;

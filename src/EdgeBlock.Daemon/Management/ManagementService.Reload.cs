@@ -62,6 +62,8 @@ public sealed partial class ManagementService
             errors = ConfigValidator.Validate(candidate, _dataDirectory); // a volume's UUID could now collide with one written by hand
             if (errors.Count > 0)
                 throw ManagementException.Invalid($"config {_store.Path} refused, running state kept: {string.Join("; ", errors)}");
+            // The file's author chose its devices: contents are not judged, places and use are.
+            EnforcePolicy(candidate, checkContents: false, $"config {_store.Path} refused, running state kept: ");
 
             var diff = StateDiff.Between(_desired, candidate, _dataDirectory);
             if (!diff.IsEmpty) await RunAsync(diff, "reload").ConfigureAwait(false);

@@ -21,7 +21,7 @@ public sealed partial class ManagementService
             if (backend.Kind == BackendKind.Volume) VolumeBackends.NewNamespaceUuid(_pools, backend); // refuses an unknown pool or volume by name
             spec = new VhostSpec { Socket = socket, Backend = backend.ToString(), Queues = request.Queues, ReadOnly = request.ReadOnly ?? false };
             state.Vhost.Add(spec);
-        }, undoable: true, result: () => _engine.DescribeVhost(spec!));
+        }, undoable: true, result: () => _engine.DescribeVhost(spec!), force: request.Force);
     }
 
     public Task RemoveVhostAsync(string socket) => ChangeAsync<object?>(state => state.Vhost.Remove(FindVhost(state, socket)),

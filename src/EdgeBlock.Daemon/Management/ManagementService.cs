@@ -22,10 +22,12 @@ public sealed partial class ManagementService
     private readonly ConfigStore _store;
     private readonly string _dataDirectory;
     private readonly ILogger _logger;
+    private readonly StoragePolicy _policy;
     private readonly Stopwatch _uptime = Stopwatch.StartNew();
     private DesiredState _desired = new();
 
-    public ManagementService(NvmeTarget target, ITargetEngine engine, ConfigStore store, string dataDirectory, ILogger logger, PoolManager? pools = null)
+    public ManagementService(NvmeTarget target, ITargetEngine engine, ConfigStore store, string dataDirectory, ILogger logger, PoolManager? pools = null,
+        StoragePolicy? policy = null)
     {
         _target = target;
         _engine = engine;
@@ -33,6 +35,9 @@ public sealed partial class ManagementService
         _store = store;
         _dataDirectory = dataDirectory;
         _logger = logger;
+        _policy = policy ?? new StoragePolicy(dataDirectory, store.Path, pools: pools);
+        // New pool drives obey the same policy, against the exports of the state in force.
+        if (pools != null) pools.DrivePolicy = (path, force) => _policy.CheckPoolDrive(path, force, _desired);
     }
 
     public string ConfigPath => _store.Path;
@@ -47,7 +52,8 @@ public sealed partial class ManagementService
         var errors = ConfigValidator.Validate(state, _dataDirectory);
         if (errors.Count > 0)
             throw ManagementException.Invalid($"config {_store.Path} is invalid: {string.Join("; ", errors)}");
-        await _engine.StartAsync(state).ConfigureAwait(false);
+        // What the storage policy refuses is left out (as a volume whose pool did not open is), not the daemon.
+        await _engine.StartAsync(state, _policy.Refusals(state)).ConfigureAwait(false);
         if (persist) _store.Save(state);
         _desired = state;
     }
@@ -163,7 +169,7 @@ public sealed partial class ManagementService
                 if (user.n != null) throw ManagementException.Conflict($"{full} already backs namespace {user.n.Nsid} of {user.Nqn}");
             }
             spec.Namespaces.Add(new NamespaceSpec { Nsid = nsid, Backend = backend.ToString(), Uuid = request.Uuid ?? VolumeBackends.NewNamespaceUuid(_pools, backend) });
-        }, undoable: true, result: () => Namespaces(nqn).First(n => n.Nsid == nsid));
+        }, undoable: true, result: () => Namespaces(nqn).First(n => n.Nsid == nsid), force: request.Force);
     }
 
     public Task RemoveNamespaceAsync(string nqn, uint nsid) => ChangeAsync<object?>(state =>
@@ -186,8 +192,9 @@ public sealed partial class ManagementService
     /// One change: <paramref name="edit"/> edits a copy of the desired state (throwing to refuse); the whole new
     /// state is validated, the engine takes the diff, the file is written. If writing fails the change is
     /// undone when <paramref name="undoable"/> (removals are not: their devices are closing) and the error reported.
+    /// <paramref name="force"/>: the storage policy lets a block device with a signature be exported.
     /// </summary>
-    private async Task<T> ChangeAsync<T>(Action<DesiredState> edit, bool undoable, Func<T> result)
+    private async Task<T> ChangeAsync<T>(Action<DesiredState> edit, bool undoable, Func<T> result, bool force = false)
     {
         await _gate.WaitAsync().ConfigureAwait(false);
         try
@@ -196,6 +203,7 @@ public sealed partial class ManagementService
             edit(candidate);
             var errors = ConfigValidator.Validate(candidate, _dataDirectory);
             if (errors.Count > 0) throw ManagementException.Invalid(string.Join("; ", errors));
+            EnforcePolicy(candidate, checkContents: !force, "");
             var diff = StateDiff.Between(_desired, candidate, _dataDirectory);
             await ApplyOrThrowCauseAsync(diff).ConfigureAwait(false);
             try
@@ -216,6 +224,18 @@ public sealed partial class ManagementService
         {
             _gate.Release();
         }
+    }
+
+    /// <summary>
+    /// The storage policy's verdict on what <paramref name="candidate"/> adds to the running state: each refusal
+    /// names the path and the rule; 409 when every one is a path in use, else 400.
+    /// </summary>
+    private void EnforcePolicy(DesiredState candidate, bool checkContents, string prefix)
+    {
+        var refusals = _policy.Check(candidate, _desired, checkContents);
+        if (refusals.Count == 0) return;
+        string message = prefix + string.Join("; ", refusals.Select(r => r.Message));
+        throw refusals.All(r => r.InUse) ? ManagementException.Conflict(message) : ManagementException.Invalid(message);
     }
 
     /// <summary>One API change is one step: a refusal is reported as the engine's own exception.</summary>

@@ -39,6 +39,9 @@ public sealed class PoolManager : IAsyncDisposable
 
     public string PoolsDirectory => Path.Combine(_dataDirectory, "pools");
 
+    /// <summary>The storage policy's verdict on a new drive (path, --force), set by the management service; null: no policy (tests of pools alone).</summary>
+    public Func<string, bool, PolicyRefusal?>? DrivePolicy { get; set; }
+
     /// <summary>Background commit interval of opened pools (tests shorten it).</summary>
     public TimeSpan CommitInterval { get; init; } = TimeSpan.FromSeconds(2);
 
@@ -161,7 +164,7 @@ public sealed class PoolManager : IAsyncDisposable
             string dir = Path.Combine(PoolsDirectory, name);
             if (Directory.Exists(dir) && Directory.EnumerateFileSystemEntries(dir).Any())
                 throw new VolumeException(VolumeError.AlreadyExists, $"pool {name}: {dir} already holds metadata (a pool that did not open?); remove it to reuse the name");
-            foreach (PoolDriveSpec d in drives) CheckDriveUnused(d.Path);
+            foreach (PoolDriveSpec d in drives) CheckDrive(d, request.Force);
             Directory.CreateDirectory(PoolsDirectory);
             Pool pool = await Pool.CreateAsync(name, dir, drives, Options(extentSize), request.Force).ConfigureAwait(false);
             lock (_lock) _pools[name] = pool;
@@ -180,7 +183,7 @@ public sealed class PoolManager : IAsyncDisposable
         await _gate.WaitAsync().ConfigureAwait(false);
         try
         {
-            CheckDriveUnused(drive.Path, except: pool);
+            CheckDrive(drive, request.Force, except: pool);
             await pool.AddDriveAsync(drive, request.Force).ConfigureAwait(false);
             return Summarize(pool);
         }
@@ -191,6 +194,14 @@ public sealed class PoolManager : IAsyncDisposable
     }
 
     public PoolCheckReport Check(string poolName) => Get(poolName).Check();
+
+    /// <summary>A new drive: unused by other pools, then what the storage policy says (where it may be, what it holds).</summary>
+    private void CheckDrive(PoolDriveSpec drive, bool force, Pool? except = null)
+    {
+        CheckDriveUnused(drive.Path, except);
+        if (DrivePolicy?.Invoke(drive.Path, force) is { } refusal)
+            throw new VolumeException(refusal.InUse ? VolumeError.Busy : VolumeError.Invalid, refusal.Message);
+    }
 
     /// <summary>A drive of one open pool may not go into another, --force or not.</summary>
     private void CheckDriveUnused(string path, Pool? except = null)

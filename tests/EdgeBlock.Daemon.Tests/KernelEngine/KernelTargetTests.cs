@@ -58,6 +58,32 @@ public sealed class KernelTargetTests : IDisposable
     };
 
     [Fact]
+    public async Task Start_NamespaceTheStoragePolicyRefused_StaysOutOfConfigfsUntilRemoved()
+    {
+        var engine = NewEngine();
+        var state = TwoSubsystems();
+        state.Subsystems[0].Namespaces.Add(new NamespaceSpec { Nsid = 2, Backend = "file:/etc/shadow", Uuid = Guid.NewGuid() });
+        var refused = new StoragePolicy(_fs.DataDirectory, Path.Combine(_fs.DataDirectory, "edgeblock.json")).Refusals(state);
+        Assert.Contains("/etc/shadow", Assert.Single(refused).Value);
+
+        await engine.StartAsync(state, refused);
+        Assert.True(Directory.Exists(R($"subsystems/{A}/namespaces/1")));
+        Assert.False(Directory.Exists(R($"subsystems/{A}/namespaces/2")));
+
+        // Later changes come as diffs of the desired state, which keeps it: it still stays out, and can be removed.
+        var next = state.Clone();
+        next.FindSubsystem(B)!.Hosts.Add(Host2);
+        await engine.ApplyAsync(StateDiff.Between(state, next, _fs.DataDirectory));
+        Assert.NotNull(new FileInfo(R($"subsystems/{B}/allowed_hosts/{Host2}")).LinkTarget);
+        Assert.False(Directory.Exists(R($"subsystems/{A}/namespaces/2")));
+        var removed = next.Clone();
+        removed.FindSubsystem(A)!.Namespaces.RemoveAll(n => n.Nsid == 2);
+        await engine.ApplyAsync(StateDiff.Between(next, removed, _fs.DataDirectory));
+        Assert.True(Directory.Exists(R($"subsystems/{A}/namespaces/1")));
+        Assert.False(Directory.Exists(R($"subsystems/{A}/namespaces/2")));
+    }
+
+    [Fact]
     public void Apply_BuildsPortsSubsystemsHostsAndNamespaces()
     {
         var engine = NewEngine();

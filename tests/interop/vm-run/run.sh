@@ -80,7 +80,8 @@ allocated() { eb volume show "$1" --json | jq '.allocated_bytes'; }
 log "building the CLI (if stale)"
 (cd "$INTEROP_REPO_ROOT" && ./edgeblock --help >/dev/null) || verdict FAIL
 mkdir -p "$DATA"
-printf '%s\0' ./edgeblock serve --data-dir "$DATA" --listen "127.0.0.1:$EDGEBLOCK_DAEMON_PORT" --default-size 64M >"$EDGEBLOCK_DAEMON_ARGV"
+# The pool's drive is in $WORK, outside the data directory: a storage root (the storage policy).
+printf '%s\0' ./edgeblock serve --data-dir "$DATA" --storage-root "$WORK" --listen "127.0.0.1:$EDGEBLOCK_DAEMON_PORT" --default-size 64M >"$EDGEBLOCK_DAEMON_ARGV"
 daemon_start || verdict FAIL
 {
     eb pool create tank "$WORK/drive0.img:1G"
