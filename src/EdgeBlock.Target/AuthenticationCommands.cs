@@ -17,17 +17,25 @@ internal static class AuthenticationCommands
     {
         Code = (byte)FabricsCommandType.AuthenticationSend, Name = "Authentication Send", BeforeAuthentication = true,
         Parse = static (q, r) => ParseAuth(q, r, DataDirection.HostToController),
-        Execute = NvmeCommand.Sync(static (q, r) => Transaction(q).Send(q, r)),
+        Execute = static (q, r) => OffLoop(q, r, static (t, q, r) => t.Send(q, r)),
     };
 
     public static readonly NvmeCommand Receive = new()
     {
         Code = (byte)FabricsCommandType.AuthenticationReceive, Name = "Authentication Receive", BeforeAuthentication = true,
         Parse = static (q, r) => ParseAuth(q, r, DataDirection.ControllerToHost),
-        Execute = NvmeCommand.Sync(static (q, r) => Transaction(q).Receive(q, r)),
+        Execute = static (q, r) => OffLoop(q, r, static (t, q, r) => t.Receive(q, r)),
     };
 
-    private static DhchapTransaction Transaction(QueuePair queue) => queue.Authentication ??= new DhchapTransaction();
+    /// <summary>
+    /// Runs a step on the thread pool: a DH modular exponentiation takes milliseconds (ffdhe8192: tens to
+    /// hundreds), and the receive loop it would otherwise block may be shared with other connections.
+    /// </summary>
+    private static ValueTask OffLoop(QueuePair queue, NvmeRequest request, Action<DhchapTransaction, QueuePair, NvmeRequest> step)
+    {
+        var transaction = queue.Authentication ??= new DhchapTransaction();
+        return new ValueTask(Task.Run(() => step(transaction, queue, request)));
+    }
 
     private static bool ParseAuth(QueuePair queue, NvmeRequest request, DataDirection direction)
     {

@@ -11,10 +11,11 @@ namespace EdgeBlock.Target;
 /// expected next. A wrong message, payload or response moves to Failure1: the next Authentication
 /// Receive returns AUTH_Failure1 with the reason and the queue closes after it (nvmet makes the
 /// controller fatal). A new AUTH_Negotiate restarts the transaction (re-authentication) with the host's
-/// current secrets. Commands of one queue run one at a time, so no lock is needed.
+/// current secrets. Steps run on the thread pool; a lock keeps a host that pipelines them from racing.
 /// </summary>
 internal sealed class DhchapTransaction
 {
+    private readonly Lock _gate = new();
     private byte _step = DhchapMessage.Negotiate;
     private DhchapFailureReason _failure;
     private ushort _tid;
@@ -29,6 +30,16 @@ internal sealed class DhchapTransaction
     private uint _s2;
 
     public void Send(QueuePair queue, NvmeRequest request)
+    {
+        lock (_gate) SendLocked(queue, request);
+    }
+
+    public void Receive(QueuePair queue, NvmeRequest request)
+    {
+        lock (_gate) ReceiveLocked(queue, request);
+    }
+
+    private void SendLocked(QueuePair queue, NvmeRequest request)
     {
         ReadOnlySpan<byte> m = request.Data.Span;
         var controller = queue.Controller!;
@@ -64,7 +75,7 @@ internal sealed class DhchapTransaction
         }
     }
 
-    public void Receive(QueuePair queue, NvmeRequest request)
+    private void ReceiveLocked(QueuePair queue, NvmeRequest request)
     {
         Span<byte> buffer = request.Data.Span;
         buffer.Clear();

@@ -216,6 +216,28 @@ public sealed class AuthenticationCommandsTests
     }
 
     [Fact]
+    public async Task PipelinedAuthenticationCommands_NeverCrashTheTarget()
+    {
+        await using var t = StartWithSecret(group: DhchapDhGroup.Ffdhe2048);
+        var (queue, _) = await ConnectAdminAsync(t);
+        await using (queue)
+        {
+            // A hostile host does not wait for completions: the steps race for the queue's transaction.
+            var all = new List<Task>();
+            for (int i = 0; i < 4; i++)
+            {
+                all.Add(SendAsync(queue, Negotiate()));
+                all.Add(ReceiveAsync(queue));
+            }
+            try { await Task.WhenAll(all).WaitAsync(Waits.Command); }
+            catch (Exception ex) when (ex is IOException or Xunit.Sdk.XunitException) { /* refused or closed: both fine */ }
+        }
+
+        await using var host = await t.ConnectAsync(options: new NvmeConnectOptions { DhchapSecret = HostKey });
+        await AssertWriteReadAsync(host);
+    }
+
+    [Fact]
     public async Task AuthenticationSend_WrongSecp_ReturnsInvalidField()
     {
         await using var t = StartWithSecret();
