@@ -385,33 +385,54 @@ if want edgeblock; then
   stop_server
 fi
 
+# eb_pool_server KEY NQN COMMAND...: a daemon of its own in $tmp/KEY (default namespace on null), its pool and
+# volumes made by the given CLI commands (DIR stands for its data directory), each volume added in order as a
+# namespace of subsystem NQN (open to any host). eb_pool_server_stop ends it and restores eb_nqn.
+eb_pool_server() {
+  local key=$1 nqn=$2 dir="$tmp/$1" c
+  shift 2
+  eb_port=${eb_port:-$(pick_port 24420)}
+  saved_nqn=${eb_nqn:-}
+  eb_nqn=$nqn
+  start_server "$key" "$eb" serve --data-dir "$dir" --listen "127.0.0.1:$eb_port" --default-backend null --default-size 1G
+  note_cmd "taskset -c $server_cpu ./edgeblock serve --data-dir DIR --listen 127.0.0.1:$eb_port --default-backend null --default-size 1G"
+  wait_port "$eb_port"
+  export EDGEBLOCK_API_SOCKET="$dir/api.sock"
+  local commands=("$@" "subsystem create $eb_nqn --allow-any-host")
+  for c in "$@"; do
+    [[ "$c" == "volume create "* ]] && { read -r _ _ name _ <<<"$c"; commands+=("namespace add $eb_nqn --volume $name"); }
+  done
+  for c in "${commands[@]}"; do
+    # shellcheck disable=SC2086
+    "$eb" ${c//DIR/$dir} >/dev/null
+    note_cmd "./edgeblock $c"
+  done
+}
+eb_pool_server_stop() {
+  unset EDGEBLOCK_API_SOCKET
+  stop_server
+  eb_nqn=$saved_nqn
+}
+# eb_fill KEY NSID WHY [bench options]: writes all of namespace NSID once (128 KiB, QD 8), the result in $tmp/KEY.json.
+eb_fill() {
+  local key=$1 nsid=$2 why=$3
+  shift 3
+  local fill=("$eb" bench --addr "127.0.0.1:$eb_port" --nqn "$eb_nqn" --nsid "$nsid" --rw write --bs 128k --qd 8 --io-limit 1G --time 120s --json "$@")
+  note_cmd "taskset -c $client_cpu ${fill[*]}   # $why"
+  taskset -c "$client_cpu" "${fill[@]}" >"$tmp/$key.json"
+}
+
 # ---- 6. EdgeBlock thin volume: a pool on one file drive of this disk, vs the file backend above ----------
 if want volume; then
   echo "== EdgeBlock, thin volume (pool on a 1.1 GiB file drive, volume filled first)" >&2
-  eb_port=${eb_port:-$(pick_port 24420)}
-  saved_nqn=${eb_nqn:-}
-  eb_nqn="nqn.2026-11.io.edgeblock:bench-volume"
-  start_server eb-vol "$eb" serve --data-dir "$tmp/eb-vol" --listen "127.0.0.1:$eb_port" --default-backend null --default-size 1G
-  note_cmd "taskset -c $server_cpu ./edgeblock serve --data-dir DIR --listen 127.0.0.1:$eb_port --default-backend null --default-size 1G"
-  wait_port "$eb_port"
-  export EDGEBLOCK_API_SOCKET="$tmp/eb-vol/api.sock"
-  for c in "pool create bench $tmp/eb-vol/drive0.img:1100M" "volume create bench/vol --size 1G" \
-           "subsystem create $eb_nqn --allow-any-host" "namespace add $eb_nqn --volume bench/vol"; do
-    # shellcheck disable=SC2086
-    "$eb" $c >/dev/null
-    note_cmd "./edgeblock ${c//$tmp\/eb-vol\//DIR/}"
-  done
-  fill=("$eb" bench --addr "127.0.0.1:$eb_port" --nqn "$eb_nqn" --rw write --bs 128k --qd 8 --io-limit 1G --time 120s --json)
-  note_cmd "taskset -c $client_cpu ${fill[*]}   # allocate the whole volume: the runs below measure allocated space"
-  taskset -c "$client_cpu" "${fill[@]}" >"$tmp/eb_vol_fill.json"
+  eb_pool_server eb-vol "nqn.2026-11.io.edgeblock:bench-volume" "pool create bench DIR/drive0.img:1100M" "volume create bench/vol --size 1G"
+  eb_fill eb_vol_fill 1 "allocate the whole volume: the runs below measure allocated space"
   echo "  filled 1 GiB (thin allocation) at $(jq -r '.mb_per_sec | round' "$tmp/eb_vol_fill.json") MB/s" >&2
   measure eb_bench eb_vol_rr "EdgeBlock thin volume" randread 4k 32
   measure eb_bench_meta eb_vol_rw "EdgeBlock thin volume" randwrite 4k 32
   metadata_line="thin volume, 4k randwrite to allocated space: ${R_META[eb_vol_rw]} bytes of metadata written to RocksDB for ${R_WRITES[eb_vol_rw]} writes (ramp included), $(meta_per_write eb_vol_rw) B per write"
   echo "  $metadata_line" >&2
-  unset EDGEBLOCK_API_SOCKET
-  stop_server
-  eb_nqn=$saved_nqn
+  eb_pool_server_stop
 fi
 
 # ---- 7. EdgeBlock volumes with data services (issue D): 16 KiB chunks, checksummed and/or lz4, vs the thin volume ------
@@ -443,26 +464,12 @@ if want dataservices; then
   measure run_lz4 lz4_b1_16k "lz4 -b1 -B16384 (1 thread)" -B16384
 
   echo "== EdgeBlock, volumes with data services (pool on a 4 GiB file drive, each volume filled first)" >&2
-  eb_port=${eb_port:-$(pick_port 24420)}
-  saved_nqn=${eb_nqn:-}
-  eb_nqn="nqn.2026-11.io.edgeblock:bench-dataservices"
-  start_server eb-ds "$eb" serve --data-dir "$tmp/eb-ds" --listen "127.0.0.1:$eb_port" --default-backend null --default-size 1G
-  note_cmd "taskset -c $server_cpu ./edgeblock serve --data-dir DIR --listen 127.0.0.1:$eb_port --default-backend null --default-size 1G"
-  wait_port "$eb_port"
-  export EDGEBLOCK_API_SOCKET="$tmp/eb-ds/api.sock"
   # Namespaces 1, 2, 3 in this order. 4 GiB: the three fills take ~2.5 GiB, redirect-on-write needs room to move.
-  for c in "pool create bench $tmp/eb-ds/drive0.img:4G" \
-           "volume create bench/ck --size 1G --checksum on" "volume create bench/lz4 --size 1G --compress lz4" \
-           "volume create bench/lz4ck --size 1G --compress lz4 --checksum on" "subsystem create $eb_nqn --allow-any-host" \
-           "namespace add $eb_nqn --volume bench/ck" "namespace add $eb_nqn --volume bench/lz4" "namespace add $eb_nqn --volume bench/lz4ck"; do
-    # shellcheck disable=SC2086
-    "$eb" $c >/dev/null
-    note_cmd "./edgeblock ${c//$tmp\/eb-ds\//DIR/}"
-  done
+  eb_pool_server eb-ds "nqn.2026-11.io.edgeblock:bench-dataservices" "pool create bench DIR/drive0.img:4G" \
+    "volume create bench/ck --size 1G --checksum on" "volume create bench/lz4 --size 1G --compress lz4" \
+    "volume create bench/lz4ck --size 1G --compress lz4 --checksum on"
   for nsid in 1 2 3; do
-    fill=("$eb" bench --addr "127.0.0.1:$eb_port" --nqn "$eb_nqn" --nsid "$nsid" --rw write --bs 128k --qd 8 --io-limit 1G --time 120s --json --compressible 2)
-    note_cmd "taskset -c $client_cpu ${fill[*]}   # allocate the whole volume"
-    taskset -c "$client_cpu" "${fill[@]}" >"$tmp/eb_ds_fill$nsid.json"
+    eb_fill "eb_ds_fill$nsid" "$nsid" "allocate the whole volume" --compressible 2
     echo "  namespace $nsid: filled 1 GiB at $(jq -r '.mb_per_sec | round' "$tmp/eb_ds_fill$nsid.json") MB/s" >&2
   done
   ds_stored=$("$eb" volume show bench/lz4 --json | jq -r '"\(.physical_bytes / 1048576 | round) MiB stored for \(.logical_bytes / 1048576 | round) MiB written, ratio \(.compression_ratio)"')
@@ -480,9 +487,7 @@ if want dataservices; then
   for k in ds_ck_rw ds_lz4_rw ds_lz4ck_rw; do
     echo "  $k: ${R_META[$k]} bytes of metadata for ${R_WRITES[$k]} writes, $(meta_per_write "$k") B per write" >&2
   done
-  unset EDGEBLOCK_API_SOCKET
-  stop_server
-  eb_nqn=$saved_nqn
+  eb_pool_server_stop
 fi
 
 elapsed=$((SECONDS - t0))

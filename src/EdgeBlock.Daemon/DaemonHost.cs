@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
 using EdgeBlock.Daemon.Management;
@@ -47,9 +48,11 @@ public static class DaemonHost
             if (options.ApiSocketPath is { } apiSocket) PrepareSocketPath(apiSocket);
             var builder = WebApplication.CreateSlimBuilder();
             Configure(builder.Services, builder.Logging, options, configureLogging);
+            var rejections = new KestrelRejections();
             builder.WebHost.ConfigureKestrel(k =>
             {
-                if (options.ApiSocketPath is { } socket) k.ListenUnixSocket(socket);
+                WebRefusals.Configure(k.Limits);
+                if (options.ApiSocketPath is { } socket) k.ListenUnixSocket(socket, rejections.Use);
                 if (options.MetricsEndpoint is { } metrics) MetricsEndpoint.Listen(k, metrics);
             });
             builder.Services.ConfigureHttpJsonOptions(o => ConfigJson.Configure(o.SerializerOptions));
@@ -57,12 +60,14 @@ public static class DaemonHost
             builder.Services.AddOpenApi("v1");
             builder.Services.Configure<RouteHandlerOptions>(o => o.ThrowOnBadRequest = true);
             var app = builder.Build();
+            if (options.ApiSocketPath != null)
+                app.Lifetime.ApplicationStopped.Register(rejections.Subscribe(app.Services.GetRequiredService<DiagnosticListener>()).Dispose);
             var daemon = app.Services.GetRequiredService<EdgeBlockDaemon>();
             MetricsEndpoint.Map(app, () => daemon.Metrics); // first: TCP requests never reach the API below
             if (options.ApiSocketPath != null)
             {
                 app.Use(ManagementApi.BadRequestsAsProblems);
-                app.UseStatusCodePages(); // the web layer's own refusals (404, 405, 415...) as problem+json, not an empty body
+                app.UseStatusCodePages(WebRefusals.WriteAsync); // the web layer's own refusals (404, 405, 415...) as problem+json, not an empty body
                 ManagementApi.Map(app, daemon.Management);
                 Pools.PoolsApi.Map(app, daemon.Pools); // /v1 pools, volumes, groups
                 app.MapOpenApi(); // GET /openapi/v1.json, generated from the endpoints above
@@ -115,6 +120,7 @@ public static class DaemonHost
         // A start-up failure is printed once by `serve` (the message names what is wrong), not as a stack trace.
         logging.AddFilter("Microsoft.Extensions.Hosting.Internal.Host", LogLevel.Critical);
         configureLogging?.Invoke(logging);
+        Logging.EscapingLoggerFactory.Register(services); // after every provider: user text is escaped for all of them
         services.AddSystemd(); // Type=notify readiness and stop under systemd; nothing otherwise
         services.AddSingleton(options);
         services.AddSingleton<EdgeBlockDaemon>();

@@ -19,9 +19,12 @@ namespace EdgeBlock.Storage;
 /// the thread pool for a back-off period of 100 ms, then run on the ring thread again. A slow continuation
 /// soon after the ring went back inline doubles the back-off (up to a second); one after a fast period starts
 /// again at 100 ms. So a continuation that blocks stalls the ring at most once per back-off period, and one
-/// preemption does not cost a thread hop per completion for the device's lifetime. A request issued from the
-/// ring thread itself goes the thread-pool way, so even a caller that waits for it synchronously cannot
-/// deadlock the ring. The descriptor is a registered file: the ring holds its own reference, so closing the
+/// preemption does not cost a thread hop per completion for the device's lifetime. A continuation on the ring
+/// thread that issues its next request (a chunk volume's write after its read) queues it like any caller, and the
+/// ring submits it when the continuation returns. Should the continuation instead wait for that request
+/// synchronously, the ring thread cannot come back to submit it: a watchdog timer, armed while such requests
+/// wait, hands them to the thread pool once the continuation has run for <see cref="RescueAfter"/>, so the wait
+/// ends and the ring cannot deadlock. The descriptor is a registered file: the ring holds its own reference, so closing the
 /// device cannot redirect a request in flight. Requests the ring cannot take (all its operations busy, an
 /// unaligned buffer) and odd completions (short transfers, EAGAIN) go the thread-pool way instead.
 /// </summary>
@@ -40,6 +43,14 @@ internal sealed unsafe class UringFileIo : IDisposable
     private readonly UringOperation[] _operations;
     private readonly ConcurrentQueue<UringOperation> _free = new();
     private readonly ConcurrentQueue<UringOperation> _submissions = new();
+    /// <summary>Requests that continuations on the ring thread queued: the ring submits them first, the watchdog may rescue them.</summary>
+    private readonly ConcurrentQueue<UringOperation> _ownSubmissions = new();
+    /// <summary>Rescues what a stuck continuation queued (see the class comment); armed only while such requests wait.</summary>
+    private readonly Timer _watchdog;
+    /// <summary>1 while the watchdog is armed.</summary>
+    private int _watchdogArmed;
+    /// <summary>When the continuation running on the ring thread started (Stopwatch ticks), 0 between continuations.</summary>
+    private long _continuationSince;
     private readonly Thread _ringThread;
     private int _created;
     /// <summary>Requests taken and not yet completed (queued or in the kernel).</summary>
@@ -62,6 +73,8 @@ internal sealed unsafe class UringFileIo : IDisposable
         _eventFd = eventFd;
         _eventValue = (ulong*)NativeMemory.AllocZeroed(sizeof(ulong));
         _operations = new UringOperation[Math.Min(ring.CqEntries, MaxInFlight)];
+        // Without capturing the execution context: the timer must not keep a caller's AsyncLocals alive.
+        using (ExecutionContext.SuppressFlow()) _watchdog = new Timer(static state => ((UringFileIo)state!).Watch(), this, Timeout.Infinite, Timeout.Infinite);
         _ringThread = new Thread(RingLoop) { IsBackground = true, Name = "edgeblock io_uring" };
         _ringThread.Start();
     }
@@ -71,6 +84,12 @@ internal sealed unsafe class UringFileIo : IDisposable
 
     /// <summary>Requests that went the thread-pool way after all; for tests.</summary>
     internal long Fallbacks;
+
+    /// <summary>Requests that continuations on the ring thread queued, and those of them the watchdog rescued; for tests.</summary>
+    internal long OwnSubmissions, Rescued;
+
+    /// <summary>How long a continuation on the ring thread may run before the watchdog rescues the requests it queued.</summary>
+    internal static readonly TimeSpan RescueAfter = TimeSpan.FromMilliseconds(50);
 
     /// <summary>
     /// The first back-off after a slow continuation, in Stopwatch ticks (100 ms); repeated ones grow to ten times
@@ -125,9 +144,9 @@ internal sealed unsafe class UringFileIo : IDisposable
     {
         Debug.Assert(request.Kind == FileIoKind.Read || (request.Kind == FileIoKind.Write && !request.Fua));
         pending = default;
-        // From the ring thread (a continuation issuing its next request) the request must not depend on this
-        // thread coming back: a caller that waits for it synchronously would wait forever.
-        if (Thread.CurrentThread == _ringThread) return false;
+        // On the ring thread, only a continuation (timed for the watchdog) may queue: nothing else runs callers' code there.
+        bool own = Thread.CurrentThread == _ringThread;
+        if (own && _continuationSince == 0) return false;
         UringOperation? operation = Rent();
         if (operation is null) return false;
         MemoryHandle pin = request.Buffer.Pin();
@@ -142,9 +161,43 @@ internal sealed unsafe class UringFileIo : IDisposable
         }
         operation.Prepare(in request, pin);
         pending = operation.Pending;
+        if (own)
+        {
+            // The ring thread is busy with us: no wake-up needed, it submits this when the continuation returns.
+            _ownSubmissions.Enqueue(operation);
+            OwnSubmissions++;
+            if (Volatile.Read(ref _watchdogArmed) == 0) ArmWatchdog();
+            return true;
+        }
         _submissions.Enqueue(operation);
         if (Volatile.Read(ref _sleeping) != 0 && Interlocked.Exchange(ref _sleeping, 0) != 0) Native.Signal(_eventFd);
         return true;
+    }
+
+    private void ArmWatchdog()
+    {
+        if (Interlocked.Exchange(ref _watchdogArmed, 1) == 0) _watchdog.Change(RescueAfter, Timeout.InfiniteTimeSpan);
+    }
+
+    /// <summary>
+    /// The watchdog's tick (a timer thread): when the continuation that queued requests still runs, it waits for them
+    /// (or is merely slow); either way they go to the thread pool. Otherwise it re-arms while some wait, or stops.
+    /// </summary>
+    private void Watch()
+    {
+        long since = Volatile.Read(ref _continuationSince);
+        if (since != 0 && Stopwatch.GetElapsedTime(since) >= RescueAfter)
+        {
+            while (_ownSubmissions.TryDequeue(out UringOperation? operation))
+            {
+                Interlocked.Increment(ref Rescued);
+                operation.Rescue();
+            }
+        }
+        Volatile.Write(ref _watchdogArmed, 0);
+        // Announce the stop, then look once more: a request queued before it is seen here, one after it re-arms.
+        Interlocked.MemoryBarrier();
+        if (!_ownSubmissions.IsEmpty && !_stopping) ArmWatchdog();
     }
 
     private UringOperation? Rent()
@@ -198,7 +251,9 @@ internal sealed unsafe class UringFileIo : IDisposable
                     continue;
                 }
                 long started = Now();
+                Volatile.Write(ref _continuationSince, Stopwatch.GetTimestamp());
                 operation.Complete(cqe.Result, inline: true);
+                Volatile.Write(ref _continuationSince, 0);
                 long finished = Now();
                 if (finished - started > s_slowContinuationTicks)
                 {
@@ -212,7 +267,8 @@ internal sealed unsafe class UringFileIo : IDisposable
             }
             if (batch) CompletionBatch.End();
             if (!_wakeArmed) ArmWake();
-            // Keep one SQE for re-arming the wake-up read.
+            // Keep one SQE for re-arming the wake-up read. Our own continuations' requests first: they are the oldest.
+            while (_ring.SqSpace > 1 && _ownSubmissions.TryDequeue(out UringOperation? operation)) operation.Fill(_ring.GetSqe());
             while (_ring.SqSpace > 1 && _submissions.TryDequeue(out UringOperation? operation)) operation.Fill(_ring.GetSqe());
 
             if (_stopping && Volatile.Read(ref _outstanding) == 0 && _ring.Unsubmitted <= (_wakeArmed ? 1u : 0u)) break;
@@ -221,7 +277,7 @@ internal sealed unsafe class UringFileIo : IDisposable
             // one queued after it finds _sleeping set and signals the eventfd.
             Volatile.Write(ref _sleeping, 1);
             Interlocked.MemoryBarrier();
-            bool wait = _submissions.IsEmpty && !_ring.HasCompletions;
+            bool wait = _submissions.IsEmpty && _ownSubmissions.IsEmpty && !_ring.HasCompletions;
             uint unsubmitted = _ring.Unsubmitted;
             int errno = wait || unsubmitted > 0 ? _ring.Enter(unsubmitted, wait) : 0;
             Volatile.Write(ref _sleeping, 0);
@@ -277,6 +333,7 @@ internal sealed unsafe class UringFileIo : IDisposable
     {
         if (_stopping) return;
         _stopping = true;
+        _watchdog.Dispose();
         // Ends the ring thread's wait: it finishes what it has taken, then closes the ring.
         Native.Signal(_eventFd);
         if (Thread.CurrentThread != _ringThread) _ringThread.Join(TimeSpan.FromSeconds(10));
@@ -334,6 +391,13 @@ internal sealed class UringOperation : ReusableValueTaskSource<BlockStatus>, ITh
         Finish(result >= 0
             ? BlockStatus.Success
             : ErrnoMapping.ToStatus(-result, _request.Kind == FileIoKind.Read ? BlockStatus.ReadError : BlockStatus.WriteError));
+    }
+
+    /// <summary>Runs the request the blocking way on the thread pool instead (the watchdog's rescue, before it reached the ring).</summary>
+    public void Rescue()
+    {
+        RunContinuationsAsynchronously = true;
+        ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false);
     }
 
     void IThreadPoolWorkItem.Execute() => Finish(_device.Execute(in _request));

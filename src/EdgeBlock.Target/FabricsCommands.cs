@@ -7,11 +7,11 @@ namespace EdgeBlock.Target;
 internal static class FabricsCommands
 {
     // SQE byte offsets of Connect fields, reported as IPO when they are invalid.
-    private const ushort QidOffset = 42, SqSizeOffset = 44;
+    internal const ushort QidOffset = 42, SqSizeOffset = 44;
 
     public static readonly NvmeCommand[] Entries =
     [
-        new() { Code = (byte)FabricsCommandType.Connect, Name = "Connect", Parse = ParseConnect, Execute = NvmeCommand.Sync(ExecuteConnect), BeforeAuthentication = true },
+        new() { Code = (byte)FabricsCommandType.Connect, Name = "Connect", Parse = ParseConnect, Execute = NvmeCommand.Sync(ExecuteConnectOrLogWhyNot), BeforeAuthentication = true },
         new() { Code = (byte)FabricsCommandType.PropertyGet, Name = "Property Get", Parse = ParseProperty, Execute = NvmeCommand.Sync(ExecutePropertyGet) },
         new() { Code = (byte)FabricsCommandType.PropertySet, Name = "Property Set", Parse = ParseProperty, Execute = NvmeCommand.Sync(ExecutePropertySet) },
         new()
@@ -33,6 +33,13 @@ internal static class FabricsCommands
     private static bool ParseProperty(QueuePair queue, NvmeRequest request) =>
         ParseConnected(queue, request) && (queue.Qid == 0 || request.Fail(NvmeStatus.InvalidOpcode));
 
+    /// <summary>Every refused Connect is logged with its reason (<see cref="ConnectRefusals"/>).</summary>
+    private static void ExecuteConnectOrLogWhyNot(QueuePair queue, NvmeRequest request)
+    {
+        ExecuteConnect(queue, request);
+        if (!request.Status.IsSuccess) ConnectRefusals.Log(queue, request);
+    }
+
     private static void ExecuteConnect(QueuePair queue, NvmeRequest request)
     {
         var target = queue.Target;
@@ -47,14 +54,13 @@ internal static class FabricsCommands
         var subsystem = target.FindSubsystem(subsysNqn);
         if (subsystem == null)
         {
-            target.Logger.LogWarning("connect from {Remote}: unknown subsystem {Subsys} (host {HostNqn})", queue.Transport.RemoteEndpoint, subsysNqn, hostNqn);
             FailInvalidParameter(request, inData: true, Connect.SubsysNqnOffset);
             return;
         }
-        if (hostNqn.Length == 0 || !Nqn.IsValid(hostNqn, out _)) { FailInvalidParameter(request, inData: true, Connect.HostNqnOffset); return; }
+        // An empty host NQN (spdk_nvme_perf sends one unless told) is no NQN: it gets in only where any host may.
+        if (hostNqn.Length > 0 && !Nqn.IsValid(hostNqn, out _)) { FailInvalidParameter(request, inData: true, Connect.HostNqnOffset); return; }
         if (!subsystem.IsHostAllowed(hostNqn))
         {
-            target.Logger.LogWarning("connect refused: host {HostNqn} from {Remote} is not allowed on subsystem {Subsys}", hostNqn, queue.Transport.RemoteEndpoint, subsysNqn);
             request.Status = NvmeStatus.ConnectInvalidHost;
             return;
         }

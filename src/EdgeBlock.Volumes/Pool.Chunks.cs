@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Runtime.CompilerServices;
 using EdgeBlock.Storage;
 using Microsoft.Extensions.Logging;
 using RocksDbSharp;
@@ -68,6 +69,29 @@ public sealed partial class Pool
 
     /// <summary>The container of a place, or null when it went back to the pool (a reader that looked up a slot just before it was replaced and freed).</summary>
     internal ChunkContainer? TryContainerOf(ChunkLocation place) => Volatile.Read(ref DriveAt(place.Drive).Containers[place.Sector / SectorsPerExtent]);
+
+    /// <summary>
+    /// Reads the stored sectors of the chunk at location, the content of slot i of group, into the start of into,
+    /// while its container counts the read, so that its sectors are not reused under it. Stale (nothing read) when
+    /// the slot no longer holds (location, crc): the chunk was replaced, and perhaps freed, since it was looked up.
+    /// </summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    internal async ValueTask<(bool Stale, BlockStatus Status)> ReadStoredSectorsAsync(
+        ChunkGroup group, int i, ChunkLocation location, uint crc, Memory<byte> into)
+    {
+        if (TryContainerOf(location) is not { } container) return (true, default);
+        Interlocked.Increment(ref container.InFlight);
+        try
+        {
+            if (group.Read(i) != (location, crc)) return (true, default);
+            Memory<byte> sectors = into[..(location.Sectors * ChunkLayout.SectorSize)];
+            return (false, await DriveAt(location.Drive).Device.ReadAsync(ChunkLba(location), sectors).ConfigureAwait(false));
+        }
+        finally
+        {
+            Interlocked.Decrement(ref container.InFlight);
+        }
+    }
 
     /// <summary>Drive LBA of a chunk place.</summary>
     internal long ChunkLba(ChunkLocation place)

@@ -165,21 +165,10 @@ public sealed partial class Pool
     /// <summary>Reads a chunk's stored sectors and checks their crc; the problem, or null when sound (or moved meanwhile).</summary>
     private async Task<string?> VerifyStoredAsync(ChunkGroup group, int i, ChunkLocation location, uint crc, AlignedBuffer buffer)
     {
-        // Replaced and freed since it was looked up: the new place is verified by its own reads.
-        if (TryContainerOf(location) is not { } container) return null;
-        Interlocked.Increment(ref container.InFlight);
-        try
-        {
-            // Replaced since it was looked up: the new place is verified by its own reads.
-            if (group.Read(i) != (location, crc)) return null;
-            Memory<byte> sectors = buffer.Memory[..(location.Sectors * ChunkLayout.SectorSize)];
-            BlockStatus status = await DriveAt(location.Drive).Device.ReadAsync(ChunkLba(location), sectors).ConfigureAwait(false);
-            if (status != BlockStatus.Success) return $"reading it failed ({status})";
-            return Crc32.HashToUInt32(Crc32ParameterSet.Crc32C, sectors.Span) == crc ? null : "checksum mismatch";
-        }
-        finally
-        {
-            Interlocked.Decrement(ref container.InFlight);
-        }
+        var (stale, status) = await ReadStoredSectorsAsync(group, i, location, crc, buffer.Memory).ConfigureAwait(false);
+        // Replaced since it was looked up: the new place is verified by its own reads.
+        if (stale) return null;
+        if (status != BlockStatus.Success) return $"reading it failed ({status})";
+        return Crc32.HashToUInt32(Crc32ParameterSet.Crc32C, buffer.Span[..(location.Sectors * ChunkLayout.SectorSize)]) == crc ? null : "checksum mismatch";
     }
 }

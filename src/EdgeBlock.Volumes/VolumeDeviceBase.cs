@@ -44,17 +44,46 @@ internal abstract class VolumeDeviceBase : IBlockDevice
             : ReadPiecesAsync(offset, buffer);
     }
 
+    /// <summary>The pieces of one command that spans units run at once, this many at a time (128 KiB is 8 chunks).</summary>
+    protected const int PiecesInFlight = 8;
+
+    /// <summary>The pieces of a command in flight (a field of the command's state machine: nothing allocated).</summary>
+    [InlineArray(PiecesInFlight)]
+    protected struct PieceTasks
+    {
+        private ValueTask<BlockStatus> _first;
+    }
+
+    /// <summary>Awaits the first count pieces (every one of them, so none is left running); the first failure wins.</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    protected static async ValueTask<BlockStatus> AwaitPiecesAsync(PieceTasks pieces, int count)
+    {
+        BlockStatus status = BlockStatus.Success;
+        for (int k = 0; k < count; k++)
+        {
+            BlockStatus piece = await pieces[k].ConfigureAwait(false);
+            if (status == BlockStatus.Success) status = piece;
+        }
+        return status;
+    }
+
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<BlockStatus> ReadPiecesAsync(long offset, Memory<byte> buffer)
     {
         BlockStatus status = BlockStatus.Success;
-        for (int done = 0; status == BlockStatus.Success && done < buffer.Length;)
+        PieceTasks pieces = default;
+        for (int done = 0, count = 0; status == BlockStatus.Success && done < buffer.Length; count = 0)
         {
-            int inUnit = (int)(offset % _unit);
-            int length = Math.Min(_unit - inUnit, buffer.Length - done);
-            status = await ReadPieceAsync(offset / _unit, inUnit, buffer.Slice(done, length)).ConfigureAwait(false);
-            offset += length;
-            done += length;
+            // Drives serve the pieces in parallel; one after the other, a command would wait for each in turn.
+            for (; count < PiecesInFlight && done < buffer.Length; count++)
+            {
+                int inUnit = (int)(offset % _unit);
+                int length = Math.Min(_unit - inUnit, buffer.Length - done);
+                pieces[count] = ReadPieceAsync(offset / _unit, inUnit, buffer.Slice(done, length));
+                offset += length;
+                done += length;
+            }
+            status = await AwaitPiecesAsync(pieces, count).ConfigureAwait(false);
         }
         return status;
     }

@@ -225,30 +225,6 @@ public sealed class CliEndToEndTests
         Assert.Equal(before, await File.ReadAllTextAsync(d.ConfigPath));
     }
 
-    [Theory]
-    [InlineData("GET", "/v1/no-such-thing", 404)]
-    [InlineData("PUT", "/v1/status", 405)]
-    public async Task WebLayerRefusal_UnknownRouteOrMethod_IsProblemJson_NotAnEmptyBody(string method, string path, int status)
-    {
-        await using var d = await TestDaemon.StartAsync();
-        using var http = new HttpClient(new SocketsHttpHandler
-        {
-            ConnectCallback = async (_, ct) =>
-            {
-                var s = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-                await s.ConnectAsync(new UnixDomainSocketEndPoint(d.Socket), ct);
-                return new NetworkStream(s, ownsSocket: true);
-            },
-        }) { BaseAddress = new Uri("http://edgeblock") };
-
-        using var response = await http.SendAsync(new HttpRequestMessage(new HttpMethod(method), path));
-
-        Assert.Equal(status, (int)response.StatusCode);
-        Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
-        var problem = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement;
-        Assert.Equal(status, problem.GetProperty("status").GetInt32());
-    }
-
     [Fact]
     public async Task SecondDaemonOnTheSameSocket_IsRefused()
     {

@@ -5,8 +5,8 @@ namespace EdgeBlock.Storage.Tests;
 
 /// <summary>
 /// Where the io_uring engine runs callers' continuations: on its ring thread, except for a back-off period after
-/// one of them was slow; then on the ring thread again. Each read is issued from a pool thread (a request issued
-/// from the ring thread goes the thread-pool way anyway) and awaited only when still pending, so its continuation
+/// one of them was slow; then on the ring thread again. Each read is issued from a pool thread and awaited only
+/// when still pending, so its continuation
 /// really is one the ring runs; a read that is already complete tells nothing and is simply retried.
 /// Without io_uring (old kernel, seccomp) there is nothing to check: the tests return.
 /// </summary>
@@ -209,6 +209,41 @@ public sealed class UringContinuationTests : IDisposable
 
         // (4) Then on the ring thread again.
         Assert.True(await ReadUntilOnRingAsync(device, buffer, pauseMs: 5), "continuations did not go back to the ring thread after the back-off");
+    }
+
+    /// <summary>
+    /// A continuation on the ring thread that issues its next request (as a chunk volume's write follows its read)
+    /// gets it served by the ring, not by a blocking call on the thread pool, and the request reads the right data.
+    /// One that then waits for it synchronously would wait forever for the ring thread to submit it: the watchdog
+    /// hands it to the thread pool, and the wait ends.
+    /// </summary>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task RequestFromRingContinuation_AwaitedRunsOnTheRing_WaitedForSynchronouslyIsRescued(bool waitSynchronously)
+    {
+        FileBlockDevice? opened = await OpenAsync($"own-{waitSynchronously}.img");
+        if (opened is null) return;
+        await using FileBlockDevice device = opened;
+        UringFileIo uring = device.Uring!;
+        using var buffer = new AlignedBuffer(4096);
+        using var pattern = new AlignedBuffer(8192);
+        using var readBack = new AlignedBuffer(8192);
+        DataPattern.Fill(pattern.Span, 64 * 512L, seed: 5);
+        Assert.Equal(BlockStatus.Success, await device.WriteAsync(64, pattern.Memory, fua: false));
+
+        Task<BlockStatus>? next = null;
+        Assert.True(await ReadUntilOnRingAsync(device, buffer, () =>
+        {
+            if (next is not null) return;
+            next = device.ReadAsync(64, readBack.Memory).AsTask();
+            if (waitSynchronously) Assert.True(next.Wait(Patience), "the synchronous wait on the ring thread was never served");
+        }), "no continuation ran on the ring thread");
+
+        Assert.Equal(BlockStatus.Success, await next!);
+        DataPattern.AssertMatches(readBack.Span, 64 * 512L, seed: 5);
+        Assert.Equal(1, Volatile.Read(ref uring.OwnSubmissions));
+        Assert.Equal(waitSynchronously ? 1 : 0, Interlocked.Read(ref uring.Rescued));
     }
 
     /// <summary>Five reads whose continuations run on the pool (reads complete before they are awaited do not count); none on the ring.</summary>

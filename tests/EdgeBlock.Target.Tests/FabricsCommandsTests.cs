@@ -1,6 +1,7 @@
 using EdgeBlock.Initiator;
 using EdgeBlock.Nvme;
 using EdgeBlock.Target.Tests.Support;
+using EdgeBlock.Transports.VhostUser.Tests;
 
 namespace EdgeBlock.Target.Tests;
 
@@ -69,16 +70,74 @@ public sealed class FabricsCommandsTests
     public async Task Connect_IoQueueWithUnknownCntlid_ReturnsConnectInvalidParameters()
     {
         await using var t = TestTarget.Start();
-        await using var queue = await NvmeTcpQueue.ConnectAsync(TestTarget.Address, t.Port);
-        var data = new byte[Connect.DataSize];
-        Connect.WriteData(data, Guid.NewGuid(), cntlid: 0x1234, TestTarget.SubsysNqn, TestTarget.HostNqn);
-        var sqe = new byte[SubmissionQueueEntry.Size];
-        NvmeCommands.Connect(sqe, qid: 1, sqSize: 32, katoMs: 0);
 
-        var c = await queue.SubmitAsync(sqe, data, TransferDirection.HostToController).Within();
+        var c = await ConnectIoQueueAsync(t, cntlid: 0x1234);
 
         Assert.Equal(NvmeStatus.ConnectInvalidParameters, c.Status);
         Assert.Equal(Connect.CntlidOffset, (ushort)(c.Dw0 >> 16));
+    }
+
+    [Fact]
+    public async Task Connect_EmptyHostNqn_WhereAnyHostMay_Succeeds()
+    {
+        await using var t = TestTarget.Start();
+
+        await using var host = await t.ConnectAsync(ioQueues: 1, hostNqn: "");
+
+        Assert.Equal("", t.TargetController(host.Cntlid).HostNqn);
+        Assert.True((await host.ReadAsync(nsid: 1, slba: 0, blocks: 1, new byte[TestTarget.BlockSize])).IsSuccess);
+    }
+
+    [Fact]
+    public async Task Connect_EmptyHostNqn_WithAccessList_ReturnsConnectInvalidHost_AndLogsWhy()
+    {
+        var log = new ListLogger();
+        await using var t = TestTarget.Start(allowAnyHost: false, logger: log);
+        t.Subsystem.AllowHost(TestTarget.HostNqn);
+
+        var result = await t.TryConnectAsync(hostNqn: "");
+
+        Assert.Equal(NvmeStatus.ConnectInvalidHost, result.Status);
+        Assert.Empty(t.Target.Controllers);
+        Assert.True(log.Contains("connect refused") && log.Contains("(empty NQN)") && log.Contains("this subsystem has an access list"), log.ToString());
+    }
+
+    [Theory]
+    [InlineData("unknown subsystem", "no such subsystem")]
+    [InlineData("invalid host NQN", "the host NQN is not valid: ")]
+    [InlineData("host not allowed", "the host is not on the subsystem's access list")]
+    [InlineData("unknown controller", "controller 4660 is not this host's on this subsystem")]
+    public async Task Connect_Refused_LogsTheReason(string refusal, string reason)
+    {
+        var log = new ListLogger();
+        await using var t = TestTarget.Start(allowAnyHost: refusal != "host not allowed", logger: log);
+
+        NvmeStatus status;
+        if (refusal == "unknown controller")
+        {
+            status = (await ConnectIoQueueAsync(t, cntlid: 0x1234)).Status;
+        }
+        else
+        {
+            status = (await t.TryConnectAsync(
+                subsysNqn: refusal == "unknown subsystem" ? "nqn.2024-01.io.edgeblock:no-such-subsystem" : TestTarget.SubsysNqn,
+                hostNqn: refusal == "invalid host NQN" ? "not-an-nqn" : TestTarget.HostNqn)).Status;
+        }
+
+        Assert.False(status.IsSuccess);
+        Assert.True(log.Lines.Count(l => l.Contains("connect refused", StringComparison.Ordinal)) == 1, log.ToString());
+        Assert.True(log.Contains(reason), log.ToString());
+    }
+
+    /// <summary>An I/O queue Connect (qid 1) naming a controller, on a new connection of its own.</summary>
+    private static async Task<NvmeCompletion> ConnectIoQueueAsync(TestTarget t, ushort cntlid)
+    {
+        await using var queue = await NvmeTcpQueue.ConnectAsync(TestTarget.Address, t.Port);
+        var data = new byte[Connect.DataSize];
+        Connect.WriteData(data, Guid.NewGuid(), cntlid, TestTarget.SubsysNqn, TestTarget.HostNqn);
+        var sqe = new byte[SubmissionQueueEntry.Size];
+        NvmeCommands.Connect(sqe, qid: 1, sqSize: 32, katoMs: 0);
+        return await queue.SubmitAsync(sqe, data, TransferDirection.HostToController).Within();
     }
 
     [Fact]

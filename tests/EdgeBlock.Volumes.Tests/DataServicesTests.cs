@@ -10,7 +10,7 @@ public class DataServicesTests
     private const int ChunkBlocks = ChunkLayout.BlocksPerChunk;
 
     /// <summary>Text-like data: words from a small vocabulary, as logs and source files are.</summary>
-    private static byte[] Text(int bytes, int seed)
+    internal static byte[] Text(int bytes, int seed)
     {
         string[] words = ["storage", "volume", "block", "edge", "write", "read", "chunk", "the", "of", "and", "pool", "drive", "2026-12-07", "INFO", "error=0"];
         var random = new Random(seed);

@@ -35,7 +35,7 @@ internal sealed class ChunkCodec
         {
             case VolumeCompression.Lz4:
             {
-                int length = LZ4Codec.Encode(chunk, target, LZ4Level.L00_FAST);
+                int length = NativeLz4.Available ? NativeLz4.Compress(chunk, target) : LZ4Codec.Encode(chunk, target, LZ4Level.L00_FAST);
                 return length > 0 ? (ChunkCodecKind.Lz4, length) : (ChunkCodecKind.Raw, ChunkLayout.ChunkSize);
             }
             case VolumeCompression.Zstd:
@@ -63,7 +63,7 @@ internal sealed class ChunkCodec
         switch (codec)
         {
             case ChunkCodecKind.Lz4:
-                return LZ4Codec.Decode(stored, chunk) == ChunkLayout.ChunkSize;
+                return (NativeLz4.Available ? NativeLz4.Decompress(stored, chunk) : LZ4Codec.Decode(stored, chunk)) == ChunkLayout.ChunkSize;
             case ChunkCodecKind.Zstd:
             {
                 if (!Decompressors.TryTake(out Decompressor? decompressor)) decompressor = new Decompressor();

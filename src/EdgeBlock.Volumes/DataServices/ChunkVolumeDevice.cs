@@ -31,70 +31,63 @@ internal sealed class ChunkVolumeDevice(Pool pool, Volume volume) : VolumeDevice
         while (true)
         {
             var (location, crc) = group is null ? default : group.Read(i);
-            if (!location.IsMapped)
+            if (group is null || !location.IsMapped)
             {
                 destination.Span.Clear();
                 return BlockStatus.Success;
             }
-            // Counted in its container before looking again, so its sectors are not reused under the read.
-            // No container: the chunk was replaced and its space freed since the slot was read; look again.
-            if (_pool.TryContainerOf(location) is not { } container) continue;
-            Interlocked.Increment(ref container.InFlight);
-            try
-            {
-                if (group!.Read(i) != (location, crc)) continue;
-                return await ReadStoredAsync(chunk, location, crc, inChunk, destination).ConfigureAwait(false);
-            }
-            finally
-            {
-                Interlocked.Decrement(ref container.InFlight);
-            }
+            var (stale, status) = await ReadStoredAsync(group, i, chunk, location, crc, inChunk, destination).ConfigureAwait(false);
+            // Replaced (and perhaps freed) since the slot was read: look again.
+            if (!stale) return status;
         }
     }
 
-    /// <summary>Reads a stored chunk, verifies and decodes it, and copies the part at inChunk into destination.</summary>
+    /// <summary>
+    /// Reads the chunk stored at location (slot i of group), verifies and decodes it, and copies the part at inChunk
+    /// into destination. Stale when the slot changed before the read (see <see cref="Pool.ReadStoredSectorsAsync"/>).
+    /// </summary>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    private async ValueTask<BlockStatus> ReadStoredAsync(long chunk, ChunkLocation location, uint crc, int inChunk, Memory<byte> destination)
+    private async ValueTask<(bool Stale, BlockStatus Status)> ReadStoredAsync(
+        ChunkGroup group, int i, long chunk, ChunkLocation location, uint crc, int inChunk, Memory<byte> destination)
     {
-        IBlockDevice drive = _pool.DriveAt(location.Drive).Device;
         bool whole = inChunk == 0 && destination.Length == ChunkLayout.ChunkSize;
         if (location.Codec == ChunkCodecKind.Raw && whole)
         {
             // Straight into the caller's buffer; cleared again if it fails its checksum.
-            BlockStatus direct = await drive.ReadAsync(_pool.ChunkLba(location), destination).ConfigureAwait(false);
-            if (direct != BlockStatus.Success) return direct;
+            var (stale, direct) = await _pool.ReadStoredSectorsAsync(group, i, location, crc, destination).ConfigureAwait(false);
+            if (stale || direct != BlockStatus.Success) return (stale, direct);
             if (!Verify(chunk, location, crc, destination.Span))
             {
                 destination.Span.Clear();
-                return BlockStatus.ReadError;
+                return (false, BlockStatus.ReadError);
             }
             _volume.Cipher?.Decrypt(destination.Span, destination.Span, FirstUnit(chunk));
-            return BlockStatus.Success;
+            return (false, BlockStatus.Success);
         }
         AlignedBuffer stored = _pool.ChunkBuffers.Rent();
         AlignedBuffer? plain = null;
         try
         {
-            Memory<byte> sectors = stored.Memory[..(location.Sectors * ChunkLayout.SectorSize)];
-            BlockStatus status = await drive.ReadAsync(_pool.ChunkLba(location), sectors).ConfigureAwait(false);
-            if (status != BlockStatus.Success) return status;
-            if (!Verify(chunk, location, crc, sectors.Span)) return BlockStatus.ReadError;
-            _volume.Cipher?.Decrypt(sectors.Span, sectors.Span, FirstUnit(chunk));
-            ReadOnlySpan<byte> bytes = sectors.Span[..location.Length];
+            var (stale, status) = await _pool.ReadStoredSectorsAsync(group, i, location, crc, stored.Memory).ConfigureAwait(false);
+            if (stale || status != BlockStatus.Success) return (stale, status);
+            Span<byte> sectors = stored.Span[..(location.Sectors * ChunkLayout.SectorSize)];
+            if (!Verify(chunk, location, crc, sectors)) return (false, BlockStatus.ReadError);
+            _volume.Cipher?.Decrypt(sectors, sectors, FirstUnit(chunk));
+            ReadOnlySpan<byte> bytes = sectors[..location.Length];
             if (location.Codec == ChunkCodecKind.Raw)
             {
                 bytes.Slice(inChunk, destination.Length).CopyTo(destination.Span);
-                return BlockStatus.Success;
+                return (false, BlockStatus.Success);
             }
             Span<byte> target = whole ? destination.Span : (plain = _pool.ChunkBuffers.Rent()).Span;
             if (!ChunkCodec.Decompress(location.Codec, bytes, target))
             {
                 if (whole) destination.Span.Clear();
                 _pool.ReportBadChunk(_volume, chunk, location, "its stored bytes do not decompress");
-                return BlockStatus.ReadError;
+                return (false, BlockStatus.ReadError);
             }
             if (!whole) target.Slice(inChunk, destination.Length).CopyTo(destination.Span);
-            return BlockStatus.Success;
+            return (false, BlockStatus.Success);
         }
         finally
         {
@@ -127,13 +120,19 @@ internal sealed class ChunkVolumeDevice(Pool pool, Volume volume) : VolumeDevice
     {
         BlockStatus status = Check(Geometry.CheckTransfer(lba, data.Length));
         long offset = lba * PoolLayout.BlockSize;
-        for (int done = 0; status == BlockStatus.Success && done < data.Length;)
+        PieceTasks pieces = default;
+        for (int done = 0, count = 0; status == BlockStatus.Success && done < data.Length; count = 0)
         {
-            int inChunk = (int)(offset % ChunkLayout.ChunkSize);
-            int length = Math.Min(ChunkLayout.ChunkSize - inChunk, data.Length - done);
-            status = await WriteChunkAsync(offset / ChunkLayout.ChunkSize, inChunk, data.Slice(done, length)).ConfigureAwait(false);
-            offset += length;
-            done += length;
+            // The chunks of a large write are stored in parallel (each under its own stripe).
+            for (; count < PiecesInFlight && done < data.Length; count++)
+            {
+                int inChunk = (int)(offset % ChunkLayout.ChunkSize);
+                int length = Math.Min(ChunkLayout.ChunkSize - inChunk, data.Length - done);
+                pieces[count] = WriteChunkAsync(offset / ChunkLayout.ChunkSize, inChunk, data.Slice(done, length));
+                offset += length;
+                done += length;
+            }
+            status = await AwaitPiecesAsync(pieces, count).ConfigureAwait(false);
         }
         // A redirected write always changes the map: FUA makes the map durable with the data.
         // Overwrites that outrun the background commit wait for one, so the space their
@@ -162,11 +161,11 @@ internal sealed class ChunkVolumeDevice(Pool pool, Volume volume) : VolumeDevice
             if (data.Length < ChunkLayout.ChunkSize)
             {
                 // Part of a chunk: merge with what is there. Holding the stripe, nobody can replace
-                // (and so release) the old place while it is read.
+                // (and so release) the old place while it is read: the read is never stale.
                 merged = _pool.ChunkBuffers.Rent();
                 if (old.IsMapped)
                 {
-                    BlockStatus read = await ReadStoredAsync(chunk, old, oldCrc, 0, merged.Memory).ConfigureAwait(false);
+                    var (_, read) = await ReadStoredAsync(group, i, chunk, old, oldCrc, 0, merged.Memory).ConfigureAwait(false);
                     if (read != BlockStatus.Success) return read;
                 }
                 else

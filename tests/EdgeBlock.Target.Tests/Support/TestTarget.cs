@@ -2,6 +2,7 @@ using System.Net;
 using EdgeBlock.Initiator;
 using EdgeBlock.Storage;
 using EdgeBlock.Transports.Tcp;
+using Microsoft.Extensions.Logging;
 
 namespace EdgeBlock.Target.Tests.Support;
 
@@ -32,9 +33,9 @@ public sealed class TestTarget : IAsyncDisposable
     public int Port { get; }
 
     /// <summary>Namespace 1 (64 MiB, 4 KiB blocks) unless <paramref name="withNamespace"/> is false.</summary>
-    public static TestTarget Start(TargetLimits? limits = null, bool allowAnyHost = true, bool withNamespace = true)
+    public static TestTarget Start(TargetLimits? limits = null, bool allowAnyHost = true, bool withNamespace = true, ILogger? logger = null)
     {
-        var target = new NvmeTarget(limits: limits);
+        var target = new NvmeTarget(logger, limits: limits);
         var subsystem = new Subsystem(SubsysNqn, allowAnyHost: allowAnyHost);
         target.AddSubsystem(subsystem);
         var transport = new TcpTransport(target);
