@@ -21,7 +21,11 @@ public sealed record HostAuthInfo(string HostNqn, bool HasSecret, bool HasCtrlSe
 /// Sets a host's DH-HMAC-CHAP secrets (DHHC-1 form of nvme gen-dhchap-key); the CLI reads them from a file or stdin.
 /// Hash: sha256 (default) | sha384 | sha512; dhgroup: null (default) | ffdhe2048..ffdhe8192.
 /// </summary>
-public sealed record SetHostAuthRequest(string DhchapSecret, string? DhchapCtrlSecret = null, string? DhchapHash = null, string? DhchapDhgroup = null);
+public sealed record SetHostAuthRequest(string DhchapSecret, string? DhchapCtrlSecret = null, string? DhchapHash = null, string? DhchapDhgroup = null)
+{
+    /// <summary>A logged or printed request never shows the secrets.</summary>
+    public override string ToString() => $"SetHostAuthRequest {{ secrets hidden, hash {DhchapHash ?? "sha256"}, dhgroup {DhchapDhgroup ?? "null"} }}";
+}
 
 /// <summary>A connected controller: which host, to which subsystem, with how many queues (admin included), from where.</summary>
 public sealed record HostInfo(ushort Cntlid, string HostNqn, string Subsystem, int Queues, string? RemoteAddress, DateTimeOffset ConnectedAt);

@@ -42,6 +42,14 @@ public sealed class DhchapManagementTests
     }
 
     [Fact]
+    public void AddHostRequest_ToString_HidesTheSecrets()
+    {
+        var request = new EdgeBlock.Api.AddHostRequest("nqn.2014-08.org.nvmexpress:uuid:x",
+            new EdgeBlock.Api.SetHostAuthRequest("DHHC-1:00:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh+KfiaR:", "DHHC-1:00:ctrl:"));
+        Assert.DoesNotContain("DHHC", request.ToString());
+    }
+
+    [Fact]
     public async Task SetHostSecret_BadCrc_IsRefusedNamingTheProblem()
     {
         await using var d = await TestDaemon.StartAsync();
