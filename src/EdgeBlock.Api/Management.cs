@@ -11,7 +11,21 @@ public sealed record ListenerInfo(string Address, string? BoundAddress, int Conn
 
 public sealed record NamespaceInfo(uint Nsid, string Backend, Guid Uuid, long SizeBytes, int BlockSize);
 
-public sealed record SubsystemInfo(string Nqn, bool AllowAnyHost, IReadOnlyList<string> Hosts, IReadOnlyList<NamespaceInfo> Namespaces, int Controllers);
+public sealed record SubsystemInfo(string Nqn, bool AllowAnyHost, IReadOnlyList<string> Hosts, IReadOnlyList<NamespaceInfo> Namespaces, int Controllers,
+    IReadOnlyList<HostAuthInfo>? HostAuth = null);
+
+/// <summary>A host's DH-HMAC-CHAP settings as the API shows them: whether secrets are set, never the secrets.</summary>
+public sealed record HostAuthInfo(string HostNqn, bool HasSecret, bool HasCtrlSecret, string Hash, string Dhgroup);
+
+/// <summary>
+/// Sets a host's DH-HMAC-CHAP secrets (DHHC-1 form of nvme gen-dhchap-key); the CLI reads them from a file or stdin.
+/// Hash: sha256 (default) | sha384 | sha512; dhgroup: null (default) | ffdhe2048..ffdhe8192.
+/// </summary>
+public sealed record SetHostAuthRequest(string DhchapSecret, string? DhchapCtrlSecret = null, string? DhchapHash = null, string? DhchapDhgroup = null)
+{
+    /// <summary>A logged or printed request never shows the secrets.</summary>
+    public override string ToString() => $"SetHostAuthRequest {{ secrets hidden, hash {DhchapHash ?? "sha256"}, dhgroup {DhchapDhgroup ?? "null"} }}";
+}
 
 /// <summary>A connected controller: which host, to which subsystem, with how many queues (admin included), from where.</summary>
 public sealed record HostInfo(ushort Cntlid, string HostNqn, string Subsystem, int Queues, string? RemoteAddress, DateTimeOffset ConnectedAt);
@@ -20,7 +34,7 @@ public sealed record AddListenerRequest(string Address);
 
 public sealed record CreateSubsystemRequest(string Nqn, bool AllowAnyHost = false, IReadOnlyList<string>? Hosts = null);
 
-public sealed record AddHostRequest(string HostNqn);
+public sealed record AddHostRequest(string HostNqn, SetHostAuthRequest? Dhchap = null);
 
 /// <summary><see cref="Force"/>: export a block device even though it carries a file system or partition signature.</summary>
 public sealed record AddNamespaceRequest(string Backend, uint? Nsid = null, Guid? Uuid = null, bool Force = false);

@@ -191,12 +191,36 @@ public static class ManagementCommands
 
         var addHostNqn = NqnArgument();
         var addHostHost = HostNqnArgument();
-        var addHost = new Command("add-host", "Allow a host to connect") { addHostNqn, addHostHost };
+        var addHost = new Command("add-host", "Allow a host to connect (with --dhchap-secret-file it must authenticate: NVMe DH-HMAC-CHAP)") { addHostNqn, addHostHost };
+        var addHostSecrets = new HostSecretOptions();
+        addHostSecrets.AddTo(addHost);
         SetAction(addHost, socket, async (c, parse) =>
         {
+            var dhchap = addHostSecrets.Read(parse);
             await c.Api.SendAsync(HttpMethod.Post, $"v1/subsystems/{ApiClient.Escape(parse.GetValue(addHostNqn)!)}/hosts",
-                new AddHostRequest(parse.GetValue(addHostHost)!));
-            c.Out.WriteLine($"host {parse.GetValue(addHostHost)} may connect to {parse.GetValue(addHostNqn)}");
+                new AddHostRequest(parse.GetValue(addHostHost)!, dhchap));
+            c.Out.WriteLine($"host {parse.GetValue(addHostHost)} may connect to {parse.GetValue(addHostNqn)}{(dhchap != null ? " (DH-HMAC-CHAP)" : "")}");
+        });
+
+        var secretNqn = NqnArgument();
+        var secretHost = HostNqnArgument();
+        var setSecret = new Command("set-host-secret", "Set or change a listed host's DH-HMAC-CHAP secrets (connected hosts use them when they re-authenticate)") { secretNqn, secretHost };
+        var setSecretOptions = new HostSecretOptions();
+        setSecretOptions.AddTo(setSecret);
+        SetAction(setSecret, socket, async (c, parse) =>
+        {
+            var dhchap = setSecretOptions.Read(parse) ?? throw new DaemonRefusedException(400, "missing secret", "--dhchap-secret-file PATH|- is required");
+            await c.Api.SendAsync(HttpMethod.Put, $"v1/subsystems/{ApiClient.Escape(parse.GetValue(secretNqn)!)}/hosts/{ApiClient.Escape(parse.GetValue(secretHost)!)}/dhchap", dhchap);
+            c.Out.WriteLine($"host {parse.GetValue(secretHost)} on {parse.GetValue(secretNqn)}: DH-HMAC-CHAP secret set");
+        });
+
+        var clearNqn = NqnArgument();
+        var clearHost = HostNqnArgument();
+        var clearSecret = new Command("clear-host-secret", "Let a listed host connect without DH-HMAC-CHAP again") { clearNqn, clearHost };
+        SetAction(clearSecret, socket, async (c, parse) =>
+        {
+            await c.Api.SendAsync(HttpMethod.Delete, $"v1/subsystems/{ApiClient.Escape(parse.GetValue(clearNqn)!)}/hosts/{ApiClient.Escape(parse.GetValue(clearHost)!)}/dhchap");
+            c.Out.WriteLine($"host {parse.GetValue(clearHost)} on {parse.GetValue(clearNqn)}: DH-HMAC-CHAP off");
         });
 
         var removeHostNqn = NqnArgument();
@@ -209,7 +233,7 @@ public static class ManagementCommands
             c.Out.WriteLine($"host {parse.GetValue(removeHostHost)} removed from {parse.GetValue(removeHostNqn)}");
         });
 
-        foreach (var cmd in new[] { create, list, show, set, delete, addHost, removeHost }) group.Subcommands.Add(cmd);
+        foreach (var cmd in new[] { create, list, show, set, delete, addHost, setSecret, clearSecret, removeHost }) group.Subcommands.Add(cmd);
         return group;
     }
 

@@ -44,6 +44,22 @@ public static class NvmeCommands
         w.Cdw13 = (uint)(value >> 32);
     }
 
+    /// <summary>Authentication Send of a DH-HMAC-CHAP message of <paramref name="length"/> bytes (TL).</summary>
+    public static void AuthenticationSend(Span<byte> sqe, int length)
+    {
+        var w = Fabrics(sqe, FabricsCommandType.AuthenticationSend);
+        w.Cdw10 = Nvme.Auth.AuthCommand.DhchapCdw10;
+        w.Cdw11 = (uint)length;
+    }
+
+    /// <summary>Authentication Receive into a buffer of <paramref name="length"/> bytes (AL).</summary>
+    public static void AuthenticationReceive(Span<byte> sqe, int length)
+    {
+        var w = Fabrics(sqe, FabricsCommandType.AuthenticationReceive);
+        w.Cdw10 = Nvme.Auth.AuthCommand.DhchapCdw10;
+        w.Cdw11 = (uint)length;
+    }
+
     private static SubmissionQueueEntryWriter Fabrics(Span<byte> sqe, FabricsCommandType type) =>
         new(sqe) { Opcode = (byte)AdminOpcode.FabricsCommand, FabricsType = type };
 

@@ -23,6 +23,16 @@ public sealed record NvmeConnectOptions
     /// <summary>See <see cref="NvmeTcpQueueOptions.InlineCompletions"/>.</summary>
     public bool InlineCompletions { get; init; }
 
+    /// <summary>The host's DH-HMAC-CHAP secret (nvme connect --dhchap-secret): used when the controller asks (AUTHREQ.ATR).</summary>
+    public Nvme.Auth.DhchapKey? DhchapSecret { get; init; }
+
+    /// <summary>The controller's secret (--dhchap-ctrl-secret): the host authenticates the controller too.</summary>
+    public Nvme.Auth.DhchapKey? DhchapControllerSecret { get; init; }
+
+    /// <summary>Hashes and DH groups offered in AUTH_Negotiate (null: all, as the Linux host does).</summary>
+    public IReadOnlyList<Nvme.Auth.DhchapHash>? DhchapHashes { get; init; }
+    public IReadOnlyList<Nvme.Auth.DhchapDhGroup>? DhchapGroups { get; init; }
+
     /// <summary>Bound on each TCP connect + ICReq/ICResp.</summary>
     public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(10);
 }
@@ -33,6 +43,9 @@ public sealed record NvmeConnectOptions
 /// </summary>
 public sealed record NvmeConnectResult(NvmeCompletion Completion, string? FailedStep, NvmeController? Controller)
 {
+    /// <summary>Set when DH-HMAC-CHAP failed: the AUTH_Failure reason (the controller's, or ours for the controller).</summary>
+    public Nvme.Auth.DhchapFailureReason AuthenticationFailure { get; init; }
+
     public bool IsSuccess => Controller != null;
     public NvmeStatus Status => Completion.Status;
 

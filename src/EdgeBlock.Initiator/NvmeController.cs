@@ -87,9 +87,11 @@ public sealed partial class NvmeController : IAsyncDisposable
 
     private async Task<NvmeConnectResult?> InitializeAsync(int ioQueues, int queueSize, NvmeTcpQueueOptions adminOptions, NvmeConnectOptions options, CancellationToken ct)
     {
+        _options = options;
         var c = await ConnectQueueAsync(_admin, 0, adminOptions.QueueDepth, Nvme.Connect.DynamicCntlid, KatoMs, options.DisableSqFlowControl).ConfigureAwait(false);
         if (!c.IsSuccess) return Failed(c, "Connect (admin queue)");
         Cntlid = (ushort)c.Dw0;
+        if (await AuthenticateIfAskedAsync(_admin, c, "admin queue").ConfigureAwait(false) is { } refused) return refused;
 
         c = await PropertyGetAsync(ControllerProperties.Cap, wide: true).ConfigureAwait(false);
         if (!c.IsSuccess) return Failed(c, "Property Get CAP");
@@ -138,10 +140,11 @@ public sealed partial class NvmeController : IAsyncDisposable
                 var queue = await NvmeTcpQueue.ConnectAsync(Host, Port, ioOptions, ct).ConfigureAwait(false);
                 queues.Add(queue);
                 var c = await ConnectQueueAsync(queue, (ushort)qid, queueSize, Cntlid, 0, options.DisableSqFlowControl).ConfigureAwait(false);
-                if (!c.IsSuccess)
+                var failed = c.IsSuccess ? await AuthenticateIfAskedAsync(queue, c, $"I/O queue {qid}").ConfigureAwait(false) : Failed(c, $"Connect (I/O queue {qid})");
+                if (failed != null)
                 {
                     _io = [.. queues];
-                    return Failed(c, $"Connect (I/O queue {qid})");
+                    return failed;
                 }
             }
             _io = [.. queues];
@@ -166,6 +169,37 @@ public sealed partial class NvmeController : IAsyncDisposable
     }
 
     private static NvmeConnectResult Failed(NvmeCompletion completion, string step) => new(completion, step, null);
+
+    private NvmeConnectOptions _options = new();
+
+    /// <summary>Runs DH-HMAC-CHAP on a queue whose Connect response set AUTHREQ.ATR (as the Linux host, each queue).</summary>
+    private async Task<NvmeConnectResult?> AuthenticateIfAskedAsync(NvmeTcpQueue queue, NvmeCompletion connect, string which)
+    {
+        if ((connect.Dw0 & Nvme.Auth.AuthCommand.ConnectAuthenticationRequired) == 0) return null;
+        if (_options.DhchapSecret is not { } secret)
+            return new NvmeConnectResult(connect, $"Authentication ({which}): the controller requires DH-HMAC-CHAP and no secret is set", null)
+            { AuthenticationFailure = Nvme.Auth.DhchapFailureReason.NotUsable };
+        var outcome = await DhchapHost.AuthenticateAsync(queue, HostNqn, SubsystemNqn, secret, _options.DhchapControllerSecret,
+            _options.DhchapHashes, _options.DhchapGroups).ConfigureAwait(false);
+        return outcome.IsSuccess ? null
+            : new NvmeConnectResult(outcome.Completion, $"Authentication ({which}): {outcome.Problem}", null) { AuthenticationFailure = outcome.Failure };
+    }
+
+    /// <summary>
+    /// Re-authenticates on the admin queue (what writing dhchap_secret in sysfs makes the Linux host do),
+    /// optionally with new secrets that later connects use too.
+    /// </summary>
+    public async Task<DhchapOutcome> ReauthenticateAsync(Nvme.Auth.DhchapKey? newSecret = null, Nvme.Auth.DhchapKey? newControllerSecret = null)
+    {
+        _options = _options with
+        {
+            DhchapSecret = newSecret ?? _options.DhchapSecret,
+            DhchapControllerSecret = newControllerSecret ?? _options.DhchapControllerSecret,
+        };
+        var secret = _options.DhchapSecret ?? throw new InvalidOperationException("no DH-HMAC-CHAP secret to re-authenticate with");
+        return await DhchapHost.AuthenticateAsync(_admin, HostNqn, SubsystemNqn, secret, _options.DhchapControllerSecret,
+            _options.DhchapHashes, _options.DhchapGroups).ConfigureAwait(false);
+    }
 
     /// <summary>Polls CSTS until (CSTS &amp; mask) == value; a CSTS.CFS (fatal) or the timeout throws IOException.</summary>
     private async Task<NvmeCompletion> WaitForStatusAsync(uint mask, uint value, TimeSpan timeout, string what, CancellationToken ct)

@@ -59,6 +59,8 @@ public readonly record struct NvmeStatus(StatusCodeType Sct, byte Sc, bool Dnr =
     public static readonly NvmeStatus ConnectControllerBusy = new(StatusCodeType.CommandSpecific, 0x81, Dnr: true);
     public static readonly NvmeStatus ConnectInvalidParameters = new(StatusCodeType.CommandSpecific, 0x82, Dnr: true);
     public static readonly NvmeStatus ConnectInvalidHost = new(StatusCodeType.CommandSpecific, 0x84, Dnr: true);
+    /// <summary>Authentication Required (SCT 1h, SC 91h): the queue has not finished DH-HMAC-CHAP.</summary>
+    public static readonly NvmeStatus AuthenticationRequired = new(StatusCodeType.CommandSpecific, 0x91, Dnr: true);
 
     // Media and data integrity errors (SCT 2)
     public static readonly NvmeStatus WriteFault = new(StatusCodeType.MediaAndDataIntegrity, 0x80);

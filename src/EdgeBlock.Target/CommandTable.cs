@@ -25,6 +25,8 @@ internal sealed class NvmeCommand
     public CommandEffects Effects { get; init; }
     /// <summary>The ONCS bit that announces this optional NVM command.</summary>
     public OptionalNvmCommands Oncs { get; init; }
+    /// <summary>Runs on a queue that has not authenticated yet (Connect, Authentication Send/Receive, Disconnect).</summary>
+    public bool BeforeAuthentication { get; init; }
     /// <summary>Also accepted by discovery controllers.</summary>
     public bool OnDiscovery { get; init; }
 

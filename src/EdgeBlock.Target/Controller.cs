@@ -46,6 +46,8 @@ public sealed class Controller
     public Guid HostId { get; }
     public DateTimeOffset CreatedAt { get; }
     public bool IsDiscovery => Subsystem.IsDiscovery;
+    /// <summary>The host had DH-HMAC-CHAP secrets when it connected: each of its queues must authenticate.</summary>
+    public bool RequiresAuthentication { get; internal set; }
 
     public uint Cc { get; private set; }
     public uint Csts { get; private set; }

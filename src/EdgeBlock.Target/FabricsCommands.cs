@@ -11,14 +11,16 @@ internal static class FabricsCommands
 
     public static readonly NvmeCommand[] Entries =
     [
-        new() { Code = (byte)FabricsCommandType.Connect, Name = "Connect", Parse = ParseConnect, Execute = NvmeCommand.Sync(ExecuteConnectOrLogWhyNot) },
+        new() { Code = (byte)FabricsCommandType.Connect, Name = "Connect", Parse = ParseConnect, Execute = NvmeCommand.Sync(ExecuteConnectOrLogWhyNot), BeforeAuthentication = true },
         new() { Code = (byte)FabricsCommandType.PropertyGet, Name = "Property Get", Parse = ParseProperty, Execute = NvmeCommand.Sync(ExecutePropertyGet) },
         new() { Code = (byte)FabricsCommandType.PropertySet, Name = "Property Set", Parse = ParseProperty, Execute = NvmeCommand.Sync(ExecutePropertySet) },
         new()
         {
-            Code = (byte)FabricsCommandType.Disconnect, Name = "Disconnect", Parse = ParseConnected,
+            Code = (byte)FabricsCommandType.Disconnect, Name = "Disconnect", Parse = ParseConnected, BeforeAuthentication = true,
             Execute = NvmeCommand.Sync(static (_, r) => r.DisconnectAfterCompletion = true),
         },
+        AuthenticationCommands.Send,
+        AuthenticationCommands.Receive,
     ];
 
     private static bool ParseConnect(QueuePair queue, NvmeRequest request) =>
@@ -69,6 +71,12 @@ internal static class FabricsCommands
         if (controller == null) return;
         queue.OnConnected(controller, qid, entries, (Connect.Cattr(sqe) & Connect.CattrDisableSqFlowControl) != 0);
         request.Result = controller.Cntlid;
+        if (controller.RequiresAuthentication)
+        {
+            // AUTHREQ.ATR: the host runs DH-HMAC-CHAP on this queue before anything else.
+            queue.IsAuthenticated = false;
+            request.Result |= Nvme.Auth.AuthCommand.ConnectAuthenticationRequired;
+        }
         if (qid == 0)
         {
             controller.StartKeepAlive();
@@ -83,6 +91,7 @@ internal static class FabricsCommands
         if (Connect.Cntlid(data) != Connect.DynamicCntlid) { FailInvalidParameter(request, inData: true, Connect.CntlidOffset); return null; }
         var controller = target.CreateController(subsystem, hostNqn, Connect.HostId(data), Connect.Kato(request.Sqe));
         if (controller == null) { request.Status = NvmeStatus.ConnectControllerBusy; return null; }
+        controller.RequiresAuthentication = subsystem.FindHostAuthentication(hostNqn) != null;
         controller.TryInstallQueue(queue, 0);
         return controller;
     }

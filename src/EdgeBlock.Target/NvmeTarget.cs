@@ -99,9 +99,15 @@ public sealed class NvmeTarget
         var sqe = request.Sqe;
         var controller = queue.Controller;
         if (sqe.Opcode == (byte)AdminOpcode.FabricsCommand)
-            return ParseEntry(queue, request, CommandTable.Fabrics[(byte)sqe.FabricsType], SqeOffset.FabricsType);
+        {
+            var fabrics = CommandTable.Fabrics[(byte)sqe.FabricsType];
+            if (!queue.IsAuthenticated && fabrics is { BeforeAuthentication: false }) return request.Fail(NvmeStatus.AuthenticationRequired);
+            return ParseEntry(queue, request, fabrics, SqeOffset.FabricsType);
+        }
         if (controller == null)
             return request.Fail(NvmeStatus.CommandSequenceError);
+        // DH-HMAC-CHAP: a queue whose Connect asked for authentication runs nothing else until it succeeded.
+        if (!queue.IsAuthenticated) return request.Fail(NvmeStatus.AuthenticationRequired);
         if (queue.Qid == 0)
         {
             // Only Connect and Property Get/Set are allowed before the host enables the controller.

@@ -28,6 +28,17 @@ public sealed class QueuePair
     public bool SqFlowControlDisabled { get; internal set; }
     public bool IsConnected => Controller != null;
 
+    /// <summary>
+    /// False from a Connect that set AUTHREQ.ATR until DH-HMAC-CHAP succeeds on this queue: until then only
+    /// Connect, Authentication Send/Receive and Disconnect run (others end with Authentication Required).
+    /// </summary>
+    public bool IsAuthenticated { get => _authenticated; internal set => _authenticated = value; }
+    /// <summary>Written by DH-HMAC-CHAP steps on the thread pool, read by Parse on the receive loop.</summary>
+    private volatile bool _authenticated = true;
+
+    /// <summary>This queue's DH-HMAC-CHAP transaction (created by the first Authentication Send).</summary>
+    internal DhchapTransaction? Authentication { get; set; }
+
     /// <summary>Set on every command; the keep-alive timer clears it (traffic-based keep alive).</summary>
     internal volatile bool ActivitySinceLastCheck;
 

@@ -13,6 +13,7 @@ public sealed class Subsystem
     private ImmutableSortedDictionary<uint, Namespace> _namespaces = ImmutableSortedDictionary<uint, Namespace>.Empty;
     private ImmutableHashSet<string> _allowedHosts = ImmutableHashSet<string>.Empty;
     private ImmutableList<Controller> _controllers = ImmutableList<Controller>.Empty;
+    private ImmutableDictionary<string, HostAuthentication> _hostAuthentication = ImmutableDictionary<string, HostAuthentication>.Empty.WithComparers(StringComparer.Ordinal);
 
     public Subsystem(string nqn, bool isDiscovery = false, bool allowAnyHost = true)
     {
@@ -48,6 +49,18 @@ public sealed class Subsystem
     {
         lock (_gate) _allowedHosts = _allowedHosts.Add(hostNqn);
         Changed?.Invoke(this);
+    }
+
+    /// <summary>The secrets a host must authenticate with (DH-HMAC-CHAP), or null when it connects without.</summary>
+    public HostAuthentication? FindHostAuthentication(string hostNqn) => Volatile.Read(ref _hostAuthentication).GetValueOrDefault(hostNqn);
+
+    /// <summary>
+    /// Sets or (null) clears a host's secrets. Controllers already connected keep whether they require
+    /// authentication; a re-authentication (a new AUTH_Negotiate) uses the new secrets.
+    /// </summary>
+    public void SetHostAuthentication(string hostNqn, HostAuthentication? authentication)
+    {
+        lock (_gate) _hostAuthentication = authentication == null ? _hostAuthentication.Remove(hostNqn) : _hostAuthentication.SetItem(hostNqn, authentication);
     }
 
     public void DisallowHost(string hostNqn)

@@ -23,7 +23,10 @@
 # Idempotent: when the stamp matches the current inputs (package versions, the host
 # binaries and libraries copied in, this script and guest/init) nothing is rebuilt.
 #
-# Usage: build-guest.sh [--force]
+# GUEST_KERNEL=SERIES (e.g. 6.12) builds the same guest with Debian 12's linux-image-SERIES-amd64
+# instead (6.12 has CONFIG_NVME_HOST_AUTH=y: DH-HMAC-CHAP), in ${EDGEBLOCK_CACHE}/guest-SERIES/.
+#
+# Usage: [GUEST_KERNEL=SERIES] build-guest.sh [--force]
 set -euo pipefail
 
 INTEROP_PROG=build-guest
@@ -48,6 +51,14 @@ GUEST_MODULES=(
     ext4                                                # + jbd2, mbcache, crc16
     nvmet nvmet_tcp null_blk                            # reference target (in-guest nvmet)
 )
+# NVMe in-band authentication (kernels that have it): the host's DH-HMAC-CHAP library and the
+# crypto it allocates by name (modprobe finds them through modules.alias). Built-in ones are skipped.
+OPTIONAL_MODULES=()
+KERNEL_META=linux-image-amd64
+if [[ -n ${GUEST_KERNEL:-} ]]; then
+    KERNEL_META=linux-image-$GUEST_KERNEL-amd64
+    OPTIONAL_MODULES=(nvme_auth nvme_keyring hmac sha256_generic sha512_generic dh_generic)
+fi
 
 # Real (non-busybox) programs copied from the host, with the libraries ldd finds.
 # Format: layer:command:destination-in-guest. Layer "base" goes into base.cpio, any other
@@ -81,7 +92,7 @@ DEPMOD=$(command_path depmod)
 
 # One apt-cache call (each costs about a second): the candidate records of the kernel
 # metapackage and of busybox-static.
-apt_records() { apt-cache show --no-all-versions linux-image-amd64 busybox-static 2>/dev/null || true; }
+apt_records() { apt-cache show --no-all-versions "$KERNEL_META" busybox-static 2>/dev/null || true; }
 # field PACKAGE FIELD: a field of PACKAGE's record in $APT_RECORDS.
 field() {
     awk -v pkg="$1" -v fld="$2:" '
@@ -90,16 +101,16 @@ field() {
 }
 
 APT_RECORDS=$(apt_records)
-if [[ -z $(field linux-image-amd64 Depends) ]]; then
+if [[ -z $(field "$KERNEL_META" Depends) ]]; then
     apt_update_once # fresh machines (containers) have empty apt lists
     APT_RECORDS=$(apt_records)
 fi
 # "Depends: linux-image-6.1.0-56-amd64 (= 6.1.192-2)" -> package and exact version.
-read -r KERNEL_PKG KERNEL_VER < <(field linux-image-amd64 Depends | tr ',' '\n' |
+read -r KERNEL_PKG KERNEL_VER < <(field "$KERNEL_META" Depends | tr ',' '\n' |
     sed -n 's/^ *\(linux-image-[0-9][^ ]*-amd64\) *(= *\([^)]*\)).*/\1 \2/p' | head -n 1) || true
 BUSYBOX_VER=$(field busybox-static Version)
 [[ -n ${KERNEL_PKG:-} && -n ${KERNEL_VER:-} ]] ||
-    die "cannot resolve the kernel package (and version) that linux-image-amd64 depends on"
+    die "cannot resolve the kernel package (and version) that $KERNEL_META depends on"
 [[ -n $BUSYBOX_VER ]] || die "apt knows no version of busybox-static"
 
 # Host programs and their libraries ---------------------------------------------------------
@@ -132,6 +143,7 @@ stamp_text() {
     echo "kernel=$KERNEL_PKG $KERNEL_VER"
     echo "busybox-static=$BUSYBOX_VER"
     echo "modules=${GUEST_MODULES[*]}"
+    [[ ${#OPTIONAL_MODULES[@]} -eq 0 ]] || echo "optional-modules=${OPTIONAL_MODULES[*]}"
     sha256sum "$0" "$INTEROP_DIR/guest/init" "$INTEROP_DIR/lib/host-common.sh" | awk '{print "script=" $1}'
     cut -f2 <<<"$PROGRAM_FILES" | sort -u | xargs sha256sum | awk '{print "host-file=" $1 " " $2}'
 }
@@ -204,6 +216,12 @@ for m in "${GUEST_MODULES[@]}"; do
         grep -Eq "/${m//_/[-_]}\.ko" "$KROOT/$MODDIR/modules.builtin" && continue
         die "module $m is neither in modules.dep nor built in ($KVER)"
     fi
+    WANT[$path]=1
+    for dep in ${MOD_DEPS[$path]}; do WANT[$dep]=1; done
+done
+for m in "${OPTIONAL_MODULES[@]}"; do
+    path=${MOD_PATH[$m]:-}
+    [[ -n $path ]] || continue
     WANT[$path]=1
     for dep in ${MOD_DEPS[$path]}; do WANT[$dep]=1; done
 done

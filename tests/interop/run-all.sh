@@ -54,6 +54,7 @@ SUITE=(
     "pool-quota pool-quota -"
     "data-services data-services -"
     "kernel-engine kernel-engine -"
+    "dhchap dhchap -"
     "vhost-user vhost-user/run.sh standalone"
     "vm-run vm-run/run.sh standalone"
 )

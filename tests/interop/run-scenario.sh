@@ -77,18 +77,20 @@ LABEL=${LABEL:-$NAME$([[ $REFERENCE -eq 1 ]] && echo .reference || :)}
 
 # Per-scenario host-side settings.
 # shellcheck disable=SC2034 # DAEMON_ARGS is run-all.sh's
-SCENARIO_TIMEOUT=300 GUEST_LAYERS=() GUEST_ENV=() DAEMON_ARGS=()
+SCENARIO_TIMEOUT=300 GUEST_LAYERS=() GUEST_ENV=() DAEMON_ARGS=() GUEST_KERNEL=
 if [[ -f $INTEROP_DIR/scenarios/$NAME.conf ]]; then
     # shellcheck source-path=SCRIPTDIR source=lib/host-common.sh
     . "$INTEROP_DIR/scenarios/$NAME.conf"
 fi
+# A scenario may need another kernel series (GUEST_KERNEL=6.12: NVMe host authentication).
+INTEROP_GUEST_DIR=$(guest_dir "$GUEST_KERNEL")
 TIMEOUT=${TIMEOUT:-$SCENARIO_TIMEOUT}
 
 # Tools and guest -------------------------------------------------------------------------
 QEMU=${EDGEBLOCK_QEMU:-qemu-system-x86_64}
 ensure_commands "$QEMU:qemu-system-x86" cpio:cpio timeout:coreutils
-# run-all.sh checks the guest once for the whole suite.
-[[ ${INTEROP_GUEST_CHECKED:-0} == 1 ]] || "$INTEROP_DIR/build-guest.sh"
+# run-all.sh checks the default guest once for the whole suite; another kernel is checked here.
+[[ ${INTEROP_GUEST_CHECKED:-0} == 1 && -z $GUEST_KERNEL ]] || GUEST_KERNEL=$GUEST_KERNEL "$INTEROP_DIR/build-guest.sh"
 KERNEL=$INTEROP_GUEST_DIR/vmlinux
 [[ -f $KERNEL ]] || KERNEL=$INTEROP_GUEST_DIR/vmlinuz
 for layer in "${GUEST_LAYERS[@]}"; do

@@ -79,6 +79,8 @@ public sealed class KernelTarget : ITargetEngine
         var errors = new List<string>();
         foreach (var s in desired.Subsystems)
         {
+            if (s.HostAuth.Count > 0)
+                errors.Add($"subsystem {s.Nqn}: DH-HMAC-CHAP host secrets (host_auth) are served by EdgeBlock's own engine; this daemon runs --engine kernel");
             foreach (var ns in s.Namespaces)
             {
                 if (!BackendSpec.TryParse(ns.Backend, out var backend, out string error))

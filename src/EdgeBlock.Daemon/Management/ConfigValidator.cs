@@ -48,6 +48,15 @@ public static class ConfigValidator
                 if (!Nqn.IsValid(host, out string hwhy)) errors.Add($"{at}.hosts[{h}]: '{host}' is not a valid host NQN: {hwhy}");
                 else if (!hosts.Add(host)) errors.Add($"{at}.hosts[{h}]: '{host}' is listed twice");
             }
+            for (int a = 0; a < (s.HostAuth?.Count ?? 0); a++)
+            {
+                var auth = s.HostAuth![a];
+                string aat = $"{at}.host_auth[{a}]";
+                if (auth == null) { errors.Add($"{aat}: is null"); continue; }
+                if (!hosts.Contains(auth.HostNqn ?? "")) errors.Add($"{aat}.host_nqn: '{auth.HostNqn}' is not in {at}.hosts (add the host first)");
+                else if (s.HostAuth.Take(a).Any(o => o?.HostNqn == auth.HostNqn)) errors.Add($"{aat}.host_nqn: '{auth.HostNqn}' has two entries");
+                if (auth.ToTarget(out string problem) == null) errors.Add($"{aat}.{problem}");
+            }
             var nsids = new HashSet<uint>();
             for (int n = 0; n < (s.Namespaces?.Count ?? 0); n++)
             {

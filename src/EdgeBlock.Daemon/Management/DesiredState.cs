@@ -40,7 +40,44 @@ public sealed class SubsystemSpec
     /// <summary>When true any host may connect; otherwise only <see cref="Hosts"/>.</summary>
     public bool AllowAnyHost { get; set; }
     public List<string> Hosts { get; set; } = [];
+    /// <summary>DH-HMAC-CHAP secrets of listed hosts (a host with an entry must authenticate).</summary>
+    public List<HostAuthSpec> HostAuth { get; set; } = [];
     public List<NamespaceSpec> Namespaces { get; set; } = [];
+
+    public HostAuthSpec? FindHostAuth(string hostNqn) => HostAuth.FirstOrDefault(a => a.HostNqn == hostNqn);
+}
+
+/// <summary>
+/// A host's in-band authentication (NVMe DH-HMAC-CHAP): its secret and optionally the controller's, in the
+/// DHHC-1 form of nvme gen-dhchap-key, and the hash and DH group the controller chooses. The config file is
+/// private (0600); the API never returns the secrets.
+/// </summary>
+public sealed class HostAuthSpec
+{
+    public string HostNqn { get; set; } = "";
+    public string DhchapSecret { get; set; } = "";
+    public string? DhchapCtrlSecret { get; set; }
+    /// <summary>sha256 (default), sha384, sha512.</summary>
+    public string? DhchapHash { get; set; }
+    /// <summary>null (default), ffdhe2048, ffdhe3072, ffdhe4096, ffdhe6144, ffdhe8192.</summary>
+    public string? DhchapDhgroup { get; set; }
+
+    /// <summary>The target's form; null with a problem naming the field when something does not parse.</summary>
+    public Target.HostAuthentication? ToTarget(out string problem)
+    {
+        problem = "";
+        if (!Nvme.Auth.DhchapKey.TryParse(DhchapSecret, out var host, out string why)) { problem = $"dhchap_secret: {why}"; return null; }
+        Nvme.Auth.DhchapKey? ctrl = null;
+        if (DhchapCtrlSecret != null && !Nvme.Auth.DhchapKey.TryParse(DhchapCtrlSecret, out ctrl, out why)) { problem = $"dhchap_ctrl_secret: {why}"; return null; }
+        var hash = Nvme.Auth.DhchapHash.Sha256;
+        if (DhchapHash != null && !Nvme.Auth.DhchapNames.TryParseHash(DhchapHash, out hash)) { problem = $"dhchap_hash: '{DhchapHash}' is not sha256, sha384 or sha512"; return null; }
+        var group = Nvme.Auth.DhchapDhGroup.Null;
+        if (DhchapDhgroup != null && !Nvme.Auth.DhchapNames.TryParseGroup(DhchapDhgroup, out group)) { problem = $"dhchap_dhgroup: '{DhchapDhgroup}' is not null, ffdhe2048, ffdhe3072, ffdhe4096, ffdhe6144 or ffdhe8192"; return null; }
+        return new Target.HostAuthentication(host!, ctrl, hash, group);
+    }
+
+    public bool SameAs(HostAuthSpec o) => HostNqn == o.HostNqn && DhchapSecret == o.DhchapSecret && DhchapCtrlSecret == o.DhchapCtrlSecret
+        && DhchapHash == o.DhchapHash && DhchapDhgroup == o.DhchapDhgroup;
 }
 
 public sealed class NamespaceSpec

@@ -115,6 +115,7 @@ public sealed partial class EdgeBlockEngine : ITargetEngine
             case SubsystemAdded c: AddSubsystem(c.Spec); break;
             case SubsystemRemoved c: RemoveSubsystem(c.Spec.Nqn); break;
             case HostAdded c: Find(c.Nqn).AllowHost(c.HostNqn); break;
+            case HostAuthChanged c: Find(c.Nqn).SetHostAuthentication(c.HostNqn, c.Spec == null ? null : HostAuthentication(c.Spec)); break;
             case HostRemoved c: RemoveHost(c.Nqn, c.HostNqn); break;
             case AccessChanged c: SetAllowAnyHost(c.Nqn, c.AllowAnyHost); break;
             case NamespaceAdded c: AddNamespace(c.Nqn, c.Spec); break;
@@ -150,11 +151,16 @@ public sealed partial class EdgeBlockEngine : ITargetEngine
         _logger.LogInformation("NVMe/TCP listener {Address} removed", key);
     }
 
+    /// <summary>The validator has parsed every entry, so a failure here is a bug, not bad input.</summary>
+    private static HostAuthentication HostAuthentication(HostAuthSpec spec) =>
+        spec.ToTarget(out string problem) ?? throw new InvalidOperationException($"host_auth of {spec.HostNqn}: {problem}");
+
     private void AddSubsystem(SubsystemSpec spec)
     {
         if (_target.FindSubsystem(spec.Nqn) != null) throw ManagementException.Conflict($"subsystem {spec.Nqn} already exists");
         var subsystem = new Subsystem(spec.Nqn, allowAnyHost: spec.AllowAnyHost);
         foreach (string host in spec.Hosts) subsystem.AllowHost(host);
+        foreach (var auth in spec.HostAuth) subsystem.SetHostAuthentication(auth.HostNqn, HostAuthentication(auth));
         var opened = new List<IBlockDevice>();
         try
         {

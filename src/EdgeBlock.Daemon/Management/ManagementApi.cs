@@ -33,6 +33,11 @@ public static class ManagementApi
         v1.MapDelete("/subsystems/{nqn}/hosts/{hostnqn}", (string nqn, string hostnqn) =>
             Run(async () => Results.Ok(await m.RemoveHostAsync(nqn, hostnqn)))).Produces<SubsystemInfo>().Refusals();
 
+        v1.MapPut("/subsystems/{nqn}/hosts/{hostnqn}/dhchap", (string nqn, string hostnqn, SetHostAuthRequest body) =>
+            Run(async () => Results.Ok(await m.SetHostAuthAsync(nqn, hostnqn, body)))).Produces<SubsystemInfo>().Refusals();
+        v1.MapDelete("/subsystems/{nqn}/hosts/{hostnqn}/dhchap", (string nqn, string hostnqn) =>
+            Run(async () => Results.Ok(await m.SetHostAuthAsync(nqn, hostnqn, null)))).Produces<SubsystemInfo>().Refusals();
+
         v1.MapGet("/subsystems/{nqn}/namespaces", (string nqn) => Run(() => Task.FromResult(Results.Ok(m.Namespaces(nqn))))).Produces<List<NamespaceInfo>>().Refusals();
         v1.MapPost("/subsystems/{nqn}/namespaces", (string nqn, AddNamespaceRequest body) =>
             Run(async () =>

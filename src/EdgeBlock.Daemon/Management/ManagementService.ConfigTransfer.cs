@@ -16,7 +16,16 @@ public sealed partial class ManagementService
         switch ((format ?? EdgeBlockFormat.Name).ToLowerInvariant())
         {
             case EdgeBlockFormat.Name:
-                return new ConfigExportResult(EdgeBlockFormat.Name, JsonSerializer.SerializeToElement(state, ConfigJson.Options), []);
+                // The API never returns secrets: the export keeps the entries with empty secrets, which an import refuses.
+                var redacted = state.Subsystems.SelectMany(s => s.HostAuth).ToList();
+                foreach (var a in redacted)
+                {
+                    a.DhchapSecret = "";
+                    if (a.DhchapCtrlSecret != null) a.DhchapCtrlSecret = "";
+                }
+                List<string> notes = redacted.Count == 0 ? [] :
+                    [$"DH-HMAC-CHAP secrets of {redacted.Count} host(s) are not exported: fill them in before importing, or set them with edgeblock subsystem set-host-secret"];
+                return new ConfigExportResult(EdgeBlockFormat.Name, JsonSerializer.SerializeToElement(state, ConfigJson.Options), notes);
             case NvmetcliFormat.Name:
                 var warnings = new List<string>();
                 var errors = new List<string>();

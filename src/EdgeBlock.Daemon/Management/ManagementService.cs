@@ -99,7 +99,8 @@ public sealed partial class ManagementService
             var ns = live?.FindNamespace(n.Nsid);
             return new NamespaceInfo(n.Nsid, n.Backend, n.Uuid ?? Guid.Empty, ns == null ? 0 : ns.BlockCount * ns.BlockSize, ns?.BlockSize ?? 0);
         }).ToList();
-        return new SubsystemInfo(spec.Nqn, spec.AllowAnyHost, spec.Hosts.ToList(), namespaces, live?.Controllers.Count ?? 0);
+        return new SubsystemInfo(spec.Nqn, spec.AllowAnyHost, spec.Hosts.ToList(), namespaces, live?.Controllers.Count ?? 0,
+            spec.HostAuth.Select(a => new HostAuthInfo(a.HostNqn, a.DhchapSecret.Length > 0, a.DhchapCtrlSecret != null, a.DhchapHash ?? "sha256", a.DhchapDhgroup ?? "null")).ToList());
     }
 
     // ---- changes ---------------------------------------------------------------
@@ -142,12 +143,43 @@ public sealed partial class ManagementService
         if (!Nqn.IsValid(host, out string why)) throw ManagementException.Invalid($"'{host}' is not a valid host NQN: {why}");
         if (spec.Hosts.Contains(host)) throw ManagementException.Conflict($"host {host} is already allowed on {nqn}");
         spec.Hosts.Add(host);
+        if (request.Dhchap != null) SetHostAuth(spec, host, request.Dhchap);
     }, undoable: true, result: () => Subsystem(nqn));
+
+    /// <summary>Sets (or with null, removes) a listed host's DH-HMAC-CHAP secrets; a bad secret is refused naming the problem, never echoing it.</summary>
+    public Task<SubsystemInfo> SetHostAuthAsync(string nqn, string hostNqn, SetHostAuthRequest? request) => ChangeAsync(state =>
+    {
+        var spec = FindSpec(state, nqn);
+        if (!spec.Hosts.Contains(hostNqn)) throw ManagementException.NotFound($"host {hostNqn} is not on the list of {nqn} (edgeblock subsystem add-host first)");
+        if (request == null)
+        {
+            if (spec.HostAuth.RemoveAll(a => a.HostNqn == hostNqn) == 0) throw ManagementException.NotFound($"host {hostNqn} on {nqn} has no DH-HMAC-CHAP secret");
+            return;
+        }
+        SetHostAuth(spec, hostNqn, request);
+    }, undoable: true, result: () => Subsystem(nqn));
+
+    private static void SetHostAuth(SubsystemSpec spec, string hostNqn, SetHostAuthRequest request)
+    {
+        var auth = new HostAuthSpec
+        {
+            HostNqn = hostNqn,
+            DhchapSecret = request.DhchapSecret ?? "",
+            DhchapCtrlSecret = string.IsNullOrWhiteSpace(request.DhchapCtrlSecret) ? null : request.DhchapCtrlSecret.Trim(),
+            DhchapHash = request.DhchapHash,
+            DhchapDhgroup = request.DhchapDhgroup,
+        };
+        auth.DhchapSecret = auth.DhchapSecret.Trim();
+        if (auth.ToTarget(out string problem) == null) throw ManagementException.Invalid($"host {hostNqn}: {problem}");
+        spec.HostAuth.RemoveAll(a => a.HostNqn == hostNqn);
+        spec.HostAuth.Add(auth);
+    }
 
     public Task<SubsystemInfo> RemoveHostAsync(string nqn, string hostNqn) => ChangeAsync(state =>
     {
         var spec = FindSpec(state, nqn);
         if (!spec.Hosts.Remove(hostNqn)) throw ManagementException.NotFound($"host {hostNqn} is not on the list of {nqn}");
+        spec.HostAuth.RemoveAll(a => a.HostNqn == hostNqn);
     }, undoable: true, result: () => Subsystem(nqn));
 
     public Task<NamespaceInfo> AddNamespaceAsync(string nqn, AddNamespaceRequest request)

@@ -40,6 +40,14 @@ public sealed record HostRemoved(string Nqn, string HostNqn) : EngineChange
 }
 
 /// <summary>allow_any_host changed; turned off, controllers of hosts not on the list are disconnected.</summary>
+/// <summary>A host's DH-HMAC-CHAP secrets were set, changed (Spec) or removed (null).</summary>
+public sealed record HostAuthChanged(string Nqn, string HostNqn, HostAuthSpec? Spec, HostAuthSpec? Previous) : EngineChange
+{
+    public override EngineChange Inverse() => new HostAuthChanged(Nqn, HostNqn, Previous, Spec);
+
+    public override string ToString() => $"host {HostNqn} on {Nqn}: DH-HMAC-CHAP {(Spec == null ? "off" : "secret set")}";
+}
+
 public sealed record AccessChanged(string Nqn, bool AllowAnyHost) : EngineChange
 {
     public override EngineChange Inverse() => new AccessChanged(Nqn, !AllowAnyHost);
@@ -112,6 +120,16 @@ public sealed record StateDiff(DesiredState From, DesiredState To, IReadOnlyList
             {
                 lines.Add($"+ host {h} on {nqn}");
                 adds.Add(new HostAdded(nqn, h));
+            }
+            foreach (var a in s.HostAuth.Where(a => o.FindHostAuth(a.HostNqn) is not { } old || !old.SameAs(a)))
+            {
+                lines.Add($"~ host {a.HostNqn} on {nqn}: DH-HMAC-CHAP secret set");
+                adds.Add(new HostAuthChanged(nqn, a.HostNqn, a, o.FindHostAuth(a.HostNqn)));
+            }
+            foreach (var a in o.HostAuth.Where(a => s.FindHostAuth(a.HostNqn) == null))
+            {
+                lines.Add($"~ host {a.HostNqn} on {nqn}: DH-HMAC-CHAP off");
+                adds.Add(new HostAuthChanged(nqn, a.HostNqn, null, a));
             }
             if (s.AllowAnyHost && !o.AllowAnyHost)
             {

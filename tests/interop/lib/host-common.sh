@@ -9,7 +9,10 @@
 INTEROP_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 INTEROP_REPO_ROOT=$(cd "$INTEROP_DIR/../.." && pwd)
 INTEROP_CACHE=${EDGEBLOCK_CACHE:-$HOME/.cache/edgeblock}
-INTEROP_GUEST_DIR=$INTEROP_CACHE/guest
+# guest_dir [KERNEL]: where build-guest.sh puts the guest of a kernel series (GUEST_KERNEL in a
+# scenario's .conf, e.g. 6.12); none: the default kernel (the one linux-image-amd64 depends on).
+guest_dir() { printf '%s\n' "$INTEROP_CACHE/guest${1:+-$1}"; }
+INTEROP_GUEST_DIR=$(guest_dir "${GUEST_KERNEL:-}")
 INTEROP_LOG_DIR=${EDGEBLOCK_INTEROP_LOGS:-$INTEROP_CACHE/interop-logs}
 
 # Defaults of the contract between the runner, the guest and the daemon.
