@@ -144,7 +144,7 @@ public sealed partial class Pool
             if (!expected.TryGetValue(c, out HashSet<int>? sectors)) expected[c] = sectors = [];
             for (int s = 0; s < place.Sectors; s++) sectors.Add((int)(place.Sector - c.FirstSector) + s);
         }
-        int perGroup = ExtentSize / ChunkLayout.ChunkSize;
+        int perGroup = ChunksPerGroup;
         long mapped = 0;
         foreach (Volume v in _volumes.Values.Concat(_deletedVolumes).Where(v => v.UsesChunks))
         {

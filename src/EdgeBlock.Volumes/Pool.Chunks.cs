@@ -47,6 +47,9 @@ public sealed partial class Pool
     private void SizeCommitAfterFree() =>
         CommitAfterFreeSectors = Math.Clamp(_drives.Sum(d => d.ExtentCount) * SectorsPerExtent / 16, SectorsPerExtent, (64 << 20) / ChunkLayout.SectorSize);
 
+    /// <summary>Chunks in a chunk group: a group covers one extent of the volume's logical space.</summary>
+    internal int ChunksPerGroup => ExtentSize / ChunkLayout.ChunkSize;
+
     /// <summary>Starts a commit in the background unless one asked for this way is still running.</summary>
     internal void RequestCommit()
     {
@@ -320,7 +323,7 @@ public sealed partial class Pool
     {
         Volume v;
         lock (MetaLock) v = Find(name);
-        int perGroup = ExtentSize / ChunkLayout.ChunkSize;
+        int perGroup = ChunksPerGroup;
         return v.Chunks[chunk / perGroup] is { } group ? group.Read((int)(chunk % perGroup)) : default;
     }
 
@@ -344,7 +347,7 @@ public sealed partial class Pool
             // stops referencing the place is in this batch too.
             Interlocked.Exchange(ref v.PendingFreeSectors, 0);
             TakeDrops(v, frees);
-            int perGroup = ExtentSize / ChunkLayout.ChunkSize;
+            int perGroup = ChunksPerGroup;
             while (v.DirtyGroups.TryDequeue(out long index))
             {
                 if (v.Chunks[index] is not { } group) continue; // past the end of a volume shrunk since
@@ -408,7 +411,7 @@ public sealed partial class Pool
     {
         foreach (var (v, chunk) in c.Chunks)
         {
-            int perGroup = ExtentSize / ChunkLayout.ChunkSize;
+            int perGroup = ChunksPerGroup;
             long index = chunk / perGroup;
             if (v.Chunks[index] is { } group && group.MarkDirty((int)(chunk % perGroup))) v.DirtyGroups.Enqueue(index);
         }
@@ -429,7 +432,7 @@ public sealed partial class Pool
         lock (MetaLock)
         {
             if (v.Chunks[index] is { } group) return group;
-            v.Chunks.Set(index, group = new ChunkGroup(ExtentSize / ChunkLayout.ChunkSize));
+            v.Chunks.Set(index, group = new ChunkGroup(ChunksPerGroup));
             return group;
         }
     }
@@ -490,7 +493,7 @@ public sealed partial class Pool
             _containers++;
             drive.Refs[extent] = 1;
         }
-        int perGroup = ExtentSize / ChunkLayout.ChunkSize;
+        int perGroup = ChunksPerGroup;
         var references = new Dictionary<ulong, int>();
         for (it.Seek([MetadataKeys.Chunk]); it.Valid() && it.GetKeySpan()[0] == MetadataKeys.Chunk; it.Next())
         {

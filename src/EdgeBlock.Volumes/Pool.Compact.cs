@@ -64,7 +64,7 @@ public sealed partial class Pool
                 }
                 if (victims.Count == 0) return 0;
                 // Every slot of every volume and snapshot that points into a victim.
-                int perGroup = ExtentSize / ChunkLayout.ChunkSize;
+                int perGroup = ChunksPerGroup;
                 foreach (Volume v in _volumes.Values.Where(v => v.UsesChunks))
                 {
                     foreach (var (index, group) in v.Chunks.Entries())
@@ -137,7 +137,7 @@ public sealed partial class Pool
                 Interlocked.Decrement(ref from.InFlight);
             }
             if (status == BlockStatus.Success) status = await DriveAt(place.Drive).Device.WriteAsync(ChunkLba(place), bytes, fua: false).ConfigureAwait(false);
-            int perGroup = ExtentSize / ChunkLayout.ChunkSize;
+            int perGroup = ChunksPerGroup;
             foreach (var (v, chunk) in slots)
             {
                 settled++;

@@ -62,7 +62,7 @@ public sealed partial class Pool
             _logger.LogInformation("pool {Pool}: scrub {How}: {Volumes} checksummed volume(s) and snapshot(s), about {Chunks} chunks", Name, state.ChunksChecked > 0 ? "resumed" : "started", volumes.Count, total);
             // At once, so that a follower sees the total before the first chunk is read.
             progress?.Report(new ScrubProgress(state.ChunksChecked, total, state.BytesRead, state.Errors.Count, null));
-            int perGroup = ExtentSize / ChunkLayout.ChunkSize;
+            int perGroup = ChunksPerGroup;
             AlignedBuffer buffer = ChunkBuffers.Rent();
             try
             {
@@ -135,7 +135,7 @@ public sealed partial class Pool
     /// <summary>Mapped chunks of a volume before a chunk index (the part a resumed scrub has checked).</summary>
     private long MappedBefore(Volume v, long end)
     {
-        int perGroup = ExtentSize / ChunkLayout.ChunkSize;
+        int perGroup = ChunksPerGroup;
         long mapped = 0;
         foreach (var (index, group) in v.Chunks.Entries())
         {

@@ -135,7 +135,7 @@ public sealed partial class Pool
     /// <summary>Whether a chunk that holds bytes at or past sizeBytes is mapped (a chunk across that end counts whole).</summary>
     private bool ChunksMappedFrom(Volume v, long sizeBytes)
     {
-        int perGroup = ExtentSize / ChunkLayout.ChunkSize;
+        int perGroup = ChunksPerGroup;
         long first = sizeBytes / ChunkLayout.ChunkSize;
         foreach (var (index, g) in v.Chunks.Entries(first / perGroup))
         {

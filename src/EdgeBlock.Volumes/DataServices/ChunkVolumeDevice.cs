@@ -18,7 +18,7 @@ internal sealed class ChunkVolumeDevice(Pool pool, Volume volume) : VolumeDevice
     private static readonly ReadOnlyMemory<byte> Zeroes = new byte[ChunkLayout.ChunkSize];
     private readonly Pool _pool = pool;
     private readonly Volume _volume = volume;
-    private readonly int _perGroup = pool.ExtentSize / ChunkLayout.ChunkSize;
+    private readonly int _perGroup = pool.ChunksPerGroup;
     private readonly bool _checksum = volume.Features.Checksum;
 
     // ---- read ------------------------------------------------------------------------------
