@@ -76,7 +76,7 @@ internal sealed partial class TcpQueue
         if (buffer.Length < header.Plen) return PduParse.NeedMore;
         used = (int)header.Plen;
         var pdu = buffer[..used];
-        if (_icDone && _headerDigest && !Crc32C.Verify(pdu[..header.Hlen], pdu.Slice(header.Hlen, PduHeader.DigestSize)))
+        if (CarriesDigest(header.Type) && _headerDigest && !Crc32C.Verify(pdu[..header.Hlen], pdu.Slice(header.Hlen, PduHeader.DigestSize)))
         {
             error = new ProtocolError(TermReqFes.HeaderDigestError, 0, "header digest mismatch");
             return PduParse.Fatal;
@@ -120,8 +120,7 @@ internal sealed partial class TcpQueue
             error = new(TermReqFes.InvalidPduHeaderField, PduHeader.OffsetHlen, $"HLEN {header.Hlen} for {header.Type}, expected {expectedHlen}");
             return false;
         }
-        // Digests are all-or-nothing once negotiated: every PDU after the ICReq carries them.
-        bool carriesDigest = header.Type is not (PduType.ICReq or PduType.H2CTermReq);
+        bool carriesDigest = CarriesDigest(header.Type);
         if (carriesDigest && header.HasHeaderDigest != _headerDigest)
         {
             error = new(TermReqFes.InvalidPduHeaderField, PduHeader.OffsetFlags, "HDGSTF does not match the negotiated header digest");
@@ -142,6 +141,12 @@ internal sealed partial class TcpQueue
         }
         return true;
     }
+
+    /// <summary>
+    /// Digests are all-or-nothing once negotiated: every PDU after the ICReq carries them, except a TermReq
+    /// (which has no digest fields, so a host can end a connection whose digests it no longer trusts).
+    /// </summary>
+    private static bool CarriesDigest(PduType type) => type is not (PduType.ICReq or PduType.H2CTermReq);
 
     /// <summary>Locates the data of a capsule or H2CData PDU; checks PDO, DDGSTF and the data digest.</summary>
     private bool TryGetPduData(ReadOnlySpan<byte> pdu, in PduHeader header, out int offset, out int length, out ProtocolError error)

@@ -20,7 +20,14 @@ if (!FuzzTargets.TryGet(args[0], out var create))
     Console.Error.WriteLine($"unknown target '{args[0]}'; targets: {string.Join(", ", FuzzTargets.Names)}");
     return 2;
 }
-if (args.Length > 1) return Replay.Run(create(), args[1..]);
+if (args.Length > 1)
+{
+    // Outside afl-fuzz, Fuzzer.Run runs the action once over a private coverage map, which the instrumented
+    // assemblies of run.sh need as much as a campaign does.
+    int result = 1;
+    Fuzzer.Run(_ => result = Replay.Run(create(), args[1..]));
+    return result;
+}
 
 // A fixed buffer: the persistent loop reuses it, so a run allocates only what the code under test does.
 var input = new byte[FuzzTargets.MaxInputBytes];
