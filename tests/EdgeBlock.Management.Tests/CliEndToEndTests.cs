@@ -231,15 +231,7 @@ public sealed class CliEndToEndTests
     public async Task WebLayerRefusal_UnknownRouteOrMethod_IsProblemJson_NotAnEmptyBody(string method, string path, int status)
     {
         await using var d = await TestDaemon.StartAsync();
-        using var http = new HttpClient(new SocketsHttpHandler
-        {
-            ConnectCallback = async (_, ct) =>
-            {
-                var s = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-                await s.ConnectAsync(new UnixDomainSocketEndPoint(d.Socket), ct);
-                return new NetworkStream(s, ownsSocket: true);
-            },
-        }) { BaseAddress = new Uri("http://edgeblock") };
+        using var http = d.CreateHttpClient();
 
         using var response = await http.SendAsync(new HttpRequestMessage(new HttpMethod(method), path));
 

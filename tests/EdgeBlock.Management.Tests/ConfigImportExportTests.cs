@@ -150,15 +150,7 @@ public sealed class ConfigImportExportTests
         // Found by tests/fuzz (config): System.Text.Json checks UTF-8 only when a string is read, deep in the
         // nvmetcli reader, which answered 500. The body is sent as bytes: no client would encode it so.
         await using var d = await TestDaemon.StartAsync();
-        using var http = new HttpClient(new SocketsHttpHandler
-        {
-            ConnectCallback = async (_, ct) =>
-            {
-                var s = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-                await s.ConnectAsync(new UnixDomainSocketEndPoint(d.Socket), ct);
-                return new NetworkStream(s, ownsSocket: true);
-            },
-        }) { BaseAddress = new Uri("http://edgeblock") };
+        using var http = d.CreateHttpClient();
         byte[] body = [.. "{\"document\": {\"hosts\": [{\"nqn\": \"nqn.2014-08.org.nvmexpress:"u8, 0xFF, .. "\"}]}}"u8];
         using var content = new ByteArrayContent(body);
         content.Headers.ContentType = new("application/json");

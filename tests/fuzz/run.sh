@@ -53,14 +53,20 @@ stat() { sed -nE "s/^$1 *: *([0-9.]+).*/\1/p" "$2" | head -1; }
 passed=0; failed=0
 for t in "${targets[@]}"; do
   dir="$out/$t"
-  rm -rf "$dir"; mkdir -p "$dir"
+  # EDGEBLOCK_FUZZ_RESUME=1 goes on with the last campaign's queue and counts (afl-fuzz -i -).
+  input="tests/fuzz/corpus/$t"
+  if [ "${EDGEBLOCK_FUZZ_RESUME:-0}" = 1 ] && [ -f "$dir/out/default/fuzzer_stats" ]; then
+    input=-; mv "$dir/afl.log" "$dir/afl.log.1" 2>/dev/null
+  else
+    rm -rf "$dir"; mkdir -p "$dir"
+  fi
   dict=(); [ -f "tests/fuzz/dict/$t.dict" ] && dict=(-x "tests/fuzz/dict/$t.dict")
   # No CPU binding (a shared machine), no UI, .NET's startup is slow for the fork server handshake; the GC heap
   # limit turns an allocation sized by a hostile field into an OutOfMemoryException, which is a crash.
   AFL_SKIP_BIN_CHECK=1 AFL_NO_UI=1 AFL_NO_AFFINITY=1 AFL_SKIP_CPUFREQ=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1 \
   AFL_FORKSRV_INIT_TMOUT=60000 \
   DOTNET_GCHeapHardLimit=${DOTNET_GCHeapHardLimit:-0x20000000} \
-    timeout $((seconds + 120)) afl-fuzz -i "tests/fuzz/corpus/$t" -o "$dir/out" -t "${EDGEBLOCK_FUZZ_TIMEOUT_MS:-2000}" -m none \
+    timeout $((seconds + 120)) afl-fuzz -i "$input" -o "$dir/out" -t "${EDGEBLOCK_FUZZ_TIMEOUT_MS:-2000}" -m none \
       -V "$seconds" "${dict[@]}" -- dotnet "$bin/EdgeBlock.Fuzz.dll" "$t" >"$dir/afl.log" 2>&1
   rc=$?
   stats="$dir/out/default/fuzzer_stats"
