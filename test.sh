@@ -3,7 +3,8 @@
 # guest-based interop suite, and ends with one line: "N passed, N failed".
 #
 #   ./test.sh                 everything
-#   EDGEBLOCK_SKIP_INTEROP=1 ./test.sh   unit tests only (quick local loop)
+#   EDGEBLOCK_SKIP_INTEROP=1 ./test.sh   no guest scenarios (quick local loop)
+#   EDGEBLOCK_SKIP_FUZZ=1 ./test.sh      no fuzzing (EDGEBLOCK_FUZZ_SECONDS=N: per target, 60 by default)
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 root=$(pwd)
@@ -66,18 +67,31 @@ for proj in tests/*/*.csproj; do
   [ "$f" -gt 0 ] && print_failures "$out"
 done
 
+# Adds the "NAME: N passed, N failed" summary line of LOG to the counts; a missing summary counts as one failure.
+add_summary() {
+  local name=$1 log=$2 summary p f
+  summary=$(grep -E "^$name: [0-9]+ passed, [0-9]+ failed" "$log" | tail -1)
+  if [ -z "$summary" ]; then
+    echo "$name: no summary (see $log)"; failed=$((failed + 1)); return
+  fi
+  p=$(sed -E "s/$name: ([0-9]+) passed.*/\1/" <<<"$summary")
+  f=$(sed -E 's/.* ([0-9]+) failed.*/\1/' <<<"$summary")
+  passed=$((passed + p)); failed=$((failed + f))
+}
+
+# ---- fuzzing: AFL++ over the parsers of hostile input (tests/fuzz/README.md) ---------------
+# A bounded campaign per target; a crash, hang or unbounded allocation fails it (inputs in artifacts/fuzz/).
+if [ "${EDGEBLOCK_SKIP_FUZZ:-0}" != 1 ]; then
+  note "fuzz (AFL++ with SharpFuzz, ${EDGEBLOCK_FUZZ_SECONDS:-60} s per target)"
+  tests/fuzz/run.sh all "${EDGEBLOCK_FUZZ_SECONDS:-60}" 2>&1 | tee "$log_dir/fuzz.log"
+  add_summary fuzz "$log_dir/fuzz.log"
+fi
+
 # ---- interop: the Linux kernel's NVMe/TCP host in a stock Debian guest -------------
 if [ "${EDGEBLOCK_SKIP_INTEROP:-0}" != 1 ]; then
   note "interop (Linux nvme-tcp host in a QEMU guest)"
   tests/interop/run-all.sh 2>&1 | tee "$log_dir/interop.log"
-  summary=$(grep -E "^interop: [0-9]+ passed, [0-9]+ failed" "$log_dir/interop.log" | tail -1)
-  if [ -z "$summary" ]; then
-    echo "interop: no summary (see $log_dir/interop.log)"; failed=$((failed + 1))
-  else
-    p=$(sed -E 's/interop: ([0-9]+) passed.*/\1/' <<<"$summary")
-    f=$(sed -E 's/.* ([0-9]+) failed.*/\1/' <<<"$summary")
-    passed=$((passed + p)); failed=$((failed + f))
-  fi
+  add_summary interop "$log_dir/interop.log"
 fi
 
 echo

@@ -17,34 +17,50 @@ internal sealed partial class TcpQueue
         var token = _closed.Token;
         while (true)
         {
-            if (filled == _recv.Length) throw new InvalidOperationException("receive buffer full without a whole PDU");
             int n = await _socket.ReceiveAsync(_recv.AsMemory(filled), SocketFlags.None, token).ConfigureAwait(false);
             if (n == 0) return;
-            filled += n;
-            int consumed = 0;
-            Volatile.Write(ref _receiveBatchActive, 1);
-            while (true)
-            {
-                var status = TryConsumePdu(_recv.AsSpan(consumed, filled - consumed), out int used, out var error);
-                if (status == PduParse.NeedMore) break;
-                if (status == PduParse.Fatal)
-                {
-                    QueueTermReq(error, _recv.AsSpan(consumed, Math.Min(filled - consumed, PduHeader.MaxTermReqData)));
-                    return;
-                }
-                if (status == PduParse.Closed) return;
-                consumed += used;
-            }
+            filled = ConsumeReceived(filled + n);
+            if (filled < 0) return;
             // Write what this batch produced ourselves; a full fence orders the flag against the queue check.
             Interlocked.Exchange(ref _receiveBatchActive, 0);
             if (HasPendingSend && TryAcquireWriter() && !await WriteQueuedAsync().ConfigureAwait(false)) return;
-            // Keep the partial PDU at the head of the buffer (Garnet's NetworkHandler does the same).
-            if (consumed > 0)
-            {
-                _recv.AsSpan(consumed, filled - consumed).CopyTo(_recv);
-                filled -= consumed;
-            }
         }
+    }
+
+    /// <summary>Room left in the receive buffer after <paramref name="filled"/> bytes.</summary>
+    internal Memory<byte> ReceiveSpace(int filled) => _recv.AsMemory(filled);
+
+    /// <summary>
+    /// Handles the whole PDUs among the first <paramref name="filled"/> bytes of the receive buffer and keeps
+    /// the partial one at its head (Garnet's NetworkHandler does the same). Returns how many bytes remain,
+    /// or -1 when the connection ends (host TermReq, or a fatal error whose C2HTermReq is queued).
+    /// What the PDUs queue is written by the caller afterwards (the batch flag stays set until then).
+    /// The socket-free half of the receive loop: the fuzz harness (tests/fuzz) drives it directly.
+    /// </summary>
+    internal int ConsumeReceived(int filled)
+    {
+        Volatile.Write(ref _receiveBatchActive, 1);
+        int consumed = 0;
+        while (true)
+        {
+            var status = TryConsumePdu(_recv.AsSpan(consumed, filled - consumed), out int used, out var error);
+            if (status == PduParse.NeedMore) break;
+            if (status == PduParse.Fatal)
+            {
+                QueueTermReq(error, _recv.AsSpan(consumed, Math.Min(filled - consumed, PduHeader.MaxTermReqData)));
+                return -1;
+            }
+            if (status == PduParse.Closed) return -1;
+            consumed += used;
+        }
+        if (consumed > 0)
+        {
+            _recv.AsSpan(consumed, filled - consumed).CopyTo(_recv);
+            filled -= consumed;
+        }
+        // The common header check bounds PLEN by what the buffer holds, so a full buffer is always a whole PDU.
+        if (filled == _recv.Length) throw new InvalidOperationException("receive buffer full without a whole PDU");
+        return filled;
     }
 
     private enum PduParse { NeedMore, Consumed, Fatal, Closed }
@@ -60,7 +76,7 @@ internal sealed partial class TcpQueue
         if (buffer.Length < header.Plen) return PduParse.NeedMore;
         used = (int)header.Plen;
         var pdu = buffer[..used];
-        if (_icDone && _headerDigest && !Crc32C.Verify(pdu[..header.Hlen], pdu.Slice(header.Hlen, PduHeader.DigestSize)))
+        if (CarriesDigest(header.Type) && _headerDigest && !Crc32C.Verify(pdu[..header.Hlen], pdu.Slice(header.Hlen, PduHeader.DigestSize)))
         {
             error = new ProtocolError(TermReqFes.HeaderDigestError, 0, "header digest mismatch");
             return PduParse.Fatal;
@@ -104,8 +120,7 @@ internal sealed partial class TcpQueue
             error = new(TermReqFes.InvalidPduHeaderField, PduHeader.OffsetHlen, $"HLEN {header.Hlen} for {header.Type}, expected {expectedHlen}");
             return false;
         }
-        // Digests are all-or-nothing once negotiated: every PDU after the ICReq carries them.
-        bool carriesDigest = header.Type is not (PduType.ICReq or PduType.H2CTermReq);
+        bool carriesDigest = CarriesDigest(header.Type);
         if (carriesDigest && header.HasHeaderDigest != _headerDigest)
         {
             error = new(TermReqFes.InvalidPduHeaderField, PduHeader.OffsetFlags, "HDGSTF does not match the negotiated header digest");
@@ -126,6 +141,12 @@ internal sealed partial class TcpQueue
         }
         return true;
     }
+
+    /// <summary>
+    /// Digests are all-or-nothing once negotiated: every PDU after the ICReq carries them, except a TermReq
+    /// (which has no digest fields, so a host can end a connection whose digests it no longer trusts).
+    /// </summary>
+    private static bool CarriesDigest(PduType type) => type is not (PduType.ICReq or PduType.H2CTermReq);
 
     /// <summary>Locates the data of a capsule or H2CData PDU; checks PDO, DDGSTF and the data digest.</summary>
     private bool TryGetPduData(ReadOnlySpan<byte> pdu, in PduHeader header, out int offset, out int length, out ProtocolError error)

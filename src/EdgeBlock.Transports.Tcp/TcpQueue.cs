@@ -91,8 +91,7 @@ internal sealed partial class TcpQueue : ITransportQueue, ICompletionBatchWork
             if (_termReq != null) await WaitForTermReqAsync().ConfigureAwait(false);
             Close(_termReq != null ? "protocol error" : "connection closed");
             await sendLoop.ConfigureAwait(false);
-            _queuePair.OnDisconnected();
-            ReleaseBuffers();
+            Detach();
         }
     }
 
@@ -120,6 +119,13 @@ internal sealed partial class TcpQueue : ITransportQueue, ICompletionBatchWork
     }
 
     private bool IsClosed => Volatile.Read(ref _closing) != 0;
+
+    /// <summary>The connection is over: its controller forgets the queue and the idle slots give their buffers back.</summary>
+    internal void Detach()
+    {
+        _queuePair.OnDisconnected();
+        ReleaseBuffers();
+    }
 
     /// <summary>Buffers of commands still inside a device are freed when they finish (see CommandFinished).</summary>
     private void ReleaseBuffers()

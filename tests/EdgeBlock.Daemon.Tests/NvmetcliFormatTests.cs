@@ -123,6 +123,9 @@ public sealed class NvmetcliFormatTests : IDisposable
           "subsystems[1].nqn: 'SUBNQN' is also subsystems[0]" },
         { """{"hosts": [{"nqn": "hostname"}]}""",
           "hosts[0].nqn: 'hostname' is not a valid host NQN" },
+        // Found by tests/fuzz (config): a host given as a string, as allowed_hosts lists them, threw (a 500).
+        { """{"hosts": ["nqn.2014-08.org.nvmexpress:uuid:7d9e3c2a-5b1f-4c8e-9a6d-2f4b8c1e0a37"]}""",
+          "hosts[0]: is the string" },
         { """{"subsystems": [{"nqn": "SUBNQN", "allowed_hosts": ["h"]}]}""",
           "subsystems[0].allowed_hosts[0]: 'h' is not a valid host NQN" },
         { """{"ports": [{"portid": 1, "addr": {"trtype": "tcp", "adrfam": "ipv4", "traddr": "nowhere", "trsvcid": "4420"}}]}""",

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Net;
+using System.Net.Sockets;
 using EdgeBlock.Cli;
 using EdgeBlock.Daemon;
 using Microsoft.Extensions.Logging;
@@ -19,6 +20,17 @@ public sealed class TestDaemon : IAsyncDisposable
     public RunningDaemon Running => _running ?? throw new InvalidOperationException("not running");
     public EdgeBlockDaemon Daemon => Running.Daemon;
     public IPEndPoint NvmeEndPoint => Daemon.ListenEndPoint!;
+
+    /// <summary>An HTTP client of the API on the daemon's socket, for requests the CLI would never send.</summary>
+    public HttpClient CreateHttpClient() => new(new SocketsHttpHandler
+    {
+        ConnectCallback = async (_, ct) =>
+        {
+            var s = new System.Net.Sockets.Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+            await s.ConnectAsync(new UnixDomainSocketEndPoint(Socket), ct);
+            return new NetworkStream(s, ownsSocket: true);
+        },
+    }) { BaseAddress = new Uri("http://edgeblock") };
 
     public static async Task<TestDaemon> StartAsync()
     {

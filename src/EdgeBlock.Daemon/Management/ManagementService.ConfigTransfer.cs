@@ -42,6 +42,7 @@ public sealed partial class ManagementService
     {
         var document = request.Document;
         if (document.ValueKind == JsonValueKind.Undefined) throw ManagementException.Invalid("document: missing (the configuration to import)");
+        ConfigDocument.RequireValidText(document);
         string format = (request.Format ?? "auto").ToLowerInvariant() switch
         {
             "" or "auto" => EdgeBlockFormat.Detect(document),

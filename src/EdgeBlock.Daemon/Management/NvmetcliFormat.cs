@@ -60,6 +60,7 @@ public static class NvmetcliFormat
         foreach (var (host, i) in Array(root, "hosts", "hosts", result.Errors))
         {
             string at = $"hosts[{i}]";
+            if (host.ValueKind != JsonValueKind.Object) { result.Errors.Add($"{at}: is {Describe(host)}, not an object"); continue; }
             if (String(host, "nqn", at, result.Errors, required: true) is not { } nqn) continue;
             if (!Nqn.IsValid(nqn, out string why)) result.Errors.Add($"{at}.nqn: '{nqn}' is not a valid host NQN: {why}");
             else declaredHosts.Add(nqn);
