@@ -1,3 +1,4 @@
+using EdgeBlock.Nvme.Auth;
 using System.CommandLine;
 
 namespace EdgeBlock.Cli;
@@ -51,7 +52,17 @@ internal static class BenchCommand
             Description = "Write data that compresses about N:1 (each 4 KiB: 1/N new random bytes, then a repeated text; 1: incompressible) instead of zeroes",
         };
 
-        public IEnumerable<Option> All => [Addr, Nqn, Nsid, Rw, RwmixRead, Bs, Qd, Queues, Time, Ramp, Verify, SizeLimit, IoLimit, Json, HostNqn, Digest, ServerPid, Seed, Compressible];
+        public readonly Option<string> DhchapSecretFile = new("--dhchap-secret-file")
+        {
+            Description = "Authenticate each queue with DH-HMAC-CHAP using the host secret in this file (DHHC-1:XX:...: as nvme gen-dhchap-key prints it)",
+        };
+        public readonly Option<string> DhchapCtrlSecretFile = new("--dhchap-ctrl-secret-file")
+        {
+            Description = "Also authenticate the controller (bidirectional) with the secret in this file; needs --dhchap-secret-file",
+        };
+
+        public IEnumerable<Option> All => [Addr, Nqn, Nsid, Rw, RwmixRead, Bs, Qd, Queues, Time, Ramp, Verify, SizeLimit, IoLimit, Json, HostNqn, Digest, ServerPid, Seed, Compressible,
+            DhchapSecretFile, DhchapCtrlSecretFile];
     }
 
     public static Command Create()
@@ -98,6 +109,9 @@ internal static class BenchCommand
         if (!BenchOptions.TryParseDuration(r.GetValue(o.Ramp) ?? "", out var ramp, out error)) errors.Add($"--ramp: {error}");
         if (!BenchOptions.TryParseDigest(r.GetValue(o.Digest) ?? "", out bool hd, out bool dd, out error)) errors.Add(error);
         if (bs > int.MaxValue) errors.Add($"--bs {bs}: too large");
+        DhchapKey? secret = BenchOptions.ReadDhchapSecret("--dhchap-secret-file", r.GetValue(o.DhchapSecretFile), errors);
+        DhchapKey? ctrlSecret = BenchOptions.ReadDhchapSecret("--dhchap-ctrl-secret-file", r.GetValue(o.DhchapCtrlSecretFile), errors);
+        if (ctrlSecret != null && r.GetValue(o.DhchapSecretFile) == null) errors.Add("--dhchap-ctrl-secret-file needs --dhchap-secret-file");
         if (errors.Count > 0) return (null, errors);
 
         var options = new BenchOptions
@@ -123,6 +137,8 @@ internal static class BenchCommand
             ServerPid = r.GetValue(o.ServerPid),
             Seed = r.GetValue(o.Seed),
             Compressible = r.GetValue(o.Compressible),
+            DhchapSecret = secret,
+            DhchapControllerSecret = ctrlSecret,
         };
         var invalid = options.Validate();
         return invalid.Count > 0 ? (null, invalid) : (options, []);

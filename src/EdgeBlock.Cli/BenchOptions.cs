@@ -20,6 +20,9 @@ internal sealed record BenchOptions
     public required int Port { get; init; }
     public required string SubsystemNqn { get; init; }
     public string? HostNqn { get; init; }
+    /// <summary>DH-HMAC-CHAP: the host's secret (each queue authenticates), and the controller's for bidirectional.</summary>
+    public Nvme.Auth.DhchapKey? DhchapSecret { get; init; }
+    public Nvme.Auth.DhchapKey? DhchapControllerSecret { get; init; }
     public uint Nsid { get; init; } = 1;
     public BenchPattern Pattern { get; init; } = BenchPattern.RandRead;
     /// <summary>Percentage of reads in randrw.</summary>
@@ -179,5 +182,24 @@ internal sealed record BenchOptions
         if (!Nvme.Nqn.IsValid(SubsystemNqn, out string why)) errors.Add($"--nqn '{SubsystemNqn}' is not a valid NQN: {why}");
         if (HostNqn != null && !Nvme.Nqn.IsValid(HostNqn, out why)) errors.Add($"--hostnqn '{HostNqn}' is not a valid NQN: {why}");
         return errors;
+    }
+
+    /// <summary>The secret in a file (null when no file was named); a file that cannot be read or parsed adds an error naming it, never its content.</summary>
+    public static Nvme.Auth.DhchapKey? ReadDhchapSecret(string option, string? path, List<string> errors)
+    {
+        if (path == null) return null;
+        string text;
+        try
+        {
+            text = File.ReadAllText(path).Trim();
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            errors.Add($"{option} {path}: {ex.Message}");
+            return null;
+        }
+        if (Nvme.Auth.DhchapKey.TryParse(text, out var key, out string problem)) return key;
+        errors.Add($"{option} {path}: {problem}");
+        return null;
     }
 }

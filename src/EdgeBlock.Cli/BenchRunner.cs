@@ -38,6 +38,8 @@ internal sealed class BenchRunner
         {
             InlineCompletions = true,
             DisableSqFlowControl = false,
+            DhchapSecret = _o.DhchapSecret,
+            DhchapControllerSecret = _o.DhchapControllerSecret,
         };
         var connected = await NvmeHost.ConnectAsync(_o.Host, _o.Port, _o.SubsystemNqn, hostNqn, ioQueues: _o.Queues,
             queueSize: _o.QueueDepth + 1, headerDigest: _o.HeaderDigest, dataDigest: _o.DataDigest,

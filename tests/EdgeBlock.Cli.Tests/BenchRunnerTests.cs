@@ -1,5 +1,7 @@
 using System.Net;
+using EdgeBlock.Api;
 using EdgeBlock.Daemon;
+using EdgeBlock.Nvme.Auth;
 using Microsoft.Extensions.Logging.Abstractions;
 
 namespace EdgeBlock.Cli.Tests;
@@ -72,6 +74,55 @@ public sealed class BenchRunnerTests : IAsyncLifetime
         Assert.Equal(r.Ios, r.LatencyUs.Count);
         Assert.True(r.LatencyUs.P50 > 0 && r.LatencyUs.P50 <= r.LatencyUs.P99 && r.LatencyUs.P99 <= r.LatencyUs.Max);
         Assert.NotNull(r.ServerCpu);
+    }
+
+    /// <summary>
+    /// A host the subsystem knows with a DH-HMAC-CHAP secret: the bench, given the secrets in files, authenticates
+    /// every queue (both ways) and runs; without the secret its Connect is answered but its first command is refused.
+    /// </summary>
+    [Fact]
+    public async Task DhchapSecrets_FromFiles_AuthenticateEveryQueue_WithoutThemTheBenchCannotRun()
+    {
+        int port = await StartAsync(BackendKind.Memory);
+        const string Host = "nqn.2014-08.org.nvmexpress:uuid:5a0c1b0e-1d7f-4c55-9d77-62b1d1f2b3a4";
+        DhchapKey secret = DhchapKey.Generate(), ctrlSecret = DhchapKey.Generate();
+        await _daemon!.Management.AddHostAsync(DaemonOptions.DefaultSubsystemNqn,
+            new AddHostRequest(Host, new SetHostAuthRequest(secret.Format(), ctrlSecret.Format())));
+        string secretFile = Path.Combine(_dir, "host.key"), ctrlFile = Path.Combine(_dir, "ctrl.key");
+        await File.WriteAllTextAsync(secretFile, secret.Format() + "\n");
+        await File.WriteAllTextAsync(ctrlFile, ctrlSecret.Format() + "\n");
+        var errors = new List<string>();
+        var options = Options(port, BenchPattern.RandRw, 4096, 8, queues: 2, verify: true) with
+        {
+            HostNqn = Host,
+            DhchapSecret = BenchOptions.ReadDhchapSecret("--dhchap-secret-file", secretFile, errors),
+            DhchapControllerSecret = BenchOptions.ReadDhchapSecret("--dhchap-ctrl-secret-file", ctrlFile, errors),
+        };
+        Assert.Empty(errors);
+
+        var r = await new BenchRunner(options, progress: null).RunAsync(CancellationToken.None);
+        Assert.True(r.Ok, $"errors {r.ErrorCount}, transport {r.TransportError}");
+        Assert.Equal(0, r.Verify!.Mismatches);
+
+        await Assert.ThrowsAnyAsync<Exception>(() => new BenchRunner(options with { DhchapSecret = null, DhchapControllerSecret = null }, progress: null)
+            .RunAsync(CancellationToken.None));
+    }
+
+    [Fact]
+    public void ReadDhchapSecret_BadFileOrFormat_NamesTheOptionAndFile_NotTheContent()
+    {
+        Directory.CreateDirectory(_dir);
+        string bad = Path.Combine(_dir, "bad.key");
+        File.WriteAllText(bad, "DHHC-1:00:bm90IGEga2V5:");
+        var errors = new List<string>();
+
+        Assert.Null(BenchOptions.ReadDhchapSecret("--dhchap-secret-file", bad, errors));
+        Assert.Null(BenchOptions.ReadDhchapSecret("--dhchap-ctrl-secret-file", Path.Combine(_dir, "missing.key"), errors));
+
+        Assert.Equal(2, errors.Count);
+        Assert.StartsWith($"--dhchap-secret-file {bad}: ", errors[0]);
+        Assert.DoesNotContain("bm90IGEga2V5", errors[0]);
+        Assert.StartsWith("--dhchap-ctrl-secret-file ", errors[1]);
     }
 
     [Fact]
