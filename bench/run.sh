@@ -540,7 +540,7 @@ ratios() {
 
 # Issue D. "Checksums off" is the thin volume of section 6 (no data services). Per core: bytes a 128 KiB write moves
 # per µs of server CPU (= MB per CPU second) against lz4's single-thread compression speed on the same kind of data.
-# TODO(issue D): AES-XTS rows (encrypted volume vs `openssl speed -evp aes-256-xts`, one core) once encryption lands.
+# The AES-XTS per-core figures come from bench/volume.sh (the volume data path in one process) and bench/xts.sh (the primitive).
 per_core() { awk -v c="${1:--}" 'BEGIN { if (c == "-" || c + 0 == 0) print "-"; else printf "%.0f", 131072 / c }'; }
 ratios_dataservices() {
   local r lz4_core ck_core

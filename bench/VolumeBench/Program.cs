@@ -85,7 +85,7 @@ internal static class Program
         var buffers = Enumerable.Range(0, qd).Select(_ => new AlignedBuffer(Io)).ToArray();
         try
         {
-            double cpu0 = ProcessCpu.Seconds();
+            double cpu0 = CpuClock.Process();
             var wall = Stopwatch.StartNew();
             async Task Worker(AlignedBuffer buffer)
             {
@@ -108,7 +108,7 @@ internal static class Program
             }
             await Task.WhenAll(buffers.Select(b => Task.Run(() => Worker(b))));
             if (write) Check(await device.FlushAsync(), 0);
-            double cpu = ProcessCpu.Seconds() - cpu0;
+            double cpu = CpuClock.Process() - cpu0;
             double seconds = wall.Elapsed.TotalSeconds;
             return (bytes / 1e6 / cpu, bytes / 1e6 / seconds);
         }

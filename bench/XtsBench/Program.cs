@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Security.Cryptography;
+using EdgeBlock.Bench;
 using EdgeBlock.Bench.Xts;
 using EdgeBlock.Volumes;
 
@@ -106,13 +107,13 @@ static (double PerCore, double Wall) TwoThreads(Action<int, byte[], ulong> run)
         byte[] buffer = new byte[4096];
         long done = 0;
         ulong unit = (ulong)worker << 40;
-        double cpu0 = ThreadCpu.Seconds();
+        double cpu0 = CpuClock.Thread();
         while (sw.Elapsed.TotalSeconds < 3)
         {
             for (int i = 0; i < 1000; i++) run(worker, buffer, unit++);
             done += 1000 * 4096;
         }
-        double used = ThreadCpu.Seconds() - cpu0;
+        double used = CpuClock.Thread() - cpu0;
         lock (gate) cpu += used;
         Interlocked.Add(ref bytes, done);
     });
@@ -123,14 +124,14 @@ static Rate Measure(Action<byte[], ulong> run, byte[] buffer, double seconds)
 {
     long calls = 0;
     long allocated = GC.GetAllocatedBytesForCurrentThread();
-    double cpu0 = ThreadCpu.Seconds();
+    double cpu0 = CpuClock.Thread();
     var sw = Stopwatch.StartNew();
     while (sw.Elapsed.TotalSeconds < seconds)
     {
         for (int i = 0; i < 64; i++) run(buffer, (ulong)(calls + i));
         calls += 64;
     }
-    double wall = sw.Elapsed.TotalSeconds, cpu = ThreadCpu.Seconds() - cpu0;
+    double wall = sw.Elapsed.TotalSeconds, cpu = CpuClock.Thread() - cpu0;
     double bytes = calls * (double)buffer.Length;
     return new Rate(bytes / wall / 1e6, bytes / cpu / 1e6, (GC.GetAllocatedBytesForCurrentThread() - allocated) / (double)calls);
 }
