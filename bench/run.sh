@@ -6,6 +6,8 @@
 #   bench/run.sh --no-record       print the table only
 #   bench/run.sh --only edgeblock,volume  some groups (iperf3, qsd, nbdkit, fio, edgeblock, volume, dataservices);
 #                                  ratios need the others (dataservices compares with volume)
+#   bench/run.sh --only spdk       SPDK nvmf_tgt and EdgeBlock side by side under spdk_nvme_perf (issue P; bench/spdk.sh:
+#                                  SPDK_DIR or ../shared/tools/build-spdk.sh, else skipped); runs only when named
 #   bench/run.sh --only vm         bench/vm.sh (issue G: host CPU per GiB of a guest's disk I/O, ~7 min, its own table and
 #                                  section); runs only when named, after the other groups named with it
 #
@@ -21,6 +23,8 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/.." && pwd)"
 # shellcheck source=lib.sh
 . "$here/lib.sh"
+# shellcheck source=spdk.sh
+. "$here/spdk.sh"
 
 run_seconds=10
 record=1
@@ -43,6 +47,7 @@ done
   || { echo "bench/run.sh: --time takes whole seconds, 1..60 (the suite must stay under 10 minutes)" >&2; exit 2; }
 if [ "$(nproc)" -lt 2 ]; then echo "bench/run.sh: needs 2 CPUs (server on CPU 0, client on CPU 1)" >&2; exit 2; fi
 want() { [ -z "$only" ] || [[ ",$only," == *",$1,"* ]]; }
+named() { [[ ",$only," == *",$1,"* ]]; }   # groups that run only when named
 run_vm=0
 if [[ ",$only," == *",vm,"* ]]; then
   run_vm=1; only=$(echo ",$only," | sed 's/,vm,/,/; s/^,//; s/,$//')
@@ -243,7 +248,7 @@ meta_per_write() { # KEY -> bytes per write, or -
 }
 
 # ---- build edgeblock first (not inside any measurement) ---------------------------------------
-if want edgeblock || want volume || want dataservices; then
+if want edgeblock || want volume || want dataservices || named spdk; then
   echo "bench: building edgeblock (Release) if needed" >&2
   "$repo/edgeblock" --help >/dev/null
 fi
@@ -490,6 +495,11 @@ if want dataservices; then
   eb_pool_server_stop
 fi
 
+# ---- 8. SPDK nvmf_tgt side by side (issue P), only when named: bench/spdk.sh ----------------------------------
+if named spdk; then
+  spdk_group
+fi
+
 elapsed=$((SECONDS - t0))
 
 # ---- the table and the ratios ----------------------------------------------------------------
@@ -535,6 +545,7 @@ ratios() {
   r=$(ratio "$(get R_CPU eb_file_rr)" "$(get R_CPU qsd_file_rr)")
   echo "| (context) server CPU per file 4k randread vs qemu-storage-daemon raw file | $(get R_CPU eb_file_rr) µs | $(get R_CPU qsd_file_rr) µs | $r | | |"
   [ -n "${ROW[ds_ck_rr]:-}${ROW[lz4_b1]:-}" ] && ratios_dataservices
+  [ -n "${ROW[spdk_1_rr]:-}" ] && ratios_spdk
   return 0
 }
 
