@@ -18,11 +18,7 @@ public sealed partial class ManagementService
         {
             RequireVolume(pool, volume);
             var qos = state.Qos ??= new QosSpec();
-            var spec = qos.FindVolume(key) ?? new VolumeQosSpec { Volume = key };
-            qos.Volumes.Remove(spec);
-            QosRequests.Apply(spec, request, $"volume {key}");
-            if (!spec.IsEmpty) qos.Volumes.Add(spec);
-            Tidy(state);
+            Edit(state, qos.Volumes, qos.FindVolume(key) ?? new VolumeQosSpec { Volume = key }, spec => QosRequests.Apply(spec, request, $"volume {key}"));
         }, undoable: true, result: () => DescribeVolumeQos(pool, volume));
     }
 
@@ -34,11 +30,7 @@ public sealed partial class ManagementService
         return await ChangeAsync(state =>
         {
             var qos = state.Qos ??= new QosSpec();
-            var spec = qos.FindGroup(key) ?? new GroupQosSpec { Group = key };
-            qos.Groups.Remove(spec);
-            QosRequests.Apply(spec, request, $"group {key}");
-            if (!spec.IsEmpty) qos.Groups.Add(spec);
-            Tidy(state);
+            Edit(state, qos.Groups, qos.FindGroup(key) ?? new GroupQosSpec { Group = key }, spec => QosRequests.Apply(spec, request, $"group {key}"));
         }, undoable: true, result: () => DescribeGroupQos(pool, group) ?? new QosInfo(null, null, null, null)).ConfigureAwait(false);
     }
 
@@ -73,6 +65,15 @@ public sealed partial class ManagementService
         _pools?.Qos.Describe(pool, volume) ?? new QosInfo(null, null, null, null);
 
     public QosInfo? DescribeGroupQos(string pool, string group) => _pools?.Qos.DescribeGroup(pool, group);
+
+    /// <summary>Applies a request to an entry (the current one or a new one); an entry left setting nothing is dropped.</summary>
+    private static void Edit<T>(DesiredState state, List<T> entries, T spec, Action<T> apply) where T : QosLimitsSpec
+    {
+        entries.Remove(spec);
+        apply(spec);
+        if (!spec.IsEmpty) entries.Add(spec);
+        Tidy(state);
+    }
 
     private static void Tidy(DesiredState state)
     {

@@ -10,13 +10,7 @@ public class QosBlockDeviceTests
     {
         using var scheduler = new QosScheduler(new FakeTimeProvider());
         var device = new QosBlockDevice(new NullBlockDevice(1 << 20), scheduler.CreateFlow());
-        using var buffer = new AlignedBuffer(4096);
-        ReadAndWrite(device, buffer.Memory);
-
-        long before = GC.GetAllocatedBytesForCurrentThread();
-        int failures = 0;
-        for (int i = 0; i < 1000; i++) failures += ReadAndWrite(device, buffer.Memory) ? 0 : 1;
-        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        var (failures, allocated) = ReadAndWriteRounds(device, 1000);
 
         Assert.Equal(0, failures);
         Assert.Equal(0, allocated);
@@ -30,13 +24,7 @@ public class QosBlockDeviceTests
         var flow = scheduler.CreateFlow();
         scheduler.Set(flow, QosLimits.None, weight: 2);
         var device = new QosBlockDevice(new NullBlockDevice(1 << 20), flow);
-        using var buffer = new AlignedBuffer(4096);
-        ReadAndWrite(device, buffer.Memory);
-
-        long before = GC.GetAllocatedBytesForCurrentThread();
-        int failures = 0;
-        for (int i = 0; i < 1000; i++) failures += ReadAndWrite(device, buffer.Memory) ? 0 : 1;
-        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        var (failures, allocated) = ReadAndWriteRounds(device, 1000);
 
         Assert.Equal(0, failures);
         Assert.Equal(0, allocated);
@@ -75,6 +63,17 @@ public class QosBlockDeviceTests
         clock.Advance(TimeSpan.FromMilliseconds(1));
         return waited && second.IsCompleted && first.GetAwaiter().GetResult() == BlockStatus.Success
             && second.GetAwaiter().GetResult() == BlockStatus.Success;
+    }
+
+    /// <summary>Failed rounds and bytes allocated on this thread over <paramref name="rounds"/> rounds, after one to warm up.</summary>
+    private static (int Failures, long Allocated) ReadAndWriteRounds(IBlockDevice device, int rounds)
+    {
+        using var buffer = new AlignedBuffer(4096);
+        ReadAndWrite(device, buffer.Memory);
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        int failures = 0;
+        for (int i = 0; i < rounds; i++) failures += ReadAndWrite(device, buffer.Memory) ? 0 : 1;
+        return (failures, GC.GetAllocatedBytesForCurrentThread() - before);
     }
 
     private static bool ReadAndWrite(IBlockDevice device, Memory<byte> buffer) =>
