@@ -181,6 +181,24 @@ public class QosSchedulerTests
     }
 
     [Fact]
+    public void Set_SameLimitsAgain_KeepsTheBucket()
+    {
+        // Every desired-state change puts the whole QoS section in force again: that must not hand out a new burst.
+        var clock = new FakeTimeProvider();
+        using var scheduler = new QosScheduler(clock);
+        var flow = scheduler.CreateFlow();
+        scheduler.Set(flow, new QosLimits(Iops: 1, BurstIops: 1), weight: 0);
+        Consume(flow.AdmitAsync(Io));
+        var waiting = flow.AdmitAsync(Io);
+
+        scheduler.Set(flow, new QosLimits(Iops: 1, BurstIops: 1), weight: 0);
+
+        Assert.False(waiting.IsCompleted);
+        clock.Advance(TimeSpan.FromSeconds(1));
+        Assert.True(waiting.IsCompleted);
+    }
+
+    [Fact]
     public void ThrottledSeconds_CountsTimeWithIoWaiting()
     {
         var clock = new FakeTimeProvider();
