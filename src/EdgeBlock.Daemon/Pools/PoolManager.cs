@@ -1,5 +1,6 @@
 using EdgeBlock.Api.Pools;
 using EdgeBlock.Daemon.Management;
+using EdgeBlock.Storage.Qos;
 using EdgeBlock.Volumes;
 using GroupInfo = EdgeBlock.Volumes.GroupInfo;
 using PoolCheckReport = EdgeBlock.Volumes.PoolCheckReport;
@@ -41,6 +42,12 @@ public sealed class PoolManager : IAsyncDisposable
 
     /// <summary>The storage policy's verdict on a new drive (path, --force), set by the management service; null: no policy (tests of pools alone).</summary>
     public Func<string, bool, PolicyRefusal?>? DrivePolicy { get; set; }
+
+    /// <summary>QoS of the exported volumes: every export's device passes its volume's flow.</summary>
+    public QosRegistry Qos { get; } = new(TimeProvider.System);
+
+    /// <summary>Called after a volume was deleted (the management service drops its QoS from the desired state).</summary>
+    public Func<string, string, Task>? VolumeDeleted { get; set; }
 
     /// <summary>Background commit interval of opened pools (tests shorten it).</summary>
     public TimeSpan CommitInterval { get; init; } = TimeSpan.FromSeconds(2);
@@ -282,6 +289,8 @@ public sealed class PoolManager : IAsyncDisposable
         Pool pool = Get(poolName);
         await WaitDetachedAsync(poolName, volume).ConfigureAwait(false);
         await pool.DeleteVolumeAsync(volume).ConfigureAwait(false);
+        Qos.Forget(poolName, volume);
+        if (VolumeDeleted is { } deleted) await deleted(poolName, volume).ConfigureAwait(false);
     }
 
     public VolumeInfo GetVolume(string poolName, string volume) => Get(poolName).GetVolume(volume);
@@ -326,7 +335,8 @@ public sealed class PoolManager : IAsyncDisposable
             if (info.IsSnapshot) throw new VolumeException(VolumeError.Invalid, $"{key} is a read-only snapshot; clone it (edgeblock volume clone) and export the clone");
             if (uuid is { } u && u != info.Uuid)
                 throw new VolumeException(VolumeError.Invalid, $"UUID {u} is not volume {key}'s ({info.Uuid}); a volume's namespace carries the volume's UUID (leave the UUID out)");
-            var export = new VolumeExport(pool.OpenVolume(volume), poolName, volume, info.Uuid, Closed);
+            var device = new QosBlockDevice(pool.OpenVolume(volume), Qos.Flow(poolName, volume, info.Group));
+            var export = new VolumeExport(device, poolName, volume, info.Uuid, Closed);
             _exports.Add(export);
             return export;
         }
@@ -426,5 +436,6 @@ public sealed class PoolManager : IAsyncDisposable
                 _logger.LogError(e, "pool {Pool}: closing failed", pool.Name);
             }
         }
+        Qos.Dispose();
     }
 }
