@@ -19,25 +19,21 @@ public static class ImageCopy
     public static async Task<long> CopyAsync(ImageReader source, Func<long, ReadOnlyMemory<byte>, CancellationToken, ValueTask> write,
         IProgress<CopyProgress>? progress, CancellationToken cancel)
     {
-        List<ImageExtent> data = source.Extents().Where(e => e.Kind == ExtentKind.Data).ToList();
-        long total = data.Sum(e => e.Length), done = 0, written = 0;
+        List<(long Start, long End)> ranges = DataRanges(source);
+        long total = ranges.Sum(r => r.End - r.Start), done = 0, written = 0;
         progress?.Report(new CopyProgress(0, total, 0));
         byte[] buffer = GC.AllocateUninitializedArray<byte>(ChunkBytes);
-        foreach (ImageExtent extent in data)
+        foreach ((long start, long end) in ranges)
         {
-            for (long offset = extent.Offset; offset < extent.End;)
+            for (long offset = start; offset < end;)
             {
                 cancel.ThrowIfCancellationRequested();
-                int n = (int)Math.Min(ChunkBytes, extent.End - offset);
+                int n = (int)Math.Min(ChunkBytes, end - offset);
                 source.Read(offset, buffer.AsSpan(0, n));
-                for (int start = 0; start < n;)
+                foreach ((int runStart, int runLength) in NonZeroRuns(buffer.AsSpan(0, n)))
                 {
-                    int runStart = NextNonZero(buffer, start, n);
-                    if (runStart >= n) break;
-                    int runEnd = NextZero(buffer, runStart, n);
-                    await write(offset + runStart, buffer.AsMemory(runStart, runEnd - runStart), cancel).ConfigureAwait(false);
-                    written += runEnd - runStart;
-                    start = runEnd;
+                    await write(offset + runStart, buffer.AsMemory(runStart, runLength), cancel).ConfigureAwait(false);
+                    written += runLength;
                 }
                 offset += n;
                 done += n;
@@ -47,23 +43,45 @@ public static class ImageCopy
         return written;
     }
 
+    /// <summary>
+    /// The data extents widened to whole <see cref="BlockBytes"/> blocks (subclusters and file system holes can be
+    /// finer) and merged, so that every write a copy makes is block-aligned; the last may end at the virtual size.
+    /// </summary>
+    public static List<(long Start, long End)> DataRanges(ImageReader source)
+    {
+        var ranges = new List<(long Start, long End)>();
+        foreach (ImageExtent e in source.Extents())
+        {
+            if (e.Kind != ExtentKind.Data) continue;
+            long start = e.Offset / BlockBytes * BlockBytes;
+            long end = Math.Min(source.VirtualSize, (e.End + BlockBytes - 1) / BlockBytes * BlockBytes);
+            if (ranges.Count > 0 && ranges[^1].End >= start) ranges[^1] = (ranges[^1].Start, Math.Max(ranges[^1].End, end));
+            else ranges.Add((start, end));
+        }
+        return ranges;
+    }
+
+    /// <summary>The runs of <paramref name="data"/> made of blocks that are not all zeros, as (start, length).</summary>
+    public static List<(int Start, int Length)> NonZeroRuns(ReadOnlySpan<byte> data)
+    {
+        var runs = new List<(int, int)>();
+        int runStart = -1;
+        for (int block = 0; block < data.Length; block += BlockBytes)
+        {
+            bool zero = !data.Slice(block, Math.Min(BlockBytes, data.Length - block)).ContainsAnyExcept((byte)0);
+            if (!zero && runStart < 0) runStart = block;
+            else if (zero && runStart >= 0)
+            {
+                runs.Add((runStart, block - runStart));
+                runStart = -1;
+            }
+        }
+        if (runStart >= 0) runs.Add((runStart, data.Length - runStart));
+        return runs;
+    }
+
     /// <summary>Synchronous form for writers that are not async (image files).</summary>
     public static long CopyTo(ImageReader source, IImageWriter target, IProgress<CopyProgress>? progress = null, CancellationToken cancel = default) =>
         CopyAsync(source, (offset, bytes, _) => { target.Write(offset, bytes.Span); return ValueTask.CompletedTask; }, progress, cancel)
             .GetAwaiter().GetResult();
-
-    private static int NextNonZero(byte[] buffer, int start, int end)
-    {
-        while (start < end && IsZeroBlock(buffer, start, end)) start += Math.Min(BlockBytes, end - start);
-        return start;
-    }
-
-    private static int NextZero(byte[] buffer, int start, int end)
-    {
-        while (start < end && !IsZeroBlock(buffer, start, end)) start += Math.Min(BlockBytes, end - start);
-        return start;
-    }
-
-    private static bool IsZeroBlock(byte[] buffer, int start, int end) =>
-        !buffer.AsSpan(start, Math.Min(BlockBytes, end - start)).ContainsAnyExcept((byte)0);
 }

@@ -63,14 +63,18 @@ public sealed class QemuImgReadTests
     public void Qcow2ExtendedL2_SubclusterWritesAndZeroes_ReadAsQemuRaw()
     {
         using var dir = new TempDir();
-        string image = Convert(dir, "ext.qcow2", "-o", "extended_l2=on,cluster_size=128k");
-        // Sub-cluster writes (4 KiB subclusters) into an unallocated cluster, and zeroes over part of a data cluster.
-        QemuImg.Ok("qemu-io", "-f", "qcow2", "-c", "write -P 0x5a 12m 8k", "-c", "write -P 0xa5 12648448 4k", "-c", "write -z 1056768 8k", image);
-        ImageInfo info = AssertReadsAsQemu(dir, image, DataBytes + 12288);
+        string image = Convert(dir, "ext.qcow2", "-o", "extended_l2=on,cluster_size=16k");
+        // Sub-cluster writes (512-byte subclusters) into unallocated clusters, and zeroes over part of a data cluster;
+        // the copy widens the 512-byte one to its 4 KiB block.
+        QemuImg.Ok("qemu-io", "-f", "qcow2", "-c", "write -P 0x5a 12m 8k", "-c", "write -P 0xa5 12648448 4k", "-c", "write -P 0x77 13632512 512",
+            "-c", "write -z 1056768 8k", image);
+        ImageInfo info = AssertReadsAsQemu(dir, image, DataBytes + 16384);
         Assert.True(info.ExtendedL2);
         using ImageReader reader = ImageFile.Open(image);
         Assert.Equal(new ImageExtent(12 << 20, 8192, ExtentKind.Data), reader.Status(12 << 20, 1 << 20));
         Assert.Equal(ExtentKind.Zero, reader.Status((1 << 20) + 8192, 4096).Kind);
+        Assert.Equal(new ImageExtent(13632512, 512, ExtentKind.Data), reader.Status(13632512, 1 << 20));
+        Assert.Equal(ExtentKind.Unallocated, reader.LayerStatus(13632512 - 512, 512).Kind);
     }
 
     [QemuImgFact]

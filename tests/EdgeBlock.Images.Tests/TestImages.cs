@@ -37,6 +37,7 @@ internal static class TestImages
         byte[] disk = new byte[image.VirtualSize];
         long written = ImageCopy.CopyAsync(image, (offset, bytes, _) =>
         {
+            Assert.Equal(0, offset % ImageCopy.BlockBytes); // a volume takes whole blocks
             bytes.Span.CopyTo(disk.AsSpan((int)offset));
             return ValueTask.CompletedTask;
         }, null, CancellationToken.None).GetAwaiter().GetResult();
