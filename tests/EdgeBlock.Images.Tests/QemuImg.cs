@@ -41,6 +41,15 @@ public sealed class QemuImgFactAttribute : FactAttribute
     }
 }
 
+/// <summary>A theory that needs qemu-img (see <see cref="QemuImgFactAttribute"/>).</summary>
+public sealed class QemuImgTheoryAttribute : TheoryAttribute
+{
+    public QemuImgTheoryAttribute()
+    {
+        if (!QemuImg.Available) Skip = QemuImg.Missing;
+    }
+}
+
 /// <summary>A scratch directory removed after the test.</summary>
 public sealed class TempDir : IDisposable
 {

@@ -76,12 +76,3 @@ public sealed class QemuImgWriteTests
         Assert.InRange(written.AllocatedBytes(), 1, 1 << 20); // holes where the source had none
     }
 }
-
-/// <summary>A theory that needs qemu-img (see <see cref="QemuImgFactAttribute"/>).</summary>
-public sealed class QemuImgTheoryAttribute : TheoryAttribute
-{
-    public QemuImgTheoryAttribute()
-    {
-        if (!QemuImg.Available) Skip = QemuImg.Missing;
-    }
-}

@@ -27,6 +27,7 @@ namespace EdgeBlock.Daemon.Pools;
 /// POST   /v1/pools/{pool}/volumes/{name@snap}/clones {name, reserve?, group?}
 /// GET    /v1/pools/{pool}/groups                     PUT /v1/pools/{pool}/groups/{group} {quota}
 /// </code>
+/// Image imports and exports: <see cref="ImagesApi"/>.
 /// </summary>
 public static class PoolsApi
 {
@@ -66,15 +67,17 @@ public static class PoolsApi
         v1.MapGet("/pools/{pool}/groups", (string pool) => Run(() => Task.FromResult(Results.Ok(pools.ListGroups(pool).ToContract())))).Produces<List<GroupInfo>>().Refusals();
         v1.MapPut("/pools/{pool}/groups/{group}", (string pool, string group, SetGroupQuotaRequest body) =>
             Run(async () => Results.Ok((await pools.SetGroupQuotaAsync(pool, group, body)).ToContract()))).Produces<GroupInfo>().Refusals();
+
+        ImagesApi.Map(v1, pools.Images);
     }
 
     private static IResult Created(EdgeBlock.Volumes.VolumeInfo v) =>
         Results.Created($"/v1/pools/{Uri.EscapeDataString(v.Pool)}/volumes/{Uri.EscapeDataString(v.Name)}", v.ToContract());
 
-    private static RouteHandlerBuilder Refusals(this RouteHandlerBuilder route) =>
+    internal static RouteHandlerBuilder Refusals(this RouteHandlerBuilder route) =>
         route.ProducesProblem(400).ProducesProblem(404).ProducesProblem(409).ProducesProblem(507);
 
-    private static async Task<IResult> Run(Func<Task<IResult>> action)
+    internal static async Task<IResult> Run(Func<Task<IResult>> action)
     {
         try
         {
