@@ -284,27 +284,28 @@ public sealed class ImageJobs
         Job job = Find(id);
         if (job.Run.IsCompleted) throw ManagementException.Conflict($"image job {id} is not running ({job.State})");
         await job.Cancel.CancelAsync().ConfigureAwait(false);
-        await job.Run.WaitAsync(StopWait).ConfigureAwait(false);
+        if (await Task.WhenAny(job.Run, Task.Delay(StopWait)).ConfigureAwait(false) != job.Run)
+            throw new ManagementException(409, "busy", $"image job {id} did not stop within {StopWait.TotalSeconds:0} s; it stops after the read or write under way");
         return Status(job);
     }
 
     /// <summary>At shutdown, before the pools close: cancels running jobs (an import removes its volume).</summary>
     public async Task StopAllAsync()
     {
-        List<Job> running;
+        List<Job> running = StopAccepting();
+        foreach (Job job in running) await job.Cancel.CancelAsync().ConfigureAwait(false);
+        Task all = Task.WhenAll(running.Select(j => j.Run)); // the runs catch their own failures
+        if (await Task.WhenAny(all, Task.Delay(StopWait)).ConfigureAwait(false) != all)
+            _logger.LogWarning("an image job did not stop within {Seconds} s; closing its pool anyway", StopWait.TotalSeconds);
+    }
+
+    /// <summary>Refuses new jobs from now on; answers the running ones.</summary>
+    private List<Job> StopAccepting()
+    {
         lock (_lock)
         {
             _stopping = true;
-            running = _jobs.Values.Where(j => !j.Run.IsCompleted).ToList();
-        }
-        foreach (Job job in running) await job.Cancel.CancelAsync().ConfigureAwait(false);
-        try
-        {
-            await Task.WhenAll(running.Select(j => j.Run)).WaitAsync(StopWait).ConfigureAwait(false);
-        }
-        catch (TimeoutException)
-        {
-            _logger.LogWarning("an image job did not stop within {Seconds} s; closing its pool anyway", StopWait.TotalSeconds);
+            return [.. _jobs.Values.Where(j => !j.Run.IsCompleted)];
         }
     }
 
