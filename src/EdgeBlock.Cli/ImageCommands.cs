@@ -193,7 +193,14 @@ internal static class ImageCommands
             }
             catch (OperationCanceledException)
             {
-                body = await call.Api.SendAsync(HttpMethod.Delete, path); // Ctrl-C: cancel the job, answered once it stopped
+                try
+                {
+                    body = await call.Api.SendAsync(HttpMethod.Delete, path); // Ctrl-C: cancel the job, answered once it stopped
+                }
+                catch (DaemonRefusedException e) when (e.Status == 409)
+                {
+                    body = await call.Api.SendAsync(HttpMethod.Get, path); // it ended meanwhile
+                }
                 s = ApiClient.Parse<ImageJobStatus>(body);
                 return;
             }

@@ -17,6 +17,7 @@ namespace EdgeBlock.Daemon.Pools;
 public sealed class ImageJobs
 {
     private static readonly TimeSpan StopWait = TimeSpan.FromSeconds(30);
+    private const int KeptEnded = 100;
 
     private readonly Func<string, Pool> _pools;
     private readonly string _dataDirectory;
@@ -160,6 +161,9 @@ public sealed class ImageJobs
             if (_stopping) throw new VolumeException(VolumeError.Busy, $"the daemon is stopping; {kind} {pool}/{volume} after it restarts");
             var job = new Job((++_lastId).ToString(System.Globalization.CultureInfo.InvariantCulture), kind, pool, volume, file, format, compression);
             _jobs[job.Id] = job;
+            // Ended jobs are kept for `image jobs`, the oldest dropped past a bound.
+            foreach (Job old in _jobs.Values.Where(j => j.Run.IsCompleted && j != job).OrderBy(j => j.Started).SkipLast(KeptEnded).ToList())
+                _jobs.Remove(old.Id);
             return job;
         }
     }
@@ -242,7 +246,17 @@ public sealed class ImageJobs
             writer.Dispose();
             await volume.DisposeAsync().ConfigureAwait(false);
         }
-        if (!done) File.Delete(job.File);
+        if (!done)
+        {
+            try
+            {
+                File.Delete(job.File);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                _logger.LogError("export {Id}: could not remove the unfinished file {File}: {Message}", job.Id, job.File, e.Message);
+            }
+        }
         End(job, done);
     }
 
