@@ -13,8 +13,9 @@ public static class ImageCopy
     public const int BlockBytes = 4096;
 
     /// <summary>
-    /// Calls <paramref name="write"/> with each run of non-zero blocks in ascending order (offset, bytes); the bytes
-    /// are valid until the call's task completes. Answers the bytes written.
+    /// Calls <paramref name="write"/> with each run of non-zero blocks in ascending order (offset, bytes), one call at a
+    /// time; the bytes are valid until the call's task completes. The next chunk is read (and decompressed) while the
+    /// writes of the previous one are in flight: two chunk buffers. Answers the bytes written.
     /// </summary>
     public static async Task<long> CopyAsync(ImageReader source, Func<long, ReadOnlyMemory<byte>, CancellationToken, ValueTask> write,
         IProgress<CopyProgress>? progress, CancellationToken cancel)
@@ -22,25 +23,35 @@ public static class ImageCopy
         List<(long Start, long End)> ranges = DataRanges(source);
         long total = ranges.Sum(r => r.End - r.Start), done = 0, written = 0;
         progress?.Report(new CopyProgress(0, total, 0));
-        byte[] buffer = GC.AllocateUninitializedArray<byte>(ChunkBytes);
+        byte[][] buffers = [GC.AllocateUninitializedArray<byte>(ChunkBytes), GC.AllocateUninitializedArray<byte>(ChunkBytes)];
+        Task writing = Task.CompletedTask;
+        int next = 0;
         foreach ((long start, long end) in ranges)
         {
             for (long offset = start; offset < end;)
             {
                 cancel.ThrowIfCancellationRequested();
                 int n = (int)Math.Min(ChunkBytes, end - offset);
-                source.Read(offset, buffer.AsSpan(0, n));
-                foreach ((int runStart, int runLength) in NonZeroRuns(buffer.AsSpan(0, n)))
-                {
-                    await write(offset + runStart, buffer.AsMemory(runStart, runLength), cancel).ConfigureAwait(false);
-                    written += runLength;
-                }
+                byte[] buffer = buffers[next];
+                next ^= 1;
+                source.Read(offset, buffer.AsSpan(0, n)); // the other buffer's writes run meanwhile
+                List<(int Start, int Length)> runs = NonZeroRuns(buffer.AsSpan(0, n));
+                await writing.ConfigureAwait(false);      // in order, and that buffer is free for the next read
+                writing = WriteRunsAsync(write, offset, buffer, runs, cancel);
+                written += runs.Sum(r => r.Length);
                 offset += n;
                 done += n;
                 progress?.Report(new CopyProgress(done, total, written));
             }
         }
+        await writing.ConfigureAwait(false);
         return written;
+    }
+
+    private static async Task WriteRunsAsync(Func<long, ReadOnlyMemory<byte>, CancellationToken, ValueTask> write, long offset, byte[] buffer,
+        List<(int Start, int Length)> runs, CancellationToken cancel)
+    {
+        foreach ((int start, int length) in runs) await write(offset + start, buffer.AsMemory(start, length), cancel).ConfigureAwait(false);
     }
 
     /// <summary>
