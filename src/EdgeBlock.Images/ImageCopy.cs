@@ -26,25 +26,33 @@ public static class ImageCopy
         byte[][] buffers = [GC.AllocateUninitializedArray<byte>(ChunkBytes), GC.AllocateUninitializedArray<byte>(ChunkBytes)];
         Task writing = Task.CompletedTask;
         int next = 0;
-        foreach ((long start, long end) in ranges)
+        try
         {
-            for (long offset = start; offset < end;)
+            foreach ((long start, long end) in ranges)
             {
-                cancel.ThrowIfCancellationRequested();
-                int n = (int)Math.Min(ChunkBytes, end - offset);
-                byte[] buffer = buffers[next];
-                next ^= 1;
-                source.Read(offset, buffer.AsSpan(0, n)); // the other buffer's writes run meanwhile
-                List<(int Start, int Length)> runs = NonZeroRuns(buffer.AsSpan(0, n));
-                await writing.ConfigureAwait(false);      // in order, and that buffer is free for the next read
-                writing = WriteRunsAsync(write, offset, buffer, runs, cancel);
-                written += runs.Sum(r => r.Length);
-                offset += n;
-                done += n;
-                progress?.Report(new CopyProgress(done, total, written));
+                for (long offset = start; offset < end;)
+                {
+                    cancel.ThrowIfCancellationRequested();
+                    int n = (int)Math.Min(ChunkBytes, end - offset);
+                    byte[] buffer = buffers[next];
+                    next ^= 1;
+                    source.Read(offset, buffer.AsSpan(0, n)); // the other buffer's writes run meanwhile
+                    List<(int Start, int Length)> runs = NonZeroRuns(buffer.AsSpan(0, n));
+                    await writing.ConfigureAwait(false);      // in order, and that buffer is free for the next read
+                    writing = WriteRunsAsync(write, offset, buffer, runs, cancel);
+                    written += runs.Sum(r => r.Length);
+                    offset += n;
+                    done += n;
+                    progress?.Report(new CopyProgress(done, total, written));
+                }
             }
+            await writing.ConfigureAwait(false);
         }
-        await writing.ConfigureAwait(false);
+        finally
+        {
+            // A failed read or a cancel must not return while writes from the buffers are still in flight.
+            await writing.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        }
         return written;
     }
 
