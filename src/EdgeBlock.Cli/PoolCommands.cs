@@ -347,7 +347,7 @@ public static partial class PoolCommands
     private static Argument<string> PoolArgument() => new("NAME") { Description = "Pool name" };
 
     /// <summary>POOL/NAME (POOL/NAME@SNAP when <paramref name="snapshot"/>, optionally when <paramref name="snapshotOptional"/>), checked before anything is sent.</summary>
-    private static Argument<string> VolumeArgument(string syntax, string description, bool snapshot = false, bool snapshotOptional = false)
+    internal static Argument<string> VolumeArgument(string syntax, string description, bool snapshot = false, bool snapshotOptional = false)
     {
         var argument = new Argument<string>(syntax) { Description = $"{description} ({syntax})" };
         argument.Validators.Add(r =>
@@ -362,7 +362,7 @@ public static partial class PoolCommands
         return argument;
     }
 
-    private static (string Pool, string Name) Split(string text)
+    internal static (string Pool, string Name) Split(string text)
     {
         int slash = text.IndexOf('/');
         return (text[..slash], text[(slash + 1)..]);

@@ -12,4 +12,5 @@ PoolCommands.AddTo(root);
 VhostCommands.AddTo(root);
 StatsCommand.AddTo(root);
 EdgeBlock.Cli.Vm.VmCommand.AddTo(root);
+ImageCommands.AddTo(root);
 return await root.Parse(args).InvokeAsync();

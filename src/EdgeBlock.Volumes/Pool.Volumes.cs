@@ -288,8 +288,8 @@ public sealed partial class Pool
         }
     }
 
-    /// <summary>Opens a snapshot to read it (checks and tests); writing to it would break the snapshot.</summary>
-    internal IBlockDevice OpenSnapshotForReading(string name)
+    /// <summary>Opens a volume or snapshot to read it (checks, tests, image export); writing to a snapshot would break it.</summary>
+    public IBlockDevice OpenSnapshotForReading(string name)
     {
         UnlockIfEncrypted(name);
         lock (MetaLock)

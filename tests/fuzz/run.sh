@@ -13,7 +13,7 @@
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 root=$(pwd)
-targets_all=(nvme-tcp vhost-msg vhost-ring config)
+targets_all=(nvme-tcp vhost-msg vhost-ring config qcow2)
 target=${1:-}
 seconds=${2:-60}
 if [ -z "$target" ] || { [ "$target" != all ] && [[ ! " ${targets_all[*]} " =~ " $target " ]]; }; then
@@ -43,7 +43,7 @@ fi
 rm -rf "$bin"
 dotnet publish tests/fuzz/EdgeBlock.Fuzz -c Release -o "$bin" --nologo -v q >"$out/build.log" 2>&1 \
   || fail_all "building the fuzz harness failed (see $out/build.log)"
-for asm in EdgeBlock.Nvme EdgeBlock.Target EdgeBlock.Transports.Tcp EdgeBlock.Transports.VhostUser EdgeBlock.Api EdgeBlock.Daemon; do
+for asm in EdgeBlock.Nvme EdgeBlock.Target EdgeBlock.Transports.Tcp EdgeBlock.Transports.VhostUser EdgeBlock.Api EdgeBlock.Daemon EdgeBlock.Images; do
   "$sharpfuzz" "$bin/$asm.dll" >>"$out/instrument.log" 2>&1 || fail_all "instrumenting $asm failed (see $out/instrument.log)"
 done
 

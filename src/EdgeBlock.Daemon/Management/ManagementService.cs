@@ -39,6 +39,7 @@ public sealed partial class ManagementService
         // New pool drives obey the same policy, against the exports of the state in force.
         if (pools != null) pools.DrivePolicy = (path, force) => _policy.CheckPoolDrive(path, force, _desired);
         if (pools != null) pools.VolumeDeleted = DropVolumeQosAsync;
+        if (pools != null) pools.Images.FilePolicy = (path, create) => _policy.CheckImageFile(path, create, _desired);
     }
 
     public string ConfigPath => _store.Path;

@@ -103,9 +103,8 @@ public sealed partial class StoragePolicy
     {
         string full = Path.GetFullPath(path, _dataDirectory);
         if (PathRefusal($"drive {full}", full, exports, out string real, out _) is { } refusal) return refusal;
-        foreach (var (_, field, backend, _) in Exports(exports))
-            if (BackendSpec.TryParse(backend, out var b, out _) && b.Kind == BackendKind.File && RealPath(b.FullPath(_dataDirectory)) == real)
-                return new PolicyRefusal($"drive {full}: it backs {field} ({backend}); a drive is no export's backend", InUse: true);
+        if (BackedExport(exports, real, except: null) is { } backed)
+            return new PolicyRefusal($"drive {full}: it backs {backed}; a drive is no export's backend", InUse: true);
         if (force || !File.Exists(real)) return null;
         byte[] head = ReadHead(real, out string? error);
         if (error != null) return new PolicyRefusal($"drive {full}: cannot be read to check what it holds: {error}");
@@ -114,6 +113,24 @@ public sealed partial class StoragePolicy
             return new PolicyRefusal($"drive {full}: it holds {what}; a pool overwrites it: add --force if its data may be lost");
         if (DiskProbe.HoldsData(head))
             return new PolicyRefusal($"drive {full}: it holds data (non-zero bytes in its first MiB); a pool overwrites it: add --force if its data may be lost");
+        return null;
+    }
+
+    /// <summary>
+    /// An image file that `image import` reads (<paramref name="create"/> false: it must exist) or `image export`
+    /// creates (true: it must not exist, and only a regular file is made): the same places as file backends, never a
+    /// daemon file, a pool drive or an export's backend (its guest may be writing it).
+    /// </summary>
+    public PolicyRefusal? CheckImageFile(string path, bool create, DesiredState state)
+    {
+        string full = Path.GetFullPath(path, _dataDirectory);
+        string what = $"image {full}";
+        if (PathRefusal(what, full, state, out string real, out bool device) is { } refusal) return refusal;
+        if (BackedExport(state, real, except: null) is { } backed)
+            return new PolicyRefusal($"{what}{Via(full, real)}: it backs {backed}; export a snapshot of a volume instead", InUse: true);
+        bool exists = device || File.Exists(real);
+        if (create && exists) return new PolicyRefusal($"{what}{Via(full, real)}: it already exists; choose a new file name (an export never overwrites)", InUse: true);
+        if (!create && !exists) return new PolicyRefusal($"{what}: no such file");
         return null;
     }
 
@@ -141,10 +158,8 @@ public sealed partial class StoragePolicy
         string full = spec.FullPath(_dataDirectory);
         string what = $"{field}: backend {full}";
         if (PathRefusal(what, full, state, out string real, out bool device) is { } refusal) return refusal;
-        foreach (var (_, otherField, otherBackend, _) in Exports(state))
-            if (otherField != field && BackendSpec.TryParse(otherBackend, out var o, out _) && o.Kind == BackendKind.File
-                && RealPath(o.FullPath(_dataDirectory)) == real)
-                return new PolicyRefusal($"{what}{Via(full, real)}: it already backs {otherField}; a file or device backs one export", InUse: true);
+        if (BackedExport(state, real, except: field) is { } other)
+            return new PolicyRefusal($"{what}{Via(full, real)}: it already backs {other}; a file or device backs one export", InUse: true);
         if (!device || !checkContents) return null;
         byte[] head = ReadHead(real, out string? error);
         if (error == null && DiskProbe.Signature(head) is { } sig)
@@ -176,6 +191,15 @@ public sealed partial class StoragePolicy
         if (!Roots(state).Append(RealPath(_dataDirectory)).Any(root => IsUnder(target, root)))
             return new PolicyRefusal($"{what}{Via(full, real)}: files must be under the data directory {_dataDirectory} or a storage root "
                                      + $"({RootList(state)}); add its directory to storage_roots in {_configPath} to allow it");
+        return null;
+    }
+
+    /// <summary>The export (field and backend) whose file backend leads to <paramref name="real"/>, other than <paramref name="except"/>.</summary>
+    private string? BackedExport(DesiredState state, string real, string? except)
+    {
+        foreach (var (_, field, backend, _) in Exports(state))
+            if (field != except && BackendSpec.TryParse(backend, out var b, out _) && b.Kind == BackendKind.File && RealPath(b.FullPath(_dataDirectory)) == real)
+                return except == null ? $"{field} ({backend})" : field;
         return null;
     }
 

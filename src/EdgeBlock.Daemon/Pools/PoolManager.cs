@@ -33,10 +33,14 @@ public sealed class PoolManager : IAsyncDisposable
         _dataDirectory = dataDirectory;
         _logger = logger;
         Scrubs = new ScrubJobs(Get, logger);
+        Images = new ImageJobs(Get, dataDirectory, logger);
     }
 
     /// <summary>The pools' background scrubs (one at a time per pool).</summary>
     public ScrubJobs Scrubs { get; }
+
+    /// <summary>Image imports and exports running in the background.</summary>
+    public ImageJobs Images { get; }
 
     public string PoolsDirectory => Path.Combine(_dataDirectory, "pools");
 
@@ -416,6 +420,7 @@ public sealed class PoolManager : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
+        await Images.StopAllAsync().ConfigureAwait(false); // before the pools close: an import removes its volume
         await Scrubs.StopAllAsync().ConfigureAwait(false); // before the pools close: each saves its place
         List<Pool> pools;
         lock (_lock)

@@ -28,6 +28,7 @@ namespace EdgeBlock.Daemon.Pools;
 /// GET    /v1/pools/{pool}/groups                     PUT /v1/pools/{pool}/groups/{group} {quota}
 /// </code>
 /// QoS of volumes and groups is desired state: Management/QosApi.cs.
+/// Image imports and exports: <see cref="ImagesApi"/>.
 /// </summary>
 public static class PoolsApi
 {
@@ -67,15 +68,17 @@ public static class PoolsApi
         v1.MapGet("/pools/{pool}/groups", (string pool) => Run(() => Task.FromResult(Results.Ok(pools.ListGroups(pool).ToContract(pool, pools.Qos))))).Produces<List<GroupInfo>>().Refusals();
         v1.MapPut("/pools/{pool}/groups/{group}", (string pool, string group, SetGroupQuotaRequest body) =>
             Run(async () => Results.Ok((await pools.SetGroupQuotaAsync(pool, group, body)).ToContract() with { Qos = pools.Qos.DescribeGroup(pool, group) }))).Produces<GroupInfo>().Refusals();
+
+        ImagesApi.Map(v1, pools.Images);
     }
 
     private static IResult Created(EdgeBlock.Volumes.VolumeInfo v) =>
         Results.Created($"/v1/pools/{Uri.EscapeDataString(v.Pool)}/volumes/{Uri.EscapeDataString(v.Name)}", v.ToContract());
 
-    private static RouteHandlerBuilder Refusals(this RouteHandlerBuilder route) =>
+    internal static RouteHandlerBuilder Refusals(this RouteHandlerBuilder route) =>
         route.ProducesProblem(400).ProducesProblem(404).ProducesProblem(409).ProducesProblem(507);
 
-    private static async Task<IResult> Run(Func<Task<IResult>> action)
+    internal static async Task<IResult> Run(Func<Task<IResult>> action)
     {
         try
         {

@@ -15,6 +15,7 @@ internal static class FuzzTargets
         ["vhost-msg"] = () => new VhostMessageTarget().Run,
         ["vhost-ring"] = () => new VhostRingTarget().Run,
         ["config"] = () => new ConfigImportTarget().Run,
+        ["qcow2"] = () => new Qcow2Target().Run,
     };
 
     public static IEnumerable<string> Names => Targets.Keys;

@@ -19,6 +19,7 @@ internal static class Seeds
         Write(directory, "nvme-tcp", NvmeTcp());
         Write(directory, "vhost-msg", VhostMessages());
         Write(directory, "vhost-ring", VhostRings());
+        Write(directory, "qcow2", Qcow2Images());
     }
 
     private static void Write(string directory, string target, IEnumerable<(string Name, byte[] Bytes)> seeds)
@@ -225,5 +226,26 @@ internal static class Seeds
         }
         yield return ("read-write", [4, 0, 0, 0, .. Image(withIndirect: false)]);
         yield return ("indirect", [4, 1, 0, 0, .. Image(withIndirect: true)]);
+    }
+
+    // ---- qcow2 --------------------------------------------------------------------------------------------
+
+    /// <summary>Small qcow2 images (512-byte clusters keep them under the input cut): plain, deflate and zstd clusters.</summary>
+    private static IEnumerable<(string, byte[])> Qcow2Images()
+    {
+        foreach (var compression in new[] { EdgeBlock.Images.Qcow2Compression.None, EdgeBlock.Images.Qcow2Compression.Deflate, EdgeBlock.Images.Qcow2Compression.Zstd })
+        {
+            string path = Path.Combine(Path.GetTempPath(), $"edgeblock-seed-{Environment.ProcessId}-{compression}.qcow2");
+            using (var writer = new EdgeBlock.Images.Qcow2Writer(path, 64 << 10, compression, clusterBits: 9))
+            {
+                byte[] data = new byte[4096];
+                new Random(5).NextBytes(data.AsSpan(0, 1024));
+                data.AsSpan(2048).Fill(0x5a);
+                writer.Write(8192, data);
+                writer.Complete();
+            }
+            yield return ($"{compression.ToString().ToLowerInvariant()}", File.ReadAllBytes(path));
+            File.Delete(path);
+        }
     }
 }

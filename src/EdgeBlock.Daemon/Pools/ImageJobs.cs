@@ -1,0 +1,341 @@
+using System.Diagnostics;
+using EdgeBlock.Daemon.Management;
+using EdgeBlock.Images;
+using EdgeBlock.Storage;
+using EdgeBlock.Volumes;
+using Microsoft.Extensions.Logging;
+using Contract = EdgeBlock.Api.Pools;
+
+namespace EdgeBlock.Daemon.Pools;
+
+/// <summary>
+/// Image imports and exports as background jobs of the daemon: the daemon opens the image file (the storage policy
+/// decides which it may), a start answers once the job is checked and running, its status follows it, a cancel stops
+/// it. An import creates its volume and writes only the image's data; one that fails or is cancelled removes the
+/// volume again, an export its file. Jobs are not resumed after a restart (their records live as long as the daemon).
+/// </summary>
+public sealed class ImageJobs
+{
+    private static readonly TimeSpan StopWait = TimeSpan.FromSeconds(30);
+    private const int KeptEnded = 100;
+
+    private readonly Func<string, Pool> _pools;
+    private readonly string _dataDirectory;
+    private readonly ILogger _logger;
+    private readonly object _lock = new();
+    private readonly Dictionary<string, Job> _jobs = new(StringComparer.Ordinal);
+    private int _lastId;
+    private bool _stopping;
+
+    public ImageJobs(Func<string, Pool> pools, string dataDirectory, ILogger logger)
+    {
+        _pools = pools;
+        _dataDirectory = dataDirectory;
+        _logger = logger;
+    }
+
+    /// <summary>The storage policy's verdict on an image file (path, create), set by the management service; null: none (tests of pools alone).</summary>
+    public Func<string, bool, PolicyRefusal?>? FilePolicy { get; set; }
+
+    private sealed class Job(string id, string kind, string pool, string volume, string file, string format, string? compression)
+    {
+        public string Id { get; } = id;
+        public string Kind { get; } = kind;
+        public string Pool { get; } = pool;
+        public string Volume { get; } = volume;
+        public string File { get; } = file;
+        public string Format { get; } = format;
+        public string? Compression { get; } = compression;
+        public DateTimeOffset Started { get; } = DateTimeOffset.UtcNow;
+        public Stopwatch Clock { get; } = Stopwatch.StartNew();
+        public CancellationTokenSource Cancel { get; } = new();
+        public Task Run { get; set; } = Task.CompletedTask;
+        public CopyProgress Progress;
+        public DateTimeOffset? Ended;
+        public string State = Contract.ImageJobStatus.Running;
+        public string? Failure;
+    }
+
+    private sealed class Reporter(Job job) : IProgress<CopyProgress>
+    {
+        public void Report(CopyProgress value) => job.Progress = value;
+    }
+
+    /// <summary>Starts importing an image file into a new volume of a pool.</summary>
+    public async Task<Contract.ImageJobStatus> StartImportAsync(string poolName, Contract.ImageImportRequest request)
+    {
+        Pool pool = _pools(poolName);
+        string name = request.Name ?? "";
+        string file = CheckFile(request.File, create: false, $"import into {poolName}/{name}");
+        ImageReader image = Open(file);
+        try
+        {
+            long size = (image.VirtualSize + PoolLayout.BlockSize - 1) / PoolLayout.BlockSize * PoolLayout.BlockSize;
+            if (!string.IsNullOrEmpty(request.Size))
+            {
+                long asked = PoolManager.ParseSize(request.Size, $"volume {poolName}/{name}: size");
+                if (asked < image.VirtualSize)
+                    throw ManagementException.Invalid($"volume {poolName}/{name}: size {Sizes.Format(asked)} is smaller than the image's virtual size {Sizes.Format(image.VirtualSize)} ({file})");
+                size = asked;
+            }
+            long reserve = string.IsNullOrEmpty(request.Reserve) ? 0 : PoolManager.ParseSize(request.Reserve, $"volume {poolName}/{name}: reservation");
+            await pool.CreateVolumeAsync(name, size, reserve, string.IsNullOrEmpty(request.Group) ? null : request.Group).ConfigureAwait(false);
+            IBlockDevice volume;
+            try
+            {
+                volume = pool.OpenVolume(name);
+            }
+            catch
+            {
+                await pool.DeleteVolumeAsync(name).ConfigureAwait(false);
+                throw;
+            }
+            string? compression = image is Qcow2Reader q ? q.CompressionType.Name() : null;
+            Job job = Register(Contract.ImageJobStatus.Import, pool.Name, name, file, image.Format.Name(), compression);
+            job.Run = Task.Run(() => RunImportAsync(job, pool, image, volume));
+            return Status(job);
+        }
+        catch
+        {
+            image.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Starts exporting a volume or snapshot (NAME or NAME@SNAP) to a new image file.</summary>
+    public Contract.ImageJobStatus StartExport(string poolName, Contract.ImageExportRequest request)
+    {
+        Pool pool = _pools(poolName);
+        string name = request.Volume ?? "";
+        string what = $"export of {poolName}/{name}";
+        if (!ImageFormatNames.TryParse(request.Format ?? "", out ImageFormat format))
+            throw ManagementException.Invalid($"{what}: format '{request.Format}' is unknown (qcow2 or raw)");
+        var compression = Qcow2Compression.None;
+        if (!string.IsNullOrEmpty(request.Compress) && !ImageFormatNames.TryParse(request.Compress, out compression))
+            throw ManagementException.Invalid($"{what}: compression '{request.Compress}' is unknown (deflate or zstd)");
+        if (compression != Qcow2Compression.None && format != ImageFormat.Qcow2)
+            throw ManagementException.Invalid($"{what}: only qcow2 images are compressed (--format qcow2)");
+        string file = CheckFile(request.File, create: true, what);
+        pool.GetVolume(name); // 404 before a file is made
+        IBlockDevice volume = pool.OpenSnapshotForReading(name);
+        IImageWriter writer;
+        try
+        {
+            writer = ImageWriters.Create(file, format, volume.BlockCount * volume.BlockSize, compression);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ImageException)
+        {
+            volume.DisposeAsync().AsTask().GetAwaiter().GetResult();
+            throw ManagementException.Invalid($"{what}: cannot create {file}: {e.Message}");
+        }
+        Job job = Register(Contract.ImageJobStatus.Export, pool.Name, name, file, format.Name(), compression == Qcow2Compression.None ? null : compression.Name());
+        job.Run = Task.Run(() => RunExportAsync(job, volume, writer));
+        return Status(job);
+    }
+
+    private string CheckFile(string? path, bool create, string what)
+    {
+        if (string.IsNullOrEmpty(path)) throw ManagementException.Invalid($"{what}: an image file is needed");
+        if (FilePolicy?.Invoke(path, create) is { } refusal)
+            throw refusal.InUse ? ManagementException.Conflict(refusal.Message) : ManagementException.Invalid(refusal.Message);
+        return StoragePolicy.RealPath(Path.GetFullPath(path, _dataDirectory));
+    }
+
+    private static ImageReader Open(string file)
+    {
+        try
+        {
+            // Backing files: only in the image's own directory (the one the user named), as qemu-img would resolve them.
+            return ImageFile.Open(file);
+        }
+        catch (ImageException e)
+        {
+            throw ManagementException.Invalid(e.Message);
+        }
+    }
+
+    private Job Register(string kind, string pool, string volume, string file, string format, string? compression)
+    {
+        lock (_lock)
+        {
+            if (_stopping) throw new VolumeException(VolumeError.Busy, $"the daemon is stopping; {kind} {pool}/{volume} after it restarts");
+            var job = new Job((++_lastId).ToString(System.Globalization.CultureInfo.InvariantCulture), kind, pool, volume, file, format, compression);
+            _jobs[job.Id] = job;
+            // Ended jobs are kept for `image jobs`, the oldest dropped past a bound.
+            foreach (Job old in _jobs.Values.Where(j => j.Run.IsCompleted && j != job).OrderBy(j => j.Started).SkipLast(KeptEnded).ToList())
+                _jobs.Remove(old.Id);
+            return job;
+        }
+    }
+
+    private async Task RunImportAsync(Job job, Pool pool, ImageReader image, IBlockDevice volume)
+    {
+        byte[] tail = new byte[PoolLayout.BlockSize];
+        bool done = false;
+        try
+        {
+            await ImageCopy.CopyAsync(image, async (offset, data, _) =>
+            {
+                // Copies hand whole blocks; only an image whose size is no multiple of 4 KiB ends in a partial one.
+                if (data.Length % PoolLayout.BlockSize != 0)
+                {
+                    int whole = data.Length / PoolLayout.BlockSize * PoolLayout.BlockSize;
+                    if (whole > 0) Check(await volume.WriteAsync(offset / PoolLayout.BlockSize, data[..whole], fua: false).ConfigureAwait(false), job);
+                    Array.Clear(tail);
+                    data[whole..].CopyTo(tail);
+                    offset += whole;
+                    data = tail;
+                }
+                Check(await volume.WriteAsync(offset / PoolLayout.BlockSize, data, fua: false).ConfigureAwait(false), job);
+            }, new Reporter(job), job.Cancel.Token).ConfigureAwait(false);
+            Check(await volume.FlushAsync().ConfigureAwait(false), job);
+            done = true;
+        }
+        catch (Exception e)
+        {
+            Fail(job, e);
+        }
+        finally
+        {
+            await volume.DisposeAsync().ConfigureAwait(false);
+            image.Dispose();
+        }
+        if (!done)
+        {
+            try
+            {
+                await pool.DeleteVolumeAsync(job.Volume).ConfigureAwait(false);
+            }
+            catch (Exception e)
+            {
+                _logger.LogError(e, "import {Id}: could not remove the unfinished volume {Pool}/{Volume}: {Message}", job.Id, job.Pool, job.Volume, e.Message);
+            }
+        }
+        End(job, done);
+    }
+
+    private async Task RunExportAsync(Job job, IBlockDevice volume, IImageWriter writer)
+    {
+        bool done = false;
+        try
+        {
+            long size = volume.BlockCount * volume.BlockSize, written = 0;
+            byte[] buffer = GC.AllocateUninitializedArray<byte>(ImageCopy.ChunkBytes);
+            job.Progress = new CopyProgress(0, size, 0);
+            for (long offset = 0; offset < size; offset += ImageCopy.ChunkBytes)
+            {
+                job.Cancel.Token.ThrowIfCancellationRequested();
+                int n = (int)Math.Min(ImageCopy.ChunkBytes, size - offset);
+                Check(await volume.ReadAsync(offset / volume.BlockSize, buffer.AsMemory(0, n)).ConfigureAwait(false), job);
+                foreach ((int start, int length) in ImageCopy.NonZeroRuns(buffer.AsSpan(0, n)))
+                {
+                    writer.Write(offset + start, buffer.AsSpan(start, length));
+                    written += length;
+                }
+                job.Progress = new CopyProgress(offset + n, size, written);
+            }
+            writer.Complete();
+            done = true;
+        }
+        catch (Exception e)
+        {
+            Fail(job, e);
+        }
+        finally
+        {
+            writer.Dispose();
+            await volume.DisposeAsync().ConfigureAwait(false);
+        }
+        if (!done)
+        {
+            try
+            {
+                File.Delete(job.File);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                _logger.LogError("export {Id}: could not remove the unfinished file {File}: {Message}", job.Id, job.File, e.Message);
+            }
+        }
+        End(job, done);
+    }
+
+    private static void Check(BlockStatus status, Job job)
+    {
+        if (status != BlockStatus.Success) throw new IOException($"{job.Kind} {job.Pool}/{job.Volume}: the volume answered {status}");
+    }
+
+    private void Fail(Job job, Exception e)
+    {
+        if (e is OperationCanceledException && job.Cancel.IsCancellationRequested)
+        {
+            job.State = Contract.ImageJobStatus.Cancelled;
+            return;
+        }
+        job.Failure = e.Message;
+        _logger.LogError(e, "{Kind} {Id} of {Pool}/{Volume} ({File}) failed: {Message}", job.Kind, job.Id, job.Pool, job.Volume, job.File, e.Message);
+    }
+
+    private void End(Job job, bool done)
+    {
+        job.Ended = DateTimeOffset.UtcNow;
+        job.Clock.Stop();
+        job.State = done ? Contract.ImageJobStatus.Finished : job.Failure != null ? Contract.ImageJobStatus.Failed : Contract.ImageJobStatus.Cancelled;
+        _logger.LogInformation("{Kind} {Id} of {Pool}/{Volume} ({File}): {State}, {Bytes} bytes written in {Seconds:0.0} s",
+            job.Kind, job.Id, job.Pool, job.Volume, job.File, job.State, job.Progress.BytesWritten, job.Clock.Elapsed.TotalSeconds);
+    }
+
+    public Contract.ImageJobStatus Status(string id) => Status(Find(id));
+
+    public IReadOnlyList<Contract.ImageJobStatus> List()
+    {
+        lock (_lock) return _jobs.Values.OrderBy(j => j.Started).Select(Status).ToList();
+    }
+
+    /// <summary>Cancels a running job and answers its status once it stopped; 409 when it is not running.</summary>
+    public async Task<Contract.ImageJobStatus> CancelAsync(string id)
+    {
+        Job job = Find(id);
+        if (job.Run.IsCompleted) throw ManagementException.Conflict($"image job {id} is not running ({job.State})");
+        await job.Cancel.CancelAsync().ConfigureAwait(false);
+        if (await Task.WhenAny(job.Run, Task.Delay(StopWait)).ConfigureAwait(false) != job.Run)
+            throw new ManagementException(409, "busy", $"image job {id} did not stop within {StopWait.TotalSeconds:0} s; it stops after the read or write under way");
+        return Status(job);
+    }
+
+    /// <summary>At shutdown, before the pools close: cancels running jobs (an import removes its volume).</summary>
+    public async Task StopAllAsync()
+    {
+        List<Job> running = StopAccepting();
+        foreach (Job job in running) await job.Cancel.CancelAsync().ConfigureAwait(false);
+        Task all = Task.WhenAll(running.Select(j => j.Run)); // the runs catch their own failures
+        if (await Task.WhenAny(all, Task.Delay(StopWait)).ConfigureAwait(false) != all)
+            _logger.LogWarning("an image job did not stop within {Seconds} s; closing its pool anyway", StopWait.TotalSeconds);
+    }
+
+    /// <summary>Refuses new jobs from now on; answers the running ones.</summary>
+    private List<Job> StopAccepting()
+    {
+        lock (_lock)
+        {
+            _stopping = true;
+            return [.. _jobs.Values.Where(j => !j.Run.IsCompleted)];
+        }
+    }
+
+    private Job Find(string id)
+    {
+        lock (_lock)
+            return _jobs.TryGetValue(id, out Job? job) ? job : throw ManagementException.NotFound($"image job {id} does not exist (see `edgeblock image jobs`)");
+    }
+
+    private static Contract.ImageJobStatus Status(Job job)
+    {
+        CopyProgress p = job.Progress;
+        double seconds = job.Clock.Elapsed.TotalSeconds;
+        double? rate = seconds > 0 ? Math.Round(p.BytesDone / seconds) : null;
+        double? eta = job.State == Contract.ImageJobStatus.Running && rate is > 0 ? Math.Round((p.BytesTotal - p.BytesDone) / rate.Value, 1) : null;
+        return new Contract.ImageJobStatus(job.Id, job.Kind, job.State, job.Pool, job.Volume, job.File, job.Format, job.Compression,
+            p.BytesDone, p.BytesTotal, p.BytesWritten, rate, eta, job.Started, job.Ended, job.Failure);
+    }
+}

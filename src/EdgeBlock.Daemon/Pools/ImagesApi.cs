@@ -1,0 +1,30 @@
+using EdgeBlock.Api.Pools;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+
+namespace EdgeBlock.Daemon.Pools;
+
+/// <summary>
+/// /v1 image imports and exports, background jobs (<see cref="ImageJobs"/>); refusals as in <see cref="PoolsApi"/>.
+/// <code>
+/// POST   /v1/pools/{pool}/images/import {file, name, size?, group?, reserve?}   (202)
+/// POST   /v1/pools/{pool}/images/export {volume, file, format, compress?}       (202)
+/// GET    /v1/image-jobs      GET /v1/image-jobs/{id}      DELETE /v1/image-jobs/{id} (409: not running)
+/// </code>
+/// </summary>
+public static class ImagesApi
+{
+    public static void Map(RouteGroupBuilder v1, ImageJobs jobs)
+    {
+        v1.MapPost("/pools/{pool}/images/import", (string pool, ImageImportRequest body) =>
+            PoolsApi.Run(async () => Accepted(await jobs.StartImportAsync(pool, body)))).Produces<ImageJobStatus>(202).Refusals();
+        v1.MapPost("/pools/{pool}/images/export", (string pool, ImageExportRequest body) =>
+            PoolsApi.Run(() => Task.FromResult(Accepted(jobs.StartExport(pool, body))))).Produces<ImageJobStatus>(202).Refusals();
+        v1.MapGet("/image-jobs", () => Results.Ok(jobs.List())).Produces<List<ImageJobStatus>>();
+        v1.MapGet("/image-jobs/{id}", (string id) => PoolsApi.Run(() => Task.FromResult(Results.Ok(jobs.Status(id))))).Produces<ImageJobStatus>().Refusals();
+        v1.MapDelete("/image-jobs/{id}", (string id) => PoolsApi.Run(async () => Results.Ok(await jobs.CancelAsync(id)))).Produces<ImageJobStatus>().Refusals();
+    }
+
+    private static IResult Accepted(ImageJobStatus status) => Results.Accepted($"/v1/image-jobs/{status.Id}", status);
+}

@@ -1,0 +1,221 @@
+using System.CommandLine;
+using System.Net;
+using System.Text.Json;
+using EdgeBlock.Daemon;
+using EdgeBlock.Images.Tests;
+using EdgeBlock.Storage;
+using Microsoft.Extensions.Logging;
+
+namespace EdgeBlock.Cli.Tests;
+
+/// <summary>
+/// `image import|export|info` through the real CLI against a real daemon (in-process, API on a Unix socket) with a
+/// pool p1 (64 KiB extents) over a file; images made by qemu-img in the data directory, checked with qemu-img.
+/// </summary>
+public sealed class ImageCliTests : IAsyncLifetime
+{
+    private readonly TempDir _dir = new();
+    private RunningDaemon? _daemon;
+
+    private string Socket => _dir["api.sock"];
+
+    public async Task InitializeAsync()
+    {
+        Directory.CreateDirectory(_dir["images"]);
+        _daemon = await DaemonHost.StartAsync(new DaemonOptions
+        {
+            DataDirectory = _dir.Path,
+            Listen = new IPEndPoint(IPAddress.Loopback, 0),
+            DefaultSizeBytes = 1 << 20,
+            DefaultBackend = BackendKind.Memory,
+            ApiSocketPath = Socket,
+        }, configureLogging: l => l.SetMinimumLevel(LogLevel.Critical));
+        Ok(await Cli("pool", "create", "p1", _dir["d0.img"] + ":256M", "--extent-size", "64K"));
+    }
+
+    public async Task DisposeAsync()
+    {
+        if (_daemon != null) await _daemon.DisposeAsync();
+        _dir.Dispose();
+    }
+
+    private sealed record Result(int ExitCode, string Output, string Error)
+    {
+        public string[] Lines => Output.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        public JsonElement Last => JsonDocument.Parse(Lines[^1]).RootElement;
+        public override string ToString() => $"exit {ExitCode}\nstdout:\n{Output}\nstderr:\n{Error}";
+    }
+
+    private async Task<Result> Cli(params string[] args)
+    {
+        var root = ManagementCommands.CreateRoot();
+        PoolCommands.AddTo(root);
+        ImageCommands.AddTo(root);
+        var output = new StringWriter();
+        var error = new StringWriter();
+        int code = await root.Parse([.. args, "--api-socket", Socket]).InvokeAsync(new InvocationConfiguration { Output = output, Error = error });
+        return new Result(code, output.ToString(), error.ToString());
+    }
+
+    private static void Ok(Result r) => Assert.True(r.ExitCode == 0, r.ToString());
+
+    private static void Refused(Result r, string expected)
+    {
+        Assert.True(r.ExitCode == ManagementCommands.ExitRefused, r.ToString());
+        Assert.Contains(expected, r.Error + r.Output);
+    }
+
+    /// <summary>The volume's bytes, read through the pool.</summary>
+    private async Task<byte[]> ReadVolumeAsync(string name)
+    {
+        await using IBlockDevice device = _daemon!.Daemon.Pools.Get("p1").OpenSnapshotForReading(name);
+        byte[] all = new byte[device.BlockCount * device.BlockSize];
+        Assert.Equal(BlockStatus.Success, await device.ReadAsync(0, all));
+        return all;
+    }
+
+    /// <summary>Makes an image of the test disk with qemu-img in the data directory (a chain for "chain").</summary>
+    private string MakeImage(string variant)
+    {
+        string raw = _dir["images/disk.raw"];
+        if (!File.Exists(raw)) TestImages.WriteRaw(raw);
+        string image = _dir[$"images/{variant}.qcow2"];
+        string[] options = variant switch
+        {
+            "v2" => ["-o", "compat=0.10"],
+            "deflate" => ["-c"],
+            "zstd" => ["-c", "-o", "compression_type=zstd"],
+            "extended-l2" => ["-o", "extended_l2=on,cluster_size=16k"],
+            _ => [],
+        };
+        if (variant == "raw") return raw;
+        QemuImg.Ok("qemu-img", ["convert", "-f", "raw", "-O", "qcow2", .. options, raw, image]);
+        if (variant == "chain")
+        {
+            QemuImg.Ok("qemu-img", "create", "-f", "qcow2", "-b", "chain.qcow2", "-F", "qcow2", _dir["images/mid.qcow2"]);
+            QemuImg.Ok("qemu-io", "-f", "qcow2", "-c", "write -P 0x11 2m 192k", _dir["images/mid.qcow2"]);
+            QemuImg.Ok("qemu-img", "create", "-f", "qcow2", "-b", "mid.qcow2", "-F", "qcow2", _dir["images/top.qcow2"]);
+            QemuImg.Ok("qemu-io", "-f", "qcow2", "-c", "write -z 0 64k", "-c", "write -P 0x33 7m 64k", _dir["images/top.qcow2"]);
+            return _dir["images/top.qcow2"];
+        }
+        return image;
+    }
+
+    [QemuImgTheory]
+    [InlineData("v2")]
+    [InlineData("v3")]
+    [InlineData("deflate")]
+    [InlineData("zstd")]
+    [InlineData("extended-l2")]
+    [InlineData("chain")]
+    [InlineData("raw")]
+    public async Task Import_QemuImgImage_ReadsBackAsQemuRawAndStaysThin(string variant)
+    {
+        string image = MakeImage(variant);
+        Result r = await Cli("image", "import", image, $"p1/{variant}", "--json");
+        Ok(r);
+        Assert.Equal("finished", r.Last.GetProperty("state").GetString());
+        byte[] expected = TestImages.QemuRaw(_dir, image);
+        byte[] volume = await ReadVolumeAsync(variant);
+        Assert.True(expected.AsSpan().SequenceEqual(volume), "the volume differs from qemu-img convert -O raw");
+        // Thin: the volume's allocated bytes are about the image's data (64 KiB extents), not its 16 MiB.
+        long written = r.Last.GetProperty("bytes_written").GetInt64();
+        long allocated = _daemon!.Daemon.Pools.GetVolume("p1", variant).AllocatedBytes;
+        Assert.InRange(written, 300_000, 800_000);
+        Assert.InRange(allocated, written, 2 << 20);
+    }
+
+    [QemuImgTheory]
+    [InlineData("qcow2", null)]
+    [InlineData("qcow2", "deflate")]
+    [InlineData("qcow2", "zstd")]
+    [InlineData("raw", null)]
+    public async Task Export_Snapshot_PassesQemuImgCheckAndComparesIdenticalToARawExport(string format, string? compress)
+    {
+        Ok(await Cli("image", "import", MakeImage("v3"), "p1/vm"));
+        Ok(await Cli("volume", "snapshot", "p1/vm@s1"));
+        string image = _dir[$"images/out.{format}"];
+        Result r = await Cli(["image", "export", "p1/vm@s1", image, "--format", format, .. compress == null ? Array.Empty<string>() : ["--compress", compress]]);
+        Ok(r);
+        Ok(await Cli("image", "export", "p1/vm@s1", _dir["images/volume.raw"], "--format", "raw"));
+        if (format == "qcow2") Assert.Contains("No errors were found on the image.", QemuImg.Ok("qemu-img", "check", image));
+        Assert.Contains("Images are identical.", QemuImg.Ok("qemu-img", "compare", "-f", format, "-F", "raw", image, _dir["images/volume.raw"]));
+        byte[] snapshot = await ReadVolumeAsync("vm@s1");
+        Assert.True(snapshot.AsSpan().SequenceEqual(File.ReadAllBytes(_dir["images/volume.raw"])));
+        using EdgeBlock.Images.ImageReader written = EdgeBlock.Images.ImageFile.Open(image); // sparse: holes (raw) or unallocated clusters
+        Assert.InRange(format == "raw" ? written.AllocatedBytes() : new FileInfo(image).Length, 1, 2 << 20);
+    }
+
+    [Fact]
+    public async Task Import_FileOutsideTheStorageRoots_IsRefusedNamingTheRule()
+    {
+        using var outside = new TempDir();
+        TestImages.WriteRaw(outside["disk.raw"]);
+        Refused(await Cli("image", "import", outside["disk.raw"], "p1/x"), "files must be under the data directory");
+        Assert.DoesNotContain(_daemon!.Daemon.Pools.ListVolumes("p1"), v => v.Name == "x");
+    }
+
+    [Fact]
+    public async Task Import_HostileImage_IsRefusedBeforeAVolumeIsMade()
+    {
+        string path = SmallImage("bad.qcow2");
+        HostileImages.WriteU32(path, 20, 8); // cluster_bits
+        Refused(await Cli("image", "import", path, "p1/x"), "cluster_bits 8 is out of range");
+        Assert.Empty(_daemon!.Daemon.Pools.ListVolumes("p1"));
+    }
+
+    [Fact]
+    public async Task Import_ImageFoundBadWhileCopying_FailsAndRemovesTheVolume()
+    {
+        string path = SmallImage("late.qcow2");
+        // A data cluster past the end of the file: found only when the copy reaches it.
+        HostileImages.WriteU64(path, HostileImages.FirstL2Entry(path) + 16 * 8, (1UL << 63) | (1UL << 40)); // the cluster at 1 MiB
+        Result r = await Cli("image", "import", path, "p1/x", "--json");
+        Refused(r, "data cluster offset 1099511627776 lies beyond the end of the file");
+        Assert.Equal("failed", r.Last.GetProperty("state").GetString());
+        Assert.Empty(_daemon!.Daemon.Pools.ListVolumes("p1"));
+    }
+
+    [Fact]
+    public async Task Import_SmallerSizeOrStdin_AreRefused()
+    {
+        string path = SmallImage("ok.qcow2");
+        Refused(await Cli("image", "import", path, "p1/x", "--size", "1M"), "smaller than the image's virtual size");
+        Refused(await Cli("image", "import", "-", "p1/x"), "reading an image from stdin is not supported");
+        Ok(await Cli("image", "import", path, "p1/x", "--size", "8M"));
+        Assert.Equal(8 << 20, _daemon!.Daemon.Pools.GetVolume("p1", "x").SizeBytes);
+    }
+
+    [Fact]
+    public async Task Export_ToAnExistingFile_IsRefusedAndLeavesIt()
+    {
+        Ok(await Cli("image", "import", SmallImage("ok.qcow2"), "p1/x"));
+        File.WriteAllText(_dir["images/taken"], "keep");
+        Refused(await Cli("image", "export", "p1/x", _dir["images/taken"], "--format", "qcow2"), "already exists");
+        Assert.Equal("keep", File.ReadAllText(_dir["images/taken"]));
+        Result usage = await Cli("image", "export", "p1/x", _dir["images/out.raw"], "--format", "raw", "--compress", "zstd");
+        Assert.Equal(1, usage.ExitCode); // a usage error, caught before the daemon is asked
+        Assert.Contains("--compress needs --format qcow2", usage.Error);
+    }
+
+    [Fact]
+    public async Task Info_Qcow2_ShowsFormatSizesAndCompression()
+    {
+        string path = SmallImage("ok.qcow2", EdgeBlock.Images.Qcow2Compression.Zstd);
+        Result text = await Cli("image", "info", path);
+        Ok(text);
+        Assert.Contains("file format: qcow2", text.Output);
+        Assert.Contains("virtual size: 4 MiB (4194304 bytes)", text.Output);
+        Assert.Contains("compression type: zstd", text.Output);
+        Result json = await Cli("image", "info", path, "--json");
+        Ok(json);
+        JsonElement info = JsonDocument.Parse(json.Output).RootElement;
+        Assert.Equal(4 << 20, info.GetProperty("virtual_size").GetInt64());
+        Assert.Equal(4 * HostileImages.ClusterSize, info.GetProperty("data_bytes").GetInt64());
+        Refused(await Cli("image", "info", _dir["images/none.qcow2"]), "cannot open the image");
+    }
+
+    /// <summary>A small valid qcow2 (4 MiB, four 64 KiB data clusters) in the data directory.</summary>
+    private string SmallImage(string name, EdgeBlock.Images.Qcow2Compression compression = EdgeBlock.Images.Qcow2Compression.None) =>
+        HostileImages.Valid(_dir[$"images/{name}"], compression);
+}
