@@ -1,4 +1,5 @@
 using EdgeBlock.Daemon.Pools;
+using EdgeBlock.Storage;
 using EdgeBlock.Target;
 using Prometheus;
 
@@ -37,14 +38,17 @@ public sealed class DaemonMetrics
     private readonly Gauge _scrubErrors;
     private readonly VhostMetrics? _vhost;
     private readonly VolumeMetrics? _volumes;
+    private readonly MemoryMetrics? _memory;
 
-    public DaemonMetrics(NvmeTarget target, PoolManager? pools = null, Func<IReadOnlyList<VhostInfo>>? vhostExports = null)
+    public DaemonMetrics(NvmeTarget target, PoolManager? pools = null, Func<IReadOnlyList<VhostInfo>>? vhostExports = null,
+        DataBufferPool? buffers = null)
     {
         _target = target;
         _pools = pools;
         var factory = Metrics.WithCustomRegistry(_registry);
         if (vhostExports != null) _vhost = new VhostMetrics(factory, vhostExports);
         if (pools != null) _volumes = new VolumeMetrics(factory, () => pools.ListVolumes(null));
+        if (buffers != null) _memory = new MemoryMetrics(factory, buffers);
         DotNetStats.Register(_registry); // process_cpu_seconds_total, process_working_set_bytes, GC figures
         _ops = factory.CreateCounter("edgeblock_namespace_ops_total", "Completed read/write commands per namespace", "subsystem", "nsid", "op");
         _bytes = factory.CreateCounter("edgeblock_namespace_bytes_total", "Bytes read/written per namespace", "subsystem", "nsid", "op");
@@ -79,6 +83,7 @@ public sealed class DaemonMetrics
             RefreshTarget();
             _vhost?.Refresh();
             _volumes?.Refresh();
+            _memory?.Refresh();
         }
         foreach (var pool in _pools?.Infos() ?? [])
         {

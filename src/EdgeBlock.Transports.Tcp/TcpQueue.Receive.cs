@@ -1,6 +1,7 @@
 using System.Net.Sockets;
 using EdgeBlock.Nvme;
 using EdgeBlock.Nvme.Tcp;
+using EdgeBlock.Storage;
 using EdgeBlock.Target;
 using Microsoft.Extensions.Logging;
 
@@ -19,11 +20,18 @@ internal sealed partial class TcpQueue
         {
             int n = await _socket.ReceiveAsync(_recv.AsMemory(filled), SocketFlags.None, token).ConfigureAwait(false);
             if (n == 0) return;
-            filled = ConsumeReceived(filled + n);
-            if (filled < 0) return;
-            // Write what this batch produced ourselves; a full fence orders the flag against the queue check.
-            Interlocked.Exchange(ref _receiveBatchActive, 0);
-            if (HasPendingSend && TryAcquireWriter() && !await WriteQueuedAsync().ConfigureAwait(false)) return;
+            filled += n;
+            do
+            {
+                filled = ConsumeReceived(filled);
+                if (filled < 0) return;
+                // Write what this batch produced ourselves; a full fence orders the flag against the queue check.
+                Interlocked.Exchange(ref _receiveBatchActive, 0);
+                if (HasPendingSend && TryAcquireWriter() && !await WriteQueuedAsync().ConfigureAwait(false)) return;
+            }
+            // Stopped at in-capsule data without a buffer: read nothing more (back-pressure) until buffers come back.
+            while (_receiveBlocked && await WaitForInCapsuleBufferAsync().ConfigureAwait(false));
+            if (IsClosed) return;
         }
     }
 
@@ -44,7 +52,7 @@ internal sealed partial class TcpQueue
         while (true)
         {
             var status = TryConsumePdu(_recv.AsSpan(consumed, filled - consumed), out int used, out var error);
-            if (status == PduParse.NeedMore) break;
+            if (status is PduParse.NeedMore or PduParse.NeedBuffer) break;
             if (status == PduParse.Fatal)
             {
                 QueueTermReq(error, _recv.AsSpan(consumed, Math.Min(filled - consumed, PduHeader.MaxTermReqData)));
@@ -59,11 +67,12 @@ internal sealed partial class TcpQueue
             filled -= consumed;
         }
         // The common header check bounds PLEN by what the buffer holds, so a full buffer is always a whole PDU.
-        if (filled == _recv.Length) throw new InvalidOperationException("receive buffer full without a whole PDU");
+        if (filled == _recv.Length && !_receiveBlocked) throw new InvalidOperationException("receive buffer full without a whole PDU");
         return filled;
     }
 
-    private enum PduParse { NeedMore, Consumed, Fatal, Closed }
+    /// <summary>NeedBuffer: a capsule's in-capsule data has no buffer under the budget yet; nothing was consumed.</summary>
+    private enum PduParse { NeedMore, Consumed, Fatal, Closed, NeedBuffer }
 
     /// <summary>Validates the common header before the whole PDU is in, so a bad PLEN cannot make us wait forever.</summary>
     private PduParse TryConsumePdu(ReadOnlySpan<byte> buffer, out int used, out ProtocolError error)
@@ -215,8 +224,13 @@ internal sealed partial class TcpQueue
             error = new(TermReqFes.DataTransferLimitExceeded, PduHeader.OffsetPlen, $"{dataLength} bytes of in-capsule data, limit {InCapsuleLimit}");
             return PduParse.Fatal;
         }
+        // In-capsule data must leave the receive buffer before this PDU is consumed; nothing is changed until it has
+        // a buffer, so the PDU is simply handled again once buffers come back.
+        AlignedBuffer? inCapsule = null;
+        if (dataLength > 0 && !TryRentInCapsule(dataLength, out inCapsule)) return PduParse.NeedBuffer;
         if (!_freeSlots.TryDequeue(out int slot))
         {
+            if (inCapsule != null) _buffers.Return(inCapsule);
             error = new(TermReqFes.PduSequenceError, PduHeader.OffsetType, "more commands outstanding than the queue has entries");
             return PduParse.Fatal;
         }
@@ -227,24 +241,24 @@ internal sealed partial class TcpQueue
         bool dataDigestOk = dataLength == 0 || !_dataDigest
             || Crc32C.Verify(pdu.Slice(dataOffset, dataLength), pdu.Slice(dataOffset + dataLength, PduHeader.DigestSize));
 
-        if (!_queuePair.Parse(request))
-            return CompleteEarly(cmd);
-        if (!dataDigestOk)
-            return CompleteEarly(cmd, NvmeStatus.TransientTransportError);
-        if (!CheckSgl(request, dataLength, out var sglStatus))
-            return CompleteEarly(cmd, sglStatus);
-
-        cmd.AttachBuffer(request.DataLength);
-        if (request.Direction == DataDirection.HostToController && dataLength == 0 && request.DataLength > 0)
+        NvmeStatus? failure = null;
+        if (!_queuePair.Parse(request)) failure = request.Status;
+        else if (!dataDigestOk) failure = NvmeStatus.TransientTransportError;
+        else if (!CheckSgl(request, dataLength, out var sglStatus)) failure = sglStatus;
+        if (failure != null || request.DataLength == 0)
         {
-            // Data not in the capsule: ask for it with one R2T covering the whole transfer (it fits MAXH2CDATA).
-            cmd.H2CReceived = 0;
-            cmd.DataDigestFailed = false;
-            cmd.State = TcpCommandState.AwaitingH2CData;
-            QueueSend(SendKind.R2T, cmd);
+            if (inCapsule != null) _buffers.Return(inCapsule);
+            if (failure != null) return CompleteEarly(cmd, failure);
+            Execute(cmd);
             return PduParse.Consumed;
         }
-        if (dataLength > 0) pdu.Slice(dataOffset, request.DataLength).CopyTo(request.Data.Span);
+        if (inCapsule == null)
+        {
+            StartOrPark(cmd);
+            return PduParse.Consumed;
+        }
+        cmd.AttachBuffer(inCapsule);
+        pdu.Slice(dataOffset, request.DataLength).CopyTo(request.Data.Span);
         Execute(cmd);
         return PduParse.Consumed;
     }

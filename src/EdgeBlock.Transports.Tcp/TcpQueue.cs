@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Sockets;
 using System.Runtime.CompilerServices;
+using EdgeBlock.Interop;
 using EdgeBlock.Nvme;
 using EdgeBlock.Nvme.Tcp;
 using EdgeBlock.Storage;
@@ -21,16 +22,22 @@ internal sealed partial class TcpQueue : ITransportQueue, ICompletionBatchWork
     private const int MaxH2CDataBytes = 64 * 1024;
     /// <summary>Holds the largest PDU: an H2CData of MaxH2CDataBytes or a capsule with in-capsule data, plus headers.</summary>
     private const int RecvBufferBytes = 128 * 1024;
-    /// <summary>Holds at least one C2HData of MDTS plus its response; more small completions batch into it.</summary>
-    private const int SendBufferBytes = 256 * 1024;
-    private const int MaxSlots = 1024;
+    /// <summary>
+    /// PDU headers and payloads under GatherMinBytes: hundreds of completions batch into one send. Larger payloads
+    /// go out from their command's buffer (gathered); without sendmsg they are copied, so the buffer holds one MDTS.
+    /// </summary>
+    private const int SendBufferBytes = 32 * 1024;
+    /// <summary>Slots before Connect: the host sends nothing else until Connect completes.</summary>
+    private const int InitialSlots = 4;
 
     private readonly Socket _socket;
     private readonly ILogger _logger;
     private readonly QueuePair _queuePair;
+    private readonly DataBufferPool _buffers;
     private readonly byte[] _recv = GC.AllocateUninitializedArray<byte>(RecvBufferBytes, pinned: true);
-    private readonly byte[] _send = GC.AllocateUninitializedArray<byte>(SendBufferBytes, pinned: true);
-    private readonly TcpCommand[] _slots;
+    private readonly byte[] _send;
+    /// <summary>Tag = index; grown once by Connect to twice the queue's entries (replaced whole, entries kept).</summary>
+    private TcpCommand[] _slots;
     private readonly ConcurrentQueue<int> _freeSlots = new();
     private readonly ConcurrentQueue<(SendKind Kind, int Slot)> _outbox = new();
     private readonly AsyncSignal _sendSignal = new();
@@ -43,21 +50,41 @@ internal sealed partial class TcpQueue : ITransportQueue, ICompletionBatchWork
     private bool _dataDigest;
     private int _hostPda;
 
-    public TcpQueue(Socket socket, NvmeTarget target, ILogger logger)
+    public TcpQueue(Socket socket, NvmeTarget target, ILogger logger, DataBufferPool buffers)
     {
         _socket = socket;
         _logger = logger;
+        _buffers = buffers;
         _queuePair = new QueuePair(target, this);
-        _slots = new TcpCommand[MaxSlots];
-        for (int i = 0; i < MaxSlots; i++)
-        {
-            _slots[i] = new TcpCommand(i);
-            _freeSlots.Enqueue(i);
-        }
+        _send = GC.AllocateUninitializedArray<byte>(
+            Native.IsGatheredSendSupported ? SendBufferBytes : target.Limits.MaxTransferBytes + SendBufferBytes, pinned: true);
+        _slots = [];
+        GrowSlots(InitialSlots);
         RemoteEndpoint = socket.RemoteEndPoint?.ToString() ?? "?";
         var local = (IPEndPoint)socket.LocalEndPoint!;
         var address = local.Address.IsIPv4MappedToIPv6 ? local.Address.MapToIPv4() : local.Address;
         LocalEndpoint = (address.ToString(), local.Port.ToString(), address.AddressFamily == AddressFamily.InterNetworkV6);
+    }
+
+    /// <summary>Command slots (tests: Connect sizes them from SQSIZE).</summary>
+    internal int SlotCount => Volatile.Read(ref _slots).Length;
+
+    /// <summary>
+    /// Twice the queue's entries, as nvmet: a slot whose C2HData is being sent is freed after the send returns,
+    /// by when the host may already have sent the next command. Published before any new tag is handed out.
+    /// </summary>
+    private void GrowSlots(int count)
+    {
+        lock (_freeSlots) // two completions may race here right after Connect; this queue's lock only
+        {
+            var old = _slots;
+            if (count <= old.Length) return;
+            var slots = new TcpCommand[count];
+            old.CopyTo(slots, 0);
+            for (int i = old.Length; i < count; i++) slots[i] = new TcpCommand(i);
+            Volatile.Write(ref _slots, slots);
+            for (int i = old.Length; i < count; i++) _freeSlots.Enqueue(i);
+        }
     }
 
     private enum SendKind : byte { R2T, Response }
@@ -116,6 +143,7 @@ internal sealed partial class TcpQueue : ITransportQueue, ICompletionBatchWork
         try { _socket.Shutdown(SocketShutdown.Both); } catch (SocketException) { } catch (ObjectDisposedException) { }
         _socket.Close();
         _sendSignal.Set();
+        _bufferSignal.Set();
     }
 
     private bool IsClosed => Volatile.Read(ref _closing) != 0;
@@ -124,15 +152,21 @@ internal sealed partial class TcpQueue : ITransportQueue, ICompletionBatchWork
     internal void Detach()
     {
         _queuePair.OnDisconnected();
+        StopServingParked();
         ReleaseBuffers();
     }
 
-    /// <summary>Buffers of commands still inside a device are freed when they finish (see CommandFinished).</summary>
+    /// <summary>Buffers of commands still inside a device go back when they finish (see CommandFinished).</summary>
     private void ReleaseBuffers()
     {
         foreach (var cmd in _slots)
-            if (cmd.State != TcpCommandState.Executing) cmd.Dispose();
+            if (cmd.State != TcpCommandState.Executing) ReleaseBuffer(cmd);
         _closed.Dispose();
+    }
+
+    private void ReleaseBuffer(TcpCommand cmd)
+    {
+        if (cmd.DetachBuffer() is { } buffer) _buffers.Return(buffer);
     }
 
     // ---- execution -------------------------------------------------------------
@@ -179,6 +213,11 @@ internal sealed partial class TcpQueue : ITransportQueue, ICompletionBatchWork
 
     private void CommandFinished(TcpCommand cmd)
     {
+        // Only a read's data is still needed (until its C2HData is sent); give everything else back now.
+        var request = cmd.Request;
+        if (request.Direction != DataDirection.ControllerToHost || !request.Status.IsSuccess) ReleaseBuffer(cmd);
+        // Connect set the queue's size: slots for it exist before the host learns it may use them.
+        if (_queuePair.Entries * 2 > _slots.Length) GrowSlots(_queuePair.Entries * 2);
         if (cmd.Request.CompletionDeferred)
         {
             cmd.State = TcpCommandState.Deferred;
@@ -188,7 +227,7 @@ internal sealed partial class TcpQueue : ITransportQueue, ICompletionBatchWork
         if (IsClosed)
         {
             cmd.State = TcpCommandState.Free;
-            cmd.Dispose();
+            ReleaseBuffer(cmd);
             return;
         }
         QueueSend(SendKind.Response, cmd);
@@ -204,6 +243,7 @@ internal sealed partial class TcpQueue : ITransportQueue, ICompletionBatchWork
 
     private void FreeSlot(TcpCommand cmd)
     {
+        ReleaseBuffer(cmd);
         cmd.State = TcpCommandState.Free;
         _freeSlots.Enqueue(cmd.Request.Tag);
     }
