@@ -31,6 +31,9 @@ public sealed class TcpTransport : IAsyncDisposable
 
     public int ConnectionCount => _queues.Count;
 
+    /// <summary>The connections now (tests look at their slots).</summary>
+    internal IEnumerable<TcpQueue> Queues => _queues.Keys;
+
     /// <summary>Binds and starts accepting. Throws with a clear message when the address is taken.</summary>
     public void Start(IPEndPoint endpoint)
     {
