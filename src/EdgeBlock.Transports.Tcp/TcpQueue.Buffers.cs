@@ -96,7 +96,7 @@ internal sealed partial class TcpQueue : IBufferWaiter, IThreadPoolWorkItem
     {
         while (!IsClosed && _parked.TryPeek(out int tag))
         {
-            var cmd = _slots[tag];
+            var cmd = _slots[tag]!;
             int length = cmd.Request.DataLength;
             if (!_buffers.TryRent(length, ParkedKeepFreeBytes, out var buffer))
             {

@@ -18,7 +18,13 @@ internal sealed partial class TcpQueue
         var token = _closed.Token;
         while (true)
         {
-            int n = await _socket.ReceiveAsync(_recv.AsMemory(filled), SocketFlags.None, token).ConfigureAwait(false);
+            if (filled == 0)
+            {
+                // Nothing half-read: wait for data without holding a buffer, so an idle connection costs none.
+                ReleaseReceiveBuffer();
+                await _socket.ReceiveAsync(Memory<byte>.Empty, SocketFlags.None, token).ConfigureAwait(false);
+            }
+            int n = await _socket.ReceiveAsync(ReceiveBuffer().Memory[filled..], SocketFlags.None, token).ConfigureAwait(false);
             if (n == 0) return;
             filled += n;
             do
@@ -36,7 +42,7 @@ internal sealed partial class TcpQueue
     }
 
     /// <summary>Room left in the receive buffer after <paramref name="filled"/> bytes.</summary>
-    internal Memory<byte> ReceiveSpace(int filled) => _recv.AsMemory(filled);
+    internal Memory<byte> ReceiveSpace(int filled) => ReceiveBuffer().Memory[filled..];
 
     /// <summary>
     /// Handles the whole PDUs among the first <paramref name="filled"/> bytes of the receive buffer and keeps
@@ -48,14 +54,15 @@ internal sealed partial class TcpQueue
     internal int ConsumeReceived(int filled)
     {
         Volatile.Write(ref _receiveBatchActive, 1);
+        Span<byte> recv = ReceiveBuffer().Span;
         int consumed = 0;
         while (true)
         {
-            var status = TryConsumePdu(_recv.AsSpan(consumed, filled - consumed), out int used, out var error);
+            var status = TryConsumePdu(recv.Slice(consumed, filled - consumed), out int used, out var error);
             if (status is PduParse.NeedMore or PduParse.NeedBuffer) break;
             if (status == PduParse.Fatal)
             {
-                QueueTermReq(error, _recv.AsSpan(consumed, Math.Min(filled - consumed, PduHeader.MaxTermReqData)));
+                QueueTermReq(error, recv.Slice(consumed, Math.Min(filled - consumed, PduHeader.MaxTermReqData)));
                 return -1;
             }
             if (status == PduParse.Closed) return -1;
@@ -63,11 +70,11 @@ internal sealed partial class TcpQueue
         }
         if (consumed > 0)
         {
-            _recv.AsSpan(consumed, filled - consumed).CopyTo(_recv);
+            recv.Slice(consumed, filled - consumed).CopyTo(recv);
             filled -= consumed;
         }
         // The common header check bounds PLEN by what the buffer holds, so a full buffer is always a whole PDU.
-        if (filled == _recv.Length && !_receiveBlocked) throw new InvalidOperationException("receive buffer full without a whole PDU");
+        if (filled == recv.Length && !_receiveBlocked) throw new InvalidOperationException("receive buffer full without a whole PDU");
         return filled;
     }
 
@@ -228,13 +235,13 @@ internal sealed partial class TcpQueue
         // a buffer, so the PDU is simply handled again once buffers come back.
         AlignedBuffer? inCapsule = null;
         if (dataLength > 0 && !TryRentInCapsule(dataLength, out inCapsule)) return PduParse.NeedBuffer;
-        if (!_freeSlots.TryDequeue(out int slot))
+        if (!_freeSlots.TryDequeue(out int slot) && !TryCreateSlot(out slot))
         {
             if (inCapsule != null) _buffers.Return(inCapsule);
             error = new(TermReqFes.PduSequenceError, PduHeader.OffsetType, "more commands outstanding than the queue has entries");
             return PduParse.Fatal;
         }
-        var cmd = _slots[slot];
+        var cmd = _slots[slot]!;
         cmd.DeferState = TcpCommand.DeferNone;
         var request = cmd.Request;
         pdu.Slice(PduHeader.Size, SubmissionQueueEntry.Size).CopyTo(request.SqeBytes);
@@ -303,12 +310,13 @@ internal sealed partial class TcpQueue
     {
         if (!TryGetPduData(pdu, header, out int dataOffset, out int dataLength, out error)) return PduParse.Fatal;
         ushort ttag = DataPdu.TransferTag(pdu);
-        if (ttag >= _slots.Length || _slots[ttag].State != TcpCommandState.AwaitingH2CData)
+        var slots = _slots;
+        if (ttag >= slots.Length || slots[ttag] is not { State: TcpCommandState.AwaitingH2CData })
         {
             error = new(TermReqFes.InvalidPduHeaderField, DataPdu.OffsetTransferTag, $"H2CData for unknown TTAG {ttag}");
             return PduParse.Fatal;
         }
-        var cmd = _slots[ttag];
+        var cmd = slots[ttag]!;
         var request = cmd.Request;
         if (DataPdu.CommandId(pdu) != request.CommandId)
         {

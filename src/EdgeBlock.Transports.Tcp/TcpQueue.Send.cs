@@ -109,7 +109,7 @@ internal sealed partial class TcpQueue
                 }
                 while (_outbox.TryDequeue(out var item))
                 {
-                    var cmd = _slots[item.Slot];
+                    var cmd = _slots[item.Slot]!;
                     if (_sendFilled + SendBufferBytesFor(cmd, item.Kind) > _send.Length || _iovCount + 3 > MaxIov)
                         await FlushSendBufferAsync().ConfigureAwait(false);
                     if (item.Kind == SendKind.R2T) FormatR2T(cmd);
@@ -164,7 +164,7 @@ internal sealed partial class TcpQueue
         _iovCount = 0;
         _sendFilled = 0;
         _runStart = 0;
-        for (int i = 0; i < _sentCount; i++) FreeSlot(_slots[_sentSlots[i]]);
+        for (int i = 0; i < _sentCount; i++) FreeSlot(_slots[_sentSlots[i]]!);
         _sentCount = 0;
     }
 

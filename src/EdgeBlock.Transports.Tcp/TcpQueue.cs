@@ -34,10 +34,20 @@ internal sealed partial class TcpQueue : ITransportQueue, ICompletionBatchWork
     private readonly ILogger _logger;
     private readonly QueuePair _queuePair;
     private readonly DataBufferPool _buffers;
-    private readonly byte[] _recv = GC.AllocateUninitializedArray<byte>(RecvBufferBytes, pinned: true);
+    /// <summary>
+    /// Receive buffers of every connection: rented when bytes arrive, given back while the connection waits with nothing
+    /// half-read (Kestrel's "wait for data before renting"), so an idle connection holds none. Outside the memory budget:
+    /// a receive loop must always be able to read (the data it waits for is what frees budget); one per connection at most.
+    /// </summary>
+    private static readonly DataBufferPool s_receiveBuffers = new(1L << 40, RecvBufferBytes, retainBytes: 2L << 20);
+    private AlignedBuffer? _recv;
     private readonly byte[] _send;
-    /// <summary>Tag = index; grown once by Connect to twice the queue's entries (replaced whole, entries kept).</summary>
-    private TcpCommand[] _slots;
+    /// <summary>
+    /// Tag = index. The array is sized by Connect to twice the queue's entries (replaced whole, entries kept); a slot
+    /// is created the first time the host has that many commands outstanding, so an idle queue costs a few.
+    /// </summary>
+    private TcpCommand?[] _slots;
+    private int _createdSlots;
     private readonly ConcurrentQueue<int> _freeSlots = new();
     private readonly ConcurrentQueue<(SendKind Kind, int Slot)> _outbox = new();
     private readonly AsyncSignal _sendSignal = new();
@@ -75,16 +85,42 @@ internal sealed partial class TcpQueue : ITransportQueue, ICompletionBatchWork
     /// </summary>
     private void GrowSlots(int count)
     {
-        lock (_freeSlots) // two completions may race here right after Connect; this queue's lock only
+        lock (_freeSlots) // completions right after Connect and the receive loop may race here; this queue's lock only
         {
             var old = _slots;
             if (count <= old.Length) return;
-            var slots = new TcpCommand[count];
+            var slots = new TcpCommand?[count];
             old.CopyTo(slots, 0);
-            for (int i = old.Length; i < count; i++) slots[i] = new TcpCommand(i);
             Volatile.Write(ref _slots, slots);
-            for (int i = old.Length; i < count; i++) _freeSlots.Enqueue(i);
         }
+    }
+
+    /// <summary>A new slot when every created one is busy; false when the queue has as many as it may.</summary>
+    private bool TryCreateSlot(out int tag)
+    {
+        lock (_freeSlots)
+        {
+            tag = _createdSlots;
+            if (tag >= _slots.Length) return false;
+            _slots[tag] = new TcpCommand(tag);
+            _createdSlots++;
+            return true;
+        }
+    }
+
+    /// <summary>The receive buffer, rented if the connection holds none.</summary>
+    private AlignedBuffer ReceiveBuffer()
+    {
+        if (_recv == null && !s_receiveBuffers.TryRent(RecvBufferBytes, 0, out _recv))
+            throw new InvalidOperationException("the receive buffer pool has no budget"); // 1 TiB: cannot happen
+        return _recv;
+    }
+
+    private void ReleaseReceiveBuffer()
+    {
+        if (_recv is not { } buffer) return;
+        _recv = null;
+        s_receiveBuffers.Return(buffer);
     }
 
     private enum SendKind : byte { R2T, Response }
@@ -126,7 +162,7 @@ internal sealed partial class TcpQueue : ITransportQueue, ICompletionBatchWork
 
     public void CompleteDeferred(NvmeRequest request)
     {
-        var cmd = _slots[request.Tag];
+        var cmd = _slots[request.Tag]!;
         // If the command is not parked yet (the event raced with its execution), CommandFinished sends it.
         if (Interlocked.Exchange(ref cmd.DeferState, TcpCommand.DeferCompleted) == TcpCommand.DeferParked)
             QueueSend(SendKind.Response, cmd);
@@ -160,7 +196,8 @@ internal sealed partial class TcpQueue : ITransportQueue, ICompletionBatchWork
     private void ReleaseBuffers()
     {
         foreach (var cmd in _slots)
-            if (cmd.State != TcpCommandState.Executing) ReleaseBuffer(cmd);
+            if (cmd != null && cmd.State != TcpCommandState.Executing) ReleaseBuffer(cmd);
+        ReleaseReceiveBuffer();
         _closed.Dispose();
     }
 
