@@ -17,8 +17,10 @@ public sealed class MemoryBudgetTests
             NvmeHost.HostNqnFromId(Guid.NewGuid()), ioQueues: 2, queueSize: 128);
         await using var host = connected.EnsureSuccess();
 
+        int blockSize = (await host.IdentifyNamespaceAsync(1)).Value!.BlockSize;
+
         // 128 commands of 128 KiB in flight want 16 MiB; the budget holds 8 of them.
-        await Task.WhenAll(Enumerable.Range(0, 128).Select(i => WriteReadVerifyAsync(host, i))).WaitAsync(TimeSpan.FromMinutes(1));
+        await Task.WhenAll(Enumerable.Range(0, 128).Select(i => WriteReadVerifyAsync(host, i, blockSize))).WaitAsync(TimeSpan.FromMinutes(1));
 
         var status = await d.CliAsync("status", "--json");
         status.AssertOk();
@@ -32,16 +34,16 @@ public sealed class MemoryBudgetTests
         Assert.Contains("1 MiB", text.Output);
     }
 
-    private static async Task WriteReadVerifyAsync(NvmeController host, int worker)
+    private static async Task WriteReadVerifyAsync(NvmeController host, int worker, int blockSize)
     {
         await Task.Yield();
         var data = new byte[Bytes];
         new Random(worker).NextBytes(data);
         var back = new byte[Bytes];
-        ulong lba = (ulong)worker * (Bytes / 4096);
-        var w = await host.WriteAsync(1, lba, Bytes / 4096, data);
+        ulong lba = (ulong)worker * (ulong)(Bytes / blockSize);
+        var w = await host.WriteAsync(1, lba, Bytes / blockSize, data);
         Assert.True(w.IsSuccess, $"write {worker}: {w}");
-        var r = await host.ReadAsync(1, lba, Bytes / 4096, back);
+        var r = await host.ReadAsync(1, lba, Bytes / blockSize, back);
         Assert.True(r.IsSuccess, $"read {worker}: {r}");
         Assert.True(data.AsSpan().SequenceEqual(back), $"worker {worker} read other data");
     }
