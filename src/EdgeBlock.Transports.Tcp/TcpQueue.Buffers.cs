@@ -74,6 +74,7 @@ internal sealed partial class TcpQueue : IBufferWaiter, IThreadPoolWorkItem
             cmd.H2CReceived = 0;
             cmd.DataDigestFailed = false;
             cmd.State = TcpCommandState.AwaitingH2CData;
+            Interlocked.Increment(ref _awaitingData);
             QueueSend(SendKind.R2T, cmd);
             return;
         }

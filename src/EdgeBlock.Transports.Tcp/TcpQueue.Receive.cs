@@ -18,13 +18,7 @@ internal sealed partial class TcpQueue
         var token = _closed.Token;
         while (true)
         {
-            if (filled == 0)
-            {
-                // Nothing half-read: wait for data without holding a buffer, so an idle connection costs none.
-                ReleaseReceiveBuffer();
-                await _socket.ReceiveAsync(Memory<byte>.Empty, SocketFlags.None, token).ConfigureAwait(false);
-            }
-            int n = await _socket.ReceiveAsync(ReceiveBuffer().Memory[filled..], SocketFlags.None, token).ConfigureAwait(false);
+            int n = await _socket.ReceiveAsync(_recv.Memory[filled..], SocketFlags.None, token).ConfigureAwait(false);
             if (n == 0) return;
             filled += n;
             do
@@ -42,7 +36,7 @@ internal sealed partial class TcpQueue
     }
 
     /// <summary>Room left in the receive buffer after <paramref name="filled"/> bytes.</summary>
-    internal Memory<byte> ReceiveSpace(int filled) => ReceiveBuffer().Memory[filled..];
+    internal Memory<byte> ReceiveSpace(int filled) => _recv.Memory[filled..];
 
     /// <summary>
     /// Handles the whole PDUs among the first <paramref name="filled"/> bytes of the receive buffer and keeps
@@ -54,7 +48,7 @@ internal sealed partial class TcpQueue
     internal int ConsumeReceived(int filled)
     {
         Volatile.Write(ref _receiveBatchActive, 1);
-        Span<byte> recv = ReceiveBuffer().Span;
+        Span<byte> recv = _recv.Span;
         int consumed = 0;
         while (true)
         {
@@ -73,8 +67,9 @@ internal sealed partial class TcpQueue
             recv.Slice(consumed, filled - consumed).CopyTo(recv);
             filled -= consumed;
         }
-        // The common header check bounds PLEN by what the buffer holds, so a full buffer is always a whole PDU.
-        if (filled == recv.Length && !_receiveBlocked) throw new InvalidOperationException("receive buffer full without a whole PDU");
+        // The common header check bounds PLEN by the large buffer, so a full large buffer is always a whole PDU.
+        if (filled == recv.Length && !_receiveBlocked && recv.Length == RecvBufferBytes) throw new InvalidOperationException("receive buffer full without a whole PDU");
+        if (!_receiveBlocked) FitReceiveBuffer(filled);
         return filled;
     }
 
@@ -348,6 +343,7 @@ internal sealed partial class TcpQueue
         }
         pdu.Slice(dataOffset, dataLength).CopyTo(request.Data.Span[(int)offset..]);
         cmd.H2CReceived += dataLength;
+        if (complete) Interlocked.Decrement(ref _awaitingData);
         // A data digest error is not fatal (TCP transport binding): the command fails with Transient Transport Error.
         if (_dataDigest && !Crc32C.Verify(pdu.Slice(dataOffset, dataLength), pdu.Slice(dataOffset + dataLength, PduHeader.DigestSize)))
             cmd.DataDigestFailed = true;

@@ -20,8 +20,10 @@ internal sealed partial class TcpQueue : ITransportQueue, ICompletionBatchWork
 {
     /// <summary>Largest H2CData payload we accept (ICResp MAXH2CDATA); the host splits bigger transfers.</summary>
     private const int MaxH2CDataBytes = 64 * 1024;
-    /// <summary>Holds the largest PDU: an H2CData of MaxH2CDataBytes or a capsule with in-capsule data, plus headers.</summary>
+    /// <summary>Holds the largest PDU: an H2CData of MaxH2CDataBytes (or a capsule with in-capsule data), plus headers.</summary>
     private const int RecvBufferBytes = 128 * 1024;
+    /// <summary>The connection's own receive buffer: holds a capsule with the largest in-capsule data (16 KiB) and headers.</summary>
+    private const int SmallRecvBufferBytes = 24 * 1024;
     /// <summary>
     /// PDU headers and payloads under GatherMinBytes: hundreds of completions batch into one send. Larger payloads
     /// go out from their command's buffer (gathered); without sendmsg they are copied, so the buffer holds one MDTS.
@@ -35,12 +37,16 @@ internal sealed partial class TcpQueue : ITransportQueue, ICompletionBatchWork
     private readonly QueuePair _queuePair;
     private readonly DataBufferPool _buffers;
     /// <summary>
-    /// Receive buffers of every connection: rented when bytes arrive, given back while the connection waits with nothing
-    /// half-read (Kestrel's "wait for data before renting"), so an idle connection holds none. Outside the memory budget:
-    /// a receive loop must always be able to read (the data it waits for is what frees budget); one per connection at most.
+    /// Large receive buffers, for PDUs the connection's own small buffer cannot hold (H2CData of more than ~24 KiB):
+    /// rented when such a PDU starts and given back once nothing is half-read, so a connection holds one only while
+    /// large data arrives. Outside the memory budget: a receive loop must always be able to read (the data it waits for
+    /// is what frees budget), and there is at most one per connection.
     /// </summary>
     private static readonly DataBufferPool s_receiveBuffers = new(1L << 40, RecvBufferBytes, retainBytes: 2L << 20);
-    private AlignedBuffer? _recv;
+    /// <summary>Mapped whole, touched only as far as PDUs reach: an idle connection's resident cost is a page or two.</summary>
+    private readonly AlignedBuffer _smallRecv = AlignedBuffer.Map(SmallRecvBufferBytes);
+    /// <summary>Where the receive loop reads: the small buffer, or a large one while a large PDU arrives.</summary>
+    private AlignedBuffer _recv;
     private readonly byte[] _send;
     /// <summary>
     /// Tag = index. The array is sized by Connect to twice the queue's entries (replaced whole, entries kept); a slot
@@ -69,6 +75,7 @@ internal sealed partial class TcpQueue : ITransportQueue, ICompletionBatchWork
         _send = GC.AllocateUninitializedArray<byte>(
             Native.IsGatheredSendSupported ? SendBufferBytes : target.Limits.MaxTransferBytes + SendBufferBytes, pinned: true);
         _slots = [];
+        _recv = _smallRecv;
         GrowSlots(InitialSlots);
         RemoteEndpoint = socket.RemoteEndPoint?.ToString() ?? "?";
         var local = (IPEndPoint)socket.LocalEndPoint!;
@@ -108,19 +115,34 @@ internal sealed partial class TcpQueue : ITransportQueue, ICompletionBatchWork
         }
     }
 
-    /// <summary>The receive buffer, rented if the connection holds none.</summary>
-    private AlignedBuffer ReceiveBuffer()
+    /// <summary>Writes whose R2T went out and whose data has not all arrived: while there are some, large PDUs are coming.</summary>
+    private int _awaitingData;
+
+    /// <summary>
+    /// After a receive batch: moves the <paramref name="filled"/> bytes of a partial PDU too large for the current buffer
+    /// into a large one, or goes back to the small buffer once nothing is half-read and no write's data is expected.
+    /// </summary>
+    private void FitReceiveBuffer(int filled)
     {
-        if (_recv == null && !s_receiveBuffers.TryRent(RecvBufferBytes, 0, out _recv))
+        if (filled == 0)
+        {
+            if (Volatile.Read(ref _awaitingData) == 0) ReleaseLargeReceiveBuffer();
+            return;
+        }
+        if (filled < PduHeader.Size || PduHeader.Read(_recv.Span).Plen <= _recv.Length) return;
+        // The common header was checked before the PDU waited for more bytes: PLEN is within the largest PDU.
+        if (!s_receiveBuffers.TryRent(RecvBufferBytes, 0, out var large))
             throw new InvalidOperationException("the receive buffer pool has no budget"); // 1 TiB: cannot happen
-        return _recv;
+        _recv.Span[..filled].CopyTo(large.Span);
+        _recv = large;
     }
 
-    private void ReleaseReceiveBuffer()
+    private void ReleaseLargeReceiveBuffer()
     {
-        if (_recv is not { } buffer) return;
-        _recv = null;
-        s_receiveBuffers.Return(buffer);
+        if (ReferenceEquals(_recv, _smallRecv)) return;
+        var large = _recv;
+        _recv = _smallRecv;
+        s_receiveBuffers.Return(large);
     }
 
     private enum SendKind : byte { R2T, Response }
@@ -197,7 +219,8 @@ internal sealed partial class TcpQueue : ITransportQueue, ICompletionBatchWork
     {
         foreach (var cmd in _slots)
             if (cmd != null && cmd.State != TcpCommandState.Executing) ReleaseBuffer(cmd);
-        ReleaseReceiveBuffer();
+        ReleaseLargeReceiveBuffer();
+        ((IDisposable)_smallRecv).Dispose();
         _closed.Dispose();
     }
 
