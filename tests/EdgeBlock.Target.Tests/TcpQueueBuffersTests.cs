@@ -16,6 +16,7 @@ public sealed class TcpQueueBuffersTests
     {
         // 1 MiB holds 8 transfers of 128 KiB; the host keeps 128 in flight over two queues, with in-capsule
         // writes (4 and 16 KiB) among the R2T ones so receive loops stop while writes wait for their data.
+        // Without the parked renters' reserve (ParkedKeepFreeBytes = 0) this deadlocks and times out (checked).
         using var buffers = new DataBufferPool(1 << 20, LargeBytes);
         await using var t = TestTarget.Start(buffers: buffers);
         await using var host = await t.ConnectAsync(ioQueues: 2, queueSize: 128);
