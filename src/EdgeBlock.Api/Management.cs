@@ -5,7 +5,13 @@ namespace EdgeBlock.Api;
 
 public sealed record StatusInfo(
     string Version, int ProcessId, long UptimeSeconds, string DataDirectory, string ConfigPath, string? ApiSocket,
-    int Listeners, int Subsystems, int Namespaces, int Controllers);
+    int Listeners, int Subsystems, int Namespaces, int Controllers, MemoryInfo? Memory = null);
+
+/// <summary>
+/// The I/O data buffers under the memory budget (serve --memory-budget): bytes rented now, mapped now (rented plus kept
+/// for reuse), the most ever rented at once, and how often a command had to wait for the budget.
+/// </summary>
+public sealed record MemoryInfo(long BudgetBytes, long InUseBytes, long MappedBytes, long PeakInUseBytes, long Waits);
 
 public sealed record ListenerInfo(string Address, string? BoundAddress, int Connections);
 

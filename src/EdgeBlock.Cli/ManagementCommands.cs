@@ -66,6 +66,8 @@ public static class ManagementCommands
                 ("data dir", s.DataDirectory), ("config", s.ConfigPath), ("api socket", s.ApiSocket ?? c.Api.SocketPath),
                 ("listeners", Num(s.Listeners)), ("subsystems", Num(s.Subsystems)), ("namespaces", Num(s.Namespaces)), ("controllers", Num(s.Controllers)),
             ]);
+            if (s.Memory is { } m)
+                Table.Fields(c.Out, [("memory budget", $"{Sizes.Format(m.BudgetBytes)}, in use {Sizes.Format(m.InUseBytes)} (peak {Sizes.Format(m.PeakInUseBytes)}), mapped {Sizes.Format(m.MappedBytes)}, waits {Num(m.Waits)}")]);
         });
         return command;
     }

@@ -89,9 +89,21 @@ internal static class ServeCommand
                 r.AddError($"--engine kernel serves only file:PATH backends (block devices or files); --default-backend {b.GetValueOrDefault<BackendKind>().ToString().ToLowerInvariant()} cannot go to the kernel target");
         });
 
+        var memoryBudget = new Option<string?>("--memory-budget")
+        {
+            Description = "Memory for I/O data buffers, all connections together (e.g. 64M); at the budget new commands wait. Default: 1/32 of the memory, at most 64M",
+        };
+        memoryBudget.Validators.Add(r =>
+        {
+            string? value = r.GetValueOrDefault<string?>();
+            if (value == null) return;
+            if (!Sizes.TryParse(value, out long bytes, out string error)) r.AddError($"--memory-budget: {error}");
+            else if (bytes < MinMemoryBudgetBytes) r.AddError($"--memory-budget {value}: at least 1M is needed (a few commands of the largest transfer, 128K)");
+        });
+
         var command = new Command("serve", "Run the EdgeBlock daemon (NVMe/TCP target with a default subsystem)")
         {
-            dataDir, listen, size, backend, allowHost, storageRoot, metrics, config, engine,
+            dataDir, listen, size, backend, allowHost, storageRoot, metrics, config, engine, memoryBudget,
         };
         command.SetAction(async (parse, cancellationToken) =>
         {
@@ -111,6 +123,7 @@ internal static class ServeCommand
                 StorageRoots = (parse.GetValue(storageRoot) ?? []).Select(r => Path.GetFullPath(r)).ToList(),
                 MetricsEndpoint = parse.GetValue(metrics) is { } m ? IPEndPoint.Parse(m) : null,
                 Engine = parse.GetValue(engine),
+                MemoryBudgetBytes = parse.GetValue(memoryBudget) is { } budget && Sizes.TryParse(budget, out long budgetBytes, out _) ? budgetBytes : null,
             };
             try
             {
@@ -124,6 +137,8 @@ internal static class ServeCommand
         });
         return command;
     }
+
+    private const long MinMemoryBudgetBytes = 1L << 20;
 
     private static void PrintHowToConnect(EdgeBlockDaemon daemon)
     {

@@ -31,6 +31,13 @@ public sealed record DaemonOptions
     /// <summary>nvmet's configfs directory for <see cref="KernelEngine.TargetEngine.Kernel"/> (tests use a fake tree).</summary>
     public string KernelConfigfsRoot { get; init; } = KernelEngine.KernelTarget.DefaultRoot;
 
+    /// <summary>--memory-budget: bytes of I/O data buffers at once, all transports together; null: <see cref="EffectiveMemoryBudgetBytes"/> picks.</summary>
+    public long? MemoryBudgetBytes { get; init; }
+
+    /// <summary>The budget given, else <see cref="Storage.DataBufferPool.DefaultBudgetBytes"/> of the memory the runtime sees (the cgroup limit in a container).</summary>
+    public long EffectiveMemoryBudgetBytes =>
+        MemoryBudgetBytes ?? Storage.DataBufferPool.DefaultBudgetBytes(GC.GetGCMemoryInfo().TotalAvailableMemoryBytes);
+
     public string EffectiveConfigPath => Path.GetFullPath(ConfigPath ?? Path.Combine(DataDirectory, ConfigFileName));
 
     /// <summary>$XDG_DATA_HOME/edgeblock, or ~/.local/share/edgeblock (<see cref="EdgeBlock.Api.ApiSocket"/>: clients need it too).</summary>

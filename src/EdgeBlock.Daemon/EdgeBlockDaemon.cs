@@ -1,5 +1,6 @@
 using EdgeBlock.Daemon.Management;
 using EdgeBlock.Daemon.Pools;
+using EdgeBlock.Storage;
 using EdgeBlock.Target;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -24,19 +25,23 @@ public sealed class EdgeBlockDaemon : IHostedService, IAsyncDisposable
         _options = options;
         _logger = loggers.CreateLogger("edgeblock");
         Target = new NvmeTarget(loggers.CreateLogger("edgeblock.target"));
+        Buffers = new DataBufferPool(options.EffectiveMemoryBudgetBytes, Target.Limits.MaxTransferBytes);
         Pools = new PoolManager(options.DataDirectory, loggers.CreateLogger("edgeblock.pools"));
         if (options.Engine == KernelEngine.TargetEngine.Kernel) // --engine kernel: configfs instead of our listeners
             _engine = KernelTarget = new KernelEngine.KernelTarget(options.KernelConfigfsRoot, options.DataDirectory, loggers.CreateLogger("edgeblock.kernel"));
         else
-            _engine = new EdgeBlockEngine(Target, options.DataDirectory, _logger, loggers.CreateLogger("edgeblock.tcp"), Pools);
+            _engine = new EdgeBlockEngine(Target, options.DataDirectory, _logger, loggers.CreateLogger("edgeblock.tcp"), Pools, buffers: Buffers);
         var policy = new StoragePolicy(options.DataDirectory, options.EffectiveConfigPath, options.ApiSocketPath, Pools);
         Management = new ManagementService(Target, _engine, new ConfigStore(options.EffectiveConfigPath), options.DataDirectory, _logger, Pools, policy)
         {
             ApiSocket = options.ApiSocketPath,
+            Buffers = Buffers,
         };
     }
 
     public NvmeTarget Target { get; }
+    /// <summary>The I/O data buffers of every transport, under <see cref="DaemonOptions.MemoryBudgetBytes"/>.</summary>
+    public DataBufferPool Buffers { get; }
     /// <summary>The Prometheus metrics when <see cref="DaemonOptions.MetricsEndpoint"/> is set, from the end of start on.</summary>
     public DaemonMetrics? Metrics => Volatile.Read(ref _metrics);
     public ManagementService Management { get; }
@@ -80,7 +85,7 @@ public sealed class EdgeBlockDaemon : IHostedService, IAsyncDisposable
             throw;
         }
         // Served by DaemonHost's HTTP stack (MetricsEndpoint); filled from the target at each scrape.
-        if (_options.MetricsEndpoint != null) _metrics = new DaemonMetrics(Target, Pools, Management.VhostExports);
+        if (_options.MetricsEndpoint != null) _metrics = new DaemonMetrics(Target, Pools, Management.VhostExports, Buffers);
     }
 
     /// <summary>Today's `edgeblock serve` as a desired state: one listener, the default subsystem, namespace 1.</summary>
@@ -175,5 +180,6 @@ public sealed class EdgeBlockDaemon : IHostedService, IAsyncDisposable
         _metrics = null;
         await _engine.DisposeAsync().ConfigureAwait(false);
         await Pools.DisposeAsync().ConfigureAwait(false);
+        Buffers.Dispose();
     }
 }

@@ -1,4 +1,5 @@
 using EdgeBlock.Daemon.Pools;
+using EdgeBlock.Storage;
 using EdgeBlock.Target;
 using Prometheus;
 
@@ -38,8 +39,10 @@ public sealed class DaemonMetrics
     private readonly VhostMetrics? _vhost;
     private readonly VolumeMetrics? _volumes;
     private readonly QosMetrics? _qos;
+    private readonly MemoryMetrics? _memory;
 
-    public DaemonMetrics(NvmeTarget target, PoolManager? pools = null, Func<IReadOnlyList<VhostInfo>>? vhostExports = null)
+    public DaemonMetrics(NvmeTarget target, PoolManager? pools = null, Func<IReadOnlyList<VhostInfo>>? vhostExports = null,
+        DataBufferPool? buffers = null)
     {
         _target = target;
         _pools = pools;
@@ -47,6 +50,7 @@ public sealed class DaemonMetrics
         if (vhostExports != null) _vhost = new VhostMetrics(factory, vhostExports);
         if (pools != null) _volumes = new VolumeMetrics(factory, () => pools.ListVolumes(null));
         if (pools != null) _qos = new QosMetrics(factory, pools.Qos);
+        if (buffers != null) _memory = new MemoryMetrics(factory, buffers);
         DotNetStats.Register(_registry); // process_cpu_seconds_total, process_working_set_bytes, GC figures
         _ops = factory.CreateCounter("edgeblock_namespace_ops_total", "Completed read/write commands per namespace", "subsystem", "nsid", "op");
         _bytes = factory.CreateCounter("edgeblock_namespace_bytes_total", "Bytes read/written per namespace", "subsystem", "nsid", "op");
@@ -82,6 +86,7 @@ public sealed class DaemonMetrics
             _vhost?.Refresh();
             _volumes?.Refresh();
             _qos?.Refresh();
+            _memory?.Refresh();
         }
         foreach (var pool in _pools?.Infos() ?? [])
         {

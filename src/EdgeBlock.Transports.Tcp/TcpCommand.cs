@@ -7,6 +7,8 @@ namespace EdgeBlock.Transports.Tcp;
 internal enum TcpCommandState : byte
 {
     Free,
+    /// <summary>Parsed; waits for the memory budget to give it a data buffer (before its R2T or its device read).</summary>
+    AwaitingBuffer,
     /// <summary>R2T sent (or queued); H2CData PDUs are arriving.</summary>
     AwaitingH2CData,
     /// <summary>Handed to the target.</summary>
@@ -17,8 +19,12 @@ internal enum TcpCommandState : byte
     Sending,
 }
 
-/// <summary>A preallocated command slot: the target's request plus the transport's buffer and transfer progress.</summary>
-internal sealed class TcpCommand : IDisposable
+/// <summary>
+/// A preallocated command slot: the target's request plus transfer progress. The data buffer is rented from the
+/// shared <see cref="DataBufferPool"/> when data must move and returned when the command is done with it, so an
+/// idle slot holds no data memory.
+/// </summary>
+internal sealed class TcpCommand
 {
     private AlignedBuffer? _buffer;
 
@@ -38,22 +44,22 @@ internal sealed class TcpCommand : IDisposable
     public int H2CReceived { get; set; }
     /// <summary>An H2CData PDU of this command failed its data digest; the command completes with an error.</summary>
     public bool DataDigestFailed { get; set; }
+    public bool HasBuffer => _buffer != null;
 
-    /// <summary>Gives the request a buffer of at least length bytes, reusing the slot's buffer (grown in 4 KiB steps).</summary>
-    public void AttachBuffer(int length)
+    /// <summary>Gives the request a rented buffer for its DataLength bytes.</summary>
+    public void AttachBuffer(AlignedBuffer buffer)
     {
-        if (length == 0) { Request.Data = Memory<byte>.Empty; return; }
-        if (_buffer == null || _buffer.Length < length)
-        {
-            ((IDisposable?)_buffer)?.Dispose();
-            _buffer = new AlignedBuffer((length + 4095) & ~4095);
-        }
-        Request.Data = _buffer.Memory[..length];
+        System.Diagnostics.Debug.Assert(_buffer == null, "a slot holds one buffer at a time");
+        _buffer = buffer;
+        Request.Data = buffer.Memory[..Request.DataLength];
     }
 
-    public void Dispose()
+    /// <summary>Takes the buffer back from the request (null: it had none).</summary>
+    public AlignedBuffer? DetachBuffer()
     {
-        ((IDisposable?)_buffer)?.Dispose();
+        var buffer = _buffer;
         _buffer = null;
+        Request.Data = Memory<byte>.Empty;
+        return buffer;
     }
 }

@@ -1,6 +1,7 @@
 using System.Net.Sockets;
 using EdgeBlock.Nvme;
 using EdgeBlock.Nvme.Tcp;
+using EdgeBlock.Storage;
 using EdgeBlock.Target;
 using Microsoft.Extensions.Logging;
 
@@ -17,18 +18,25 @@ internal sealed partial class TcpQueue
         var token = _closed.Token;
         while (true)
         {
-            int n = await _socket.ReceiveAsync(_recv.AsMemory(filled), SocketFlags.None, token).ConfigureAwait(false);
+            int n = await _socket.ReceiveAsync(_recv.Memory[filled..], SocketFlags.None, token).ConfigureAwait(false);
             if (n == 0) return;
-            filled = ConsumeReceived(filled + n);
-            if (filled < 0) return;
-            // Write what this batch produced ourselves; a full fence orders the flag against the queue check.
-            Interlocked.Exchange(ref _receiveBatchActive, 0);
-            if (HasPendingSend && TryAcquireWriter() && !await WriteQueuedAsync().ConfigureAwait(false)) return;
+            filled += n;
+            do
+            {
+                filled = ConsumeReceived(filled);
+                if (filled < 0) return;
+                // Write what this batch produced ourselves; a full fence orders the flag against the queue check.
+                Interlocked.Exchange(ref _receiveBatchActive, 0);
+                if (HasPendingSend && TryAcquireWriter() && !await WriteQueuedAsync().ConfigureAwait(false)) return;
+            }
+            // Stopped at in-capsule data without a buffer: read nothing more (back-pressure) until buffers come back.
+            while (_receiveBlocked && await WaitForInCapsuleBufferAsync().ConfigureAwait(false));
+            if (IsClosed) return;
         }
     }
 
     /// <summary>Room left in the receive buffer after <paramref name="filled"/> bytes.</summary>
-    internal Memory<byte> ReceiveSpace(int filled) => _recv.AsMemory(filled);
+    internal Memory<byte> ReceiveSpace(int filled) => _recv.Memory[filled..];
 
     /// <summary>
     /// Handles the whole PDUs among the first <paramref name="filled"/> bytes of the receive buffer and keeps
@@ -40,14 +48,15 @@ internal sealed partial class TcpQueue
     internal int ConsumeReceived(int filled)
     {
         Volatile.Write(ref _receiveBatchActive, 1);
+        Span<byte> recv = _recv.Span;
         int consumed = 0;
         while (true)
         {
-            var status = TryConsumePdu(_recv.AsSpan(consumed, filled - consumed), out int used, out var error);
-            if (status == PduParse.NeedMore) break;
+            var status = TryConsumePdu(recv.Slice(consumed, filled - consumed), out int used, out var error);
+            if (status is PduParse.NeedMore or PduParse.NeedBuffer) break;
             if (status == PduParse.Fatal)
             {
-                QueueTermReq(error, _recv.AsSpan(consumed, Math.Min(filled - consumed, PduHeader.MaxTermReqData)));
+                QueueTermReq(error, recv.Slice(consumed, Math.Min(filled - consumed, PduHeader.MaxTermReqData)));
                 return -1;
             }
             if (status == PduParse.Closed) return -1;
@@ -55,15 +64,17 @@ internal sealed partial class TcpQueue
         }
         if (consumed > 0)
         {
-            _recv.AsSpan(consumed, filled - consumed).CopyTo(_recv);
+            recv.Slice(consumed, filled - consumed).CopyTo(recv);
             filled -= consumed;
         }
-        // The common header check bounds PLEN by what the buffer holds, so a full buffer is always a whole PDU.
-        if (filled == _recv.Length) throw new InvalidOperationException("receive buffer full without a whole PDU");
+        // The common header check bounds PLEN by the large buffer, so a full large buffer is always a whole PDU.
+        if (filled == recv.Length && !_receiveBlocked && recv.Length == RecvBufferBytes) throw new InvalidOperationException("receive buffer full without a whole PDU");
+        if (!_receiveBlocked) FitReceiveBuffer(filled);
         return filled;
     }
 
-    private enum PduParse { NeedMore, Consumed, Fatal, Closed }
+    /// <summary>NeedBuffer: a capsule's in-capsule data has no buffer under the budget yet; nothing was consumed.</summary>
+    private enum PduParse { NeedMore, Consumed, Fatal, Closed, NeedBuffer }
 
     /// <summary>Validates the common header before the whole PDU is in, so a bad PLEN cannot make us wait forever.</summary>
     private PduParse TryConsumePdu(ReadOnlySpan<byte> buffer, out int used, out ProtocolError error)
@@ -215,36 +226,41 @@ internal sealed partial class TcpQueue
             error = new(TermReqFes.DataTransferLimitExceeded, PduHeader.OffsetPlen, $"{dataLength} bytes of in-capsule data, limit {InCapsuleLimit}");
             return PduParse.Fatal;
         }
-        if (!_freeSlots.TryDequeue(out int slot))
+        // In-capsule data must leave the receive buffer before this PDU is consumed; nothing is changed until it has
+        // a buffer, so the PDU is simply handled again once buffers come back.
+        AlignedBuffer? inCapsule = null;
+        if (dataLength > 0 && !TryRentInCapsule(dataLength, out inCapsule)) return PduParse.NeedBuffer;
+        if (!_freeSlots.TryDequeue(out int slot) && !TryCreateSlot(out slot))
         {
+            if (inCapsule != null) _buffers.Return(inCapsule);
             error = new(TermReqFes.PduSequenceError, PduHeader.OffsetType, "more commands outstanding than the queue has entries");
             return PduParse.Fatal;
         }
-        var cmd = _slots[slot];
+        var cmd = _slots[slot]!;
         cmd.DeferState = TcpCommand.DeferNone;
         var request = cmd.Request;
         pdu.Slice(PduHeader.Size, SubmissionQueueEntry.Size).CopyTo(request.SqeBytes);
         bool dataDigestOk = dataLength == 0 || !_dataDigest
             || Crc32C.Verify(pdu.Slice(dataOffset, dataLength), pdu.Slice(dataOffset + dataLength, PduHeader.DigestSize));
 
-        if (!_queuePair.Parse(request))
-            return CompleteEarly(cmd);
-        if (!dataDigestOk)
-            return CompleteEarly(cmd, NvmeStatus.TransientTransportError);
-        if (!CheckSgl(request, dataLength, out var sglStatus))
-            return CompleteEarly(cmd, sglStatus);
-
-        cmd.AttachBuffer(request.DataLength);
-        if (request.Direction == DataDirection.HostToController && dataLength == 0 && request.DataLength > 0)
+        NvmeStatus? failure = null;
+        if (!_queuePair.Parse(request)) failure = request.Status;
+        else if (!dataDigestOk) failure = NvmeStatus.TransientTransportError;
+        else if (!CheckSgl(request, dataLength, out var sglStatus)) failure = sglStatus;
+        if (failure != null || request.DataLength == 0)
         {
-            // Data not in the capsule: ask for it with one R2T covering the whole transfer (it fits MAXH2CDATA).
-            cmd.H2CReceived = 0;
-            cmd.DataDigestFailed = false;
-            cmd.State = TcpCommandState.AwaitingH2CData;
-            QueueSend(SendKind.R2T, cmd);
+            if (inCapsule != null) _buffers.Return(inCapsule);
+            if (failure != null) return CompleteEarly(cmd, failure);
+            Execute(cmd);
             return PduParse.Consumed;
         }
-        if (dataLength > 0) pdu.Slice(dataOffset, request.DataLength).CopyTo(request.Data.Span);
+        if (inCapsule == null)
+        {
+            StartOrPark(cmd);
+            return PduParse.Consumed;
+        }
+        cmd.AttachBuffer(inCapsule);
+        pdu.Slice(dataOffset, request.DataLength).CopyTo(request.Data.Span);
         Execute(cmd);
         return PduParse.Consumed;
     }
@@ -289,12 +305,13 @@ internal sealed partial class TcpQueue
     {
         if (!TryGetPduData(pdu, header, out int dataOffset, out int dataLength, out error)) return PduParse.Fatal;
         ushort ttag = DataPdu.TransferTag(pdu);
-        if (ttag >= _slots.Length || _slots[ttag].State != TcpCommandState.AwaitingH2CData)
+        var slots = _slots;
+        if (ttag >= slots.Length || slots[ttag] is not { State: TcpCommandState.AwaitingH2CData })
         {
             error = new(TermReqFes.InvalidPduHeaderField, DataPdu.OffsetTransferTag, $"H2CData for unknown TTAG {ttag}");
             return PduParse.Fatal;
         }
-        var cmd = _slots[ttag];
+        var cmd = slots[ttag]!;
         var request = cmd.Request;
         if (DataPdu.CommandId(pdu) != request.CommandId)
         {
@@ -326,6 +343,7 @@ internal sealed partial class TcpQueue
         }
         pdu.Slice(dataOffset, dataLength).CopyTo(request.Data.Span[(int)offset..]);
         cmd.H2CReceived += dataLength;
+        if (complete) Interlocked.Decrement(ref _awaitingData);
         // A data digest error is not fatal (TCP transport binding): the command fails with Transient Transport Error.
         if (_dataDigest && !Crc32C.Verify(pdu.Slice(dataOffset, dataLength), pdu.Slice(dataOffset + dataLength, PduHeader.DigestSize)))
             cmd.DataDigestFailed = true;

@@ -39,7 +39,7 @@ internal sealed partial class TcpQueue
     /// <summary>Start of the bytes in _send that are not in an iovec yet.</summary>
     private int _runStart;
     /// <summary>Slots whose payload is referenced by the pending send; freed once it is on the wire.</summary>
-    private readonly int[] _sentSlots = new int[MaxSlots];
+    private readonly int[] _sentSlots = new int[MaxIov];
     private int _sentCount;
 
     private void QueueIcResp()
@@ -109,7 +109,7 @@ internal sealed partial class TcpQueue
                 }
                 while (_outbox.TryDequeue(out var item))
                 {
-                    var cmd = _slots[item.Slot];
+                    var cmd = _slots[item.Slot]!;
                     if (_sendFilled + SendBufferBytesFor(cmd, item.Kind) > _send.Length || _iovCount + 3 > MaxIov)
                         await FlushSendBufferAsync().ConfigureAwait(false);
                     if (item.Kind == SendKind.R2T) FormatR2T(cmd);
@@ -164,7 +164,7 @@ internal sealed partial class TcpQueue
         _iovCount = 0;
         _sendFilled = 0;
         _runStart = 0;
-        for (int i = 0; i < _sentCount; i++) FreeSlot(_slots[_sentSlots[i]]);
+        for (int i = 0; i < _sentCount; i++) FreeSlot(_slots[_sentSlots[i]]!);
         _sentCount = 0;
     }
 
@@ -237,7 +237,11 @@ internal sealed partial class TcpQueue
         kind == SendKind.R2T
             ? HeaderBytes(PduHeader.R2TLength)
             : HeaderBytes(PduHeader.CapsuleRespLength) + PduHeader.DataOffset(PduHeader.DataLength, _headerDigest, _hostPda)
-              + (TryGetGatherable(cmd.Request, cmd.Request.DataLength, out _) ? 0 : cmd.Request.DataLength) + PduHeader.DigestSize;
+              + (!SendsData(cmd.Request) || TryGetGatherable(cmd.Request, cmd.Request.DataLength, out _) ? 0 : cmd.Request.DataLength) + PduHeader.DigestSize;
+
+    /// <summary>A successful read's data goes to the host in a C2HData PDU.</summary>
+    private static bool SendsData(NvmeRequest request) =>
+        request.Direction == DataDirection.ControllerToHost && request.Status.IsSuccess && request.DataLength > 0;
 
     private void FormatR2T(TcpCommand cmd)
     {
@@ -253,7 +257,7 @@ internal sealed partial class TcpQueue
     private void FormatCompletion(TcpCommand cmd)
     {
         var request = cmd.Request;
-        bool sendData = request.Direction == DataDirection.ControllerToHost && request.Status.IsSuccess && request.DataLength > 0;
+        bool sendData = SendsData(request);
         // SUCCESS may replace the response only when the host does not need SQHD (SQ flow control disabled).
         bool elideResponse = sendData && _queuePair.SqFlowControlDisabled;
         bool gathered = sendData && FormatC2HData(cmd, elideResponse);

@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Sockets;
+using EdgeBlock.Storage;
 using EdgeBlock.Target;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -12,20 +13,26 @@ public sealed class TcpTransport : IAsyncDisposable
 {
     private readonly NvmeTarget _target;
     private readonly ILogger _logger;
+    private readonly DataBufferPool _buffers;
     private readonly ConcurrentDictionary<TcpQueue, Task> _queues = new();
     private Socket? _listener;
     private Task? _acceptLoop;
 
-    public TcpTransport(NvmeTarget target, ILogger? logger = null)
+    /// <param name="buffers">The daemon's data buffers under its memory budget, shared by every transport.</param>
+    public TcpTransport(NvmeTarget target, ILogger? logger = null, DataBufferPool? buffers = null)
     {
         _target = target;
         _logger = logger ?? NullLogger.Instance;
+        _buffers = buffers ?? DataBufferPool.Shared;
     }
 
     /// <summary>The bound address (with the real port when 0 was asked for).</summary>
     public IPEndPoint? LocalEndPoint => _listener?.LocalEndPoint as IPEndPoint;
 
     public int ConnectionCount => _queues.Count;
+
+    /// <summary>The connections now (tests look at their slots).</summary>
+    internal IEnumerable<TcpQueue> Queues => _queues.Keys;
 
     /// <summary>Binds and starts accepting. Throws with a clear message when the address is taken.</summary>
     public void Start(IPEndPoint endpoint)
@@ -61,7 +68,7 @@ public sealed class TcpTransport : IAsyncDisposable
                 return;
             }
             socket.NoDelay = true;
-            var queue = new TcpQueue(socket, _target, _logger);
+            var queue = new TcpQueue(socket, _target, _logger, _buffers);
             _queues[queue] = RunQueueAsync(queue);
         }
     }

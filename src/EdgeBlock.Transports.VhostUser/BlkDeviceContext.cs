@@ -18,7 +18,11 @@ internal sealed class BlkDeviceContext
         byte[] serial = Encoding.ASCII.GetBytes(options.Serial);
         serial.AsSpan(0, Math.Min(serial.Length, Serial.Length)).CopyTo(Serial);
         SupportsDeallocate = device.SupportsDeallocate;
+        Buffers = options.Buffers ?? DataBufferPool.Shared;
     }
+
+    /// <summary>Bounce buffers, under the daemon's memory budget.</summary>
+    public DataBufferPool Buffers { get; }
 
     public IBlockDevice Device { get; }
     public ILogger Logger { get; }

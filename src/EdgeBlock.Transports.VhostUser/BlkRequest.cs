@@ -28,8 +28,12 @@ internal sealed class BlkRequest : VirtqElement
     // Data transfer (IN/OUT).
     public long Lba;
     public int DataLength;
+    /// <summary>Rented from the pool while the request needs it (data spread over guest buffers), at most the pool's largest buffer.</summary>
     public AlignedBuffer? Bounce;
     public bool UsesBounce;
+    /// <summary>Bytes of the transfer done through the bounce buffer so far, and the piece in the device now.</summary>
+    public int BounceDone;
+    public int BouncePiece;
 
     // DISCARD / WRITE_ZEROES ranges, copied out of guest memory once.
     public readonly byte[] Ranges = new byte[VirtioBlkHandler.MaxDiscardSegments * Virtio.DiscardSegmentSize];
@@ -43,21 +47,11 @@ internal sealed class BlkRequest : VirtqElement
         base.Reset();
         StatusPointer = 0;
         UsesBounce = false;
+        BounceDone = 0;
+        BouncePiece = 0;
         RangeCount = 0;
         RangeIndex = 0;
         DataLength = 0;
-    }
-
-    /// <summary>Bounce buffer of at least length bytes, kept for the next requests.</summary>
-    public AlignedBuffer EnsureBounce(int length)
-    {
-        if (Bounce is null || Bounce.Length < length)
-        {
-            ((IDisposable?)Bounce)?.Dispose();
-            int size = Math.Max(64 * 1024, (int)Math.Min(int.MaxValue, ((long)length + 65535) & ~65535L));
-            Bounce = new AlignedBuffer(size);
-        }
-        return Bounce;
     }
 
     private void OnDeviceCompleted()
@@ -76,9 +70,13 @@ internal sealed class BlkRequest : VirtqElement
         Handler.OnDeviceCompleted(this, status);
     }
 
+    /// <summary>Gives the bounce buffer back to the pool (the request no longer needs it).</summary>
     public void ReleaseBuffers()
     {
-        ((IDisposable?)Bounce)?.Dispose();
-        Bounce = null;
+        if (Bounce is { } bounce)
+        {
+            Bounce = null;
+            Handler.ReturnBounce(bounce);
+        }
     }
 }

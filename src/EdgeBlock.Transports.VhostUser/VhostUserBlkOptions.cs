@@ -15,6 +15,12 @@ public sealed class VhostUserBlkOptions
     /// <summary>Largest data transfer of one request; larger ones fail with IOERR.</summary>
     public int MaxTransferBytes { get; init; } = 32 * 1024 * 1024;
 
+    /// <summary>
+    /// Where bounce buffers come from (requests whose data is spread over guest buffers): the daemon's pool under
+    /// its memory budget; null: the shared default pool.
+    /// </summary>
+    public Storage.DataBufferPool? Buffers { get; init; }
+
     /// <summary>Serial number returned by GET_ID (at most 20 ASCII bytes).</summary>
     public string Serial { get; init; } = "edgeblock";
 

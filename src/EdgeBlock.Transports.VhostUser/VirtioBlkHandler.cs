@@ -18,6 +18,8 @@ internal sealed unsafe class VirtioBlkHandler
 
     private readonly VirtQueue _queue;
     private readonly BlkDeviceContext _ctx;
+    /// <summary>Where this queue's thread waits for the memory budget.</summary>
+    private readonly BudgetWait _budgetWait = new();
     private int _badLogged;
     private long _failed;
     private long _bytesRead, _bytesWritten;
@@ -123,9 +125,9 @@ internal sealed unsafe class VirtioBlkHandler
         }
         else
         {
-            // Spread over several buffers: read into one and copy out when the device is done.
-            r.UsesBounce = true;
-            buffer = r.EnsureBounce(r.DataLength).Memory[..r.DataLength];
+            r.UsedLength = (uint)(r.DataLength + 1);
+            StartBounce(r);
+            return;
         }
         r.UsedLength = (uint)(r.DataLength + 1);
         Submit(r, _ctx.Device.ReadAsync(r.Lba, buffer));
@@ -151,13 +153,77 @@ internal sealed unsafe class VirtioBlkHandler
         }
         else
         {
-            AlignedBuffer bounce = r.EnsureBounce(r.DataLength);
-            ScatterGather.CopyFrom(r.Readable, r.ReadableCount, Virtio.BlkOutHdrSize, bounce.Span[..r.DataLength]);
-            data = bounce.Memory[..r.DataLength];
+            r.UsedLength = 1;
+            StartBounce(r);
+            return;
         }
         r.UsedLength = 1;
         Submit(r, _ctx.Device.WriteAsync(r.Lba, data, fua: false));
     }
+
+    /// <summary>
+    /// Data spread over several guest buffers goes through a bounce buffer rented from the daemon's pool, a piece of
+    /// at most the pool's largest buffer at a time, so a 32 MiB request needs 128 KiB of the budget, not 32 MiB.
+    /// At the budget the queue's thread waits here: the virtqueue is not drained further until buffers come back.
+    /// </summary>
+    private void StartBounce(BlkRequest r)
+    {
+        r.UsesBounce = true;
+        int length = Math.Min(r.DataLength, _ctx.Buffers.MaxBufferBytes);
+        r.Bounce = _ctx.Buffers.TryRent(length, 0, out var bounce) ? bounce : _budgetWait.Rent(_ctx.Buffers, length);
+        RunBounce(r, fromWorker: true);
+    }
+
+    /// <summary>Moves pieces until one waits for the device (it continues in ContinueAfterDevice) or all are done.</summary>
+    private void RunBounce(BlkRequest r, bool fromWorker)
+    {
+        while (true)
+        {
+            AlignedBuffer bounce = r.Bounce!;
+            r.BouncePiece = Math.Min(r.DataLength - r.BounceDone, bounce.Length);
+            long lba = r.Lba + r.BounceDone / _ctx.BlockSize;
+            Memory<byte> piece = bounce.Memory[..r.BouncePiece];
+            ValueTask<BlockStatus> op;
+            if (r.Type == Virtio.BlkTIn)
+            {
+                op = _ctx.Device.ReadAsync(lba, piece);
+            }
+            else
+            {
+                ScatterGather.CopyFrom(r.Readable, r.ReadableCount, Virtio.BlkOutHdrSize + r.BounceDone, piece.Span);
+                op = _ctx.Device.WriteAsync(lba, piece, fua: false);
+            }
+            if (!op.IsCompleted)
+            {
+                r.Awaiter = op.GetAwaiter();
+                r.Awaiter.UnsafeOnCompleted(r.Continuation);
+                return;
+            }
+            BlockStatus status = GetResult(op);
+            if (!AdvanceBounce(r, status))
+            {
+                FinishDevice(r, status, fromWorker);
+                return;
+            }
+        }
+    }
+
+    /// <summary>A piece is done: a read's is copied out to the guest. True while pieces remain.</summary>
+    private static bool AdvanceBounce(BlkRequest r, BlockStatus status)
+    {
+        if (status != BlockStatus.Success)
+        {
+            return false;
+        }
+        if (r.Type == Virtio.BlkTIn)
+        {
+            ScatterGather.CopyTo(r.Writable, r.WritableCount, r.BounceDone, r.Bounce!.Span[..r.BouncePiece]);
+        }
+        r.BounceDone += r.BouncePiece;
+        return r.BounceDone < r.DataLength;
+    }
+
+    public void ReturnBounce(AlignedBuffer bounce) => _ctx.Buffers.Return(bounce);
 
     private void ExecuteGetId(BlkRequest r)
     {
@@ -330,6 +396,11 @@ internal sealed unsafe class VirtioBlkHandler
 
     private void ContinueAfterDevice(BlkRequest r, BlockStatus status)
     {
+        if (r.UsesBounce && AdvanceBounce(r, status))
+        {
+            RunBounce(r, fromWorker: false);
+            return;
+        }
         if (r.Type is Virtio.BlkTDiscard or Virtio.BlkTWriteZeroes)
         {
             if (r.Type == Virtio.BlkTDiscard && status == BlockStatus.NotSupported)
@@ -353,10 +424,8 @@ internal sealed unsafe class VirtioBlkHandler
             BlockStatus.NotSupported => Virtio.BlkSUnsupp,
             _ => Virtio.BlkSIoErr,
         };
-        if (s == Virtio.BlkSOk && r.UsesBounce && r.Type == Virtio.BlkTIn)
-        {
-            ScatterGather.CopyTo(r.Writable, r.WritableCount, 0, r.Bounce!.Span[..r.DataLength]);
-        }
+        // The budget is free again before the guest hears of the completion.
+        r.ReleaseBuffers();
         if (s != Virtio.BlkSOk)
         {
             r.UsedLength = 1; // only the status byte was written

@@ -32,6 +32,26 @@ public class DaemonMetricsTests
     }
 
     [Fact]
+    public async Task Scrape_ReportsTheMemoryBudget_InUseAndWaits()
+    {
+        var (target, _) = TargetWithNamespace();
+        using var buffers = new DataBufferPool(1 << 20, 128 * 1024);
+        Assert.True(buffers.TryRent(65536, 0, out var buffer));
+        buffers.AddWaiter(new NoWaiter());
+        var metrics = new DaemonMetrics(target, buffers: buffers);
+        string text = await metrics.ScrapeAsync();
+        Assert.Contains("edgeblock_memory_budget_bytes 1048576", text);
+        Assert.Contains("edgeblock_memory_in_use_bytes 65536", text);
+        Assert.Contains("edgeblock_memory_waits_total 1", text);
+        buffers.Return(buffer);
+    }
+
+    private sealed class NoWaiter : IBufferWaiter
+    {
+        public void OnBuffersReturned() { }
+    }
+
+    [Fact]
     public async Task Scrape_ReportsLatencyHistograms_WithTheTargetsBucketsAndExactSum()
     {
         var (target, ns) = TargetWithNamespace();

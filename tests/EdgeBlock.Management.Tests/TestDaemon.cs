@@ -12,7 +12,13 @@ public sealed class TestDaemon : IAsyncDisposable
 {
     private RunningDaemon? _running;
 
-    private TestDaemon(string directory) => Directory = directory;
+    private readonly long? _memoryBudgetBytes;
+
+    private TestDaemon(string directory, long? memoryBudgetBytes = null)
+    {
+        Directory = directory;
+        _memoryBudgetBytes = memoryBudgetBytes;
+    }
 
     public string Directory { get; }
     public string Socket => Path.Combine(Directory, "api.sock");
@@ -32,12 +38,13 @@ public sealed class TestDaemon : IAsyncDisposable
         },
     }) { BaseAddress = new Uri("http://edgeblock") };
 
-    public static async Task<TestDaemon> StartAsync()
+    /// <param name="memoryBudgetBytes">serve --memory-budget (null: the default).</param>
+    public static async Task<TestDaemon> StartAsync(long? memoryBudgetBytes = null)
     {
         // Short path: a Unix socket path is limited to 107 bytes.
         string dir = Path.Combine(Path.GetTempPath(), "ebm-" + Guid.NewGuid().ToString("N")[..12]);
         System.IO.Directory.CreateDirectory(dir);
-        var daemon = new TestDaemon(dir);
+        var daemon = new TestDaemon(dir, memoryBudgetBytes);
         await daemon.RestartAsync();
         return daemon;
     }
@@ -49,6 +56,7 @@ public sealed class TestDaemon : IAsyncDisposable
         DefaultSizeBytes = 16 << 20,
         DefaultBackend = BackendKind.Memory,
         ApiSocketPath = Socket,
+        MemoryBudgetBytes = _memoryBudgetBytes,
     };
 
     /// <summary>Stops the daemon if it runs and starts it again from the config file.</summary>

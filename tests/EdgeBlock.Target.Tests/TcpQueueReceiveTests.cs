@@ -32,7 +32,7 @@ public sealed class TcpQueueReceiveTests
         var target = new NvmeTarget(NullLogger.Instance);
         using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
         socket.Bind(new IPEndPoint(IPAddress.Loopback, 0)); // the queue reads its local endpoint
-        var queue = new TcpQueue(socket, target, NullLogger.Instance);
+        var queue = new TcpQueue(socket, target, NullLogger.Instance, EdgeBlock.Storage.DataBufferPool.Shared);
         try
         {
             bytes.CopyTo(queue.ReceiveSpace(0));

@@ -36,7 +36,7 @@ public sealed partial class EdgeBlockEngine
         try
         {
             Directory.CreateDirectory(Path.GetDirectoryName(socket)!);
-            var options = new VhostUserBlkOptions { MaxQueues = spec.QueueCount, ReadOnly = spec.ReadOnly, Serial = Serial(device) };
+            var options = new VhostUserBlkOptions { MaxQueues = spec.QueueCount, ReadOnly = spec.ReadOnly, Serial = Serial(device), Buffers = _buffers };
             server = new VhostUserBlkServer(socket, device, options, _transportLogger);
             server.Start(); // a server that failed to start holds no fd, thread or socket file: nothing to release
         }

@@ -20,6 +20,8 @@ public sealed partial class EdgeBlockEngine : ITargetEngine
     private readonly string _dataDirectory;
     private readonly ILogger _logger;
     private readonly ILogger _transportLogger;
+    /// <summary>Every listener's data buffers (null: the transports' shared default pool).</summary>
+    private readonly DataBufferPool? _buffers;
     private readonly ConcurrentDictionary<string, TcpTransport> _listeners = new(StringComparer.Ordinal); // read by status calls outside the change lock
     private readonly DeviceTeardown _teardown;
     private readonly PoolManager? _pools;
@@ -30,8 +32,9 @@ public sealed partial class EdgeBlockEngine : ITargetEngine
     private IReadOnlyDictionary<string, string> _refused = new Dictionary<string, string>();
 
     public EdgeBlockEngine(NvmeTarget target, string dataDirectory, ILogger logger, ILogger transportLogger, PoolManager? pools = null,
-        DeviceTeardown? teardown = null)
+        DeviceTeardown? teardown = null, DataBufferPool? buffers = null)
     {
+        _buffers = buffers;
         _target = target;
         _dataDirectory = dataDirectory;
         _logger = logger;
@@ -131,7 +134,7 @@ public sealed partial class EdgeBlockEngine : ITargetEngine
     {
         string key = ConfigValidator.NormalizeAddress(address);
         if (_listeners.ContainsKey(key)) throw ManagementException.Conflict($"listener {key} already exists");
-        var transport = new TcpTransport(_target, _transportLogger);
+        var transport = new TcpTransport(_target, _transportLogger, _buffers);
         try
         {
             transport.Start(IPEndPoint.Parse(key));

@@ -44,6 +44,8 @@ public sealed partial class ManagementService
 
     public string ConfigPath => _store.Path;
     public string? ApiSocket { get; set; }
+    /// <summary>The data buffers under the memory budget, for status (null: not reported).</summary>
+    public Storage.DataBufferPool? Buffers { get; init; }
 
     /// <summary>A copy of the desired state as last persisted.</summary>
     public DesiredState Desired => _desired.Clone();
@@ -70,7 +72,8 @@ public sealed partial class ManagementService
             typeof(ManagementService).Assembly.GetName().Version?.ToString() ?? "0",
             Environment.ProcessId, (long)_uptime.Elapsed.TotalSeconds, _dataDirectory, _store.Path, ApiSocket,
             _engine.ListenerCount, subsystems.Count, subsystems.Sum(s => s.Namespaces.Count),
-            _target.Controllers.Count(c => !c.IsDiscovery));
+            _target.Controllers.Count(c => !c.IsDiscovery),
+            Buffers is { } b ? new MemoryInfo(b.BudgetBytes, b.InUseBytes, b.MappedBytes, b.PeakInUseBytes, b.Waits) : null);
     }
 
     public IReadOnlyList<ListenerInfo> Listeners() =>

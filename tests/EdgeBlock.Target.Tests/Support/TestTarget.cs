@@ -33,12 +33,13 @@ public sealed class TestTarget : IAsyncDisposable
     public int Port { get; }
 
     /// <summary>Namespace 1 (64 MiB, 4 KiB blocks) unless <paramref name="withNamespace"/> is false.</summary>
-    public static TestTarget Start(TargetLimits? limits = null, bool allowAnyHost = true, bool withNamespace = true, ILogger? logger = null)
+    public static TestTarget Start(TargetLimits? limits = null, bool allowAnyHost = true, bool withNamespace = true, ILogger? logger = null,
+        DataBufferPool? buffers = null)
     {
         var target = new NvmeTarget(logger, limits: limits);
         var subsystem = new Subsystem(SubsysNqn, allowAnyHost: allowAnyHost);
         target.AddSubsystem(subsystem);
-        var transport = new TcpTransport(target);
+        var transport = new TcpTransport(target, buffers: buffers);
         transport.Start(new IPEndPoint(IPAddress.Loopback, 0));
         var t = new TestTarget(target, subsystem, transport);
         if (withNamespace) t.AddNamespace(1);

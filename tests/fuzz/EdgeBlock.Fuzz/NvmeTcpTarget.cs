@@ -46,7 +46,7 @@ internal sealed class NvmeTcpTarget
                 // TcpQueue reads its local endpoint at construction; a bound, unconnected socket has one.
                 var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
                 socket.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-                var queue = new TcpQueue(socket, target, _logger);
+                var queue = new TcpQueue(socket, target, _logger, EdgeBlock.Storage.DataBufferPool.Shared);
                 queues.Add((queue, socket));
                 Feed(queue, segment);
                 _logger.ThrowIfFinding();
