@@ -1,4 +1,4 @@
-# bench/lib.sh — what bench/run.sh and bench/vm.sh share (sourced, not run).
+# bench/lib.sh — what bench/run.sh, bench/vm.sh and bench/density.sh share (sourced, not run).
 
 # usage: the running script's header comment (from its second line to the first line that is not a comment).
 usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
@@ -30,4 +30,17 @@ commands_details() {
   echo '```'
   echo
   echo "</details>"
+}
+
+listening() { # PORT: true when a socket listens on it (read from /proc/net/tcp: probing with a connect would
+  # count as iperf3's one client)
+  awk -v p="$(printf '%04X' "$1")" '$4 == "0A" && substr($2, index($2, ":") + 1) == p { found = 1 } END { exit !found }' /proc/net/tcp
+}
+pick_port() { # a free TCP port near $1
+  local p=$1
+  while listening "$p"; do p=$((p + 1)); done
+  echo "$p"
+}
+cpu_ticks() { # utime + stime (fields 14 and 15; the name in field 2 may hold spaces)
+  awk '{ i = index($0, ") "); split(substr($0, i + 2), f, " "); print f[12] + f[13] }' "/proc/$1/stat"
 }

@@ -87,15 +87,6 @@ stop_server() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-listening() { # PORT: true when a socket listens on it (read from /proc/net/tcp: probing with a connect would
-  # count as iperf3's one client)
-  awk -v p="$(printf '%04X' "$1")" '$4 == "0A" && substr($2, index($2, ":") + 1) == p { found = 1 } END { exit !found }' /proc/net/tcp
-}
-pick_port() { # a free TCP port near $1
-  local p=$1
-  while listening "$p"; do p=$((p + 1)); done
-  echo "$p"
-}
 wait_port() { # PORT: until the server listens, at most 15 s
   for _ in $(seq 150); do
     listening "$1" && return 0
@@ -104,9 +95,6 @@ wait_port() { # PORT: until the server listens, at most 15 s
   done
   echo "bench: nothing listens on 127.0.0.1:$1 after 15 s" >&2
   return 1
-}
-cpu_ticks() { # utime + stime (fields 14 and 15; the name in field 2 may hold spaces)
-  awk '{ i = index($0, ") "); split(substr($0, i + 2), f, " "); print f[12] + f[13] }' "/proc/$1/stat"
 }
 # Other load on the two CPUs during a run, in % of one CPU: busy time of CPUs 0-1 (/proc/stat) less the server's and
 # the client's own CPU time (the client is a child of this shell: bash's `times`). Interrupt work that no process is
