@@ -27,15 +27,7 @@ repo="$(cd "$here/.." && pwd)"
 run_seconds=10
 record=1
 work_parent="${EDGEBLOCK_BENCH_DIR:-/var/tmp}"
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --time) run_seconds="${2%s}"; shift 2 ;;
-    --no-record) record=0; shift ;;
-    --dir) work_parent="$2"; shift 2 ;;
-    -h|--help) usage; exit 0 ;;
-    *) echo "bench/density.sh: unknown option '$1'" >&2; usage >&2; exit 2 ;;
-  esac
-done
+while [ $# -gt 0 ]; do bench_option bench/density.sh "$@"; shift "$SHIFT"; done
 [[ "$run_seconds" =~ ^[0-9]+$ ]] && [ "$run_seconds" -ge 1 ] && [ "$run_seconds" -le 120 ] \
   || { echo "bench/density.sh: --time takes whole seconds, 1..120" >&2; exit 2; }
 if [ "$(nproc)" -lt 2 ]; then echo "bench/density.sh: needs 2 CPUs (servers on CPU 0, initiators on CPU 1)" >&2; exit 2; fi
@@ -135,6 +127,17 @@ run_load() {
   TICKS=$((t1 - t0))
 }
 
+# run_disks NAME INITIATOR: the servers' idle RSS (IDLE_KIB) once they have settled, then one initiator per disk at
+# once (INITIATOR N prints disk N's command line, collected in $tmp/NAME.load) through run_load.
+run_disks() {
+  local name=$1 i
+  sleep 2
+  IDLE_KIB=$(rss_kib "${servers[@]}")
+  : >"$tmp/$name.load"
+  for i in $(seq "$disks"); do "$2" "$i" >>"$tmp/$name.load"; done
+  run_load "$name" "$tmp/$name.load"
+}
+
 echo "density: $(nproc) CPUs, load average $(load_average), work dir $tmp" >&2
 started=$(date -u '+%Y-%m-%d %H:%M UTC')
 load_before=$(load_average)
@@ -159,15 +162,10 @@ for i in $(seq "$disks"); do
 done
 note_cmd "fio --name=fill --filename=qsdN.img --size=$span --rw=write --bs=1m --ioengine=psync --direct=1 --refill_buffers   # each of the $disks files"
 note_cmd "taskset -c $server_cpu qemu-storage-daemon --blockdev driver=file,node-name=dN,filename=qsdN.img,cache.direct=on,aio=native --nbd-server addr.type=inet,addr.host=127.0.0.1,addr.port=PORT --export type=nbd,id=eN,node-name=dN,name=dN,writable=on   # $disks of them"
-sleep 2
-qsd_idle=$(rss_kib "${servers[@]}")
-: >"$tmp/qsd.load"
-for i in $(seq "$disks"); do
-  echo "fio --name=q$i --ioengine=nbd --uri=nbd://127.0.0.1:${qsd_ports[$((i - 1))]}/d$i --rw=randrw --rwmixread=70 --bs=4k --iodepth=4 --size=$span --time_based --ramp_time=$ramp --runtime=$T --output-format=json --output=$tmp/qsd.$i.json" >>"$tmp/qsd.load"
-done
+qsd_initiator() { echo "fio --name=q$1 --ioengine=nbd --uri=nbd://127.0.0.1:${qsd_ports[$(($1 - 1))]}/d$1 --rw=randrw --rwmixread=70 --bs=4k --iodepth=4 --size=$span --time_based --ramp_time=$ramp --runtime=$T --output-format=json --output=$tmp/qsd.$1.json"; }
+run_disks qsd qsd_initiator
 note_cmd "taskset -c $client_cpu $(head -1 "$tmp/qsd.load" | sed 's/q1/qN/; s/:[0-9]*\/d1/:PORT\/dN/; s/qsd\.1\.json/qsd.N.json/')   # $disks at once"
-run_load qsd "$tmp/qsd.load"
-qsd_peak=$PEAK_KIB; qsd_ticks=$TICKS
+qsd_idle=$IDLE_KIB; qsd_peak=$PEAK_KIB; qsd_ticks=$TICKS
 qsd_ios=$(cat "$tmp"/qsd.*.json | jq -s '[.[] | .jobs[0].read.total_ios + .jobs[0].write.total_ios] | add')
 echo "  idle RSS $(mib "$qsd_idle") MiB, peak under load $(mib "$qsd_peak") MiB, $qsd_ios I/Os, $qsd_ticks ticks" >&2
 stop_servers
@@ -183,6 +181,8 @@ start_eb() { # the daemon on the server CPU; sets eb_pid
   eb_pid=$!
   servers=("$eb_pid")
   wait_listening "$eb_port" "$eb_pid"
+  for _ in $(seq 300); do curl -sf -m 2 --unix-socket "$dir/api.sock" http://localhost/v1/status >/dev/null 2>&1 && return 0; sleep 0.1; done
+  echo "density: the daemon's API does not answer on $dir/api.sock after 30 s" >&2; return 1
 }
 start_eb
 note_cmd "taskset -c $server_cpu ./edgeblock serve --data-dir DIR --listen 127.0.0.1:$eb_port"
@@ -201,15 +201,10 @@ note_cmd "taskset -c $client_cpu ./edgeblock bench --addr 127.0.0.1:$eb_port --n
 # A fresh daemon for the figures: the fills above are set-up, not part of what an idle daemon holds.
 stop_servers
 start_eb
-sleep 2
-eb_idle=$(rss_kib "$eb_pid")
-: >"$tmp/eb.load"
-for i in $(seq "$disks"); do
-  echo "$eb bench --addr 127.0.0.1:$eb_port --nqn $nqn --nsid $i --rw randrw --rwmix-read 70 --bs 4k --qd 4 --size-limit $span --time ${T}s --ramp ${ramp}s --json" >>"$tmp/eb.load"
-done
+eb_initiator() { echo "$eb bench --addr 127.0.0.1:$eb_port --nqn $nqn --nsid $1 --rw randrw --rwmix-read 70 --bs 4k --qd 4 --size-limit $span --time ${T}s --ramp ${ramp}s --json"; }
+run_disks eb eb_initiator
 note_cmd "taskset -c $client_cpu $(head -1 "$tmp/eb.load" | sed 's/--nsid 1/--nsid N/')   # $disks at once"
-run_load eb "$tmp/eb.load"
-eb_peak=$PEAK_KIB; eb_ticks=$TICKS
+eb_idle=$IDLE_KIB; eb_peak=$PEAK_KIB; eb_ticks=$TICKS
 eb_ios=$(cat "$tmp"/eb.*.out | jq -s "[.[] | .ios] | add")
 echo "  idle RSS $(mib "$eb_idle") MiB, peak under load $(mib "$eb_peak") MiB, $eb_ios I/Os, $eb_ticks ticks" >&2
 

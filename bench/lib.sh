@@ -44,3 +44,18 @@ pick_port() { # a free TCP port near $1
 cpu_ticks() { # utime + stime (fields 14 and 15; the name in field 2 may hold spaces)
   awk '{ i = index($0, ") "); split(substr($0, i + 2), f, " "); print f[12] + f[13] }' "/proc/$1/stat"
 }
+
+# bench_option SCRIPT ARGS...: the options every suite takes: --time SECONDS (or --time=), --no-record, --dir DIR, --help.
+# Sets run_seconds, record or work_parent, and SHIFT (the arguments it used); refuses anything else (exit 2).
+bench_option() {
+  local script=$1; shift
+  SHIFT=1
+  case "$1" in
+    --time) run_seconds="${2%s}"; SHIFT=2 ;;
+    --time=*) run_seconds="${1#--time=}"; run_seconds="${run_seconds%s}" ;;
+    --no-record) record=0 ;;
+    --dir) work_parent="$2"; SHIFT=2 ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "$script: unknown option '$1'" >&2; usage >&2; exit 2 ;;
+  esac
+}

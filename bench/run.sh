@@ -30,13 +30,8 @@ client_cpu=1
 work_parent="${EDGEBLOCK_BENCH_DIR:-/var/tmp}"
 while [ $# -gt 0 ]; do
   case "$1" in
-    --time) run_seconds="${2%s}"; shift 2 ;;
-    --time=*) run_seconds="${1#--time=}"; run_seconds="${run_seconds%s}"; shift ;;
-    --no-record) record=0; shift ;;
     --only) only="$2"; shift 2 ;;
-    --dir) work_parent="$2"; shift 2 ;;
-    -h|--help) usage; exit 0 ;;
-    *) echo "bench/run.sh: unknown option '$1'" >&2; usage >&2; exit 2 ;;
+    *) bench_option bench/run.sh "$@"; shift "$SHIFT" ;;
   esac
 done
 [[ "$run_seconds" =~ ^[0-9]+$ ]] && [ "$run_seconds" -ge 1 ] && [ "$run_seconds" -le 60 ] \
