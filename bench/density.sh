@@ -25,8 +25,6 @@ repo="$(cd "$here/.." && pwd)"
 . "$here/lib.sh"
 
 run_seconds=10
-record=1
-work_parent="${EDGEBLOCK_BENCH_DIR:-/var/tmp}"
 while [ $# -gt 0 ]; do bench_option bench/density.sh "$@"; shift "$SHIFT"; done
 [[ "$run_seconds" =~ ^[0-9]+$ ]] && [ "$run_seconds" -ge 1 ] && [ "$run_seconds" -le 120 ] \
   || { echo "bench/density.sh: --time takes whole seconds, 1..120" >&2; exit 2; }
@@ -71,14 +69,6 @@ stop_servers() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-commands=()
-note_cmd() { # records a command for BENCHMARKS.md (once), with the work directory and the repository left out
-  local c line="$*"
-  line=${line//"$tmp/"/}
-  line=${line//"$repo/"/./}
-  for c in "${commands[@]}"; do [ "$c" = "$line" ] && return 0; done
-  commands+=("$line")
-}
 wait_listening() { # PORT PID: until PORT listens, at most 30 s
   for _ in $(seq 300); do
     listening "$1" && return 0
@@ -127,15 +117,19 @@ run_load() {
   TICKS=$((t1 - t0))
 }
 
-# run_disks NAME INITIATOR: the servers' idle RSS (IDLE_KIB) once they have settled, then one initiator per disk at
-# once (INITIATOR N prints disk N's command line, collected in $tmp/NAME.load) through run_load.
+# run_disks NAME INITIATOR IOS SED: the servers' idle RSS (IDLE_KIB) once they have settled, then one initiator per disk
+# at once (INITIATOR N prints disk N's command line, collected in $tmp/NAME.load; SED makes the first one the recorded
+# command) through run_load; IOS prints the I/Os they completed (IOS).
 run_disks() {
   local name=$1 i
   sleep 2
   IDLE_KIB=$(rss_kib "${servers[@]}")
   : >"$tmp/$name.load"
   for i in $(seq "$disks"); do "$2" "$i" >>"$tmp/$name.load"; done
+  note_cmd "taskset -c $client_cpu $(head -1 "$tmp/$name.load" | sed "$4")   # $disks at once"
   run_load "$name" "$tmp/$name.load"
+  IOS=$("$3")
+  echo "  idle RSS $(mib "$IDLE_KIB") MiB, peak under load $(mib "$PEAK_KIB") MiB, $IOS I/Os, $TICKS ticks" >&2
 }
 
 echo "density: $(nproc) CPUs, load average $(load_average), work dir $tmp" >&2
@@ -163,11 +157,9 @@ done
 note_cmd "fio --name=fill --filename=qsdN.img --size=$span --rw=write --bs=1m --ioengine=psync --direct=1 --refill_buffers   # each of the $disks files"
 note_cmd "taskset -c $server_cpu qemu-storage-daemon --blockdev driver=file,node-name=dN,filename=qsdN.img,cache.direct=on,aio=native --nbd-server addr.type=inet,addr.host=127.0.0.1,addr.port=PORT --export type=nbd,id=eN,node-name=dN,name=dN,writable=on   # $disks of them"
 qsd_initiator() { echo "fio --name=q$1 --ioengine=nbd --uri=nbd://127.0.0.1:${qsd_ports[$(($1 - 1))]}/d$1 --rw=randrw --rwmixread=70 --bs=4k --iodepth=4 --size=$span --time_based --ramp_time=$ramp --runtime=$T --output-format=json --output=$tmp/qsd.$1.json"; }
-run_disks qsd qsd_initiator
-note_cmd "taskset -c $client_cpu $(head -1 "$tmp/qsd.load" | sed 's/q1/qN/; s/:[0-9]*\/d1/:PORT\/dN/; s/qsd\.1\.json/qsd.N.json/')   # $disks at once"
-qsd_idle=$IDLE_KIB; qsd_peak=$PEAK_KIB; qsd_ticks=$TICKS
-qsd_ios=$(cat "$tmp"/qsd.*.json | jq -s '[.[] | .jobs[0].read.total_ios + .jobs[0].write.total_ios] | add')
-echo "  idle RSS $(mib "$qsd_idle") MiB, peak under load $(mib "$qsd_peak") MiB, $qsd_ios I/Os, $qsd_ticks ticks" >&2
+qsd_ios() { cat "$tmp"/qsd.*.json | jq -s '[.[] | .jobs[0].read.total_ios + .jobs[0].write.total_ios] | add'; }
+run_disks qsd qsd_initiator qsd_ios 's/q1/qN/; s/:[0-9]*\/d1/:PORT\/dN/; s/qsd\.1\.json/qsd.N.json/'
+qsd_idle=$IDLE_KIB; qsd_peak=$PEAK_KIB; qsd_ticks=$TICKS; qsd_ios=$IOS
 stop_servers
 
 # ---- (b) one EdgeBlock daemon, eight volumes in one pool ---------------------------------------------------
@@ -202,11 +194,9 @@ note_cmd "taskset -c $client_cpu ./edgeblock bench --addr 127.0.0.1:$eb_port --n
 stop_servers
 start_eb
 eb_initiator() { echo "$eb bench --addr 127.0.0.1:$eb_port --nqn $nqn --nsid $1 --rw randrw --rwmix-read 70 --bs 4k --qd 4 --size-limit $span --time ${T}s --ramp ${ramp}s --json"; }
-run_disks eb eb_initiator
-note_cmd "taskset -c $client_cpu $(head -1 "$tmp/eb.load" | sed 's/--nsid 1/--nsid N/')   # $disks at once"
-eb_idle=$IDLE_KIB; eb_peak=$PEAK_KIB; eb_ticks=$TICKS
-eb_ios=$(cat "$tmp"/eb.*.out | jq -s "[.[] | .ios] | add")
-echo "  idle RSS $(mib "$eb_idle") MiB, peak under load $(mib "$eb_peak") MiB, $eb_ios I/Os, $eb_ticks ticks" >&2
+eb_ios() { cat "$tmp"/eb.*.out | jq -s '[.[] | .ios] | add'; }
+run_disks eb eb_initiator eb_ios 's/--nsid 1/--nsid N/'
+eb_idle=$IDLE_KIB; eb_peak=$PEAK_KIB; eb_ticks=$TICKS; eb_ios=$IOS
 
 # ---- idle controllers: RSS per controller and CPU while they are idle ----------------------------------------
 echo "== $idle_controllers idle controllers x $idle_queues I/O queues" >&2

@@ -21,6 +21,15 @@ install_required() {
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${@:2}" "${required[@]}" >/dev/null
 }
 
+commands=()   # what note_cmd recorded
+note_cmd() { # records (uses $tmp and $repo) a command for BENCHMARKS.md (once), with the work directory and the repository left out
+  local c line="$*"
+  line=${line//"$tmp/"/}
+  line=${line//"$repo/"/./}
+  for c in "${commands[@]}"; do [ "$c" = "$line" ] && return 0; done
+  commands+=("$line")
+}
+
 # commands_details: the commands a run recorded (array `commands`) as a collapsed block for BENCHMARKS.md.
 commands_details() {
   echo "<details><summary>Commands</summary>"
@@ -47,6 +56,9 @@ cpu_ticks() { # utime + stime (fields 14 and 15; the name in field 2 may hold sp
 
 # bench_option SCRIPT ARGS...: the options every suite takes: --time SECONDS (or --time=), --no-record, --dir DIR, --help.
 # Sets run_seconds, record or work_parent, and SHIFT (the arguments it used); refuses anything else (exit 2).
+# The defaults: results recorded, work directories under $EDGEBLOCK_BENCH_DIR or /var/tmp.
+record=1
+work_parent="${EDGEBLOCK_BENCH_DIR:-/var/tmp}"
 bench_option() {
   local script=$1; shift
   SHIFT=1

@@ -23,11 +23,9 @@ repo="$(cd "$here/.." && pwd)"
 . "$here/lib.sh"
 
 run_seconds=10
-record=1
 only=""
 server_cpu=0
 client_cpu=1
-work_parent="${EDGEBLOCK_BENCH_DIR:-/var/tmp}"
 while [ $# -gt 0 ]; do
   case "$1" in
     --only) only="$2"; shift 2 ;;
@@ -116,14 +114,6 @@ start_server() { # LOGNAME COMMAND...: pinned to the server CPU, in the backgrou
   server_pid=$!
 }
 
-commands=()
-note_cmd() { # records a command for BENCHMARKS.md (once), with the work directory and the repository left out
-  local c line="$*"
-  line=${line//"$tmp/"/}
-  line=${line//"$repo/"/./}
-  for c in "${commands[@]}"; do [ "$c" = "$line" ] && return 0; done
-  commands+=("$line")
-}
 
 # ---- results --------------------------------------------------------------------------------
 declare -A ROW R_IOPS R_MBPS R_CPU CLIENT_CPU CLIENT_UTIL   # ROW: system|workload|iops|mbps|p99_us|server_us_per_io|other_load
