@@ -27,20 +27,13 @@ repo="$(cd "$here/.." && pwd)"
 . "$here/spdk.sh"
 
 run_seconds=10
-record=1
 only=""
 server_cpu=0
 client_cpu=1
-work_parent="${EDGEBLOCK_BENCH_DIR:-/var/tmp}"
 while [ $# -gt 0 ]; do
   case "$1" in
-    --time) run_seconds="${2%s}"; shift 2 ;;
-    --time=*) run_seconds="${1#--time=}"; run_seconds="${run_seconds%s}"; shift ;;
-    --no-record) record=0; shift ;;
     --only) only="$2"; shift 2 ;;
-    --dir) work_parent="$2"; shift 2 ;;
-    -h|--help) usage; exit 0 ;;
-    *) echo "bench/run.sh: unknown option '$1'" >&2; usage >&2; exit 2 ;;
+    *) bench_option bench/run.sh "$@"; shift "$SHIFT" ;;
   esac
 done
 [[ "$run_seconds" =~ ^[0-9]+$ ]] && [ "$run_seconds" -ge 1 ] && [ "$run_seconds" -le 60 ] \
@@ -92,15 +85,6 @@ stop_server() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-listening() { # PORT: true when a socket listens on it (read from /proc/net/tcp: probing with a connect would
-  # count as iperf3's one client)
-  awk -v p="$(printf '%04X' "$1")" '$4 == "0A" && substr($2, index($2, ":") + 1) == p { found = 1 } END { exit !found }' /proc/net/tcp
-}
-pick_port() { # a free TCP port near $1
-  local p=$1
-  while listening "$p"; do p=$((p + 1)); done
-  echo "$p"
-}
 wait_port() { # PORT: until the server listens, at most 15 s
   for _ in $(seq 150); do
     listening "$1" && return 0
@@ -109,9 +93,6 @@ wait_port() { # PORT: until the server listens, at most 15 s
   done
   echo "bench: nothing listens on 127.0.0.1:$1 after 15 s" >&2
   return 1
-}
-cpu_ticks() { # utime + stime (fields 14 and 15; the name in field 2 may hold spaces)
-  awk '{ i = index($0, ") "); split(substr($0, i + 2), f, " "); print f[12] + f[13] }' "/proc/$1/stat"
 }
 # Other load on the two CPUs during a run, in % of one CPU: busy time of CPUs 0-1 (/proc/stat) less the server's and
 # the client's own CPU time (the client is a child of this shell: bash's `times`). Interrupt work that no process is
@@ -138,14 +119,6 @@ start_server() { # LOGNAME COMMAND...: pinned to the server CPU, in the backgrou
   server_pid=$!
 }
 
-commands=()
-note_cmd() { # records a command for BENCHMARKS.md (once), with the work directory and the repository left out
-  local c line="$*"
-  line=${line//"$tmp/"/}
-  line=${line//"$repo/"/./}
-  for c in "${commands[@]}"; do [ "$c" = "$line" ] && return 0; done
-  commands+=("$line")
-}
 
 # ---- results --------------------------------------------------------------------------------
 declare -A ROW R_IOPS R_MBPS R_CPU CLIENT_CPU CLIENT_UTIL   # ROW: system|workload|iops|mbps|p99_us|server_us_per_io|other_load

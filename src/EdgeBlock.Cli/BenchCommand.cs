@@ -61,8 +61,17 @@ internal static class BenchCommand
             Description = "Also authenticate the controller (bidirectional) with the secret in this file; needs --dhchap-secret-file",
         };
 
+        public readonly Option<bool> Idle = new("--idle")
+        {
+            Description = "Connect and send no I/O for --time (keep alives only): what idle hosts cost the target",
+        };
+        public readonly Option<int> Controllers = new("--controllers")
+        {
+            Description = "With --idle: controllers to connect, each with --queues I/O queues", DefaultValueFactory = _ => 1,
+        };
+
         public IEnumerable<Option> All => [Addr, Nqn, Nsid, Rw, RwmixRead, Bs, Qd, Queues, Time, Ramp, Verify, SizeLimit, IoLimit, Json, HostNqn, Digest, ServerPid, Seed, Compressible,
-            DhchapSecretFile, DhchapCtrlSecretFile];
+            DhchapSecretFile, DhchapCtrlSecretFile, Idle, Controllers];
     }
 
     public static Command Create()
@@ -139,6 +148,8 @@ internal static class BenchCommand
             Compressible = r.GetValue(o.Compressible),
             DhchapSecret = secret,
             DhchapControllerSecret = ctrlSecret,
+            Idle = r.GetValue(o.Idle),
+            Controllers = r.GetValue(o.Controllers),
         };
         var invalid = options.Validate();
         return invalid.Count > 0 ? (null, invalid) : (options, []);
@@ -157,6 +168,7 @@ internal static class BenchCommand
             Environment.SetEnvironmentVariable(InlineSocketCompletionsVariable, "1");
         // The progress line only on a terminal; piped output stays clean for scripts.
         var progress = Console.IsOutputRedirected ? null : Console.Out;
+        if (options.Idle) return await BenchIdle.RunAsync(options, progress ?? Console.Error, cancellationToken);
         BenchResult result;
         try
         {

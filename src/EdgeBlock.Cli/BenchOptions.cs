@@ -44,6 +44,10 @@ internal sealed record BenchOptions
     public ulong? Seed { get; init; }
     /// <summary>Writes carry data that compresses about this many to one (<see cref="CompressibleData"/>); null: zeroes.</summary>
     public int? Compressible { get; init; }
+    /// <summary>Connect and send no I/O for the whole --time (the target's idle cost); only keep alives flow.</summary>
+    public bool Idle { get; init; }
+    /// <summary>Controllers to connect, each with --queues I/O queues (more than one only with --idle).</summary>
+    public int Controllers { get; init; } = 1;
 
     public bool IsRandom => Pattern is BenchPattern.RandRead or BenchPattern.RandWrite or BenchPattern.RandRw;
     public bool HasReads => Pattern is BenchPattern.RandRead or BenchPattern.Read or BenchPattern.RandRw;
@@ -181,6 +185,9 @@ internal sealed record BenchOptions
         if (ServerPid is { } pid && !File.Exists($"/proc/{pid}/stat")) errors.Add($"--server-pid {pid}: /proc/{pid}/stat does not exist (is the server running on this machine?)");
         if (!Nvme.Nqn.IsValid(SubsystemNqn, out string why)) errors.Add($"--nqn '{SubsystemNqn}' is not a valid NQN: {why}");
         if (HostNqn != null && !Nvme.Nqn.IsValid(HostNqn, out why)) errors.Add($"--hostnqn '{HostNqn}' is not a valid NQN: {why}");
+        if (Controllers is < 1 or > 1024) errors.Add($"--controllers {Controllers}: 1..1024 controllers");
+        if (Controllers > 1 && !Idle) errors.Add($"--controllers {Controllers} needs --idle (a load runs on one controller; use --queues)");
+        if (Idle && Verify) errors.Add("--idle sends no I/O: --verify has nothing to check");
         return errors;
     }
 

@@ -37,16 +37,25 @@ public static class DaemonHost
         return 0;
     }
 
+    /// <summary>
+    /// The host's defaults watch appsettings.json for changes with an inotify watch on every directory under the content
+    /// root (the working directory by default): seen waking the daemon on each file written anywhere below it, and slow to
+    /// start from a large tree. The daemon is configured by its options and edgeblock.json only, so nothing is watched and
+    /// the content root is the program's own directory.
+    /// </summary>
+    internal static readonly string[] HostArgs = ["--hostBuilder:reloadConfigOnChange=false"];
+
     /// <summary>Starts the daemon (and its API) and returns once both serve; dispose to stop.</summary>
     public static async Task<RunningDaemon> StartAsync(DaemonOptions options, CancellationToken cancellationToken = default,
         Action<ILoggingBuilder>? configureLogging = null)
     {
         IHost host;
+        Volumes.Pool.PreloadNativeLibrary(); // overlaps with the host's set-up below
         if (options.ApiSocketPath != null || options.MetricsEndpoint != null)
         {
             // One HTTP stack (Kestrel) for the management API on its Unix socket and /metrics on TCP.
             if (options.ApiSocketPath is { } apiSocket) PrepareSocketPath(apiSocket);
-            var builder = WebApplication.CreateSlimBuilder();
+            var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = HostArgs, ContentRootPath = AppContext.BaseDirectory });
             Configure(builder.Services, builder.Logging, options, configureLogging);
             var rejections = new KestrelRejections();
             builder.WebHost.ConfigureKestrel(k =>
@@ -76,7 +85,7 @@ public static class DaemonHost
         }
         else
         {
-            var builder = Host.CreateApplicationBuilder();
+            var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { Args = HostArgs, ContentRootPath = AppContext.BaseDirectory });
             Configure(builder.Services, builder.Logging, options, configureLogging);
             host = builder.Build();
         }

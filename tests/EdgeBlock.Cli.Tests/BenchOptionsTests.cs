@@ -35,6 +35,20 @@ public sealed class BenchOptionsTests
     }
 
     [Fact]
+    public void Idle_HoldsControllers_AndMoreThanOneControllerNeedsIdle()
+    {
+        var (o, errors) = BenchCommand.Parse("--idle", "--controllers", "64", "--queues", "4", "--time", "30s");
+        Assert.Empty(errors);
+        Assert.True(o!.Idle);
+        Assert.Equal((64, 4), (o.Controllers, o.Queues));
+        Assert.Equal(1, BenchCommand.Parse().Options!.Controllers);
+
+        Assert.Contains(BenchCommand.Parse("--controllers", "2").Errors, e => e.Contains("--controllers 2 needs --idle", StringComparison.Ordinal));
+        Assert.Contains(BenchCommand.Parse("--idle", "--controllers", "0").Errors, e => e.Contains("--controllers 0: 1..1024", StringComparison.Ordinal));
+        Assert.Contains(BenchCommand.Parse("--idle", "--verify").Errors, e => e.Contains("--idle sends no I/O", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public void EveryOption_IsBound()
     {
         var (o, errors) = BenchCommand.Parse(

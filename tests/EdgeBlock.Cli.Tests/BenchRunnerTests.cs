@@ -171,4 +171,28 @@ public sealed class BenchRunnerTests : IAsyncLifetime
         Assert.Contains("\"compressible\":2", json);
         Assert.Contains("\"run_ios\":", json);
     }
+
+    [Fact]
+    public async Task Idle_HoldsEachControllerWithItsQueuesForTheTime_ThenReleasesThem()
+    {
+        int port = await StartAsync(BackendKind.Null);
+        var options = Options(port, BenchPattern.RandRead, 4096, 8, queues: 2) with { Idle = true, Controllers = 3, Duration = TimeSpan.FromSeconds(30) };
+        using var stop = new CancellationTokenSource();
+        var holding = BenchIdle.RunAsync(options, TextWriter.Null, stop.Token);
+
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
+        IReadOnlyList<HostInfo> hosts;
+        // A controller shows up with its admin queue; its I/O queues connect right after.
+        while (((hosts = _daemon!.Management.Hosts()).Count < 3 || hosts.Any(h => h.Queues < 3)) && DateTime.UtcNow < deadline && !holding.IsCompleted)
+            await Task.Delay(20);
+        Assert.Equal(3, hosts.Count);
+        Assert.Equal(3, hosts.Select(h => h.HostNqn).Distinct().Count()); // each controller its own host, as one VM each
+        Assert.All(hosts, h => Assert.Equal(3, h.Queues));                  // the admin queue and --queues 2
+        Assert.False(holding.IsCompleted);                                  // held: no I/O ends it before --time
+
+        stop.Cancel(); // as Ctrl-C: released like at the end of --time
+        Assert.Equal(0, await holding);
+        while (_daemon.Management.Hosts().Count > 0 && DateTime.UtcNow < deadline) await Task.Delay(20);
+        Assert.Empty(_daemon.Management.Hosts());
+    }
 }
