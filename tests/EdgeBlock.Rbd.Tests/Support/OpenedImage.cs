@@ -16,6 +16,12 @@ public sealed class OpenedImage : IAsyncDisposable
 
     public RbdBlockDevice Device { get; }
 
+    /// <summary>
+    /// Whether dispose removes the image. After the OSD was killed its watch on the image outlives the close
+    /// for the OSD's watch timeout (30 s) and removal is refused meanwhile; the cluster is throwaway anyway.
+    /// </summary>
+    public bool RemoveOnDispose { get; set; } = true;
+
     public static OpenedImage Create(CephTestCluster ceph, long sizeBytes = 64 << 20, TimeSpan? timeout = null)
     {
         CephCluster cluster = CephCluster.Connect(ceph.Options(timeout));
@@ -31,7 +37,10 @@ public sealed class OpenedImage : IAsyncDisposable
         Image.Dispose();
         try
         {
-            Cluster.RemoveImage(Image.Name);
+            if (RemoveOnDispose)
+            {
+                Cluster.RemoveImage(Image.Name);
+            }
         }
         finally
         {
