@@ -8,7 +8,7 @@ namespace EdgeBlock.Rbd;
 /// one librbd aio call. Flush is rbd_aio_flush — librbd's write-back cache is on by default, so a completed
 /// Flush (or FUA write, which is a write then a flush) means the data is in the cluster. Deallocate is
 /// rbd_aio_discard (with rbd_skip_partial_discard off, so discarded blocks read as zeroes), Write Zeroes is
-/// rbd_aio_write_zeroes. The device does not own the image: its owner closes both, the device first.
+/// rbd_aio_write_zeroes. Unless it owns the image, the image's owner closes both, the device first.
 /// </summary>
 public sealed class RbdBlockDevice : IBlockDevice
 {
@@ -18,17 +18,20 @@ public sealed class RbdBlockDevice : IBlockDevice
     internal const int MaxPooledOperations = 1024;
 
     private readonly RbdImage _image;
+    private readonly bool _ownsImage;
     private long _blockCount;
     private long _errors;
     private long _timeouts;
 
-    public RbdBlockDevice(RbdImage image, int blockSize = DefaultBlockSize)
+    /// <param name="ownsImage">Whether disposing the device also closes the image (an export that opened it for itself).</param>
+    public RbdBlockDevice(RbdImage image, int blockSize = DefaultBlockSize, bool ownsImage = false)
     {
         if (blockSize is not (512 or 4096))
         {
             throw new ArgumentOutOfRangeException(nameof(blockSize), blockSize, "block size must be 512 or 4096");
         }
         _image = image;
+        _ownsImage = ownsImage;
         BlockSize = blockSize;
         _blockCount = image.Size / blockSize;
         Operations = new DefaultObjectPoolProvider { MaximumRetained = MaxPooledOperations }.Create(new RbdOperationPolicy(this));
@@ -103,10 +106,14 @@ public sealed class RbdBlockDevice : IBlockDevice
         }
     }
 
-    /// <summary>Flushes what librbd still caches; the image stays open (its owner closes it).</summary>
+    /// <summary>Flushes what librbd still caches; then closes the image if it owns it (which releases the exclusive lock).</summary>
     public async ValueTask DisposeAsync()
     {
         await FlushAsync().ConfigureAwait(false);
         (Operations as IDisposable)?.Dispose();
+        if (_ownsImage)
+        {
+            _image.Dispose();
+        }
     }
 }

@@ -109,6 +109,43 @@ public sealed class RbdImage : IDisposable
     public void Resize(long sizeBytes) =>
         CephException.ThrowIfFailed(Librbd.Resize(Handle, (ulong)sizeBytes), $"resizing RBD image {Spec} to {sizeBytes} bytes");
 
+    /// <summary>A value of the image's metadata (kept with the image in the cluster), or null when the key is not set.</summary>
+    public unsafe string? GetMetadata(string key)
+    {
+        nuint length = 256;
+        while (true)
+        {
+            byte[] value = new byte[(int)length];
+            fixed (byte* p = value)
+            {
+                int result = Librbd.MetadataGet(Handle, key, p, ref length);
+                if (result == -CephErrno.ERANGE)
+                {
+                    continue;
+                }
+                if (result == -CephErrno.ENOENT)
+                {
+                    return null;
+                }
+                CephException.ThrowIfFailed(result, $"reading metadata {key} of RBD image {Spec}");
+                return Marshal.PtrToStringUTF8((nint)p);
+            }
+        }
+    }
+
+    public void SetMetadata(string key, string value) =>
+        CephException.ThrowIfFailed(Librbd.MetadataSet(Handle, key, value), $"setting metadata {key} of RBD image {Spec}");
+
+    /// <summary>When the image was created (cluster time).</summary>
+    public DateTimeOffset Created
+    {
+        get
+        {
+            CephException.ThrowIfFailed(Librbd.GetCreateTimestamp(Handle, out Librbd.Timespec t), $"reading the creation time of RBD image {Spec}");
+            return DateTimeOffset.FromUnixTimeSeconds(t.Seconds).AddTicks(t.Nanoseconds / 100);
+        }
+    }
+
     public void CreateSnapshot(string snapName) =>
         CephException.ThrowIfFailed(Librbd.SnapCreate(Handle, snapName), $"creating snapshot {Spec}@{snapName}");
 

@@ -78,6 +78,23 @@ internal static unsafe partial class Librbd
     [LibraryImport(Lib, EntryPoint = "rbd_snap_list_end")]
     public static partial void SnapListEnd(SnapInfo* snaps);
 
+    [LibraryImport(Lib, EntryPoint = "rbd_metadata_get", StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int MetadataGet(nint image, string key, byte* value, ref nuint valueLength);
+
+    [LibraryImport(Lib, EntryPoint = "rbd_metadata_set", StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int MetadataSet(nint image, string key, string value);
+
+    /// <summary>struct timespec on 64-bit Linux.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    public struct Timespec
+    {
+        public long Seconds;
+        public long Nanoseconds;
+    }
+
+    [LibraryImport(Lib, EntryPoint = "rbd_get_create_timestamp")]
+    public static partial int GetCreateTimestamp(nint image, out Timespec timestamp);
+
     [LibraryImport(Lib, EntryPoint = "rbd_aio_create_completion")]
     public static partial int AioCreateCompletion(nint callbackArg, delegate* unmanaged<nint, nint, void> callback, out nint completion);
 
