@@ -17,16 +17,18 @@ public sealed class CephPoolTests(CephTestCluster ceph) : IAsyncLifetime
 {
     private readonly List<(EdgeBlockDaemon Daemon, string Directory)> _daemons = [];
 
+    private static EdgeBlockDaemon NewDaemon(string dir) => new(new DaemonOptions
+    {
+        DataDirectory = dir,
+        Listen = new IPEndPoint(IPAddress.Loopback, 0),
+        DefaultSizeBytes = 1 << 20,
+        DefaultBackend = BackendKind.Memory,
+    }, NullLoggerFactory.Instance);
+
     private async Task<EdgeBlockDaemon> StartDaemonAsync()
     {
         string dir = Path.Combine(Path.GetTempPath(), "eb-ceph-" + Guid.NewGuid().ToString("N")[..12]);
-        var daemon = new EdgeBlockDaemon(new DaemonOptions
-        {
-            DataDirectory = dir,
-            Listen = new IPEndPoint(IPAddress.Loopback, 0),
-            DefaultSizeBytes = 1 << 20,
-            DefaultBackend = BackendKind.Memory,
-        }, NullLoggerFactory.Instance);
+        EdgeBlockDaemon daemon = NewDaemon(dir);
         _daemons.Add((daemon, dir));
         await daemon.StartAsync(CancellationToken.None);
         return daemon;
@@ -58,16 +60,7 @@ public sealed class CephPoolTests(CephTestCluster ceph) : IAsyncLifetime
         }
 
         // A fresh librbd client (rbd export) sees what the Flush acknowledged.
-        string exported = Path.Combine(Path.GetTempPath(), volume + ".raw");
-        try
-        {
-            ceph.Rbd("export", $"rbd/{volume}", exported);
-            Assert.Equal(data, File.ReadAllBytes(exported).AsSpan(100 * 4096, data.Length).ToArray());
-        }
-        finally
-        {
-            File.Delete(exported);
-        }
+        Assert.Equal(data, ceph.Export($"rbd/{volume}").AsSpan(100 * 4096, data.Length).ToArray());
 
         // Deleting an exported volume is refused; after the namespace is gone it works.
         VolumeException busy = await Assert.ThrowsAsync<VolumeException>(() => daemon.Pools.DeleteVolumeAsync("cp", volume));
@@ -125,13 +118,7 @@ public sealed class CephPoolTests(CephTestCluster ceph) : IAsyncLifetime
         await daemon.DisposeAsync();
         _daemons.RemoveAt(_daemons.Count - 1);
 
-        await using var again = new EdgeBlockDaemon(new DaemonOptions
-        {
-            DataDirectory = dir,
-            Listen = new IPEndPoint(IPAddress.Loopback, 0),
-            DefaultSizeBytes = 1 << 20,
-            DefaultBackend = BackendKind.Memory,
-        }, NullLoggerFactory.Instance);
+        await using EdgeBlockDaemon again = NewDaemon(dir);
         await again.StartAsync(CancellationToken.None);
 
         Assert.Equal("online", again.Pools.Show("cp").State);

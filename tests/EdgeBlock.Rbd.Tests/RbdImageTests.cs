@@ -24,9 +24,7 @@ public sealed class RbdImageTests(CephTestCluster ceph)
     public void OpenExclusive_AfterTheHolderClosed_Succeeds()
     {
         using CephCluster cluster = CephCluster.Connect(ceph.Options());
-        string name = CephTestCluster.NewImageName("lock");
-        cluster.CreateImage(name, 1 << 20);
-        try
+        ceph.WithImage(cluster, "lock", 1 << 20, name =>
         {
             cluster.OpenImage(name, exclusive: true).Dispose();
             using CephCluster second = CephCluster.Connect(ceph.Options());
@@ -34,11 +32,7 @@ public sealed class RbdImageTests(CephTestCluster ceph)
             using RbdImage image = second.OpenImage(name, exclusive: true);
 
             Assert.Single(image.LockOwners());
-        }
-        finally
-        {
-            cluster.RemoveImage(name);
-        }
+        });
     }
 
     [CephFact]
@@ -63,17 +57,11 @@ public sealed class RbdImageTests(CephTestCluster ceph)
     public void CreateImage_NameTaken_IsRefusedSayingSo()
     {
         using CephCluster cluster = CephCluster.Connect(ceph.Options());
-        string name = CephTestCluster.NewImageName("dup");
-        cluster.CreateImage(name, 1 << 20);
-        try
+        ceph.WithImage(cluster, "dup", 1 << 20, name =>
         {
             CephException refused = Assert.Throws<CephException>(() => cluster.CreateImage(name, 1 << 20));
             Assert.Equal($"RBD image rbd/{name} already exists", refused.Message);
-        }
-        finally
-        {
-            cluster.RemoveImage(name);
-        }
+        });
     }
 
     [CephFact]
@@ -90,25 +78,17 @@ public sealed class RbdImageTests(CephTestCluster ceph)
     public void Snapshots_CreateListRemove_AsRbdSeesThem()
     {
         using CephCluster cluster = CephCluster.Connect(ceph.Options());
-        string name = CephTestCluster.NewImageName("snap");
-        cluster.CreateImage(name, 1 << 20);
-        try
+        ceph.WithImage(cluster, "snap", 1 << 20, name =>
         {
-            using (RbdImage image = cluster.OpenImage(name, exclusive: true))
-            {
-                image.CreateSnapshot("s1");
-                image.CreateSnapshot("s2");
-                Assert.Equal(["s1", "s2"], image.ListSnapshots());
-                Assert.Contains("s2", ceph.Rbd("snap", "ls", $"rbd/{name}"));
-                image.RemoveSnapshot("s1");
-                image.RemoveSnapshot("s2");
-                Assert.Empty(image.ListSnapshots());
-            }
-        }
-        finally
-        {
-            cluster.RemoveImage(name);
-        }
+            using RbdImage image = cluster.OpenImage(name, exclusive: true);
+            image.CreateSnapshot("s1");
+            image.CreateSnapshot("s2");
+            Assert.Equal(["s1", "s2"], image.ListSnapshots());
+            Assert.Contains("s2", ceph.Rbd("snap", "ls", $"rbd/{name}"));
+            image.RemoveSnapshot("s1");
+            image.RemoveSnapshot("s2");
+            Assert.Empty(image.ListSnapshots());
+        });
     }
 
     [CephFact]

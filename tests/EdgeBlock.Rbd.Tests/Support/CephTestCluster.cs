@@ -65,6 +65,36 @@ public sealed class CephTestCluster : IDisposable
         return stdout;
     }
 
+    /// <summary>The whole image as a fresh librbd client reads it from the cluster (rbd export).</summary>
+    public byte[] Export(string spec)
+    {
+        string file = Path.Combine(System.IO.Path.GetTempPath(), $"eb-export-{Guid.NewGuid():N}.raw");
+        try
+        {
+            Rbd("export", spec, file);
+            return File.ReadAllBytes(file);
+        }
+        finally
+        {
+            File.Delete(file);
+        }
+    }
+
+    /// <summary>Creates an image, runs the test on its name, and removes it whatever happened.</summary>
+    public void WithImage(CephCluster cluster, string prefix, long sizeBytes, Action<string> test)
+    {
+        string name = NewImageName(prefix);
+        cluster.CreateImage(name, sizeBytes);
+        try
+        {
+            test(name);
+        }
+        finally
+        {
+            cluster.RemoveImage(name);
+        }
+    }
+
     /// <summary>tests/ceph/cluster.sh COMMAND DIR; its exit code and what it printed.</summary>
     public static (int Exit, string Output) RunScript(string command, string directory)
     {
