@@ -3,7 +3,14 @@ namespace EdgeBlock.Api;
 // GET /v1/stats and /v1/subsystems/{nqn}/namespaces/{nsid}/stats: counters since each namespace went live.
 // Latencies are microseconds (from the target's power-of-two histograms: percentiles are interpolated in their bucket).
 
-public sealed record StatsInfo(ProcessStats Process, IReadOnlyList<NamespaceStats> Namespaces, IReadOnlyList<ControllerStats> Controllers);
+public sealed record StatsInfo(ProcessStats Process, IReadOnlyList<NamespaceStats> Namespaces, IReadOnlyList<ControllerStats> Controllers,
+    IReadOnlyList<VolumeQosStats>? Volumes = null);
+
+/// <summary>
+/// QoS of an exported volume (POOL/NAME): its limits and weight (as `volume set` spells them, "-" for none), the
+/// seconds during which some of its I/O waited for a limit or its turn, and the I/Os waiting now.
+/// </summary>
+public sealed record VolumeQosStats(string Volume, string Limits, double ThrottledSeconds, int QueueDepth);
 
 /// <summary>The daemon process: CPU time used (user + system), resident memory, managed heap, threads.</summary>
 public sealed record ProcessStats(int ProcessId, long UptimeSeconds, double CpuSeconds, double UserCpuSeconds, double SystemCpuSeconds,

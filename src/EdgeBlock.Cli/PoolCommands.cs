@@ -12,7 +12,7 @@ namespace EdgeBlock.Cli;
 /// and group quotas, through the daemon's API. Exit codes as the other management commands:
 /// 0 ok, 1 usage, 2 refused by the daemon (or `pool check` found problems, or `pool scrub` found bad chunks), 3 daemon unreachable.
 /// </summary>
-public static class PoolCommands
+public static partial class PoolCommands
 {
     /// <summary>Adds pool, volume and group to a root that already has the management commands (their --api-socket option).</summary>
     public static void AddTo(RootCommand root)
@@ -304,11 +304,13 @@ public static class PoolCommands
                 ("logical", $"{Sizes.Format(v.LogicalBytes)} (written)"), ("physical", $"{Sizes.Format(v.PhysicalBytes)} (stored on the drives)"),
                 ("ratio", $"{Ratio(v.CompressionRatio)} (logical / physical)"),
                 ("map", $"{Sizes.Format(v.MapBytes)} (daemon memory of its map; grows with what is written)"),
+                ("qos", DescribeQos(v.Qos)),
+                ("throttled", $"{(v.Qos?.ThrottledSeconds ?? 0).ToString("0.###", CultureInfo.InvariantCulture)} s (time some I/O waited for its QoS turn), {Num(v.Qos?.QueueDepth ?? 0)} waiting now"),
             ]);
             return 0;
         });
 
-        foreach (var cmd in new[] { create, resize, snapshot, clone, delete, list, show }) group.Subcommands.Add(cmd);
+        foreach (var cmd in new[] { create, resize, snapshot, clone, delete, list, show, VolumeSet(socket) }) group.Subcommands.Add(cmd);
         return group;
     }
 
@@ -316,29 +318,39 @@ public static class PoolCommands
 
     private static Command Group(Option<string?> socket)
     {
-        var group = new Command("group", "Groups (tenants) of a pool: a quota caps the allocated space of all their volumes together");
+        var group = new Command("group", "Groups (tenants) of a pool: a quota caps the allocated space of all their volumes together, QoS limits their I/O together");
 
         var name = VolumeArgument("POOL/TENANT", "The pool and the group");
-        var quota = new Option<string>("--quota") { Description = "Quota, e.g. 100G; 'none' removes it", Required = true };
-        var set = new Command("set", "Set a group's quota (the group is created if needed)") { name, quota };
+        var quota = new Option<string?>("--quota") { Description = "Quota, e.g. 100G; 'none' removes it" };
+        var qos = QosOptions.Create("for all of the group's volumes together");
+        var set = new Command("set", "Set a group's quota and QoS limits (the group is created if needed); options left out stay as they are") { name, quota };
+        foreach (var option in qos.All) set.Options.Add(option);
+        set.Validators.Add(r =>
+        {
+            if (r.GetValue(quota) == null && !qos.AnyGiven(r)) r.AddError("give at least one of --quota, --iops, --bw, --burst-iops, --burst-bw");
+        });
         SetAction(set, socket, async (c, parse) =>
         {
             var (pool, tenant) = Split(parse.GetValue(name)!);
-            var g = ApiClient.Parse<GroupInfo>(await c.Api.SendAsync(HttpMethod.Put, $"v1/pools/{ApiClient.Escape(pool)}/groups/{ApiClient.Escape(tenant)}",
-                new SetGroupQuotaRequest(parse.GetValue(quota))));
-            c.Out.WriteLine($"group {pool}/{g.Name}: quota {(g.QuotaBytes is { } q ? Sizes.Format(q) : "none")}, {Sizes.Format(g.UsedBytes)} used by {g.VolumeCount} volume(s)");
+            if (parse.GetValue(quota) is { } q)
+            {
+                var g = ApiClient.Parse<GroupInfo>(await c.Api.SendAsync(HttpMethod.Put, $"v1/pools/{ApiClient.Escape(pool)}/groups/{ApiClient.Escape(tenant)}",
+                    new SetGroupQuotaRequest(q)));
+                c.Out.WriteLine($"group {pool}/{g.Name}: quota {(g.QuotaBytes is { } bytes ? Sizes.Format(bytes) : "none")}, {Sizes.Format(g.UsedBytes)} used by {g.VolumeCount} volume(s)");
+            }
+            if (await SetGroupQosAsync(c, parse, qos, pool, tenant) is { } line) c.Out.WriteLine(line);
             return 0;
         });
 
         var listPool = PoolArgument();
         var json = JsonOption();
-        var list = new Command("list", "List a pool's groups: quota and use") { listPool, json };
+        var list = new Command("list", "List a pool's groups: quota, use and QoS limits") { listPool, json };
         SetAction(list, socket, async (c, parse) =>
         {
             string body = await c.Api.SendAsync(HttpMethod.Get, $"v1/pools/{ApiClient.Escape(parse.GetValue(listPool)!)}/groups");
             if (parse.GetValue(json)) { c.Out.WriteLine(body); return 0; }
-            Table.Write(c.Out, ["GROUP", "QUOTA", "USED", "VOLUMES"],
-                ApiClient.Parse<List<GroupInfo>>(body).Select(g => new[] { g.Name, g.QuotaBytes is { } q ? Size(q) : "none", Size(g.UsedBytes), Num(g.VolumeCount) }));
+            Table.Write(c.Out, ["GROUP", "QUOTA", "USED", "VOLUMES", "QOS"],
+                ApiClient.Parse<List<GroupInfo>>(body).Select(g => new[] { g.Name, g.QuotaBytes is { } q ? Size(q) : "none", Size(g.UsedBytes), Num(g.VolumeCount), DescribeQos(g.Qos) }));
             return 0;
         });
 

@@ -6,7 +6,8 @@ namespace EdgeBlock.Cli;
 
 /// <summary>
 /// `edgeblock stats [NQN [NSID]] [--json]`: I/O per namespace (ops, bytes, latency percentiles, errors by
-/// NVMe status), queues per connected controller, and the daemon's CPU and memory. Counters run from when
+/// NVMe status), queues per connected controller, QoS per exported volume (limits, throttled time, I/Os
+/// waiting), and the daemon's CPU and memory. Counters run from when
 /// each namespace went live; the same figures are on /metrics for Prometheus.
 /// </summary>
 public static class StatsCommand
@@ -47,6 +48,14 @@ public static class StatsCommand
                 {
                     Num(c.Cntlid), c.HostNqn, c.Subsystem, Num(c.Queues), Num(c.IoQueuesGranted), c.RemoteAddress ?? "-",
                 }));
+            if (subsystem == null && stats.Volumes is { Count: > 0 } volumes)
+            {
+                output.WriteLine();
+                Table.Write(output, ["VOLUME", "QOS", "THROTTLED s", "QUEUED"], volumes.Select(v => new[]
+                {
+                    v.Volume, v.Limits, v.ThrottledSeconds.ToString("0.###", CultureInfo.InvariantCulture), Num(v.QueueDepth),
+                }));
+            }
             return 0;
         });
         root.Subcommands.Add(command);

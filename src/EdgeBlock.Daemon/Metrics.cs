@@ -37,6 +37,7 @@ public sealed class DaemonMetrics
     private readonly Gauge _scrubErrors;
     private readonly VhostMetrics? _vhost;
     private readonly VolumeMetrics? _volumes;
+    private readonly QosMetrics? _qos;
 
     public DaemonMetrics(NvmeTarget target, PoolManager? pools = null, Func<IReadOnlyList<VhostInfo>>? vhostExports = null)
     {
@@ -45,6 +46,7 @@ public sealed class DaemonMetrics
         var factory = Metrics.WithCustomRegistry(_registry);
         if (vhostExports != null) _vhost = new VhostMetrics(factory, vhostExports);
         if (pools != null) _volumes = new VolumeMetrics(factory, () => pools.ListVolumes(null));
+        if (pools != null) _qos = new QosMetrics(factory, pools.Qos);
         DotNetStats.Register(_registry); // process_cpu_seconds_total, process_working_set_bytes, GC figures
         _ops = factory.CreateCounter("edgeblock_namespace_ops_total", "Completed read/write commands per namespace", "subsystem", "nsid", "op");
         _bytes = factory.CreateCounter("edgeblock_namespace_bytes_total", "Bytes read/written per namespace", "subsystem", "nsid", "op");
@@ -79,6 +81,7 @@ public sealed class DaemonMetrics
             RefreshTarget();
             _vhost?.Refresh();
             _volumes?.Refresh();
+            _qos?.Refresh();
         }
         foreach (var pool in _pools?.Infos() ?? [])
         {

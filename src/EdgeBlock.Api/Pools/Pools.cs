@@ -61,15 +61,16 @@ public sealed record PoolCounters(long Commits, long MetadataBytesWritten, long 
 /// it takes on the drives; CompressionRatio: logical per physical byte, 2 decimals (1 when nothing is stored);
 /// ChecksumErrors: reads whose stored data did not match its checksum (each failed with Unrecovered Read Error);
 /// MapBytes: the daemon memory the volume's map takes (it grows with what is written, not with the size).
+/// Qos: its limits and weight and what they did (null: none set and never throttled).
 /// </summary>
 public sealed record VolumeInfo(
     string Pool, string Name, Guid Uuid, long SizeBytes, long AllocatedBytes, long ReserveBytes, string? Group,
     bool IsSnapshot, string? Origin, bool Exported, DateTimeOffset Created,
     string Compression = "off", bool Checksum = false, long LogicalBytes = 0, long PhysicalBytes = 0, double CompressionRatio = 1,
-    long ChecksumErrors = 0, bool Encrypted = false, long MapBytes = 0);
+    long ChecksumErrors = 0, bool Encrypted = false, long MapBytes = 0, QosInfo? Qos = null);
 
-/// <summary>A quota group: its quota (null: none) and the space its writable volumes map.</summary>
-public sealed record GroupInfo(string Name, long? QuotaBytes, long UsedBytes, int VolumeCount);
+/// <summary>A quota group: its quota (null: none), the space its writable volumes map, and its QoS limits (null: none).</summary>
+public sealed record GroupInfo(string Name, long? QuotaBytes, long UsedBytes, int VolumeCount, QosInfo? Qos = null);
 
 /// <summary>What `pool check` found: problems (empty when consistent) and what it counted.</summary>
 public sealed record PoolCheckReport(IReadOnlyList<string> Problems, long Volumes, long MappedExtents, long AllocatedExtents, long FreeExtents)

@@ -73,6 +73,7 @@ public static class EdgeBlockFormat
             v.Socket = VhostSocket.Resolve(v.Socket, dataDirectory);
             result.State.Vhost.Add(v);
         }
+        result.State.Qos = state.Qos;
         result.State.StorageRoots = state.StorageRoots; // carried so an import that would change them is refused, not silently ignored
         return result;
     }

@@ -76,6 +76,7 @@ public static class ConfigValidator
             }
         }
         ValidateVhost(state, dataDirectory, volumes, errors);
+        QosValidator.Validate(state.Qos, errors);
         return errors;
     }
 

@@ -19,6 +19,8 @@ public sealed class DesiredState
     /// Set by editing the file (or `serve --storage-root`), never through the API: an import keeps the running list.
     /// </summary>
     public List<string>? StorageRoots { get; set; }
+    /// <summary>Limits and weights of volumes, limits of groups (<see cref="QosSpec"/>); null: none (left out of the file).</summary>
+    public QosSpec? Qos { get; set; }
 
     public DesiredState Clone() =>
         JsonSerializer.Deserialize<DesiredState>(JsonSerializer.SerializeToUtf8Bytes(this, ConfigJson.Options), ConfigJson.Options)!;

@@ -70,6 +70,7 @@ public sealed partial class ManagementService
             var candidate = request.Replace ? Replaced(current, imported, conflicts) : Merged(current, imported, conflicts);
             if (conflicts.Count > 0) throw ManagementException.Conflict($"import refused, nothing changed: {string.Join("; ", conflicts)}");
             var invalid = ConfigValidator.Validate(candidate, _dataDirectory);
+            CheckQosNames(candidate, invalid);
             if (invalid.Count > 0)
                 throw ManagementException.Invalid($"import refused, nothing changed: the configuration after it would be invalid: {string.Join("; ", invalid)}");
             EnforcePolicy(candidate, checkContents: !request.Force, "import refused, nothing changed: ");
@@ -91,6 +92,7 @@ public sealed partial class ManagementService
                 throw new ManagementException(500, "cannot save the configuration",
                     $"the import was {(failures.Count == 0 ? "undone" : "partly undone (" + string.Join("; ", failures) + ")")}: writing {_store.Path} failed: {ex.Message}");
             }
+            PutQosInForce(candidate);
             _desired = candidate;
             _logger.LogInformation("config import ({Format}{Mode}): {Changes}", format, request.Replace ? ", replace" : "", string.Join("; ", changes));
             return new ConfigImportResult(format, Applied: true, changes, imported.Warnings);
@@ -130,7 +132,25 @@ public sealed partial class ManagementService
                 conflicts.Add($"vhost socket {v.Socket} is already served here; remove it first (edgeblock vhost remove {v.Socket}) or import with --replace");
             else candidate.Vhost.Add(v);
         }
+        MergeQos(candidate, imported.State.Qos);
         return candidate;
+    }
+
+    /// <summary>QoS entries of the file replace the current ones of the same volume or group; the others stay.</summary>
+    private static void MergeQos(DesiredState candidate, QosSpec? imported)
+    {
+        if (imported == null) return;
+        var qos = candidate.Qos ??= new QosSpec();
+        foreach (var v in imported.Volumes)
+        {
+            qos.Volumes.RemoveAll(x => x.Volume == v.Volume);
+            qos.Volumes.Add(v);
+        }
+        foreach (var g in imported.Groups)
+        {
+            qos.Groups.RemoveAll(x => x.Group == g.Group);
+            qos.Groups.Add(g);
+        }
     }
 
     /// <summary>

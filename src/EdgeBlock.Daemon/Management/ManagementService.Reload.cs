@@ -60,6 +60,7 @@ public sealed partial class ManagementService
                 throw ManagementException.Invalid($"config {_store.Path} refused, running state kept: {string.Join("; ", errors)}");
             bool assigned = AssignUuids(candidate);
             errors = ConfigValidator.Validate(candidate, _dataDirectory); // a volume's UUID could now collide with one written by hand
+            CheckQosNames(candidate, errors);
             if (errors.Count > 0)
                 throw ManagementException.Invalid($"config {_store.Path} refused, running state kept: {string.Join("; ", errors)}");
             // The file's author chose its devices: contents are not judged, places and use are.
@@ -79,6 +80,7 @@ public sealed partial class ManagementService
                     _logger.LogError(ex, "config reload: cannot write the generated namespace UUIDs to {Path}", _store.Path);
                 }
             }
+            PutQosInForce(candidate);
             _desired = candidate;
             return new ConfigReloadResult(_store.Path, diff.Lines);
         }

@@ -16,7 +16,7 @@ public sealed partial class ManagementService
             return new ControllerStats(c.Cntlid, c.HostNqn, c.Subsystem.NqnName, queues.Count, c.GrantedIoQueues,
                 queues.FirstOrDefault()?.Transport.RemoteEndpoint, c.CreatedAt);
         }).ToList();
-        return new StatsInfo(ProcessNow(), namespaces, controllers);
+        return new StatsInfo(ProcessNow(), namespaces, controllers, VolumeQos());
     }
 
     public NamespaceStats NamespaceStats(string nqn, uint nsid)
@@ -26,6 +26,15 @@ public sealed partial class ManagementService
             ?? throw ManagementException.NotFound($"subsystem {nqn} has no running namespace {nsid} (see `edgeblock namespace list {nqn}`)");
         return Describe(nqn, ns);
     }
+
+    /// <summary>Every volume exported since start (its QoS flow exists), with what QoS did to it.</summary>
+    private List<VolumeQosStats> VolumeQos() =>
+        _pools == null ? [] : _pools.Qos.Flows().OrderBy(f => f.Pool, StringComparer.Ordinal).ThenBy(f => f.Volume, StringComparer.Ordinal).Select(f =>
+        {
+            string key = $"{f.Pool}/{f.Volume}";
+            string limits = _desired.Qos?.FindVolume(key) is { } spec ? QosRequests.Describe(spec) : "-";
+            return new VolumeQosStats(key, limits, Math.Round(f.Flow.ThrottledSeconds, 3), f.Flow.QueueDepth);
+        }).ToList();
 
     private ProcessStats ProcessNow()
     {

@@ -38,6 +38,7 @@ public sealed partial class ManagementService
         _policy = policy ?? new StoragePolicy(dataDirectory, store.Path, pools: pools);
         // New pool drives obey the same policy, against the exports of the state in force.
         if (pools != null) pools.DrivePolicy = (path, force) => _policy.CheckPoolDrive(path, force, _desired);
+        if (pools != null) pools.VolumeDeleted = DropVolumeQosAsync;
     }
 
     public string ConfigPath => _store.Path;
@@ -55,6 +56,7 @@ public sealed partial class ManagementService
         // What the storage policy refuses is left out (as a volume whose pool did not open is), not the daemon.
         await _engine.StartAsync(state, _policy.Refusals(state)).ConfigureAwait(false);
         if (persist) _store.Save(state);
+        PutQosInForce(state, starting: true);
         _desired = state;
     }
 
@@ -234,6 +236,7 @@ public sealed partial class ManagementService
             var candidate = _desired.Clone();
             edit(candidate);
             var errors = ConfigValidator.Validate(candidate, _dataDirectory);
+            CheckQosNames(candidate, errors);
             if (errors.Count > 0) throw ManagementException.Invalid(string.Join("; ", errors));
             EnforcePolicy(candidate, checkContents: !force, "");
             var diff = StateDiff.Between(_desired, candidate, _dataDirectory);
@@ -249,6 +252,7 @@ public sealed partial class ManagementService
                 throw new ManagementException(500, "cannot save the configuration",
                     $"the change was {(undoable ? "undone" : "applied but not saved")}: writing {_store.Path} failed: {ex.Message}");
             }
+            PutQosInForce(candidate);
             _desired = candidate;
             return result();
         }

@@ -81,7 +81,8 @@ public sealed record VhostRemoved(VhostSpec Spec) : EngineChange
 /// <param name="Lines">"+ listener 127.0.0.1:4420", "~ namespace 1 of …", "- vhost …": what each change does, for the user.</param>
 public sealed record StateDiff(DesiredState From, DesiredState To, IReadOnlyList<EngineChange> Changes, IReadOnlyList<string> Lines)
 {
-    public bool IsEmpty => Changes.Count == 0;
+    /// <summary>Nothing for the engine and nothing else (QoS changes have a line but no engine change: the pools apply them).</summary>
+    public bool IsEmpty => Changes.Count == 0 && Lines.Count == 0;
 
     /// <summary>The way back: each change undone, last first.</summary>
     public StateDiff Inverse() => new(To, From, Changes.Reverse().Select(c => c.Inverse()).ToList(), []);
@@ -170,6 +171,7 @@ public sealed record StateDiff(DesiredState From, DesiredState To, IReadOnlyList
             removes.Add(new SubsystemRemoved(o));
         }
         VhostChanges(from, to, dataDirectory, lines, adds, removes);
+        QosChanges(from.Qos ?? new QosSpec(), to.Qos ?? new QosSpec(), lines);
         return new StateDiff(from, to, [.. adds, .. removes], lines);
     }
 
@@ -198,6 +200,19 @@ public sealed record StateDiff(DesiredState From, DesiredState To, IReadOnlyList
             lines.Add($"- vhost {socket}: {o.Backend} (its VM loses the disk)");
             removes.Add(new VhostRemoved(o));
         }
+    }
+
+    /// <summary>QoS entries set, changed or removed: lines only, the pools' QoS registry puts them in force.</summary>
+    private static void QosChanges(QosSpec from, QosSpec to, List<string> lines)
+    {
+        foreach (var v in to.Volumes.Where(v => from.FindVolume(v.Volume) is not { } o || QosRequests.Describe(o) != QosRequests.Describe(v)))
+            lines.Add($"~ qos volume {v.Volume}: {QosRequests.Describe(v)}");
+        foreach (var v in from.Volumes.Where(v => to.FindVolume(v.Volume) == null))
+            lines.Add($"- qos volume {v.Volume}");
+        foreach (var g in to.Groups.Where(g => from.FindGroup(g.Group) is not { } o || QosRequests.Describe(o) != QosRequests.Describe(g)))
+            lines.Add($"~ qos group {g.Group}: {QosRequests.Describe(g)}");
+        foreach (var g in from.Groups.Where(g => to.FindGroup(g.Group) == null))
+            lines.Add($"- qos group {g.Group}");
     }
 
     /// <summary>Same NSID, UUID and device: the running namespace can stay (a file's size option or relative spelling may differ).</summary>

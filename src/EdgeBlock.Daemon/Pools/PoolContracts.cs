@@ -9,6 +9,15 @@ namespace EdgeBlock.Daemon.Pools;
 /// </summary>
 public static class PoolContracts
 {
+    /// <summary>A volume with its QoS in force and what it did.</summary>
+    public static Contract.VolumeInfo ToContract(this VolumeInfo v, QosRegistry qos) => v.ToContract() with { Qos = qos.Describe(v.Pool, v.Name) };
+
+    public static List<Contract.VolumeInfo> ToContract(this IEnumerable<VolumeInfo> volumes, QosRegistry qos) => volumes.Select(v => v.ToContract(qos)).ToList();
+
+    /// <summary>A group with its QoS limits.</summary>
+    public static List<Contract.GroupInfo> ToContract(this IEnumerable<GroupInfo> groups, string pool, QosRegistry qos) =>
+        groups.Select(g => g.ToContract() with { Qos = qos.DescribeGroup(pool, g.Name) }).ToList();
+
     public static Contract.VolumeInfo ToContract(this VolumeInfo v)
     {
         VolumeFeatures features = v.Features ?? VolumeFeatures.None;

@@ -1,5 +1,6 @@
 using EdgeBlock.Api.Pools;
 using EdgeBlock.Daemon.Management;
+using EdgeBlock.Storage.Qos;
 using EdgeBlock.Volumes;
 using GroupInfo = EdgeBlock.Volumes.GroupInfo;
 using PoolCheckReport = EdgeBlock.Volumes.PoolCheckReport;
@@ -45,6 +46,12 @@ public sealed class PoolManager : IAsyncDisposable
 
     /// <summary>The storage policy's verdict on a new drive (path, --force), set by the management service; null: no policy (tests of pools alone).</summary>
     public Func<string, bool, PolicyRefusal?>? DrivePolicy { get; set; }
+
+    /// <summary>QoS of the exported volumes: every export's device passes its volume's flow.</summary>
+    public QosRegistry Qos { get; } = new(TimeProvider.System);
+
+    /// <summary>Called after a volume was deleted (the management service drops its QoS from the desired state).</summary>
+    public Func<string, string, Task>? VolumeDeleted { get; set; }
 
     /// <summary>Background commit interval of opened pools (tests shorten it).</summary>
     public TimeSpan CommitInterval { get; init; } = TimeSpan.FromSeconds(2);
@@ -338,6 +345,8 @@ public sealed class PoolManager : IAsyncDisposable
         }
         Pool pool = Get(poolName);
         await pool.DeleteVolumeAsync(volume).ConfigureAwait(false);
+        Qos.Forget(poolName, volume);
+        if (VolumeDeleted is { } deleted) await deleted(poolName, volume).ConfigureAwait(false);
     }
 
     public VolumeInfo GetVolume(string poolName, string volume) =>
@@ -399,7 +408,9 @@ public sealed class PoolManager : IAsyncDisposable
             if (uuid is { } u && u != info.Uuid)
                 throw new VolumeException(VolumeError.Invalid, $"UUID {u} is not volume {key}'s ({info.Uuid}); a volume's namespace carries the volume's UUID (leave the UUID out)");
             // An RBD image is opened with its exclusive lock: another daemon serving it is refused here, naming it.
-            var export = new VolumeExport(pool?.OpenVolume(volume) ?? Ceph.OpenForExport(poolName, volume), poolName, volume, info.Uuid, Closed);
+            EdgeBlock.Storage.IBlockDevice opened = pool?.OpenVolume(volume) ?? Ceph.OpenForExport(poolName, volume);
+            var device = new QosBlockDevice(opened, Qos.Flow(poolName, volume, info.Group));
+            var export = new VolumeExport(device, poolName, volume, info.Uuid, Closed);
             _exports.Add(export);
             return export;
         }
@@ -500,5 +511,6 @@ public sealed class PoolManager : IAsyncDisposable
                 _logger.LogError(e, "pool {Pool}: closing failed", pool.Name);
             }
         }
+        Qos.Dispose();
     }
 }

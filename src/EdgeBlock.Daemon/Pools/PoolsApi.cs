@@ -27,6 +27,7 @@ namespace EdgeBlock.Daemon.Pools;
 /// POST   /v1/pools/{pool}/volumes/{name@snap}/clones {name, reserve?, group?}
 /// GET    /v1/pools/{pool}/groups                     PUT /v1/pools/{pool}/groups/{group} {quota}
 /// </code>
+/// QoS of volumes and groups is desired state: Management/QosApi.cs.
 /// </summary>
 public static class PoolsApi
 {
@@ -48,12 +49,12 @@ public static class PoolsApi
         v1.MapGet("/pools/{pool}/scrub", (string pool) => Run(() => Task.FromResult(Results.Ok(pools.Scrubs.Status(pool))))).Produces<ScrubStatus>().Refusals();
         v1.MapDelete("/pools/{pool}/scrub", (string pool) => Run(async () => Results.Ok(await pools.Scrubs.CancelAsync(pool)))).Produces<ScrubStatus>().Refusals();
 
-        v1.MapGet("/volumes", () => Results.Ok(pools.ListVolumes(null).ToContract())).Produces<List<VolumeInfo>>();
-        v1.MapGet("/pools/{pool}/volumes", (string pool) => Run(() => Task.FromResult(Results.Ok(pools.ListVolumes(pool).ToContract())))).Produces<List<VolumeInfo>>().Refusals();
+        v1.MapGet("/volumes", () => Results.Ok(pools.ListVolumes(null).ToContract(pools.Qos))).Produces<List<VolumeInfo>>();
+        v1.MapGet("/pools/{pool}/volumes", (string pool) => Run(() => Task.FromResult(Results.Ok(pools.ListVolumes(pool).ToContract(pools.Qos))))).Produces<List<VolumeInfo>>().Refusals();
         v1.MapPost("/pools/{pool}/volumes", (string pool, CreateVolumeRequest body) =>
             Run(async () => Created(await pools.CreateVolumeAsync(pool, body)))).Produces<VolumeInfo>(201).Refusals();
         v1.MapGet("/pools/{pool}/volumes/{name}", (string pool, string name) =>
-            Run(() => Task.FromResult(Results.Ok(pools.GetVolume(pool, name).ToContract())))).Produces<VolumeInfo>().Refusals();
+            Run(() => Task.FromResult(Results.Ok(pools.GetVolume(pool, name).ToContract(pools.Qos))))).Produces<VolumeInfo>().Refusals();
         v1.MapDelete("/pools/{pool}/volumes/{name}", (string pool, string name) =>
             Run(async () => { await pools.DeleteVolumeAsync(pool, name); return Results.NoContent(); })).Produces(204).Refusals();
         v1.MapPost("/pools/{pool}/volumes/{name}/resize", (string pool, string name, ResizeVolumeRequest body) =>
@@ -63,9 +64,9 @@ public static class PoolsApi
         v1.MapPost("/pools/{pool}/volumes/{name}/clones", (string pool, string name, CloneRequest body) =>
             Run(async () => Created(await pools.CloneAsync(pool, name, body)))).Produces<VolumeInfo>(201).Refusals();
 
-        v1.MapGet("/pools/{pool}/groups", (string pool) => Run(() => Task.FromResult(Results.Ok(pools.ListGroups(pool).ToContract())))).Produces<List<GroupInfo>>().Refusals();
+        v1.MapGet("/pools/{pool}/groups", (string pool) => Run(() => Task.FromResult(Results.Ok(pools.ListGroups(pool).ToContract(pool, pools.Qos))))).Produces<List<GroupInfo>>().Refusals();
         v1.MapPut("/pools/{pool}/groups/{group}", (string pool, string group, SetGroupQuotaRequest body) =>
-            Run(async () => Results.Ok((await pools.SetGroupQuotaAsync(pool, group, body)).ToContract()))).Produces<GroupInfo>().Refusals();
+            Run(async () => Results.Ok((await pools.SetGroupQuotaAsync(pool, group, body)).ToContract() with { Qos = pools.Qos.DescribeGroup(pool, group) }))).Produces<GroupInfo>().Refusals();
     }
 
     private static IResult Created(EdgeBlock.Volumes.VolumeInfo v) =>
