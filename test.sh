@@ -27,6 +27,18 @@ if [ ${#missing[@]} -gt 0 ]; then
   $sudo_cmd apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${missing[@]}" >"$log_dir/apt.log" 2>&1 \
     || { echo "apt-get install failed (see $log_dir/apt.log)"; echo "0 passed, 1 failed"; exit 1; }
 fi
+# Ceph for the RBD tests (issue J): a throwaway single-node cluster per run. Optional: when the packages cannot
+# be installed or the cluster does not come up, the Ceph tests are skipped with the reason (one line here).
+ceph_packages=(ceph-mon ceph-osd ceph-common librbd1 uuid-runtime)
+ceph_missing=()
+for p in "${ceph_packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || ceph_missing+=("$p")
+done
+if [ ${#ceph_missing[@]} -gt 0 ]; then
+  sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+  { $sudo_cmd apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${ceph_missing[@]}"; } >"$log_dir/apt-ceph.log" 2>&1 \
+    || export EDGEBLOCK_SKIP_CEPH="apt-get install ${ceph_missing[*]} failed (see $log_dir/apt-ceph.log)"
+fi
 if ! command -v dotnet >/dev/null 2>&1; then
   echo "the .NET 10 SDK (dotnet) is required"; echo "0 passed, 1 failed"; exit 1
 fi
@@ -48,6 +60,19 @@ print_failures() {
        /^[[:space:]]+(Passed|Skipped) [^ ]/ { on = 0 }
        on && n++ < 40 { print }' "$1"
 }
+# The Ceph cluster the RBD tests share (tests/ceph/cluster.sh; on disk: BlueStore needs O_DIRECT).
+if [ -z "${EDGEBLOCK_SKIP_CEPH:-}" ]; then
+  note "ceph test cluster"
+  ceph_dir=$(mktemp -u /var/tmp/edgeblock-ceph.XXXXXX)
+  if tests/ceph/cluster.sh start "$ceph_dir" >"$log_dir/ceph-cluster.log" 2>&1; then
+    export EDGEBLOCK_CEPH_DIR=$ceph_dir
+    trap 'tests/ceph/cluster.sh stop "$ceph_dir" >/dev/null 2>&1' EXIT
+    tail -1 "$log_dir/ceph-cluster.log"
+  else
+    export EDGEBLOCK_SKIP_CEPH="the test cluster did not come up: $(tail -1 "$log_dir/ceph-cluster.log") (logs in $ceph_dir/out)"
+  fi
+fi
+[ -n "${EDGEBLOCK_SKIP_CEPH:-}" ] && echo "Ceph tests skipped: $EDGEBLOCK_SKIP_CEPH"
 for proj in tests/*/*.csproj; do
   name=$(basename "$proj" .csproj)
   note "$name"

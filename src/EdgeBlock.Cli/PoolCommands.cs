@@ -32,18 +32,34 @@ public static partial class PoolCommands
         var name = PoolArgument();
         var drives = new Argument<string[]>("PATH[:SIZE]")
         {
-            Description = "Drives: block devices or files (a missing file is created with SIZE, e.g. /var/lib/eb/d0.img:64G)",
-            Arity = ArgumentArity.OneOrMore,
+            Description = "Drives: block devices or files (a missing file is created with SIZE, e.g. /var/lib/eb/d0.img:64G); none with --ceph",
+            Arity = ArgumentArity.ZeroOrMore,
         };
+        var ceph = new Option<string?>("--ceph") { Description = "Back the pool by a Ceph cluster (its ceph.conf): volumes are RBD images" };
+        var cephPool = new Option<string?>("--ceph-pool") { Description = "The RADOS pool holding the images (default rbd)" };
+        var cephUser = new Option<string?>("--ceph-user") { Description = "The cephx user (e.g. edgeblock), with --keyring" };
+        var keyring = new Option<string?>("--keyring") { Description = "The user's keyring file (mode 0600; the daemon reads it, never shows it)" };
         var extentSize = new Option<string?>("--extent-size") { Description = "Allocation unit, a power of two from 64K to 64M (default 1M)" };
         var force = new Option<bool>("--force") { Description = "Take drives that hold data, a file system or partition signature, or another pool's label (their data is lost)" };
-        var create = new Command("create", "Create a pool over one or more drives") { name, drives, extentSize, force };
+        var create = new Command("create", "Create a pool over one or more drives, or backed by a Ceph cluster (--ceph)")
+        {
+            name, drives, extentSize, force, ceph, cephPool, cephUser, keyring,
+        };
+        create.Validators.Add(r =>
+        {
+            bool onCeph = r.GetValue(ceph) != null, anyDrive = r.GetValue(drives) is { Length: > 0 };
+            if (onCeph == anyDrive) r.AddError("give drives (PATH[:SIZE]...) or --ceph CONF, not both");
+            if ((r.GetValue(cephUser) == null) != (r.GetValue(keyring) == null)) r.AddError("--ceph-user and --keyring go together");
+        });
         SetAction(create, socket, async (c, parse) =>
         {
             var request = new CreatePoolRequest(parse.GetValue(name)!, parse.GetValue(drives)!.Select(AbsoluteDrive).ToList(),
-                parse.GetValue(extentSize), parse.GetValue(force));
+                parse.GetValue(extentSize), parse.GetValue(force), AbsolutePath(parse.GetValue(ceph)), parse.GetValue(cephPool),
+                parse.GetValue(cephUser), AbsolutePath(parse.GetValue(keyring)));
             var p = ApiClient.Parse<PoolSummary>(await c.Api.SendAsync(HttpMethod.Post, "v1/pools", request));
-            c.Out.WriteLine($"pool {p.Name} created: {p.Drives.Count} drive(s), {Sizes.Format(p.SizeBytes)}, extent {Sizes.Format(p.ExtentSize)}");
+            c.Out.WriteLine(p.Kind == "ceph"
+                ? $"pool {p.Name} created: {p.Ceph}, {p.Volumes} image(s)"
+                : $"pool {p.Name} created: {p.Drives.Count} drive(s), {Sizes.Format(p.SizeBytes)}, extent {Sizes.Format(p.ExtentSize)}");
             return 0;
         });
 
@@ -85,6 +101,11 @@ public static partial class PoolCommands
             if (p.Error != null)
             {
                 Table.Fields(c.Out, [("pool", $"{p.Name} ({p.State})"), ("error", p.Error), ("metadata", p.MetadataDirectory)]);
+                return 0;
+            }
+            if (p.Kind == "ceph")
+            {
+                Table.Fields(c.Out, [("pool", $"{p.Name} ({p.State})"), ("ceph", p.Ceph ?? "-"), ("volumes", Num(p.Volumes)), ("metadata", p.MetadataDirectory)]);
                 return 0;
             }
             var fields = new List<(string, string)>
@@ -376,6 +397,9 @@ public static partial class PoolCommands
             return Path.GetFullPath(text[..last]) + text[last..];
         return Path.GetFullPath(text);
     }
+
+    /// <summary>Paths the daemon opens are resolved here, against the CLI's working directory, as drives are.</summary>
+    private static string? AbsolutePath(string? path) => path is null ? null : Path.GetFullPath(path);
 
     private static string Num(long n) => n.ToString(CultureInfo.InvariantCulture);
 

@@ -8,6 +8,7 @@ namespace EdgeBlock.Api.Pools;
 
 /// <summary>
 /// A pool as `pool list|show` reports it. State "online", or "failed" with Error (the pool did not open at start).
+/// Kind "local" (drives) or "ceph" (RBD images; Ceph: "CONF pool P as client.U"; space figures are left at 0).
 /// LogicalBytes: what its writable volumes hold; PhysicalBytes: what that takes on the drives (shared extents once);
 /// CompressionRatio: logical per physical byte, 2 decimals (1 when nothing is stored).
 /// </summary>
@@ -15,10 +16,15 @@ public sealed record PoolSummary(
     string Name, string State, string? Error, Guid? Id, string MetadataDirectory, int ExtentSize,
     long SizeBytes, long AllocatedBytes, long ReservedBytes, long FreeBytes, long FreeingBytes, int Volumes,
     IReadOnlyList<PoolDriveInfo> Drives, PoolCounters? Counters,
-    long LogicalBytes = 0, long PhysicalBytes = 0, double CompressionRatio = 1);
+    long LogicalBytes = 0, long PhysicalBytes = 0, double CompressionRatio = 1, string Kind = "local", string? Ceph = null);
 
-/// <summary>Drives are "PATH[:SIZE]": a block device or file; a missing file is created with SIZE. A relative PATH is under the data directory.</summary>
-public sealed record CreatePoolRequest(string Name, IReadOnlyList<string> Drives, string? ExtentSize = null, bool Force = false);
+/// <summary>
+/// Drives are "PATH[:SIZE]": a block device or file; a missing file is created with SIZE. A relative PATH is under the data directory.
+/// A pool backed by a Ceph cluster has no drives: Ceph is the ceph.conf path, CephPool the RADOS pool of its RBD images ("rbd"
+/// by default), CephUser and Keyring the cephx user and its keyring file (mode 0600; the key is never read back).
+/// </summary>
+public sealed record CreatePoolRequest(string Name, IReadOnlyList<string>? Drives, string? ExtentSize = null, bool Force = false,
+    string? Ceph = null, string? CephPool = null, string? CephUser = null, string? Keyring = null);
 
 public sealed record AddDriveRequest(string Drive, bool Force = false);
 

@@ -34,7 +34,11 @@ public sealed class PoolManager : IAsyncDisposable
         _logger = logger;
         Scrubs = new ScrubJobs(Get, logger);
         Images = new ImageJobs(Get, dataDirectory, logger);
+        Ceph = new CephPools(logger);
     }
+
+    /// <summary>The pools backed by a Ceph cluster (RBD images); the rest of this class dispatches to it by pool name.</summary>
+    public CephPools Ceph { get; }
 
     /// <summary>The pools' background scrubs (one at a time per pool).</summary>
     public ScrubJobs Scrubs { get; }
@@ -77,6 +81,11 @@ public sealed class PoolManager : IAsyncDisposable
             }
             try
             {
+                if (CephPools.IsCephPool(dir))
+                {
+                    Ceph.Open(name, dir);
+                    continue;
+                }
                 var pool = Pool.Open(dir, Options());
                 lock (_lock) _pools[name] = pool;
                 var info = pool.Info();
@@ -99,6 +108,7 @@ public sealed class PoolManager : IAsyncDisposable
         lock (_lock)
         {
             return _pools.Select(p => Summarize(p.Value))
+                .Concat(Ceph.Names().Select(CephSummary))
                 .Concat(_failed.Select(f => Failed(f.Key, f.Value)))
                 .OrderBy(p => p.Name, StringComparer.Ordinal).ToList();
         }
@@ -110,7 +120,7 @@ public sealed class PoolManager : IAsyncDisposable
         {
             if (_failed.TryGetValue(name, out string? error)) return Failed(name, error);
         }
-        return Summarize(Get(name));
+        return Ceph.Contains(name) ? CephSummary(name) : Summarize(Get(name));
     }
 
     private PoolSummary Summarize(Pool pool)
@@ -119,6 +129,15 @@ public sealed class PoolManager : IAsyncDisposable
         return new PoolSummary(i.Name, "online", null, i.Id, pool.MetadataDirectory, i.ExtentSize, i.SizeBytes, i.AllocatedBytes,
             i.ReservedBytes, i.FreeBytes, i.FreeingBytes, i.VolumeCount, i.Drives.Select(d => d.ToContract()).ToList(), i.Counters.ToContract(),
             i.LogicalBytes, i.PhysicalBytes, PoolContracts.Ratio(i.CompressionRatio));
+    }
+
+    private PoolSummary CephSummary(string name) => Ceph.Summary(name, Path.Combine(PoolsDirectory, name));
+
+    /// <summary>What a Ceph pool cannot do, refused naming why (RBD has no drives, extents or scrub of ours).</summary>
+    private void RefuseCeph(string name, string what)
+    {
+        if (Ceph.Contains(name))
+            throw new VolumeException(VolumeError.Invalid, $"pool {name} is backed by Ceph: {what}");
     }
 
     private PoolSummary Failed(string name, string error) =>
@@ -143,6 +162,7 @@ public sealed class PoolManager : IAsyncDisposable
     /// <summary>An open pool; a missing or failed one is refused naming why.</summary>
     public Pool Get(string name)
     {
+        RefuseCeph(name, "its images are managed by the cluster; this operation needs a pool over local drives");
         lock (_lock)
         {
             if (_pools.TryGetValue(name, out Pool? pool)) return pool;
@@ -156,6 +176,7 @@ public sealed class PoolManager : IAsyncDisposable
     {
         string name = request.Name ?? "";
         PoolNames.CheckPool(name);
+        if (!string.IsNullOrEmpty(request.Ceph)) return await CreateCephAsync(name, request).ConfigureAwait(false);
         int? extentSize = null;
         if (!string.IsNullOrEmpty(request.ExtentSize))
         {
@@ -180,6 +201,26 @@ public sealed class PoolManager : IAsyncDisposable
             Pool pool = await Pool.CreateAsync(name, dir, drives, Options(extentSize), request.Force).ConfigureAwait(false);
             lock (_lock) _pools[name] = pool;
             return Summarize(pool);
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    private async Task<PoolSummary> CreateCephAsync(string name, CreatePoolRequest request)
+    {
+        await _gate.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            lock (_lock)
+            {
+                if (_pools.ContainsKey(name) || _failed.ContainsKey(name) || Ceph.Contains(name)) throw new VolumeException(VolumeError.AlreadyExists, $"pool {name} already exists");
+            }
+            string dir = Path.Combine(PoolsDirectory, name);
+            if (Directory.Exists(dir) && Directory.EnumerateFileSystemEntries(dir).Any())
+                throw new VolumeException(VolumeError.AlreadyExists, $"pool {name}: {dir} already holds metadata (a pool that did not open?); remove it to reuse the name");
+            return await Task.Run(() => Ceph.Create(name, dir, request)).ConfigureAwait(false);
         }
         finally
         {
@@ -260,9 +301,10 @@ public sealed class PoolManager : IAsyncDisposable
 
     public Task<VolumeInfo> CreateVolumeAsync(string poolName, CreateVolumeRequest request)
     {
-        Pool pool = Get(poolName);
         string what = $"volume {poolName}/{request.Name}";
         long size = ParseSize(request.Size, $"{what}: size");
+        if (Ceph.Contains(poolName)) return Task.Run(() => Ceph.CreateVolume(poolName, request.Name ?? "", size, request));
+        Pool pool = Get(poolName);
         long reserve = string.IsNullOrEmpty(request.Reserve) ? 0 : ParseSize(request.Reserve, $"{what}: reservation");
         VolumeFeatures features = VolumeFeatureRequest.Parse(request.Compress, request.Checksum, what) with { Encrypted = request.Encrypt };
         VolumeKeySource? key = VolumeFeatureRequest.Key(request.KeyFile, request.KeyCommand, what);
@@ -271,14 +313,22 @@ public sealed class PoolManager : IAsyncDisposable
 
     public async Task<VolumeInfo> ResizeVolumeAsync(string poolName, string volume, ResizeVolumeRequest request)
     {
-        Pool pool = Get(poolName);
         long size = ParseSize(request.Size, $"volume {poolName}/{volume}: size");
         await WaitDetachedAsync(poolName, volume).ConfigureAwait(false);
+        if (Ceph.Contains(poolName))
+        {
+            RefuseExported(poolName, volume, "resized");
+            return await Task.Run(() => Ceph.ResizeVolume(poolName, volume, size, request.Force)).ConfigureAwait(false);
+        }
+        Pool pool = Get(poolName);
         return await pool.ResizeVolumeAsync(volume, size, request.Force).ConfigureAwait(false);
     }
 
-    public Task<VolumeInfo> SnapshotAsync(string poolName, string volume, SnapshotRequest request) =>
-        Get(poolName).SnapshotAsync(volume, request.Name ?? "");
+    public Task<VolumeInfo> SnapshotAsync(string poolName, string volume, SnapshotRequest request)
+    {
+        RefuseCeph(poolName, "volume snapshots and clones of RBD images are not offered yet (use rbd snap create)");
+        return Get(poolName).SnapshotAsync(volume, request.Name ?? "");
+    }
 
     public Task<VolumeInfo> CloneAsync(string poolName, string snapshot, CloneRequest request)
     {
@@ -290,22 +340,43 @@ public sealed class PoolManager : IAsyncDisposable
 
     public async Task DeleteVolumeAsync(string poolName, string volume)
     {
-        Pool pool = Get(poolName);
         await WaitDetachedAsync(poolName, volume).ConfigureAwait(false);
+        if (Ceph.Contains(poolName))
+        {
+            RefuseExported(poolName, volume, "deleted");
+            await Task.Run(() => Ceph.DeleteVolume(poolName, volume)).ConfigureAwait(false);
+            return;
+        }
+        Pool pool = Get(poolName);
         await pool.DeleteVolumeAsync(volume).ConfigureAwait(false);
         Qos.Forget(poolName, volume);
         if (VolumeDeleted is { } deleted) await deleted(poolName, volume).ConfigureAwait(false);
     }
 
-    public VolumeInfo GetVolume(string poolName, string volume) => Get(poolName).GetVolume(volume);
+    public VolumeInfo GetVolume(string poolName, string volume) =>
+        Ceph.Contains(poolName) ? Ceph.GetVolume(poolName, volume, IsExported(poolName, volume)) : Get(poolName).GetVolume(volume);
+
+    private bool IsExported(string poolName, string volume)
+    {
+        string key = $"{poolName}/{volume}";
+        lock (_lock) return _exports.Any(e => e.Key == key && !e.Detached);
+    }
+
+    private void RefuseExported(string poolName, string volume, string what)
+    {
+        if (IsExported(poolName, volume))
+            throw new VolumeException(VolumeError.Busy, $"volume {poolName}/{volume} is exported; remove its namespace or vhost export before it is {what}");
+    }
 
     /// <summary>The volumes of one pool, or of every open pool.</summary>
     public IReadOnlyList<VolumeInfo> ListVolumes(string? poolName)
     {
+        if (poolName != null && Ceph.Contains(poolName)) return Ceph.ListVolumes(poolName, v => IsExported(poolName, v));
         if (poolName != null) return Get(poolName).ListVolumes();
         List<Pool> pools;
         lock (_lock) pools = _pools.Values.OrderBy(p => p.Name, StringComparer.Ordinal).ToList();
-        return pools.SelectMany(p => p.ListVolumes()).ToList();
+        return pools.SelectMany(p => p.ListVolumes())
+            .Concat(Ceph.Names().Order(StringComparer.Ordinal).SelectMany(c => Ceph.ListVolumes(c, v => IsExported(c, v)))).ToList();
     }
 
     public IReadOnlyList<GroupInfo> ListGroups(string poolName) => Get(poolName).ListGroups();
@@ -321,7 +392,7 @@ public sealed class PoolManager : IAsyncDisposable
     // ---- exports ----------------------------------------------------------------------------
 
     /// <summary>The UUID a namespace of this volume carries (the volume's, stable for its life).</summary>
-    public Guid VolumeUuid(string poolName, string volume) => Get(poolName).GetVolume(volume).Uuid;
+    public Guid VolumeUuid(string poolName, string volume) => GetVolume(poolName, volume).Uuid;
 
     /// <summary>
     /// Opens a volume for a namespace. Refused when it is exported already (once per volume), when it
@@ -329,17 +400,20 @@ public sealed class PoolManager : IAsyncDisposable
     /// </summary>
     public VolumeExport Export(string poolName, string volume, Guid? uuid)
     {
-        Pool pool = Get(poolName);
+        bool ceph = Ceph.Contains(poolName);
+        Pool? pool = ceph ? null : Get(poolName);
         lock (_lock)
         {
             string key = $"{poolName}/{volume}";
             if (_exports.Any(e => e.Key == key && !e.Detached))
                 throw new VolumeException(VolumeError.Busy, $"volume {key} is already exported; a volume is exported as one namespace (remove that one first)");
-            VolumeInfo info = pool.GetVolume(volume);
+            VolumeInfo info = pool?.GetVolume(volume) ?? Ceph.GetVolume(poolName, volume, exported: false);
             if (info.IsSnapshot) throw new VolumeException(VolumeError.Invalid, $"{key} is a read-only snapshot; clone it (edgeblock volume clone) and export the clone");
             if (uuid is { } u && u != info.Uuid)
                 throw new VolumeException(VolumeError.Invalid, $"UUID {u} is not volume {key}'s ({info.Uuid}); a volume's namespace carries the volume's UUID (leave the UUID out)");
-            var device = new QosBlockDevice(pool.OpenVolume(volume), Qos.Flow(poolName, volume, info.Group));
+            // An RBD image is opened with its exclusive lock: another daemon serving it is refused here, naming it.
+            EdgeBlock.Storage.IBlockDevice opened = pool?.OpenVolume(volume) ?? Ceph.OpenForExport(poolName, volume);
+            var device = new QosBlockDevice(opened, Qos.Flow(poolName, volume, info.Group));
             var export = new VolumeExport(device, poolName, volume, info.Uuid, Closed);
             _exports.Add(export);
             return export;
@@ -429,6 +503,7 @@ public sealed class PoolManager : IAsyncDisposable
             _pools.Clear();
             if (_exports.Count > 0) _logger.LogWarning("closing pools with {Count} volume(s) still exported", _exports.Count);
         }
+        Ceph.Dispose();
         foreach (Pool pool in pools)
         {
             try

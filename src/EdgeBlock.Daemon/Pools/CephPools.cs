@@ -1,0 +1,230 @@
+using System.Text.Json;
+using EdgeBlock.Api.Pools;
+using EdgeBlock.Rbd;
+using EdgeBlock.Storage;
+using EdgeBlock.Volumes;
+using Microsoft.Extensions.Logging;
+using VolumeInfo = EdgeBlock.Volumes.VolumeInfo;
+
+namespace EdgeBlock.Daemon.Pools;
+
+/// <summary>How a Ceph-backed pool reaches its cluster, kept in <c>pools/NAME/ceph-pool.json</c> (the keyring by path, never the key).</summary>
+public sealed record CephPoolRecord(string Conf, string CephPool, string? CephUser, string? Keyring);
+
+/// <summary>
+/// Pools backed by a Ceph cluster (issue J): a volume is an RBD image of the pool's RADOS pool, its UUID kept in the
+/// image's metadata (<c>edgeblock.uuid</c>) so that it moves with the image. An export opens the image with the
+/// exclusive lock, so a second daemon is refused naming the holder. What RBD cannot give — group quotas,
+/// reservations, compression, checksums, EdgeBlock encryption, drives, scrub, check — is refused with the reason.
+/// librados calls block (at most the client timeout): callers run them off the I/O path.
+/// </summary>
+public sealed class CephPools : IDisposable
+{
+    public const string RecordFile = "ceph-pool.json";
+    private const string UuidKey = "edgeblock.uuid";
+
+    private readonly ILogger _logger;
+    private readonly Lock _lock = new();
+    private readonly Dictionary<string, (CephPoolRecord Record, CephCluster Cluster)> _pools = new(StringComparer.Ordinal);
+
+    public CephPools(ILogger logger)
+    {
+        _logger = logger;
+    }
+
+    /// <summary>Client timeout of every cluster connection (librados otherwise waits forever for a cluster that is gone).</summary>
+    public TimeSpan OpTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
+    public static bool IsCephPool(string directory) => File.Exists(Path.Combine(directory, RecordFile));
+
+    public bool Contains(string pool)
+    {
+        lock (_lock) return _pools.ContainsKey(pool);
+    }
+
+    public IReadOnlyList<string> Names()
+    {
+        lock (_lock) return _pools.Keys.ToList();
+    }
+
+    /// <summary>Connects to the pool of a directory made by <see cref="Create"/>; throws naming what failed.</summary>
+    public void Open(string name, string directory)
+    {
+        CephPoolRecord record = JsonSerializer.Deserialize<CephPoolRecord>(File.ReadAllBytes(Path.Combine(directory, RecordFile)), ApiJson.Options)
+            ?? throw new InvalidDataException($"{Path.Combine(directory, RecordFile)} is empty");
+        CephCluster cluster = Connect(record);
+        lock (_lock) _pools[name] = (record, cluster);
+        _logger.LogInformation("pool {Pool}: Ceph pool {CephPool} of {Conf} as {User}", name, record.CephPool, record.Conf, cluster.Options.EntityName);
+    }
+
+    /// <summary>Connects (proving conf, user and keyring work) and only then writes the record.</summary>
+    public PoolSummary Create(string name, string directory, CreatePoolRequest request)
+    {
+        if (request.Drives is { Count: > 0 })
+            throw new VolumeException(VolumeError.Invalid, $"pool {name}: a Ceph pool has no drives (its images live in the cluster); leave the drives out");
+        if (!string.IsNullOrEmpty(request.ExtentSize))
+            throw new VolumeException(VolumeError.Invalid, $"pool {name}: --extent-size does not apply to a Ceph pool (RBD stripes images over 4 MiB objects)");
+        if ((request.CephUser is null) != (request.Keyring is null))
+            throw new VolumeException(VolumeError.Invalid, $"pool {name}: give --ceph-user and --keyring together (or neither, for the conf file's client.admin)");
+        var record = new CephPoolRecord(Path.GetFullPath(request.Ceph!), string.IsNullOrEmpty(request.CephPool) ? "rbd" : request.CephPool,
+            request.CephUser, request.Keyring is null ? null : Path.GetFullPath(request.Keyring));
+        if (!File.Exists(record.Conf)) throw new VolumeException(VolumeError.Invalid, $"pool {name}: Ceph configuration {record.Conf} does not exist");
+        CephCluster cluster = Connect(record);
+        try
+        {
+            Directory.CreateDirectory(directory);
+            File.WriteAllBytes(Path.Combine(directory, RecordFile), JsonSerializer.SerializeToUtf8Bytes(record, ApiJson.Options));
+        }
+        catch
+        {
+            cluster.Dispose();
+            throw;
+        }
+        lock (_lock) _pools[name] = (record, cluster);
+        return Summary(name, directory, volumes: cluster.ListImages().Count);
+    }
+
+    private CephCluster Connect(CephPoolRecord record)
+    {
+        try
+        {
+            return CephCluster.Connect(new CephConnectOptions(record.Conf, record.CephPool, record.CephUser, record.Keyring) { OpTimeout = OpTimeout });
+        }
+        catch (CephException e)
+        {
+            throw Refusal(e);
+        }
+    }
+
+    public PoolSummary Summary(string name, string directory, int? volumes = null)
+    {
+        (CephPoolRecord record, CephCluster cluster) = Get(name);
+        return new PoolSummary(name, "online", null, null, directory, 0, 0, 0, 0, 0, 0, volumes ?? Run(() => cluster.ListImages().Count),
+            [], null, Kind: "ceph", Ceph: $"{record.Conf} pool {record.CephPool} as {cluster.Options.EntityName}");
+    }
+
+    private (CephPoolRecord Record, CephCluster Cluster) Get(string name)
+    {
+        lock (_lock)
+        {
+            return _pools.TryGetValue(name, out var pool) ? pool : throw new VolumeException(VolumeError.NotFound, $"no pool {name}");
+        }
+    }
+
+    /// <summary>What a Ceph pool refuses, with the reason; null when the request asks nothing RBD cannot give.</summary>
+    public static string? Unsupported(CreateVolumeRequest request) =>
+        !string.IsNullOrEmpty(request.Reserve) ? "reservations (--reserve): RBD images are thin and Ceph has no per-image reservation"
+        : !string.IsNullOrEmpty(request.Group) ? "group quotas (--group): use a Ceph pool quota (ceph osd pool set-quota) instead"
+        : request.Compress is { Length: > 0 } c && c != "off" ? "compression (--compress): use BlueStore compression on the Ceph pool instead"
+        : request.Checksum ? "checksums (--checksum): BlueStore already checksums every stored block"
+        : request.Encrypt ? "EdgeBlock encryption (--encrypt): use RBD/LUKS encryption (rbd encryption format) instead"
+        : null;
+
+    public VolumeInfo CreateVolume(string pool, string volume, long sizeBytes, CreateVolumeRequest request)
+    {
+        if (Unsupported(request) is { } why)
+            throw new VolumeException(VolumeError.Invalid, $"volume {pool}/{volume}: a Ceph pool does not offer {why}");
+        PoolNames.Check("volume", volume);
+        if (sizeBytes <= 0 || sizeBytes % RbdBlockDevice.DefaultBlockSize != 0)
+            throw new VolumeException(VolumeError.Invalid, $"volume {pool}/{volume}: the size must be a positive multiple of 4K");
+        CephCluster cluster = Get(pool).Cluster;
+        return Run(() =>
+        {
+            cluster.CreateImage(volume, sizeBytes);
+            using RbdImage image = cluster.OpenImage(volume, exclusive: false);
+            image.SetMetadata(UuidKey, Guid.NewGuid().ToString());
+            return Info(pool, image, exported: false);
+        });
+    }
+
+    public VolumeInfo GetVolume(string pool, string volume, bool exported)
+    {
+        CephCluster cluster = Get(pool).Cluster;
+        return Run(() =>
+        {
+            using RbdImage image = cluster.OpenImage(volume, exclusive: false);
+            return Info(pool, image, exported);
+        });
+    }
+
+    public IReadOnlyList<VolumeInfo> ListVolumes(string pool, Func<string, bool> exported)
+    {
+        CephCluster cluster = Get(pool).Cluster;
+        return Run(() => cluster.ListImages().Select(name =>
+        {
+            using RbdImage image = cluster.OpenImage(name, exclusive: false);
+            return Info(pool, image, exported(name));
+        }).ToList());
+    }
+
+    public VolumeInfo ResizeVolume(string pool, string volume, long sizeBytes, bool force)
+    {
+        CephCluster cluster = Get(pool).Cluster;
+        return Run(() =>
+        {
+            using RbdImage image = cluster.OpenImage(volume, exclusive: true);
+            if (sizeBytes < image.Size && !force)
+                throw new VolumeException(VolumeError.Invalid, $"volume {pool}/{volume}: shrinking drops the data past the new end; add --force");
+            if (sizeBytes % RbdBlockDevice.DefaultBlockSize != 0)
+                throw new VolumeException(VolumeError.Invalid, $"volume {pool}/{volume}: the size must be a multiple of 4K");
+            image.Resize(sizeBytes);
+            return Info(pool, image, exported: false);
+        });
+    }
+
+    public void DeleteVolume(string pool, string volume)
+    {
+        CephCluster cluster = Get(pool).Cluster;
+        Run(() => { cluster.RemoveImage(volume); return 0; });
+    }
+
+    /// <summary>The image, opened with the exclusive lock, as a block device that closes it when disposed.</summary>
+    public IBlockDevice OpenForExport(string pool, string volume)
+    {
+        CephCluster cluster = Get(pool).Cluster;
+        return Run(() => new RbdBlockDevice(cluster.OpenImage(volume, exclusive: true), ownsImage: true));
+    }
+
+    private static VolumeInfo Info(string pool, RbdImage image, bool exported)
+    {
+        string? uuidText = image.GetMetadata(UuidKey);
+        if (uuidText is null || !Guid.TryParse(uuidText, out Guid uuid))
+        {
+            // An image made outside EdgeBlock: give it a UUID now, kept with the image from then on.
+            uuid = Guid.NewGuid();
+            image.SetMetadata(UuidKey, uuid.ToString());
+        }
+        return new VolumeInfo(pool, image.Name, uuid, image.Size, 0, 0, null, false, null, exported, image.Created);
+    }
+
+    private static T Run<T>(Func<T> action)
+    {
+        try
+        {
+            return action();
+        }
+        catch (CephException e)
+        {
+            throw Refusal(e);
+        }
+    }
+
+    /// <summary>A Ceph failure as a pool refusal (the API maps those to 400/404/409/500).</summary>
+    public static VolumeException Refusal(CephException e) => new(e.Errno switch
+    {
+        2 => VolumeError.NotFound,             // ENOENT
+        17 => VolumeError.AlreadyExists,       // EEXIST
+        16 or 30 or 39 => VolumeError.Busy,    // EBUSY, EROFS (locked elsewhere), ENOTEMPTY (snapshots)
+        22 or 1 or 13 => VolumeError.Invalid,  // EINVAL (e.g. keyring mode), EPERM, EACCES
+        _ => VolumeError.Io,
+    }, e.Message);
+
+    public void Dispose()
+    {
+        lock (_lock)
+        {
+            foreach (var (_, cluster) in _pools.Values) cluster.Dispose();
+            _pools.Clear();
+        }
+    }
+}

@@ -1,0 +1,163 @@
+using System.Runtime.InteropServices;
+using EdgeBlock.Rbd.Interop;
+
+namespace EdgeBlock.Rbd;
+
+/// <summary>
+/// One connection to a Ceph cluster (a librados handle) and the RADOS pool whose RBD images it manages.
+/// Calls block (librados is synchronous here) for at most <see cref="CephConnectOptions.OpTimeout"/>: run
+/// them off the I/O path. Thread-safe, as librados' handles are. Close the images before disposing it.
+/// </summary>
+public sealed class CephCluster : IDisposable
+{
+    private nint _cluster;
+    private nint _ioctx;
+
+    private CephCluster(CephConnectOptions options, nint cluster, nint ioctx)
+    {
+        Options = options;
+        _cluster = cluster;
+        _ioctx = ioctx;
+    }
+
+    public CephConnectOptions Options { get; }
+
+    public string PoolName => Options.Pool;
+
+    internal nint IoContext => _ioctx != 0 ? _ioctx : throw new ObjectDisposedException(nameof(CephCluster));
+
+    /// <summary>Connects (reads the conf file, authenticates with the keyring, opens the pool) or throws naming what failed.</summary>
+    public static CephCluster Connect(CephConnectOptions options)
+    {
+        CheckKeyringMode(options.KeyringPath);
+        CephException.ThrowIfFailed(Librados.Create2(out nint cluster, "ceph", options.EntityName, 0), $"creating a Ceph client as {options.EntityName}");
+        try
+        {
+            Configure(cluster, options);
+            CephException.ThrowIfFailed(Librados.Connect(cluster), $"connecting to the Ceph cluster of {options.ConfPath} as {options.EntityName}");
+            int result = Librados.IoctxCreate(cluster, options.Pool, out nint ioctx);
+            if (result < 0)
+            {
+                throw new CephException($"opening Ceph pool '{options.Pool}' (does it exist, and may {options.EntityName} use it?)", result);
+            }
+            return new CephCluster(options, cluster, ioctx);
+        }
+        catch
+        {
+            Librados.Shutdown(cluster);
+            throw;
+        }
+    }
+
+    private static void Configure(nint cluster, CephConnectOptions options)
+    {
+        CephException.ThrowIfFailed(Librados.ConfReadFile(cluster, options.ConfPath), $"reading Ceph configuration {options.ConfPath}");
+        if (options.KeyringPath is not null)
+        {
+            CephException.ThrowIfFailed(Librados.ConfSet(cluster, "keyring", options.KeyringPath), "setting the keyring path");
+        }
+        string seconds = Math.Max(1, (int)Math.Ceiling(options.OpTimeout.TotalSeconds)).ToString(System.Globalization.CultureInfo.InvariantCulture);
+        foreach (string option in (ReadOnlySpan<string>)["rados_osd_op_timeout", "rados_mon_op_timeout", "client_mount_timeout"])
+        {
+            CephException.ThrowIfFailed(Librados.ConfSet(cluster, option, seconds), $"setting {option}");
+        }
+        // NVMe says deallocated blocks read back as zeroes when we report it (DLFEAT); librbd's default skips
+        // the parts of a discard that do not cover whole objects, which would leave old data there.
+        CephException.ThrowIfFailed(Librados.ConfSet(cluster, "rbd_skip_partial_discard", "false"), "setting rbd_skip_partial_discard");
+    }
+
+    /// <summary>A keyring others can read is refused, as volume key files are: a cephx key grants the cluster's data.</summary>
+    private static void CheckKeyringMode(string? path)
+    {
+        if (path is null || OperatingSystem.IsWindows())
+        {
+            return;
+        }
+        if (!File.Exists(path))
+        {
+            throw new CephException($"keyring {path} does not exist", -CephErrno.ENOENT, verbatim: true);
+        }
+        UnixFileMode mode = File.GetUnixFileMode(path);
+        const UnixFileMode others = UnixFileMode.GroupRead | UnixFileMode.GroupWrite | UnixFileMode.GroupExecute
+            | UnixFileMode.OtherRead | UnixFileMode.OtherWrite | UnixFileMode.OtherExecute;
+        if ((mode & others) != 0)
+        {
+            throw new CephException(
+                $"keyring {path} has mode {Convert.ToString((int)mode, 8).PadLeft(4, '0')}; it holds a secret key and must be readable by its owner only (chmod 600)",
+                -CephErrno.EINVAL, verbatim: true);
+        }
+    }
+
+    /// <summary>The names of the pool's RBD images, sorted.</summary>
+    public unsafe IReadOnlyList<string> ListImages()
+    {
+        nuint max = 64;
+        while (true)
+        {
+            Librbd.ImageSpec[] specs = new Librbd.ImageSpec[(int)max];
+            fixed (Librbd.ImageSpec* p = specs)
+            {
+                int result = Librbd.List2(IoContext, p, ref max);
+                if (result == -CephErrno.ERANGE) // max now holds the count needed
+                {
+                    continue;
+                }
+                CephException.ThrowIfFailed(result, $"listing the images of Ceph pool '{PoolName}'");
+                var names = new List<string>((int)max);
+                for (int i = 0; i < (int)max; i++)
+                {
+                    names.Add(Marshal.PtrToStringUTF8((nint)p[i].Name)!);
+                }
+                Librbd.ImageSpecListCleanup(p, max);
+                names.Sort(StringComparer.Ordinal);
+                return names;
+            }
+        }
+    }
+
+    /// <summary>Creates a thin image (default features: layering, exclusive-lock, object-map, fast-diff, deep-flatten).</summary>
+    public void CreateImage(string name, long sizeBytes)
+    {
+        int order = 0; // librbd's default: 4 MiB objects
+        int result = Librbd.Create(IoContext, name, (ulong)sizeBytes, ref order);
+        if (result == -CephErrno.EEXIST)
+        {
+            throw new CephException($"RBD image {PoolName}/{name} already exists", result, verbatim: true);
+        }
+        CephException.ThrowIfFailed(result, $"creating RBD image {PoolName}/{name}");
+    }
+
+    /// <summary>Removes an image (refused by librbd while it has snapshots or another client has it open).</summary>
+    public void RemoveImage(string name)
+    {
+        int result = Librbd.Remove(IoContext, name);
+        if (result >= 0)
+        {
+            return;
+        }
+        string what = $"removing RBD image {PoolName}/{name}";
+        throw result switch
+        {
+            -CephErrno.EBUSY => new CephException($"{what}: another client has it open (or it has watchers)", result, verbatim: true),
+            -CephErrno.ENOTEMPTY => new CephException($"{what}: it has snapshots; delete them first", result, verbatim: true),
+            _ => new CephException(what, result),
+        };
+    }
+
+    /// <summary>Opens an image; with <paramref name="exclusive"/> it also takes the exclusive lock or is refused naming the holder.</summary>
+    public RbdImage OpenImage(string name, bool exclusive) => RbdImage.Open(this, name, exclusive);
+
+    public void Dispose()
+    {
+        nint ioctx = Interlocked.Exchange(ref _ioctx, 0);
+        if (ioctx != 0)
+        {
+            Librados.IoctxDestroy(ioctx);
+        }
+        nint cluster = Interlocked.Exchange(ref _cluster, 0);
+        if (cluster != 0)
+        {
+            Librados.Shutdown(cluster);
+        }
+    }
+}
