@@ -17,13 +17,20 @@ public sealed class RbdOperationTests(CephTestCluster ceph)
         byte[] buffer = GC.AllocateArray<byte>(4096, pinned: true);
         await Run(device, buffer, 200); // warm up: operations pooled, thread-pool queues grown
 
-        long before = GC.GetTotalAllocatedBytes(precise: true);
-        await Run(device, buffer, Rounds);
-        long allocated = GC.GetTotalAllocatedBytes(precise: true) - before;
+        // The counter is process-wide: what earlier tests left running (a daemon's timers, librados reconnecting
+        // after the OSD test) allocates now and then. The least of three windows drops those bursts; an allocation
+        // per I/O shows in every window.
+        long allocated = long.MaxValue;
+        for (int attempt = 0; attempt < 3; attempt++)
+        {
+            long before = GC.GetTotalAllocatedBytes(precise: true);
+            await Run(device, buffer, Rounds);
+            allocated = Math.Min(allocated, GC.GetTotalAllocatedBytes(precise: true) - before);
+        }
 
         // 3 I/Os per round. One RbdOperation is ~100 bytes; a budget of 8 bytes per I/O leaves room for the
         // runtime's own occasional allocations (thread-pool, timers) and none for one object per I/O.
-        Assert.True(allocated < Rounds * 3 * 8, $"{allocated} bytes allocated for {Rounds * 3} I/Os");
+        Assert.True(allocated < Rounds * 3 * 8, $"{allocated} bytes allocated for {Rounds * 3} I/Os (least of 3 windows)");
     }
 
     private static void Check(BlockStatus status)
