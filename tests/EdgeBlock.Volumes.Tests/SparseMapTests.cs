@@ -123,17 +123,22 @@ public class SparseMapTests
     {
         long length = 1L << 27;
         var map = new SparseMap<Item>(length);
-        using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(2));
+        // The writer runs until the reader has made enough passes (not for a fixed time: on a loaded machine the
+        // reader may get little CPU), with a deadline that only a hung reader reaches.
+        const long wantedReads = 1_000_000;
+        using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        using var stop = new CancellationTokenSource();
         long[] hot = Enumerable.Range(0, 64).Select(i => i * (length / 64) + i).ToArray();
         long reads = 0;
-        Task reader = Task.Run(() =>
+        // Its own thread: a thread-pool item could wait behind other tests' work for the whole run.
+        Task reader = Task.Factory.StartNew(() =>
         {
             while (!stop.IsCancellationRequested)
             {
                 foreach (long i in hot)
                 {
                     if (map[i] is { } item) Assert.Equal(i, item.Index);
-                    reads++;
+                    Interlocked.Increment(ref reads);
                 }
                 long at = 0;
                 while (map.Next(ref at) is { } found)
@@ -142,14 +147,15 @@ public class SparseMapTests
                     at++;
                 }
             }
-        });
+        }, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
         var random = new Random(7);
-        while (!stop.IsCancellationRequested)
+        while (Interlocked.Read(ref reads) < wantedReads && !deadline.IsCancellationRequested && !reader.IsCompleted)
         {
             long i = hot[random.Next(hot.Length)];
             map.Set(i, map[i] is null ? new Item(i) : null); // each set or clear adds or frees a leaf and a middle page
         }
+        stop.Cancel();
         await reader;
-        Assert.True(reads > 1000);
+        Assert.True(Interlocked.Read(ref reads) >= wantedReads, $"the reader made {reads} reads in 60 s");
     }
 }
