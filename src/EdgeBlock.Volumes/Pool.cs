@@ -91,7 +91,13 @@ public sealed partial class Pool : IAsyncDisposable
     /// with the rest of start-up, and the first <see cref="Open(string, PoolOptions?)"/> waits only for what is left.
     /// </summary>
     public static void PreloadNativeLibrary() =>
-        ThreadPool.UnsafeQueueUserWorkItem(static _ => GC.KeepAlive(Native.Instance), null);
+        ThreadPool.UnsafeQueueUserWorkItem(static _ =>
+        {
+            // A daemon that serves no pool may run without the library (the kernel engine's self-contained copy has
+            // none): failing here would end the process. The first Open meets the same error and reports it.
+            try { GC.KeepAlive(Native.Instance); }
+            catch (TypeInitializationException) { }
+        }, null);
 
     /// <summary>Opens an existing pool: metadata, then every drive (each must carry this pool's label).</summary>
     public static Pool Open(string metadataDirectory, PoolOptions? options = null) => Open(metadataDirectory, options, readOnly: false);
