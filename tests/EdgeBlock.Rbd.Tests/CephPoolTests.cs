@@ -91,6 +91,21 @@ public sealed class CephPoolTests(CephTestCluster ceph) : IAsyncLifetime
     }
 
     [CephFact]
+    public async Task CreatePool_CephNamesWithControlCharactersOrTooLong_AreRefusedNamingTheOption()
+    {
+        EdgeBlockDaemon daemon = await StartDaemonAsync();
+
+        VolumeException pool = await Assert.ThrowsAsync<VolumeException>(() =>
+            daemon.Pools.CreateAsync(CephPool("bad1") with { CephPool = "rbd\0other" }));
+        VolumeException user = await Assert.ThrowsAsync<VolumeException>(() =>
+            daemon.Pools.CreateAsync(CephPool("bad2") with { CephUser = new string('u', 300) }));
+
+        Assert.Equal("pool bad1: --ceph-pool must be 1 to 256 printable characters", pool.Message);
+        Assert.Equal("pool bad2: --ceph-user must be 1 to 256 printable characters", user.Message);
+        Assert.DoesNotContain(daemon.Pools.List(), p => p.Name is "bad1" or "bad2");
+    }
+
+    [CephFact]
     public async Task CreateVolume_AskingWhatRbdCannotGive_IsRefusedWithTheReason()
     {
         EdgeBlockDaemon daemon = await StartDaemonAsync();

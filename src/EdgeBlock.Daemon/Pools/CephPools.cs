@@ -57,6 +57,17 @@ public sealed class CephPools : IDisposable
         _logger.LogInformation("pool {Pool}: Ceph pool {CephPool} of {Conf} as {User}", name, record.CephPool, record.Conf, cluster.Options.EntityName);
     }
 
+    /// <summary>
+    /// Ceph pool and user names go to librados as C strings and into our logs: a control character (NUL would cut the
+    /// name short) or an absurd length is refused here, naming the option, instead of reaching the cluster.
+    /// </summary>
+    private static void CheckClusterName(string pool, string option, string? value)
+    {
+        if (value is null) return;
+        if (value.Length is 0 or > 256 || value.Any(char.IsControl))
+            throw new VolumeException(VolumeError.Invalid, $"pool {pool}: {option} must be 1 to 256 printable characters");
+    }
+
     /// <summary>Connects (proving conf, user and keyring work) and only then writes the record.</summary>
     public PoolSummary Create(string name, string directory, CreatePoolRequest request)
     {
@@ -66,6 +77,8 @@ public sealed class CephPools : IDisposable
             throw new VolumeException(VolumeError.Invalid, $"pool {name}: --extent-size does not apply to a Ceph pool (RBD stripes images over 4 MiB objects)");
         if ((request.CephUser is null) != (request.Keyring is null))
             throw new VolumeException(VolumeError.Invalid, $"pool {name}: give --ceph-user and --keyring together (or neither, for the conf file's client.admin)");
+        CheckClusterName(name, "--ceph-pool", request.CephPool);
+        CheckClusterName(name, "--ceph-user", request.CephUser);
         var record = new CephPoolRecord(Path.GetFullPath(request.Ceph!), string.IsNullOrEmpty(request.CephPool) ? "rbd" : request.CephPool,
             request.CephUser, request.Keyring is null ? null : Path.GetFullPath(request.Keyring));
         if (!File.Exists(record.Conf)) throw new VolumeException(VolumeError.Invalid, $"pool {name}: Ceph configuration {record.Conf} does not exist");
