@@ -169,7 +169,7 @@ internal static class ImageCommands
         (new Option<bool>("--json") { Description = "One JSON line per second while it runs, then the final status as a JSON line" },
          new Option<bool>("--detach") { Description = "Start it and return; the daemon runs it in the background (`edgeblock image jobs` shows it)" });
 
-    /// <summary>Polls the job every second, showing it, until it ends; Ctrl-C cancels it.</summary>
+    /// <summary>Follows the job (a status a second, and its end at once), showing it, until it ends; Ctrl-C cancels it.</summary>
     private static async Task<int> FollowAsync(ApiInvocation call, string body, bool json, bool detach)
     {
         var s = ApiClient.Parse<ImageJobStatus>(body);
@@ -189,9 +189,10 @@ internal static class ImageCommands
         {
             try
             {
-                await Task.Delay(Poll, stop.Token);
+                // The daemon answers when the job ends or after a second (the progress refresh).
+                body = await call.Api.SendAsync(HttpMethod.Get, $"{path}?wait={Poll.TotalSeconds}", cancellationToken: stop.Token);
             }
-            catch (OperationCanceledException)
+            catch (OperationCanceledException) when (stop.IsCancellationRequested)
             {
                 try
                 {
@@ -204,7 +205,6 @@ internal static class ImageCommands
                 s = ApiClient.Parse<ImageJobStatus>(body);
                 return;
             }
-            body = await call.Api.SendAsync(HttpMethod.Get, path);
             s = ApiClient.Parse<ImageJobStatus>(body);
         }
 

@@ -187,6 +187,25 @@ public sealed class ImageCliTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task JobStatus_WaitParameter_AnswersAnEndedJobAtOnceAndRefusesBadValues()
+    {
+        Result import = await Cli("image", "import", SmallImage("ok.qcow2"), "p1/x", "--json");
+        Ok(import);
+        string id = import.Last.GetProperty("id").GetString()!;
+        using var api = new ApiClient(Socket);
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        using JsonDocument ended = JsonDocument.Parse(await api.SendAsync(HttpMethod.Get, $"v1/image-jobs/{id}?wait=10"));
+        Assert.Equal("finished", ended.RootElement.GetProperty("state").GetString());
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(5), $"an ended job's status waited {clock.Elapsed}");
+        foreach (string bad in new[] { "11", "-1", "NaN", "1e3", "soon" })
+        {
+            var e = await Assert.ThrowsAsync<DaemonRefusedException>(() => api.SendAsync(HttpMethod.Get, $"v1/image-jobs/{id}?wait={bad}"));
+            Assert.Equal(400, e.Status);
+            Assert.Contains($"wait '{bad}' is not a number of seconds from 0 to 10", e.Detail);
+        }
+    }
+
+    [Fact]
     public async Task Export_ToAnExistingFile_IsRefusedAndLeavesIt()
     {
         Ok(await Cli("image", "import", SmallImage("ok.qcow2"), "p1/x"));
