@@ -97,14 +97,14 @@ public sealed partial class Pool
         {
             // A running scrub's place counts: on an idle pool it is saved too, so a crash loses at most one interval of it.
             dirty = _dirtyRefs.Count > 0 || _freeing.Count > 0 || _dirtyVolumeRecords.Count > 0 || _poolRecordDirty || _scrubDirty
-                || _volumes.Values.Any(v => !v.DirtyExtents.IsEmpty) || ChunksDirty();
+                || _volumes.Values.Any(v => !v.DirtyExtents.IsEmpty) || ChunksDirty() || OriginsDirty();
         }
         if (dirty) _ = CommitAsync().AsTask();
     }
 
     private sealed record Captured(WriteBatch Batch, long Bytes, List<FreeingExtent> Freeing,
         List<(Volume Volume, long Extent)> Extents, List<(int, long)> Refs, List<long> VolumeRecords, List<int> Drives, List<string> Groups, bool PoolRecord,
-        ChunkCapture Chunks);
+        ChunkCapture Chunks, OriginCapture Origins);
 
     /// <summary>Builds the batch from the current in-memory state of everything marked dirty.</summary>
     private Captured Capture()
@@ -137,6 +137,7 @@ public sealed partial class Pool
                 }
             }
             ChunkCapture chunks = CaptureChunks(batch, ref bytes);
+            OriginCapture origins = CaptureOrigins(batch, ref bytes);
             _deletedVolumes.RemoveAll(v => v.DirtyExtents.IsEmpty && (!v.UsesChunks || (v.Drops.IsEmpty && v.DirtyGroups.IsEmpty)));
             foreach (var (driveIndex, extent) in _dirtyRefs)
             {
@@ -161,7 +162,7 @@ public sealed partial class Pool
             _scrubDirty = false;
 
             var captured = new Captured(batch, bytes, _freeing.Where(f => !f.Durable).ToList(), extents,
-                [.. _dirtyRefs], [.. _dirtyVolumeRecords], [.. _dirtyDrives], [.. _dirtyGroups], _poolRecordDirty, chunks);
+                [.. _dirtyRefs], [.. _dirtyVolumeRecords], [.. _dirtyDrives], [.. _dirtyGroups], _poolRecordDirty, chunks, origins);
             _dirtyRefs.Clear();
             _dirtyVolumeRecords.Clear();
             _dirtyDrives.Clear();
@@ -189,6 +190,7 @@ public sealed partial class Pool
             _dirtyGroups.UnionWith(c.Groups);
             _poolRecordDirty |= c.PoolRecord;
             RestoreChunks(c.Chunks);
+            RestoreOrigins(c.Origins);
         }
     }
 }
