@@ -27,7 +27,7 @@ internal static class ImageCommands
         var socket = root.Options.OfType<Option<string?>>().First(o => o.Name == "--api-socket");
         var image = new Command("image", "VM images (qcow2, raw): inspect them, import them into volumes, export volumes to them")
         {
-            Info(), Import(socket), Export(socket), Jobs(socket),
+            Info(), Import(socket), Attach(socket), Export(socket), Jobs(socket),
         };
         root.Subcommands.Add(image);
     }
@@ -113,6 +113,37 @@ internal static class ImageCommands
             var request = new ImageImportRequest(Path.GetFullPath(path), name, call.Parse.GetValue(size), call.Parse.GetValue(group), call.Parse.GetValue(reserve));
             string body = await call.Api.SendAsync(HttpMethod.Post, $"v1/pools/{ApiClient.Escape(pool)}/images/import", request);
             return await FollowAsync(call, body, call.Parse.GetValue(json), call.Parse.GetValue(detach));
+        });
+        return command;
+    }
+
+    private static Command Attach(Option<string?> socket)
+    {
+        var file = new Argument<string>("FILE") { Description = "A qcow2 or raw image under the daemon's data directory or a storage root; it must not change until the copy is done" };
+        var target = PoolCommands.VolumeArgument("POOL/NAME", "The new volume");
+        var size = new Option<string?>("--size") { Description = "Volume size, at least the image's virtual size (default: that size)", HelpName = "S" };
+        var group = new Option<string?>("--group") { Description = "Quota group of the volume", HelpName = "T" };
+        var share = new Option<double?>("--io-share") { Description = $"Share of the drives' time the background copy may use, above 0 and at most 1 (default 0.5)", HelpName = "F" };
+        var json = new Option<bool>("--json") { Description = "Print the new volume as the API's JSON" };
+        var command = new Command("attach",
+            "Create a volume from an image at once (instant boot): reads of blocks not yet copied come from the image, writes go to the volume, " +
+            "a background copy moves the rest (see `image jobs`, `volume show`) and then lets go of the image")
+        {
+            file, target, size, group, share, json,
+        };
+        ApiAction.Set(command, socket, async call =>
+        {
+            (string pool, string name) = PoolCommands.Split(call.Parse.GetValue(target)!);
+            var request = new ImageAttachRequest(Path.GetFullPath(call.Parse.GetValue(file)!), name, call.Parse.GetValue(size), call.Parse.GetValue(group), call.Parse.GetValue(share));
+            string body = await call.Api.SendAsync(HttpMethod.Post, $"v1/pools/{ApiClient.Escape(pool)}/images/attach", request);
+            if (call.Parse.GetValue(json))
+            {
+                call.Out.WriteLine(body);
+                return 0;
+            }
+            VolumeInfo v = ApiClient.Parse<VolumeInfo>(body);
+            call.Out.WriteLine($"volume {v.Pool}/{v.Name} attached to {v.OriginCopy?.File}: {Sizes.Format(v.SizeBytes)}, uuid {v.Uuid}; usable now, copying in the background (`edgeblock image jobs`)");
+            return 0;
         });
         return command;
     }
