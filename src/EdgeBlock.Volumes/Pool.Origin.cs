@@ -131,12 +131,12 @@ public sealed partial class Pool
                 cancel.ThrowIfCancellationRequested();
                 long count = Math.Min(OriginState.UnitBlocks, o.Blocks - first);
                 if (o.AllResolved(first, count)) continue;
-                long began = Environment.TickCount64;
+                long began = Stopwatch.GetTimestamp();
                 written += await CopyUnitAsync(v, o, store, first, count, buffer.Memory).ConfigureAwait(false);
-                long took = Environment.TickCount64 - began;
+                TimeSpan took = Stopwatch.GetElapsedTime(began);
                 progress?.Report(new OriginCopyProgress(Copied(o), total, written));
                 // Busy for `took`, idle for took × (1 − share) / share: the guests keep the rest of the drives' time.
-                if (ioShare < 1 && took > 0) await Task.Delay(TimeSpan.FromMilliseconds(took * (1 - ioShare) / ioShare), cancel).ConfigureAwait(false);
+                if (ioShare < 1) await Task.Delay(took * ((1 - ioShare) / ioShare), cancel).ConfigureAwait(false);
             }
             await DropOriginAsync(v, o).ConfigureAwait(false);
             progress?.Report(new OriginCopyProgress(total, total, written));
