@@ -79,7 +79,20 @@ internal sealed class OriginState
     {
         resolved = IsResolved(first);
         long n = 1;
-        while (n < max && IsResolved(first + n) == resolved) n++;
+        while (n < max)
+        {
+            long block = first + n;
+            if (block >= Blocks) return resolved ? max : n; // past the origin everything is resolved
+            // Whole words at once: a discard of a whole large volume walks 64 blocks per step.
+            if ((block & 63) == 0 && n + 64 <= max && block + 64 <= Blocks
+                && Volatile.Read(ref _words[block >> 6]) == (resolved ? ulong.MaxValue : 0))
+            {
+                n += 64;
+                continue;
+            }
+            if (IsResolved(block) != resolved) break;
+            n++;
+        }
         return n;
     }
 
