@@ -23,6 +23,9 @@ public sealed class OriginTests
         return new MemoryOrigin(bytes, data);
     }
 
+    /// <summary>An extent volume and a chunk volume with every data service.</summary>
+    public static TheoryData<string> VolumeKinds => new("none", "lz4+checksum+encrypt");
+
     private static VolumeOriginRecord RecordOf(MemoryOrigin origin) => new("/images/disk.qcow2", "identity-1", origin.Length, DateTimeOffset.UnixEpoch);
 
     /// <summary>What the volume must read: the origin's bytes, zeroes past them.</summary>
@@ -63,9 +66,7 @@ public sealed class OriginTests
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => pool.CopyOriginAsync("vm", 1, progress, stop.Token));
     }
 
-    [Theory]
-    [InlineData("none")]
-    [InlineData("lz4+checksum+encrypt")]
+    [Theory, MemberData(nameof(VolumeKinds))]
     public async Task Read_BeforeTheCopy_ReturnsTheOriginsBytesAndZeroesPastIt(string features)
     {
         var (t, origin, model) = await AttachAsync(features);
@@ -79,9 +80,7 @@ public sealed class OriginTests
         }
     }
 
-    [Theory]
-    [InlineData("none")]
-    [InlineData("lz4+checksum+encrypt")]
+    [Theory, MemberData(nameof(VolumeKinds))]
     public async Task PartialWrite_IntoAChunkNotYetCopied_KeepsTheRestOfTheChunkFromTheOrigin(string features)
     {
         var (t, _, model) = await AttachAsync(features);
@@ -103,9 +102,7 @@ public sealed class OriginTests
         }
     }
 
-    [Theory]
-    [InlineData("none")]
-    [InlineData("lz4+checksum+encrypt")]
+    [Theory, MemberData(nameof(VolumeKinds))]
     public async Task DiscardAndWriteZeroes_OfAnUncopiedRange_ReadZeroesNotTheOrigin(string features)
     {
         var (t, _, model) = await AttachAsync(features);
