@@ -116,6 +116,10 @@ public sealed partial class Pool
 
         lock (MetaLock)
         {
+            // Origin bits before the map: writers set a bit only after their block's map change (no lock), so the map
+            // captured after a bit carries every change that bit stands for; the other order could save a bit
+            // without the data it points the volume at.
+            OriginCapture origins = CaptureOrigins(batch, ref bytes);
             var extents = new List<(Volume, long)>();
             foreach (Volume v in _volumes.Values.Concat(_deletedVolumes))
             {
@@ -137,7 +141,6 @@ public sealed partial class Pool
                 }
             }
             ChunkCapture chunks = CaptureChunks(batch, ref bytes);
-            OriginCapture origins = CaptureOrigins(batch, ref bytes);
             _deletedVolumes.RemoveAll(v => v.DirtyExtents.IsEmpty && (!v.UsesChunks || (v.Drops.IsEmpty && v.DirtyGroups.IsEmpty)));
             foreach (var (driveIndex, extent) in _dirtyRefs)
             {

@@ -49,11 +49,9 @@ public sealed partial class Pool
     }
 
     /// <summary>The device of a volume: straight to its store, or through its origin while one is attached (under the metadata lock).</summary>
-    private IBlockDevice DeviceOf(Volume v)
-    {
-        IBlockDevice store = v.UsesChunks ? new ChunkVolumeDevice(this, v) : new VolumeDevice(this, v);
-        return v.Origin is { } origin ? new OriginVolumeDevice(this, origin, store) : store;
-    }
+    private IBlockDevice DeviceOf(Volume v) => v.Origin is { } origin ? new OriginVolumeDevice(this, origin, StoreOf(v)) : StoreOf(v);
+
+    private VolumeDeviceBase StoreOf(Volume v) => v.UsesChunks ? new ChunkVolumeDevice(this, v) : new VolumeDevice(this, v);
 
     /// <summary>
     /// Opens an attached volume's origin before its first open after the pool opened, checked against its record by
@@ -117,7 +115,7 @@ public sealed partial class Pool
             o = attached;
             o.Copying = true;
             // Not counted as an open (it is not an export) and never disposed: deleting the volume is refused while copying.
-            store = v.UsesChunks ? new ChunkVolumeDevice(this, v) : new VolumeDevice(this, v);
+            store = StoreOf(v);
         }
         try
         {

@@ -8,7 +8,8 @@ namespace EdgeBlock.Volumes;
 /// A volume's origin while it is attached: one bit per 4 KiB block below the origin's length says the block is
 /// <em>resolved</em> — the volume holds its content (copied, written by the guest, or discarded) — so it reads from
 /// the volume; a clear bit reads from the origin. Bits are only ever set, and only after the volume's own change
-/// completed (its map updated in memory), so a commit that carries a bit also carries what the volume holds there.
+/// completed (its map updated in memory), and a commit captures the bits before the map, so a commit that carries a
+/// bit also carries what the volume holds there.
 /// The bitmap is saved in pages of <see cref="PageBytes"/> (128 MiB of volume each) marked dirty like map entries.
 /// Blocks at or past the origin's length are resolved from the start (a volume larger than its image).
 /// </summary>
