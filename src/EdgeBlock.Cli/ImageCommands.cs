@@ -179,7 +179,7 @@ internal static class ImageCommands
     {
         var json = new Option<bool>("--json") { Description = "Print the API's JSON" };
         var cancel = new Option<string?>("--cancel") { Description = "Cancel the running job ID", HelpName = "ID" };
-        var command = new Command("jobs", "List the daemon's image imports and exports (since it started), or cancel one") { json, cancel };
+        var command = new Command("jobs", "List the daemon's image imports, exports and attach copies (since it started), or cancel an import or export") { json, cancel };
         ApiAction.Set(command, socket, async call =>
         {
             if (call.Parse.GetValue(cancel) is { } id)
@@ -282,7 +282,7 @@ internal static class ImageCommands
     /// <summary>"import 3 p1/vm (qcow2, zstd): running, 1.2 GiB of 2.0 GiB, 800 MiB written, 310.5 MB/s, ETA 3.1 s".</summary>
     private static string Line(ImageJobStatus s)
     {
-        string what = $"{s.Kind} {s.Id} {s.Pool}/{s.Volume} {(s.Kind == ImageJobStatus.Import ? "from" : "to")} {s.File} ({s.Format}{(s.Compression is { } c && c != "none" ? $", {c}" : "")})";
+        string what = $"{s.Kind} {s.Id} {s.Pool}/{s.Volume} {(s.Kind is ImageJobStatus.Import or ImageJobStatus.Attach ? "from" : "to")} {s.File} ({s.Format}{(s.Compression is { } c && c != "none" ? $", {c}" : "")})";
         string rate = s.BytesPerSecond is { } r ? string.Create(CultureInfo.InvariantCulture, $", {r / 1e6:0.0} MB/s") : "";
         string eta = s.EtaSeconds is { } e ? $", ETA {ScrubCommand.Duration(e)}" : "";
         string failure = s.Failure is { } f ? $": {f}" : "";

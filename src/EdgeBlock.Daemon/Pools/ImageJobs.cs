@@ -57,6 +57,7 @@ public sealed class ImageJobs
         public CancellationTokenSource Cancel { get; } = new();
         public Task Run { get; set; } = Task.CompletedTask;
         public CopyProgress Progress;
+        public long BaseDone = -1; // where a resumed attach copy began: its rate counts from there
         public DateTimeOffset? Ended;
         public string State = Contract.ImageJobStatus.Running;
         public string? Failure;
@@ -195,7 +196,11 @@ public sealed class ImageJobs
 
     private sealed class AttachReporter(Job job) : IProgress<OriginCopyProgress>
     {
-        public void Report(OriginCopyProgress value) => job.Progress = new CopyProgress(value.BytesCopied, value.BytesTotal, value.BytesWritten);
+        public void Report(OriginCopyProgress value)
+        {
+            if (job.BaseDone < 0) job.BaseDone = value.BytesCopied;
+            job.Progress = new CopyProgress(value.BytesCopied, value.BytesTotal, value.BytesWritten);
+        }
     }
 
     /// <summary>Stops the running copy of an attached volume (to delete it); true when one was running.</summary>
@@ -443,7 +448,7 @@ public sealed class ImageJobs
     {
         CopyProgress p = job.Progress;
         double seconds = job.Clock.Elapsed.TotalSeconds;
-        double? rate = seconds > 0 ? Math.Round(p.BytesDone / seconds) : null;
+        double? rate = seconds > 0 ? Math.Round((p.BytesDone - Math.Max(0, job.BaseDone)) / seconds) : null;
         double? eta = job.State == Contract.ImageJobStatus.Running && rate is > 0 ? Math.Round((p.BytesTotal - p.BytesDone) / rate.Value, 1) : null;
         return new Contract.ImageJobStatus(job.Id, job.Kind, job.State, job.Pool, job.Volume, job.File, job.Format, job.Compression,
             p.BytesDone, p.BytesTotal, p.BytesWritten, rate, eta, job.Started, job.Ended, job.Failure);
