@@ -189,12 +189,69 @@ public sealed class OriginTests
             t.Pool.Abandon();
             t.Pool = Pool.Open(t.MetadataDir, t.Options());
             Assert.Equal(["vm"], t.Pool.AttachedVolumes());
+            Assert.True(t.Pool.Check().Consistent);
             long resumedAt = -1;
             await t.Pool.CopyOriginAsync("vm", 1, new SyncProgress(p => { if (resumedAt < 0) resumedAt = p.BytesCopied; }), CancellationToken.None);
             Assert.True(resumedAt >= (1 << 20) + 5 * Block, $"the copy resumed at {resumedAt} bytes, not after the first unit and the writes");
             await using IBlockDevice reopened = t.Pool.OpenVolume("vm");
             Same(model, await ReadAllAsync(reopened), "after the crash and the copy");
             Assert.True(origin.Reopened!.Disposed, "the origin is closed once the copy is done");
+        }
+    }
+
+    [Theory, MemberData(nameof(VolumeKinds))]
+    public async Task Copy_WhileGuestsWriteDiscardAndRead_EndsWithEveryGuestChangeAndTheOriginElsewhere(string features)
+    {
+        var (t, _, model) = await AttachAsync(features);
+        await using (t)
+        {
+            await using IBlockDevice device = t.Pool.OpenVolume("vm");
+            using var stop = new CancellationTokenSource();
+            Task copy = Task.Run(async () =>
+            {
+                await t.Pool.CopyOriginAsync("vm", 0.05, null, CancellationToken.None);
+                stop.Cancel();
+            });
+            // Four guests, each owning every fourth 16 KiB stripe of the volume, so the model stays exact.
+            int during = 0;
+            Task[] guests = Enumerable.Range(0, 4).Select(g => Task.Run(async () =>
+            {
+                var random = new Random(100 + g);
+                long stripes = VolumeBytes / (4 * 16384);
+                for (int op = 0; op < 400 && !stop.IsCancellationRequested; op++)
+                {
+                    Interlocked.Increment(ref during);
+                    long lba = (random.NextInt64(stripes) * 4 + g) * 4 + random.Next(4);
+                    int blocks = 1 + random.Next((int)(4 - lba % 4));
+                    switch (random.Next(3))
+                    {
+                        case 0:
+                            byte[] data = TestPool.Pattern(blocks, random.Next());
+                            Assert.Equal(BlockStatus.Success, await device.WriteAsync(lba, data, fua: random.Next(8) == 0));
+                            lock (model) data.CopyTo(model, lba * Block);
+                            break;
+                        case 1:
+                            Assert.Equal(BlockStatus.Success, await device.DeallocateAsync(lba, blocks));
+                            lock (model) model.AsSpan((int)(lba * Block), blocks * Block).Clear();
+                            break;
+                        default:
+                            byte[] read = await TestPool.ReadAsync(device, lba, blocks);
+                            byte[] expected;
+                            lock (model) expected = model.AsSpan((int)(lba * Block), blocks * Block).ToArray();
+                            Same(expected, read, $"guest {g} read at {lba}");
+                            break;
+                    }
+                }
+            })).ToArray();
+            await Task.WhenAll(guests);
+            await copy;
+            Assert.True(during >= 40, $"only {during} guest operations ran while the copy did");
+            Same(model, await ReadAllAsync(device), "after the copy");
+            Assert.Equal(BlockStatus.Success, await device.FlushAsync());
+            await t.ReopenAsync();
+            await using IBlockDevice reopened = t.Pool.OpenVolume("vm");
+            Same(model, await ReadAllAsync(reopened), "after a reopen");
+            Assert.True(t.Pool.Check().Consistent);
         }
     }
 
