@@ -31,6 +31,11 @@ public sealed partial class Pool
                 throw new VolumeException(VolumeError.Invalid, $"volume {Name}/{name}: the origin's length {origin.Length} differs from its record's {record.LengthBytes}");
             if (sizeBytes < record.LengthBytes)
                 throw new VolumeException(VolumeError.Invalid, $"volume {Name}/{name}: size {sizeBytes} bytes is smaller than its origin ({record.LengthBytes} bytes, {record.Path})");
+            // The copy's bitmap is in memory until the copy is done (32 MiB per TiB): an image's claimed size must not exhaust it.
+            long bitmap = OriginState.BitmapBytes(record.LengthBytes), limit = GC.GetGCMemoryInfo().TotalAvailableMemoryBytes / 16;
+            if (bitmap > limit)
+                throw new VolumeException(VolumeError.Invalid,
+                    $"volume {Name}/{name}: attaching {record.Path} ({record.LengthBytes} bytes) needs {bitmap} bytes of memory to follow its copy, more than a sixteenth of the daemon's memory ({limit} bytes); import it instead");
             return await CreateVolumeCoreAsync(name, sizeBytes, 0, group, features ?? VolumeFeatures.None, key, (record, origin)).ConfigureAwait(false);
         }
         catch

@@ -339,13 +339,26 @@ public sealed class OriginTests
         Assert.True(origin.Disposed);
         Assert.Empty(t.Pool.ListVolumes());
     }
+
+    [Fact]
+    public async Task Attach_OriginClaimingAHugeSize_IsRefusedBeforeItsBitmapIsMade()
+    {
+        await using TestPool t = await TestPool.CreateAsync();
+        const long huge = 1L << 56; // 64 PiB: a 2 TiB bitmap
+        var origin = new MemoryOrigin([], [], huge);
+        var record = new VolumeOriginRecord("/images/huge.qcow2", "identity-1", huge, DateTimeOffset.UnixEpoch);
+        var e = await Assert.ThrowsAsync<VolumeException>(() => t.Pool.AttachVolumeAsync("vm", huge, null, origin, record));
+        Assert.Contains("needs 2199023255552 bytes of memory to follow its copy", e.Message);
+        Assert.True(origin.Disposed);
+        Assert.Empty(t.Pool.ListVolumes());
+    }
 }
 
 /// <summary>An origin in memory: bytes, the ranges that hold data, and hooks to hold a read or report a change.</summary>
-internal sealed class MemoryOrigin(byte[] bytes, (long Start, long End)[] data) : IVolumeOrigin
+internal sealed class MemoryOrigin(byte[] bytes, (long Start, long End)[] data, long? length = null) : IVolumeOrigin
 {
     public byte[] Bytes => bytes;
-    public long Length => bytes.Length;
+    public long Length => length ?? bytes.Length;
     public bool Disposed { get; private set; }
     public string? Changed { get; set; }
     public Func<long, Task>? BeforeRead { get; set; }

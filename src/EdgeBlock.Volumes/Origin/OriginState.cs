@@ -37,6 +37,9 @@ internal sealed class OriginState
         for (int i = 0; i < _stripes.Length; i++) _stripes[i] = new SemaphoreSlim(1, 1);
     }
 
+    /// <summary>Memory of the resolved-block bitmap of an origin of that length.</summary>
+    public static long BitmapBytes(long lengthBytes) => ((lengthBytes - 1) / PoolLayout.BlockSize + 64) / 64 * 8;
+
     public long VolumeId { get; }
     public VolumeOriginRecord Record { get; }
 
