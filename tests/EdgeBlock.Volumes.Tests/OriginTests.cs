@@ -58,6 +58,15 @@ public sealed class OriginTests
         Assert.True(at == expected.Length, $"{what}: first difference at byte {at}");
     }
 
+    /// <summary>Reopens the pool and checks the volume reads as the model and the pool is consistent.</summary>
+    private static async Task ReopenedReadsAsync(TestPool t, byte[] model)
+    {
+        await t.ReopenAsync();
+        await using IBlockDevice reopened = t.Pool.OpenVolume("vm");
+        Same(model, await ReadAllAsync(reopened), "after a reopen");
+        Assert.True(t.Pool.Check().Consistent);
+    }
+
     /// <summary>Stops a copy after its first unit (1 MiB) is copied.</summary>
     private static async Task CopyOneUnitAsync(Pool pool)
     {
@@ -96,9 +105,7 @@ public sealed class OriginTests
                 Same(model, await ReadAllAsync(device), "after the copy");
                 Assert.Equal(BlockStatus.Success, await device.FlushAsync());
             }
-            await t.ReopenAsync();
-            await using IBlockDevice reopened = t.Pool.OpenVolume("vm");
-            Same(model, await ReadAllAsync(reopened), "after a reopen");
+            await ReopenedReadsAsync(t, model);
         }
     }
 
@@ -248,10 +255,7 @@ public sealed class OriginTests
             Assert.True(during >= 40, $"only {during} guest operations ran while the copy did");
             Same(model, await ReadAllAsync(device), "after the copy");
             Assert.Equal(BlockStatus.Success, await device.FlushAsync());
-            await t.ReopenAsync();
-            await using IBlockDevice reopened = t.Pool.OpenVolume("vm");
-            Same(model, await ReadAllAsync(reopened), "after a reopen");
-            Assert.True(t.Pool.Check().Consistent);
+            await ReopenedReadsAsync(t, model);
         }
     }
 
@@ -271,10 +275,7 @@ public sealed class OriginTests
             Assert.True(origin.Disposed);
             Assert.True(t.Pool.GetVolume("vm").AllocatedBytes > 0);
             t.OpenOrigin = _ => throw new InvalidOperationException("a dropped origin is never opened again");
-            await t.ReopenAsync();
-            await using IBlockDevice reopened = t.Pool.OpenVolume("vm");
-            Same(model, await ReadAllAsync(reopened), "after a reopen");
-            Assert.True(t.Pool.Check().Consistent);
+            await ReopenedReadsAsync(t, model);
         }
     }
 
