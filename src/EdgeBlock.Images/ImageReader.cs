@@ -1,3 +1,4 @@
+using EdgeBlock.Interop;
 using Microsoft.Win32.SafeHandles;
 
 namespace EdgeBlock.Images;
@@ -126,6 +127,33 @@ public abstract class ImageReader : IDisposable
 
     /// <summary>This layer alone, over the same file, not owning it (see <see cref="Fork"/>).</summary>
     protected abstract ImageReader ForkLayer();
+
+    /// <summary>
+    /// What identifies the image as it is now, one line per layer of the chain: path, size, inode, modification time
+    /// and a SHA-256 of the metadata that maps the disk (qcow2: header cluster and L1 table; raw: the first 64 KiB),
+    /// read from the file again. Two identities differ when any layer was replaced, rewritten or touched.
+    /// </summary>
+    public string Identity()
+    {
+        var lines = new List<string>();
+        for (ImageReader? layer = this; layer != null; layer = layer.Backing)
+        {
+            int error = Native.Stat(layer.File, Native.STATX_BASIC | Native.STATX_INO | Native.STATX_MTIME, out Native.StatX st);
+            if (error != 0) throw new ImageException($"{layer.Path}: cannot stat the image: {Native.Describe(error)}");
+            using var hash = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
+            layer.HashMetadata(hash);
+            lines.Add($"{layer.Path} size={st.Size} ino={st.Ino} mtime={st.MtimeSeconds}.{st.MtimeNanoseconds:D9} sha256={Convert.ToHexStringLower(hash.GetHashAndReset())}");
+        }
+        return string.Join('\n', lines);
+    }
+
+    /// <summary>Feeds the layer's mapping metadata, read from the file now, to the identity's hash.</summary>
+    protected virtual void HashMetadata(System.Security.Cryptography.IncrementalHash hash)
+    {
+        byte[] head = new byte[Math.Min(FileLength, 65536)];
+        ReadFile(0, head);
+        hash.AppendData(head);
+    }
 
     /// <summary>Frees what a layer holds besides its file.</summary>
     protected virtual void Release() { }

@@ -176,5 +176,16 @@ public sealed class Qcow2Reader : ImageReader
 
     protected override void Release() => _codec.Dispose();
 
+    /// <summary>The header cluster and the L1 table as the file holds them now (not as read at open).</summary>
+    protected override void HashMetadata(System.Security.Cryptography.IncrementalHash hash)
+    {
+        byte[] header = new byte[Math.Min(FileLength, Header.ClusterSize)];
+        ReadFile(0, header);
+        hash.AppendData(header);
+        byte[] l1 = new byte[Header.L1Size * 8L]; // checked at open: inside the file, at most 32 MiB
+        ReadFile(Header.L1Offset, l1);
+        hash.AppendData(l1);
+    }
+
     private ImageException Refuse(long offset, string problem) => Qcow2Header.Refuse(Path, $"guest offset {offset}: {problem}");
 }
