@@ -131,7 +131,10 @@ case ${1:-} in
                 guest = row("guest (kernel host)", p["alone", "guest"], p["alone2", "guest"], p["noisy", "guest"], p["limited", "guest"])
                 bad = (host > 2) + (guest > 2)
                 if (bad == 0) print "NOISY-NEIGHBOUR-PASS: the readers stay within 2x their alone p99 with the writer limited"
-                else printf "NOISY-NEIGHBOUR-MISS: with the writer limited, p99 over 2x alone for %s\n", host > 2 && guest > 2 ? "the .NET readers and the guest" : host > 2 ? "the .NET readers" : "the guest"
+                else {
+                    who = (host > 2) ? ((guest > 2) ? "the .NET readers and the guest" : "the .NET readers") : "the guest"
+                    print "NOISY-NEIGHBOUR-MISS: with the writer limited, p99 over 2x alone for " who
+                }
                 exit (bad > 0 && a >= 2)
             }' SUBSEP="" "$results"
         ;;
