@@ -6,7 +6,7 @@
 #   alone    the seven readers, nothing else;
 #   noisy    with the writer unthrottled (reported, not judged);
 #   limited  with the writer under a volume IOPS limit (EDGEBLOCK_NOISY_QOS, see the .conf);
-#   alone2   the readers alone again (the box is shared: the baseline is the mean of both);
+#   alone2   the readers alone again (the box is shared: the baseline is the better of both);
 # and the host hook judges: in the limited phase the .NET readers' median p99 and the guest's
 # p99 are each at most 2x their baseline. The guest is compared with its own baseline (its
 # latency under TCG is mostly emulation). A failed judgement repeats the whole measurement once before the scenario fails.
