@@ -65,8 +65,8 @@ case ${1:-} in
         ;;
     start-*)
         read -r _ phase attempt <<<"${1//-/ }"
+        # shellcheck disable=SC2086 # NOISY_QOS and READER_QOS are lists of options
         case $phase in
-            # shellcheck disable=SC2086 # lists of options
             limited)
                 eb volume set n/v8 $NOISY_QOS
                 if [[ -n $READER_QOS ]]; then for i in 1 2 3 4 5 6 7; do eb volume set "n/v$i" $READER_QOS; done; fi

@@ -38,7 +38,7 @@ measure() {
         --output-format=terse --terse-version=3 >/tmp/fio.terse 2>/tmp/fio.err ||
         { cat /tmp/fio.err; fail "fio ($1) failed"; }
     p99=$(tr ';' '\n' </tmp/fio.terse | sed -n 's/^99\.000000%=//p' | head -n 1)
-    [ -n "$p99" ] && [ "$p99" -gt 0 ] || { cat /tmp/fio.terse; fail "no read p99 in fio's output ($1)"; }
+    if [ -z "$p99" ] || [ "$p99" -le 0 ]; then cat /tmp/fio.terse; fail "no read p99 in fio's output ($1)"; fi
     log "guest reader, $1: p99 $p99 µs"
     host_action "collect-$1-$2-$p99"
 }
