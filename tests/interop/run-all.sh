@@ -53,6 +53,7 @@ SUITE=(
     "cli-manage cli-manage -"
     "pool-quota pool-quota -"
     "data-services data-services -"
+    "noisy-neighbour noisy-neighbour -"
     "kernel-engine kernel-engine -"
     "dhchap dhchap -"
     "vhost-user vhost-user/run.sh standalone"
