@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using EdgeBlock.Interop;
 using EdgeBlock.Rbd.Interop;
 
 namespace EdgeBlock.Rbd;
@@ -66,24 +67,37 @@ public sealed class CephCluster : IDisposable
         CephException.ThrowIfFailed(Librados.ConfSet(cluster, "rbd_skip_partial_discard", "false"), "setting rbd_skip_partial_discard");
     }
 
-    /// <summary>A keyring others can read is refused, as volume key files are: a cephx key grants the cluster's data.</summary>
+    /// <summary>
+    /// A keyring holds a cephx key that grants the cluster's data, so it is refused, as volume key files are, unless
+    /// it is a regular file (a FIFO would block librados' read forever) owned by this process's user and readable by
+    /// that user only. The key itself is never read here.
+    /// </summary>
     private static void CheckKeyringMode(string? path)
     {
         if (path is null || OperatingSystem.IsWindows())
         {
             return;
         }
-        if (!File.Exists(path))
+        if (Native.Stat(path, Native.STATX_TYPE | Native.STATX_MODE | Native.STATX_UID, out Native.StatX st) != 0)
         {
             throw new CephException($"keyring {path} does not exist", -CephErrno.ENOENT, verbatim: true);
         }
-        UnixFileMode mode = File.GetUnixFileMode(path);
-        const UnixFileMode others = UnixFileMode.GroupRead | UnixFileMode.GroupWrite | UnixFileMode.GroupExecute
-            | UnixFileMode.OtherRead | UnixFileMode.OtherWrite | UnixFileMode.OtherExecute;
-        if ((mode & others) != 0)
+        if (!st.IsRegularFile)
+        {
+            throw new CephException($"keyring {path} is not a regular file", -CephErrno.EINVAL, verbatim: true);
+        }
+        uint user = Native.EffectiveUserId();
+        if (st.Uid != user)
         {
             throw new CephException(
-                $"keyring {path} has mode {Convert.ToString((int)mode, 8).PadLeft(4, '0')}; it holds a secret key and must be readable by its owner only (chmod 600)",
+                $"keyring {path} is owned by uid {st.Uid}, not by the daemon's user (uid {user}); it holds a secret key: chown it to that user",
+                -CephErrno.EINVAL, verbatim: true);
+        }
+        const int others = 0b000_111_111; // group and other rwx
+        if ((st.Mode & others) != 0)
+        {
+            throw new CephException(
+                $"keyring {path} has mode {Convert.ToString(st.Mode & 0xFFF, 8).PadLeft(4, '0')}; it holds a secret key and must be readable by its owner only (chmod 600)",
                 -CephErrno.EINVAL, verbatim: true);
         }
     }

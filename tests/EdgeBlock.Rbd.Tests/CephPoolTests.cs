@@ -17,9 +17,11 @@ public sealed class CephPoolTests(CephTestCluster ceph) : IAsyncLifetime
 {
     private readonly List<(EdgeBlockDaemon Daemon, string Directory)> _daemons = [];
 
-    private static EdgeBlockDaemon NewDaemon(string dir) => new(new DaemonOptions
+    // The test cluster's conf and keyring live in its directory under /var/tmp: a storage root, as an operator would configure it.
+    private EdgeBlockDaemon NewDaemon(string dir) => new(new DaemonOptions
     {
         DataDirectory = dir,
+        StorageRoots = [ceph.Directory],
         Listen = new IPEndPoint(IPAddress.Loopback, 0),
         DefaultSizeBytes = 1 << 20,
         DefaultBackend = BackendKind.Memory,

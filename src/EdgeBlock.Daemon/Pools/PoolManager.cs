@@ -51,6 +51,9 @@ public sealed class PoolManager : IAsyncDisposable
     /// <summary>The storage policy's verdict on a new drive (path, --force), set by the management service; null: no policy (tests of pools alone).</summary>
     public Func<string, bool, PolicyRefusal?>? DrivePolicy { get; set; }
 
+    /// <summary>The storage policy's verdict on a Ceph pool's conf file or keyring (what, path); null: no policy (tests of pools alone).</summary>
+    public Func<string, string, PolicyRefusal?>? CephFilePolicy { get; set; }
+
     /// <summary>QoS of the exported volumes: every export's device passes its volume's flow.</summary>
     public QosRegistry Qos { get; } = new(TimeProvider.System);
 
@@ -220,12 +223,24 @@ public sealed class PoolManager : IAsyncDisposable
             string dir = Path.Combine(PoolsDirectory, name);
             if (Directory.Exists(dir) && Directory.EnumerateFileSystemEntries(dir).Any())
                 throw new VolumeException(VolumeError.AlreadyExists, $"pool {name}: {dir} already holds metadata (a pool that did not open?); remove it to reuse the name");
+            request = request with { Ceph = CephFile("Ceph configuration", request.Ceph!), Keyring = request.Keyring is { } k ? CephFile("keyring", k) : null };
             return await Task.Run(() => Ceph.Create(name, dir, request)).ConfigureAwait(false);
         }
         finally
         {
             _gate.Release();
         }
+    }
+
+    /// <summary>
+    /// A Ceph file as librados will open it: a relative path is under the data directory, the storage policy judges
+    /// where it leads, and that real path is what the pool keeps (a link changed later does not move it elsewhere).
+    /// </summary>
+    private string CephFile(string what, string path)
+    {
+        string full = Path.GetFullPath(path, _dataDirectory);
+        if (CephFilePolicy?.Invoke(what, full) is { } refusal) throw new VolumeException(VolumeError.Invalid, refusal.Message);
+        return StoragePolicy.RealPath(full);
     }
 
     public async Task<PoolSummary> AddDriveAsync(string poolName, AddDriveRequest request)
