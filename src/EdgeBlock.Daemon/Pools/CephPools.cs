@@ -25,7 +25,9 @@ public sealed class CephPools : IDisposable
 
     private readonly ILogger _logger;
     private readonly Lock _lock = new();
-    private readonly Dictionary<string, (CephPoolRecord Record, CephCluster Cluster)> _pools = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, Entry> _pools = new(StringComparer.Ordinal);
+
+    private sealed record Entry(CephPoolRecord Record, CephCluster Cluster, CephHealth Health);
 
     public CephPools(ILogger logger)
     {
@@ -33,7 +35,13 @@ public sealed class CephPools : IDisposable
     }
 
     /// <summary>Client timeout of every cluster connection (librados otherwise waits forever for a cluster that is gone).</summary>
-    public TimeSpan OpTimeout { get; init; } = TimeSpan.FromSeconds(30);
+    public TimeSpan OpTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>How often each pool's cluster is probed (<see cref="CephHealth"/>; tests shorten it).</summary>
+    public TimeSpan ProbeInterval { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>How long a probe may go unanswered before the pool is degraded; management calls on a degraded pool wait at most this long.</summary>
+    public TimeSpan ProbeTimeout { get; set; } = TimeSpan.FromSeconds(5);
 
     public static bool IsCephPool(string directory) => File.Exists(Path.Combine(directory, RecordFile));
 
@@ -53,7 +61,7 @@ public sealed class CephPools : IDisposable
         CephPoolRecord record = JsonSerializer.Deserialize<CephPoolRecord>(File.ReadAllBytes(Path.Combine(directory, RecordFile)), ApiJson.Options)
             ?? throw new InvalidDataException($"{Path.Combine(directory, RecordFile)} is empty");
         CephCluster cluster = Connect(record);
-        lock (_lock) _pools[name] = (record, cluster);
+        Add(name, record, cluster, images: 0).Health.Probe();
         _logger.LogInformation("pool {Pool}: Ceph pool {CephPool} of {Conf} as {User}", name, record.CephPool, record.Conf, cluster.Options.EntityName);
     }
 
@@ -93,8 +101,15 @@ public sealed class CephPools : IDisposable
             cluster.Dispose();
             throw;
         }
-        lock (_lock) _pools[name] = (record, cluster);
-        return Summary(name, directory, volumes: cluster.ListImages().Count);
+        Add(name, record, cluster, images: 0);
+        return Summary(name, directory);
+    }
+
+    private Entry Add(string name, CephPoolRecord record, CephCluster cluster, int images)
+    {
+        var entry = new Entry(record, cluster, new CephHealth(name, cluster, ProbeInterval, ProbeTimeout, _logger, images));
+        lock (_lock) _pools[name] = entry;
+        return entry;
     }
 
     private CephCluster Connect(CephPoolRecord record)
@@ -109,14 +124,31 @@ public sealed class CephPools : IDisposable
         }
     }
 
-    public PoolSummary Summary(string name, string directory, int? volumes = null)
+    /// <summary>The pool as `pool show` reports it: a probe (bounded by <see cref="ProbeTimeout"/>) says online or degraded and why.</summary>
+    public PoolSummary Summary(string name, string directory)
     {
-        (CephPoolRecord record, CephCluster cluster) = Get(name);
-        return new PoolSummary(name, "online", null, null, directory, 0, 0, 0, 0, 0, 0, volumes ?? Run(() => cluster.ListImages().Count),
-            [], null, Kind: "ceph", Ceph: $"{record.Conf} pool {record.CephPool} as {cluster.Options.EntityName}");
+        Entry entry = Get(name);
+        string? degraded = entry.Health.Probe();
+        return new PoolSummary(name, degraded is null ? "online" : "degraded", degraded, null, directory, 0, 0, 0, 0, 0, 0, entry.Health.Images,
+            [], null, Kind: "ceph", Ceph: $"{entry.Record.Conf} pool {entry.Record.CephPool} as {entry.Cluster.Options.EntityName}");
     }
 
-    private (CephPoolRecord Record, CephCluster Cluster) Get(string name)
+    /// <summary>Whether a pool is degraded now (no probe: the last one's verdict); listing every volume leaves such pools out.</summary>
+    public bool IsDegraded(string name) => Get(name).Health.Degraded is not null;
+
+    /// <summary>
+    /// The cluster of a pool for a management call. A degraded pool is probed first (joining the probe in flight) and
+    /// refused naming why when its cluster still does not answer: the call returns within the probe timeout, not the client's.
+    /// </summary>
+    private CephCluster Cluster(string name)
+    {
+        Entry entry = Get(name);
+        if (entry.Health.Degraded is not null && entry.Health.Probe() is { } why)
+            throw new VolumeException(VolumeError.Io, $"pool {name} is degraded: {why}; retry when `edgeblock pool show {name}` says online");
+        return entry.Cluster;
+    }
+
+    private Entry Get(string name)
     {
         lock (_lock)
         {
@@ -140,7 +172,7 @@ public sealed class CephPools : IDisposable
         PoolNames.Check("volume", volume);
         if (sizeBytes <= 0 || sizeBytes % RbdBlockDevice.DefaultBlockSize != 0)
             throw new VolumeException(VolumeError.Invalid, $"volume {pool}/{volume}: the size must be a positive multiple of 4K");
-        CephCluster cluster = Get(pool).Cluster;
+        CephCluster cluster = Cluster(pool);
         return Run(() =>
         {
             cluster.CreateImage(volume, sizeBytes);
@@ -152,7 +184,7 @@ public sealed class CephPools : IDisposable
 
     public VolumeInfo GetVolume(string pool, string volume, bool exported)
     {
-        CephCluster cluster = Get(pool).Cluster;
+        CephCluster cluster = Cluster(pool);
         return Run(() =>
         {
             using RbdImage image = cluster.OpenImage(volume, exclusive: false);
@@ -162,7 +194,7 @@ public sealed class CephPools : IDisposable
 
     public IReadOnlyList<VolumeInfo> ListVolumes(string pool, Func<string, bool> exported)
     {
-        CephCluster cluster = Get(pool).Cluster;
+        CephCluster cluster = Cluster(pool);
         return Run(() => cluster.ListImages().Select(name =>
         {
             using RbdImage image = cluster.OpenImage(name, exclusive: false);
@@ -172,7 +204,7 @@ public sealed class CephPools : IDisposable
 
     public VolumeInfo ResizeVolume(string pool, string volume, long sizeBytes, bool force)
     {
-        CephCluster cluster = Get(pool).Cluster;
+        CephCluster cluster = Cluster(pool);
         return Run(() =>
         {
             using RbdImage image = cluster.OpenImage(volume, exclusive: true);
@@ -187,15 +219,28 @@ public sealed class CephPools : IDisposable
 
     public void DeleteVolume(string pool, string volume)
     {
-        CephCluster cluster = Get(pool).Cluster;
+        CephCluster cluster = Cluster(pool);
         Run(() => { cluster.RemoveImage(volume); return 0; });
     }
 
-    /// <summary>The image, opened with the exclusive lock, as a block device that closes it when disposed.</summary>
-    public IBlockDevice OpenForExport(string pool, string volume)
+    /// <summary>The image, opened with the exclusive lock, as a block device that closes it when disposed, and the volume it is.</summary>
+    public (IBlockDevice Device, VolumeInfo Info) OpenForExport(string pool, string volume)
     {
-        CephCluster cluster = Get(pool).Cluster;
-        return Run(() => new RbdBlockDevice(cluster.OpenImage(volume, exclusive: true), ownsImage: true));
+        CephCluster cluster = Cluster(pool);
+        return Run(() =>
+        {
+            RbdImage image = cluster.OpenImage(volume, exclusive: true);
+            try
+            {
+                VolumeInfo info = Info(pool, image, exported: true);
+                return ((IBlockDevice)new RbdBlockDevice(image, ownsImage: true), info);
+            }
+            catch
+            {
+                image.Dispose();
+                throw;
+            }
+        });
     }
 
     private static VolumeInfo Info(string pool, RbdImage image, bool exported)
@@ -234,10 +279,17 @@ public sealed class CephPools : IDisposable
 
     public void Dispose()
     {
+        List<(string Name, Entry Entry)> pools;
         lock (_lock)
         {
-            foreach (var (_, cluster) in _pools.Values) cluster.Dispose();
+            pools = _pools.Select(p => (p.Key, p.Value)).ToList();
             _pools.Clear();
+        }
+        foreach ((string name, Entry entry) in pools)
+        {
+            // librados must not be shut down under a call in flight: a probe hung on a dead cluster leaves its handle to the process's exit.
+            if (entry.Health.Stop(OpTimeout)) entry.Cluster.Dispose();
+            else _logger.LogWarning("pool {Pool}: a probe of the Ceph cluster is still waiting; its connection is left to the process's exit", name);
         }
     }
 }

@@ -26,6 +26,7 @@ public sealed class PoolManager : IAsyncDisposable
     private readonly Dictionary<string, Pool> _pools = new(StringComparer.Ordinal);
     private readonly Dictionary<string, string> _failed = new(StringComparer.Ordinal);
     private readonly List<VolumeExport> _exports = [];
+    private readonly HashSet<string> _opening = new(StringComparer.Ordinal); // exports being opened outside the lock
     private int _disposed;
 
     public PoolManager(string dataDirectory, ILogger logger)
@@ -108,13 +109,10 @@ public sealed class PoolManager : IAsyncDisposable
 
     public IReadOnlyList<PoolSummary> List()
     {
-        lock (_lock)
-        {
-            return _pools.Select(p => Summarize(p.Value))
-                .Concat(Ceph.Names().Select(CephSummary))
-                .Concat(_failed.Select(f => Failed(f.Key, f.Value)))
-                .OrderBy(p => p.Name, StringComparer.Ordinal).ToList();
-        }
+        List<PoolSummary> summaries;
+        lock (_lock) summaries = _pools.Select(p => Summarize(p.Value)).Concat(_failed.Select(f => Failed(f.Key, f.Value))).ToList();
+        // Outside the lock: each Ceph pool is probed (bounded), and a slow cluster must not hold up the other pools' calls.
+        return summaries.Concat(Ceph.Names().Select(CephSummary)).OrderBy(p => p.Name, StringComparer.Ordinal).ToList();
     }
 
     public PoolSummary Show(string name)
@@ -391,7 +389,8 @@ public sealed class PoolManager : IAsyncDisposable
         List<Pool> pools;
         lock (_lock) pools = _pools.Values.OrderBy(p => p.Name, StringComparer.Ordinal).ToList();
         return pools.SelectMany(p => p.ListVolumes())
-            .Concat(Ceph.Names().Order(StringComparer.Ordinal).SelectMany(c => Ceph.ListVolumes(c, v => IsExported(c, v)))).ToList();
+            .Concat(Ceph.Names().Where(c => !Ceph.IsDegraded(c)).Order(StringComparer.Ordinal) // a degraded one is listed by name, refused naming why
+                .SelectMany(c => Ceph.ListVolumes(c, v => IsExported(c, v)))).ToList();
     }
 
     public IReadOnlyList<GroupInfo> ListGroups(string poolName) => Get(poolName).ListGroups();
@@ -417,21 +416,38 @@ public sealed class PoolManager : IAsyncDisposable
     {
         bool ceph = Ceph.Contains(poolName);
         Pool? pool = ceph ? null : Get(poolName);
+        string key = $"{poolName}/{volume}";
         lock (_lock)
         {
-            string key = $"{poolName}/{volume}";
-            if (_exports.Any(e => e.Key == key && !e.Detached))
+            if (_exports.Any(e => e.Key == key && !e.Detached) || !_opening.Add(key))
                 throw new VolumeException(VolumeError.Busy, $"volume {key} is already exported; a volume is exported as one namespace (remove that one first)");
-            VolumeInfo info = pool?.GetVolume(volume) ?? Ceph.GetVolume(poolName, volume, exported: false);
+        }
+        // Opened outside the lock: an RBD image's open and exclusive lock wait on its cluster, which may be slow or gone,
+        // and must not hold up the other pools' calls. The key reserved above keeps a second export of it out meanwhile.
+        EdgeBlock.Storage.IBlockDevice? opened = null;
+        try
+        {
+            VolumeInfo info;
+            if (pool != null) info = pool.GetVolume(volume);
+            else (opened, info) = Ceph.OpenForExport(poolName, volume); // with its exclusive lock: another daemon serving it is refused, named
             if (info.IsSnapshot) throw new VolumeException(VolumeError.Invalid, $"{key} is a read-only snapshot; clone it (edgeblock volume clone) and export the clone");
             if (uuid is { } u && u != info.Uuid)
                 throw new VolumeException(VolumeError.Invalid, $"UUID {u} is not volume {key}'s ({info.Uuid}); a volume's namespace carries the volume's UUID (leave the UUID out)");
-            // An RBD image is opened with its exclusive lock: another daemon serving it is refused here, naming it.
-            EdgeBlock.Storage.IBlockDevice opened = pool?.OpenVolume(volume) ?? Ceph.OpenForExport(poolName, volume);
+            opened ??= pool!.OpenVolume(volume);
             var device = new QosBlockDevice(opened, Qos.Flow(poolName, volume, info.Group));
             var export = new VolumeExport(device, poolName, volume, info.Uuid, Closed);
-            _exports.Add(export);
+            lock (_lock)
+            {
+                _opening.Remove(key);
+                _exports.Add(export);
+            }
             return export;
+        }
+        catch
+        {
+            lock (_lock) _opening.Remove(key);
+            opened?.DisposeAsync().AsTask().GetAwaiter().GetResult(); // closes the image, releasing its lock
+            throw;
         }
     }
 
