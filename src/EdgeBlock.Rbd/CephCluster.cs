@@ -158,6 +158,33 @@ public sealed class CephCluster : IDisposable
         };
     }
 
+    /// <summary>A copy-on-write clone of a protected snapshot, with the parent's features; refused (EEXIST) when the name is taken.</summary>
+    public void CloneImage(RbdImage parent, string snapName, string name)
+    {
+        int order = 0;
+        int result = Librbd.Clone(IoContext, parent.Name, snapName, IoContext, name, parent.Features, ref order);
+        if (result == -CephErrno.EEXIST)
+        {
+            throw new CephException($"RBD image {PoolName}/{name} already exists", result, verbatim: true);
+        }
+        CephException.ThrowIfFailed(result, $"cloning {parent.Spec}@{snapName} to RBD image {PoolName}/{name}");
+    }
+
+    /// <summary>Renames an image of the pool (refused, EEXIST, when the new name is taken).</summary>
+    public void RenameImage(string name, string newName)
+    {
+        int result = Librbd.Rename(IoContext, name, newName);
+        if (result == -CephErrno.EEXIST)
+        {
+            throw new CephException($"RBD image {PoolName}/{newName} already exists", result, verbatim: true);
+        }
+        if (result == -CephErrno.ENOENT)
+        {
+            throw new CephException($"RBD image {PoolName}/{name} does not exist", result, verbatim: true);
+        }
+        CephException.ThrowIfFailed(result, $"renaming RBD image {PoolName}/{name} to {newName}");
+    }
+
     /// <summary>Opens an image; with <paramref name="exclusive"/> it also takes the exclusive lock or is refused naming the holder.</summary>
     public RbdImage OpenImage(string name, bool exclusive) => RbdImage.Open(this, name, exclusive);
 

@@ -15,13 +15,15 @@ public sealed record CephPoolRecord(string Conf, string CephPool, string? CephUs
 /// Pools backed by a Ceph cluster (issue J): a volume is an RBD image of the pool's RADOS pool, its UUID kept in the
 /// image's metadata (<c>edgeblock.uuid</c>) so that it moves with the image. An export opens the image with the
 /// exclusive lock, so a second daemon is refused naming the holder. What RBD cannot give — group quotas,
-/// reservations, compression, checksums, EdgeBlock encryption, drives, scrub, check — is refused with the reason.
+/// reservations, compression, checksums, EdgeBlock encryption, drives, scrub, check — is refused with the reason. Snapshots are RBD snapshots (protected, so
+/// that they can be cloned), clones RBD clones.
 /// librados calls block (at most the client timeout): callers run them off the I/O path.
 /// </summary>
 public sealed class CephPools : IDisposable
 {
     public const string RecordFile = "ceph-pool.json";
     private const string UuidKey = "edgeblock.uuid";
+    private const string OriginKey = "edgeblock.origin"; // VOLUME@SNAP of a clone made through EdgeBlock
 
     private readonly ILogger _logger;
     private readonly Lock _lock = new();
@@ -185,20 +187,96 @@ public sealed class CephPools : IDisposable
     public VolumeInfo GetVolume(string pool, string volume, bool exported)
     {
         CephCluster cluster = Cluster(pool);
+        (string name, string? snap) = SplitSnapshot(volume);
         return Run(() =>
         {
-            using RbdImage image = cluster.OpenImage(volume, exclusive: false);
-            return Info(pool, image, exported);
+            using RbdImage image = cluster.OpenImage(name, exclusive: false);
+            if (snap is null) return Info(pool, image, exported);
+            return image.Snapshots().FirstOrDefault(s => s.Name == snap) is { Name: not null } found
+                ? SnapshotInfo(pool, image, found.Name, found.Size)
+                : throw new VolumeException(VolumeError.NotFound, $"no snapshot {pool}/{volume} (RBD image {image.Spec} has no snapshot {snap})");
+        });
+    }
+
+    private static (string Name, string? Snapshot) SplitSnapshot(string volume)
+    {
+        int at = volume.IndexOf('@');
+        return at < 0 ? (volume, null) : (volume[..at], volume[(at + 1)..]);
+    }
+
+    /// <summary>
+    /// An RBD snapshot of the volume (the exported image's own handle when it is exported: its exclusive lock is not handed
+    /// to another opener), protected at once so that it can be cloned; it gets its own UUID, kept in the image's metadata.
+    /// </summary>
+    public VolumeInfo Snapshot(string pool, string volume, string snapshot, RbdImage? exported)
+    {
+        PoolNames.Check("snapshot", snapshot);
+        CephCluster cluster = Cluster(pool);
+        return Run(() =>
+        {
+            RbdImage image = exported ?? cluster.OpenImage(volume, exclusive: false);
+            try
+            {
+                if (image.ListSnapshots().Contains(snapshot))
+                    throw new VolumeException(VolumeError.AlreadyExists, $"snapshot {pool}/{volume}@{snapshot} already exists");
+                image.CreateSnapshot(snapshot);
+                image.ProtectSnapshot(snapshot);
+                return SnapshotInfo(pool, image, snapshot, image.Size);
+            }
+            finally
+            {
+                if (exported is null) image.Dispose();
+            }
+        });
+    }
+
+    /// <summary>A copy-on-write RBD clone of a (protected) snapshot: a new volume with a UUID of its own and the snapshot as its origin.</summary>
+    public VolumeInfo Clone(string pool, string snapshot, string name)
+    {
+        PoolNames.Check("volume", name);
+        (string parentName, string? snap) = SplitSnapshot(snapshot);
+        if (snap is null) throw new VolumeException(VolumeError.Invalid, $"clone {pool}/{name}: clone a snapshot (POOL/VOLUME@SNAP), not volume {pool}/{snapshot}");
+        CephCluster cluster = Cluster(pool);
+        return Run(() =>
+        {
+            using (RbdImage parent = cluster.OpenImage(parentName, exclusive: false))
+            {
+                if (!parent.ListSnapshots().Contains(snap)) throw new VolumeException(VolumeError.NotFound, $"no snapshot {pool}/{snapshot}");
+                cluster.CloneImage(parent, snap, name);
+            }
+            using RbdImage clone = cluster.OpenImage(name, exclusive: false);
+            // librbd copies the parent's metadata into the clone: its UUID and origin are replaced, never shared.
+            clone.SetMetadata(UuidKey, Guid.NewGuid().ToString());
+            clone.SetMetadata(OriginKey, snapshot);
+            return Info(pool, clone, exported: false);
+        });
+    }
+
+    /// <summary>
+    /// Takes an existing image of the pool's RADOS pool as volume <paramref name="name"/>: renamed to it when the names
+    /// differ, and given an EdgeBlock UUID unless it has one. Its data, features and snapshots stay as they are.
+    /// </summary>
+    public VolumeInfo Adopt(string pool, string name, string image)
+    {
+        PoolNames.Check("volume", name);
+        if (string.IsNullOrEmpty(image) || image.Contains('/') || image.Contains('@') || image.Any(char.IsControl) || image.Length > 256)
+            throw new VolumeException(VolumeError.Invalid, $"volume {pool}/{name}: --image names an RBD image of the pool's Ceph pool (no pool/ or @snapshot)");
+        CephCluster cluster = Cluster(pool);
+        return Run(() =>
+        {
+            if (image != name) cluster.RenameImage(image, name);
+            using RbdImage adopted = cluster.OpenImage(name, exclusive: false);
+            return Info(pool, adopted, exported: false);
         });
     }
 
     public IReadOnlyList<VolumeInfo> ListVolumes(string pool, Func<string, bool> exported)
     {
         CephCluster cluster = Cluster(pool);
-        return Run(() => cluster.ListImages().Select(name =>
+        return Run(() => cluster.ListImages().SelectMany(name =>
         {
             using RbdImage image = cluster.OpenImage(name, exclusive: false);
-            return Info(pool, image, exported(name));
+            return image.Snapshots().Select(s => SnapshotInfo(pool, image, s.Name, s.Size)).Prepend(Info(pool, image, exported(name))).ToList();
         }).ToList());
     }
 
@@ -217,10 +295,34 @@ public sealed class CephPools : IDisposable
         });
     }
 
+    /// <summary>
+    /// Removes an image, or (VOLUME@SNAP) one snapshot: unprotected first, refused naming why while clones of it exist.
+    /// An image with snapshots is refused naming them: they go first, one by one, so that nothing is lost by surprise.
+    /// </summary>
     public void DeleteVolume(string pool, string volume)
     {
         CephCluster cluster = Cluster(pool);
-        Run(() => { cluster.RemoveImage(volume); return 0; });
+        (string name, string? snap) = SplitSnapshot(volume);
+        Run(() =>
+        {
+            using (RbdImage image = cluster.OpenImage(name, exclusive: false))
+            {
+                IReadOnlyList<string> snapshots = image.ListSnapshots();
+                if (snap is not null)
+                {
+                    if (!snapshots.Contains(snap)) throw new VolumeException(VolumeError.NotFound, $"no snapshot {pool}/{volume}");
+                    image.UnprotectSnapshot(snap);
+                    image.RemoveSnapshot(snap);
+                    image.RemoveMetadata(SnapshotUuidKey(snap));
+                    return 0;
+                }
+                if (snapshots.Count > 0)
+                    throw new VolumeException(VolumeError.Busy, $"volume {pool}/{volume} has snapshots ({string.Join(", ", snapshots)}); delete them first "
+                                                                + $"(edgeblock volume delete {pool}/{volume}@{snapshots[0]})");
+            }
+            cluster.RemoveImage(name);
+            return 0;
+        });
     }
 
     /// <summary>The image, opened with the exclusive lock, as a block device that closes it when disposed, and the volume it is.</summary>
@@ -252,7 +354,20 @@ public sealed class CephPools : IDisposable
             uuid = Guid.NewGuid();
             image.SetMetadata(UuidKey, uuid.ToString());
         }
-        return new VolumeInfo(pool, image.Name, uuid, image.Size, 0, 0, null, false, null, exported, image.Created);
+        return new VolumeInfo(pool, image.Name, uuid, image.Size, 0, 0, null, false, image.GetMetadata(OriginKey), exported, image.Created);
+    }
+
+    private static string SnapshotUuidKey(string snapshot) => $"{UuidKey}@{snapshot}";
+
+    private static VolumeInfo SnapshotInfo(string pool, RbdImage image, string snapshot, long size)
+    {
+        string key = SnapshotUuidKey(snapshot);
+        if (!Guid.TryParse(image.GetMetadata(key), out Guid uuid))
+        {
+            uuid = Guid.NewGuid(); // a snapshot taken outside EdgeBlock (rbd snap create) gets one when first seen
+            image.SetMetadata(key, uuid.ToString());
+        }
+        return new VolumeInfo(pool, $"{image.Name}@{snapshot}", uuid, size, 0, 0, null, true, image.Name, false, image.Created);
     }
 
     private static T Run<T>(Func<T> action)

@@ -339,16 +339,44 @@ public sealed class PoolManager : IAsyncDisposable
 
     public Task<VolumeInfo> SnapshotAsync(string poolName, string volume, SnapshotRequest request)
     {
-        RefuseCeph(poolName, "volume snapshots and clones of RBD images are not offered yet (use rbd snap create)");
+        if (Ceph.Contains(poolName)) return Task.Run(() => Ceph.Snapshot(poolName, volume, request.Name ?? "", ExportedImage(poolName, volume)));
         return Get(poolName).SnapshotAsync(volume, request.Name ?? "");
+    }
+
+    /// <summary>The open RBD image of an exported Ceph volume (it holds the image's exclusive lock), or null.</summary>
+    private Rbd.RbdImage? ExportedImage(string poolName, string volume)
+    {
+        string key = $"{poolName}/{volume}";
+        lock (_lock)
+        {
+            return _exports.FirstOrDefault(e => e.Key == key && !e.Detached)?.Inner is QosBlockDevice { Inner: Rbd.RbdBlockDevice rbd } ? rbd.Image : null;
+        }
     }
 
     public Task<VolumeInfo> CloneAsync(string poolName, string snapshot, CloneRequest request)
     {
+        if (Ceph.Contains(poolName))
+        {
+            if (!string.IsNullOrEmpty(request.Reserve) || !string.IsNullOrEmpty(request.Group))
+                throw new VolumeException(VolumeError.Invalid, $"volume {poolName}/{request.Name}: a Ceph pool has no reservations or groups (--reserve, --group)");
+            return Task.Run(() => Ceph.Clone(poolName, snapshot, request.Name ?? ""));
+        }
         Pool pool = Get(poolName);
         string what = $"volume {poolName}/{request.Name}";
         long reserve = string.IsNullOrEmpty(request.Reserve) ? 0 : ParseSize(request.Reserve, $"{what}: reservation");
         return pool.CloneAsync(snapshot, request.Name ?? "", reserve, string.IsNullOrEmpty(request.Group) ? null : request.Group);
+    }
+
+    /// <summary>Takes an existing RBD image of a Ceph pool's cluster as a volume (<see cref="CephPools.Adopt"/>).</summary>
+    public Task<VolumeInfo> AdoptVolumeAsync(string poolName, string volume, AdoptVolumeRequest request)
+    {
+        if (!Ceph.Contains(poolName))
+        {
+            Get(poolName); // an unknown or failed pool is refused as such
+            throw new VolumeException(VolumeError.Invalid, $"pool {poolName} is not backed by Ceph: adopt takes an existing RBD image; for a disk image use `edgeblock image import`");
+        }
+        RefuseExported(poolName, request.Image ?? "", "adopted");
+        return Task.Run(() => Ceph.Adopt(poolName, volume, request.Image ?? ""));
     }
 
     public async Task DeleteVolumeAsync(string poolName, string volume)
