@@ -1,12 +1,10 @@
 using System.Diagnostics;
-using System.Net;
 using EdgeBlock.Api;
 using EdgeBlock.Api.Pools;
 using EdgeBlock.Daemon;
 using EdgeBlock.Daemon.Management;
 using EdgeBlock.Initiator;
 using EdgeBlock.Rbd.Tests.Support;
-using Microsoft.Extensions.Logging.Abstractions;
 
 namespace EdgeBlock.Rbd.Tests;
 
@@ -94,14 +92,7 @@ public sealed class CephPoolDegradedTests(CephTestCluster ceph) : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        _daemon = new EdgeBlockDaemon(new DaemonOptions
-        {
-            DataDirectory = _dir,
-            StorageRoots = [ceph.Directory],
-            Listen = new IPEndPoint(IPAddress.Loopback, 0),
-            DefaultSizeBytes = 1 << 20,
-            DefaultBackend = BackendKind.Memory,
-        }, NullLoggerFactory.Instance);
+        _daemon = CephDaemon.New(_dir, ceph.Directory);
         await _daemon.StartAsync(CancellationToken.None);
     }
 

@@ -1,10 +1,9 @@
-using System.Net;
 using System.Runtime.InteropServices;
 using EdgeBlock.Api.Pools;
 using EdgeBlock.Daemon;
 using EdgeBlock.Daemon.Pools;
+using EdgeBlock.Rbd.Tests.Support;
 using EdgeBlock.Volumes;
-using Microsoft.Extensions.Logging.Abstractions;
 
 namespace EdgeBlock.Rbd.Tests;
 
@@ -109,14 +108,7 @@ public sealed partial class CephPoolPolicyTests : IAsyncLifetime
     {
         Directory.CreateDirectory(_root);
         Directory.CreateDirectory(_outside);
-        _daemon = new EdgeBlockDaemon(new DaemonOptions
-        {
-            DataDirectory = Path.Combine(_root, "data"),
-            StorageRoots = [_root],
-            Listen = new IPEndPoint(IPAddress.Loopback, 0),
-            DefaultSizeBytes = 1 << 20,
-            DefaultBackend = BackendKind.Memory,
-        }, NullLoggerFactory.Instance);
+        _daemon = CephDaemon.New(Path.Combine(_root, "data"), _root);
         await _daemon.StartAsync(CancellationToken.None);
     }
 

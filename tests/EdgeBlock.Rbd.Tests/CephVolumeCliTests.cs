@@ -1,52 +1,32 @@
-using System.CommandLine;
-using System.Net;
 using System.Text.Json;
 using EdgeBlock.Api;
-using EdgeBlock.Cli;
 using EdgeBlock.Daemon;
+using EdgeBlock.Management.Tests;
 using EdgeBlock.Rbd.Tests.Support;
-using Microsoft.Extensions.Logging;
 
 namespace EdgeBlock.Rbd.Tests;
 
 /// <summary>
-/// `volume snapshot|clone|delete|adopt` on a Ceph pool through the real CLI (in-process) against a daemon on an API socket,
+/// `volume snapshot|clone|delete|adopt` on a Ceph pool through the real CLI (in-process) against a daemon on an API socket
+/// (Management.Tests' TestDaemon, compiled in),
 /// checked against what rbd(8) — a fresh librbd client — sees in the cluster.
 /// </summary>
 [Collection(CephCollection.Name)]
 public sealed class CephVolumeCliTests(CephTestCluster ceph) : IAsyncLifetime
 {
-    private readonly string _directory = Path.Combine(Path.GetTempPath(), "eb-cephcli-" + Guid.NewGuid().ToString("N")[..12]);
-    private RunningDaemon? _daemon;
-
-    private string Socket => Path.Combine(_directory, "api.sock");
-
-    private sealed record Result(int ExitCode, string Output, string Error)
-    {
-        public override string ToString() => $"exit {ExitCode}\nstdout:\n{Output}\nstderr:\n{Error}";
-    }
-
-    private async Task<Result> Cli(params string[] args)
-    {
-        var root = ManagementCommands.CreateRoot();
-        PoolCommands.AddTo(root);
-        var output = new StringWriter();
-        var error = new StringWriter();
-        int code = await root.Parse([.. args, "--api-socket", Socket]).InvokeAsync(new InvocationConfiguration { Output = output, Error = error });
-        return new Result(code, output.ToString(), error.ToString());
-    }
+    private TestDaemon _daemon = null!;
 
     private async Task<string> Ok(params string[] args)
     {
-        Result r = await Cli(args);
-        Assert.True(r.ExitCode == 0, r.ToString());
+        CliResult r = await _daemon.CliAsync(args);
+        r.AssertOk();
         return r.Output;
     }
 
     private async Task<string> Refused(params string[] args)
     {
-        Result r = await Cli(args);
-        Assert.True(r.ExitCode == 2, r.ToString());
+        CliResult r = await _daemon.CliAsync(args);
+        r.AssertRefused();
         return r.Error;
     }
 
@@ -104,7 +84,7 @@ public sealed class CephVolumeCliTests(CephTestCluster ceph) : IAsyncLifetime
     {
         string v = CephTestCluster.NewImageName("x");
         await Ok("volume", "create", $"cp/{v}", "--size", "8M");
-        await _daemon!.Daemon.Management.AddNamespaceAsync(DaemonOptions.DefaultSubsystemNqn, new AddNamespaceRequest($"volume:cp/{v}", Nsid: 2));
+        await _daemon.Daemon.Management.AddNamespaceAsync(DaemonOptions.DefaultSubsystemNqn, new AddNamespaceRequest($"volume:cp/{v}", Nsid: 2));
 
         await Ok("volume", "snapshot", $"cp/{v}@live");
 
@@ -139,22 +119,10 @@ public sealed class CephVolumeCliTests(CephTestCluster ceph) : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        Directory.CreateDirectory(_directory);
-        _daemon = await DaemonHost.StartAsync(new DaemonOptions
-        {
-            DataDirectory = _directory,
-            StorageRoots = [ceph.Directory],
-            Listen = new IPEndPoint(IPAddress.Loopback, 0),
-            DefaultSizeBytes = 1 << 20,
-            DefaultBackend = BackendKind.Memory,
-            ApiSocketPath = Socket,
-        }, configureLogging: l => l.SetMinimumLevel(LogLevel.Warning));
+        _daemon = await TestDaemon.StartAsync();
+        await _daemon.AddStorageRootAsync(ceph.Directory);
         await Ok("pool", "create", "cp", "--ceph", ceph.ConfPath, "--ceph-user", "edgeblock", "--keyring", ceph.KeyringPath);
     }
 
-    public async Task DisposeAsync()
-    {
-        if (_daemon != null) await _daemon.DisposeAsync();
-        Directory.Delete(_directory, recursive: true);
-    }
+    public async Task DisposeAsync() => await _daemon.DisposeAsync();
 }
