@@ -180,15 +180,6 @@ public sealed class RbdImage : IDisposable
         }
     }
 
-    public void RemoveMetadata(string key)
-    {
-        int result = Librbd.MetadataRemove(Handle, key);
-        if (result != -CephErrno.ENOENT)
-        {
-            CephException.ThrowIfFailed(result, $"removing metadata {key} of RBD image {Spec}");
-        }
-    }
-
     /// <summary>The names of the image's snapshots, oldest first.</summary>
     public IReadOnlyList<string> ListSnapshots() => Snapshots().Select(s => s.Name).ToList();
 

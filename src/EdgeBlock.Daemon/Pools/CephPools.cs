@@ -206,7 +206,7 @@ public sealed class CephPools : IDisposable
 
     /// <summary>
     /// An RBD snapshot of the volume (the exported image's own handle when it is exported: its exclusive lock is not handed
-    /// to another opener), protected at once so that it can be cloned; it gets its own UUID, kept in the image's metadata.
+    /// to another opener), protected at once so that it can be cloned.
     /// </summary>
     public VolumeInfo Snapshot(string pool, string volume, string snapshot, RbdImage? exported)
     {
@@ -313,7 +313,6 @@ public sealed class CephPools : IDisposable
                     if (!snapshots.Contains(snap)) throw new VolumeException(VolumeError.NotFound, $"no snapshot {pool}/{volume}");
                     image.UnprotectSnapshot(snap);
                     image.RemoveSnapshot(snap);
-                    image.RemoveMetadata(SnapshotUuidKey(snap));
                     return 0;
                 }
                 if (snapshots.Count > 0)
@@ -345,28 +344,29 @@ public sealed class CephPools : IDisposable
         });
     }
 
-    private static VolumeInfo Info(string pool, RbdImage image, bool exported)
+    private static VolumeInfo Info(string pool, RbdImage image, bool exported) =>
+        new(pool, image.Name, ImageUuid(image), image.Size, 0, 0, null, false, image.GetMetadata(OriginKey), exported, image.Created);
+
+    /// <summary>The image's EdgeBlock UUID; an image made outside EdgeBlock gets one now, kept with the image from then on.</summary>
+    private static Guid ImageUuid(RbdImage image)
     {
-        string? uuidText = image.GetMetadata(UuidKey);
-        if (uuidText is null || !Guid.TryParse(uuidText, out Guid uuid))
-        {
-            // An image made outside EdgeBlock: give it a UUID now, kept with the image from then on.
-            uuid = Guid.NewGuid();
-            image.SetMetadata(UuidKey, uuid.ToString());
-        }
-        return new VolumeInfo(pool, image.Name, uuid, image.Size, 0, 0, null, false, image.GetMetadata(OriginKey), exported, image.Created);
+        if (Guid.TryParse(image.GetMetadata(UuidKey), out Guid uuid)) return uuid;
+        uuid = Guid.NewGuid();
+        image.SetMetadata(UuidKey, uuid.ToString());
+        return uuid;
     }
 
-    private static string SnapshotUuidKey(string snapshot) => $"{UuidKey}@{snapshot}";
-
+    /// <summary>
+    /// A snapshot's UUID, derived from its image's and its name: stable on every daemon without writing metadata (which
+    /// needs the image's exclusive lock, held by the export of an exported volume), and never another volume's.
+    /// </summary>
     private static VolumeInfo SnapshotInfo(string pool, RbdImage image, string snapshot, long size)
     {
-        string key = SnapshotUuidKey(snapshot);
-        if (!Guid.TryParse(image.GetMetadata(key), out Guid uuid))
-        {
-            uuid = Guid.NewGuid(); // a snapshot taken outside EdgeBlock (rbd snap create) gets one when first seen
-            image.SetMetadata(key, uuid.ToString());
-        }
+        Span<byte> hash = stackalloc byte[32];
+        System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes($"{ImageUuid(image)}@{snapshot}"), hash);
+        hash[6] = (byte)((hash[6] & 0x0F) | 0x80); // RFC 9562 version 8 (custom), variant 10
+        hash[8] = (byte)((hash[8] & 0x3F) | 0x80);
+        var uuid = new Guid(hash[..16], bigEndian: true);
         return new VolumeInfo(pool, $"{image.Name}@{snapshot}", uuid, size, 0, 0, null, true, image.Name, false, image.Created);
     }
 

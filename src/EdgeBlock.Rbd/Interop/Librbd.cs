@@ -93,9 +93,6 @@ internal static unsafe partial class Librbd
     [LibraryImport(Lib, EntryPoint = "rbd_rename", StringMarshalling = StringMarshalling.Utf8)]
     public static partial int Rename(nint ioctx, string sourceName, string destinationName);
 
-    [LibraryImport(Lib, EntryPoint = "rbd_metadata_remove", StringMarshalling = StringMarshalling.Utf8)]
-    public static partial int MetadataRemove(nint image, string key);
-
     [LibraryImport(Lib, EntryPoint = "rbd_metadata_get", StringMarshalling = StringMarshalling.Utf8)]
     public static partial int MetadataGet(nint image, string key, byte* value, ref nuint valueLength);
 
