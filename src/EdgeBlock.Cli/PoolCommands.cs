@@ -306,6 +306,7 @@ public static partial class PoolCommands
                 ("map", $"{Sizes.Format(v.MapBytes)} (daemon memory of its map; grows with what is written)"),
                 ("qos", DescribeQos(v.Qos)),
                 ("throttled", $"{(v.Qos?.ThrottledSeconds ?? 0).ToString("0.###", CultureInfo.InvariantCulture)} s (time some I/O waited for its QoS turn), {Num(v.Qos?.QueueDepth ?? 0)} waiting now"),
+                .. v.OriginCopy is { } o ? [("attached image", DescribeOrigin(o))] : Array.Empty<(string, string)>(),
             ]);
             return 0;
         });
@@ -325,6 +326,11 @@ public static partial class PoolCommands
         foreach (var cmd in new[] { create, resize, snapshot, clone, delete, list, show, adopt, VolumeSet(socket) }) group.Subcommands.Add(cmd);
         return group;
     }
+
+    /// <summary>An attached image's copy: how far, whether it runs, and why the image cannot be used if so.</summary>
+    internal static string DescribeOrigin(OriginCopyInfo o) =>
+        $"{o.File}: {Sizes.Format(o.BytesCopied)} of {Sizes.Format(o.BytesTotal)} copied ({(o.BytesTotal > 0 ? o.BytesCopied * 100 / o.BytesTotal : 100)}%)"
+        + (o.Problem is { } p ? $", unusable: {p}" : o.Copying ? ", copying" : ", copy not running");
 
     // ---- group -----------------------------------------------------------------------------
 

@@ -69,6 +69,7 @@ public sealed class PoolManager : IAsyncDisposable
         Logger = _logger,
         CommitInterval = CommitInterval,
         ExtentSize = extentSize ?? new PoolOptions().ExtentSize,
+        OpenOrigin = record => ImageOrigin.Reopen(record, _logger),
     };
 
     /// <summary>Opens every pool under <see cref="PoolsDirectory"/>; failures are logged and remembered, never thrown.</summary>
@@ -96,6 +97,7 @@ public sealed class PoolManager : IAsyncDisposable
                 _logger.LogInformation("pool {Pool}: {Drives} drive(s), {Volumes} volume(s), {Size}, {Allocated} allocated, {Free} free",
                     name, info.Drives.Count, info.VolumeCount, Sizes.Format(info.SizeBytes), Sizes.Format(info.AllocatedBytes), Sizes.Format(info.FreeBytes));
                 Scrubs.ResumeInterrupted(pool);
+                Images.ResumeAttached(pool);
             }
             catch (Exception e)
             {
@@ -389,7 +391,16 @@ public sealed class PoolManager : IAsyncDisposable
             return;
         }
         Pool pool = Get(poolName);
-        await pool.DeleteVolumeAsync(volume).ConfigureAwait(false);
+        bool copyStopped = await Images.StopAttachAsync(poolName, volume).ConfigureAwait(false);
+        try
+        {
+            await pool.DeleteVolumeAsync(volume).ConfigureAwait(false);
+        }
+        catch (VolumeException) when (copyStopped)
+        {
+            Images.ResumeAttached(pool, volume); // refused (exported?): the volume still needs its copy
+            throw;
+        }
         Qos.Forget(poolName, volume);
         if (VolumeDeleted is { } deleted) await deleted(poolName, volume).ConfigureAwait(false);
     }

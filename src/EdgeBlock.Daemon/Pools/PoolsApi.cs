@@ -76,7 +76,7 @@ public static class PoolsApi
         ImagesApi.Map(v1, pools.Images);
     }
 
-    private static IResult Created(EdgeBlock.Volumes.VolumeInfo v) =>
+    internal static IResult Created(EdgeBlock.Volumes.VolumeInfo v) =>
         Results.Created($"/v1/pools/{Uri.EscapeDataString(v.Pool)}/volumes/{Uri.EscapeDataString(v.Name)}", v.ToContract());
 
     internal static RouteHandlerBuilder Refusals(this RouteHandlerBuilder route) =>
