@@ -311,7 +311,19 @@ public static partial class PoolCommands
             return 0;
         });
 
-        foreach (var cmd in new[] { create, resize, snapshot, clone, delete, list, show, VolumeSet(socket) }) group.Subcommands.Add(cmd);
+        var adoptName = VolumeArgument("POOL/NAME", "The Ceph pool and the volume's name");
+        var adoptImage = new Option<string>("--image") { Description = "The existing RBD image (in the pool's Ceph pool); renamed to NAME when the names differ", Required = true, HelpName = "IMG" };
+        var adopt = new Command("adopt", "Take an existing RBD image of a Ceph pool's cluster as a volume (its data stays as it is)") { adoptName, adoptImage };
+        SetAction(adopt, socket, async (c, parse) =>
+        {
+            var (pool, volume) = Split(parse.GetValue(adoptName)!);
+            var v = ApiClient.Parse<VolumeInfo>(await c.Api.SendAsync(HttpMethod.Post, $"v1/pools/{ApiClient.Escape(pool)}/volumes/{ApiClient.Escape(volume)}/adopt",
+                new AdoptVolumeRequest(parse.GetValue(adoptImage)!)));
+            c.Out.WriteLine($"volume {v.Pool}/{v.Name} adopted from RBD image {parse.GetValue(adoptImage)}: {Sizes.Format(v.SizeBytes)}, uuid {v.Uuid}");
+            return 0;
+        });
+
+        foreach (var cmd in new[] { create, resize, snapshot, clone, delete, list, show, adopt, VolumeSet(socket) }) group.Subcommands.Add(cmd);
         return group;
     }
 

@@ -46,6 +46,9 @@ public sealed record SnapshotRequest(string Name);
 /// <summary>A writable clone of the snapshot in the URL (VOLUME@SNAP).</summary>
 public sealed record CloneRequest(string Name, string? Reserve = null, string? Group = null);
 
+/// <summary>An existing RBD image of a Ceph pool's cluster (its name in the pool's RADOS pool) taken as the volume in the URL.</summary>
+public sealed record AdoptVolumeRequest(string Image);
+
 /// <summary>Quota as a size ("100G"); null or "none" removes it.</summary>
 public sealed record SetGroupQuotaRequest(string? Quota);
 

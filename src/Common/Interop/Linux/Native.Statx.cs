@@ -11,6 +11,7 @@ internal static partial class Native
 
     public const uint STATX_TYPE = 0x1;
     public const uint STATX_MODE = 0x2;
+    public const uint STATX_UID = 0x8;
     public const uint STATX_MTIME = 0x40;
     public const uint STATX_INO = 0x100;
     public const uint STATX_SIZE = 0x200;
@@ -32,6 +33,7 @@ internal static partial class Native
     {
         [FieldOffset(0)] public uint Mask;
         [FieldOffset(4)] public uint BlockSize;
+        [FieldOffset(20)] public uint Uid;
         [FieldOffset(28)] public ushort Mode;
         [FieldOffset(32)] public ulong Ino;
         [FieldOffset(40)] public ulong Size;
