@@ -27,7 +27,16 @@ public sealed class SmallTmpfs : IDisposable
 
     public void Dispose()
     {
-        Commands.Run("umount", _mountPoint.Path);
+        // A closed io_uring drops its registered files from a kernel worker, a moment after close: until then the
+        // file system is busy. Retry for a while rather than leave the mount behind.
+        for (int attempt = 0; ; attempt++)
+        {
+            (int exitCode, _, string error) = Commands.TryRun("umount", _mountPoint.Path);
+            if (exitCode == 0) break;
+            if (attempt == 50 || !error.Contains("busy", StringComparison.Ordinal))
+                throw new InvalidOperationException($"'umount {_mountPoint.Path}' exited with {exitCode}: {error.Trim()}");
+            Thread.Sleep(100);
+        }
         _mountPoint.Dispose();
     }
 
