@@ -55,6 +55,7 @@ SUITE=(
     "data-services data-services -"
     "kernel-engine kernel-engine -"
     "dhchap dhchap -"
+    "host-attach host-attach -"
     "vhost-user vhost-user/run.sh standalone"
     "vm-run vm-run/run.sh standalone"
 )
