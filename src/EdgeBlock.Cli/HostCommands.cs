@@ -5,7 +5,7 @@ using EdgeBlock.Api;
 namespace EdgeBlock.Cli;
 
 /// <summary>
-/// `edgeblock host attach|devices|detach`: a volume as a block device of this host (ublk), for its own services.
+/// `edgeblock host attach|devices|detach` (beside `host list`): a volume as a block device of this host (ublk), for its own services.
 /// Exit codes as the other management commands (2: refused, e.g. detach of a mounted device).
 /// </summary>
 public static class HostCommands
@@ -13,11 +13,12 @@ public static class HostCommands
     public static void AddTo(RootCommand root)
     {
         var socket = root.Options.OfType<Option<string?>>().First(o => o.Name == "--api-socket");
-        var group = new Command("host", "Volumes as block devices of this host (/dev/ublkbN, served by the daemon through ublk)");
+        // `host list` (connected NVMe hosts) lives in the same group: "host" is both the NVMe peer and this machine.
+        var group = root.Subcommands.First(c => c.Name == "host");
+        group.Description = "Connected NVMe hosts (list), and volumes as block devices of this host (attach, devices, detach: /dev/ublkbN via ublk)";
         group.Subcommands.Add(Attach(socket));
         group.Subcommands.Add(Devices(socket));
         group.Subcommands.Add(Detach(socket));
-        root.Subcommands.Add(group);
     }
 
     private static Command Attach(Option<string?> api)

@@ -6,7 +6,7 @@
 # counts the requests; detach removes the device. Then the same attach after a daemon restart (desired state).
 set -eu
 . /interop-lib.sh
-: "${FIO_SIZE:=32M}"
+: "${FIO_SIZE:=24M}"
 if [ "$REFERENCE" = 1 ]; then
     log "reference mode: this scenario has no reference target (ublk is served by our daemon only); running it as is"
 fi
@@ -37,15 +37,22 @@ modprobe ublk_drv || fail "modprobe ublk_drv"
 step "daemon, pool on a tmpfs file, volume"
 mkdir -p "$DATA" "$MNT"
 daemon_start --listen 127.0.0.1:4420
-eb pool create p "$DATA/d0.img:512M" || fail "pool create"
-eb volume create p/v --size 256M || fail "volume create"
+# Under TCG the daemon's first pool create (RocksDB, JIT) can outlast the CLI's 60 s API timeout: then wait for it.
+eb pool create p "$DATA/d0.img:256M" || log "pool create did not answer in time; waiting for the pool"
+i=0
+until eb pool list 2>/dev/null | grep -q '^p '; do
+    [ $i -lt 20 ] || fail "pool p was not created"
+    sleep 5
+    i=$((i + 1))
+done
+eb volume create p/v --size 128M || fail "volume create"
 
 step "host attach p/v"
 DEV=$(eb host attach p/v) || fail "host attach"
 log "attached as $DEV"
 case $DEV in /dev/ublkb[0-9]*) ;; *) fail "host attach printed '$DEV', expected /dev/ublkbN" ;; esac
 [ -b "$DEV" ] || fail "$DEV is not a block device"
-[ "$(blockdev --getsize64 "$DEV")" = $((256 << 20)) ] || fail "$DEV has $(blockdev --getsize64 "$DEV") bytes, expected 256 MiB"
+[ "$(blockdev --getsize64 "$DEV")" = $((128 << 20)) ] || fail "$DEV has $(blockdev --getsize64 "$DEV") bytes, expected 128 MiB"
 
 step "mkfs.ext4 and mount"
 run mke2fs -q -t ext4 -F "$DEV" || fail "mkfs.ext4 $DEV"
