@@ -10,77 +10,14 @@ namespace EdgeBlock.Storage;
 /// </summary>
 internal sealed unsafe partial class IoUring : IDisposable
 {
-    private const long SysIoUringSetup = 425;
-    private const long SysIoUringEnter = 426;
-    private const long SysIoUringRegister = 427;
-
     public const byte OpNop = 0;
     public const byte OpRead = 22;
     public const byte OpWrite = 23;
 
     public const byte SqeFixedFile = 1 << 0;
 
-    private const uint SetupCqSize = 1 << 3;
-    private const uint FeatSingleMmap = 1 << 0;
-    private const uint FeatNoDrop = 1 << 1;
-    /// <summary>Added with 5.6, like IORING_OP_READ/WRITE: the feature bit tells us the opcodes exist.</summary>
-    private const uint FeatRwCurPos = 1 << 3;
-
-    private const uint EnterGetEvents = 1 << 0;
     private const uint RegisterFilesOp = 2;
     private const uint UnregisterFilesOp = 3;
-
-    private const long OffSqRing = 0;
-    private const long OffSqes = 0x10000000;
-
-    [StructLayout(LayoutKind.Sequential)]
-    private struct SqRingOffsets
-    {
-        public uint Head, Tail, RingMask, RingEntries, Flags, Dropped, Array, Resv1;
-        public ulong UserAddr;
-    }
-
-    [StructLayout(LayoutKind.Sequential)]
-    private struct CqRingOffsets
-    {
-        public uint Head, Tail, RingMask, RingEntries, Overflow, Cqes, Flags, Resv1;
-        public ulong UserAddr;
-    }
-
-    [StructLayout(LayoutKind.Sequential)]
-    private struct Params
-    {
-        public uint SqEntries, CqEntries, Flags, SqThreadCpu, SqThreadIdle, Features, WqFd, Resv0, Resv1, Resv2;
-        public SqRingOffsets SqOff;
-        public CqRingOffsets CqOff;
-    }
-
-    /// <summary>struct io_uring_sqe (64 bytes).</summary>
-    [StructLayout(LayoutKind.Explicit, Size = 64)]
-    public struct Sqe
-    {
-        [FieldOffset(0)] public byte Opcode;
-        [FieldOffset(1)] public byte Flags;
-        [FieldOffset(2)] public ushort IoPrio;
-        [FieldOffset(4)] public int Fd;
-        [FieldOffset(8)] public ulong Offset;
-        [FieldOffset(16)] public ulong Address;
-        [FieldOffset(24)] public uint Length;
-        [FieldOffset(28)] public uint RwFlags;
-        [FieldOffset(32)] public ulong UserData;
-    }
-
-    /// <summary>struct io_uring_cqe (16 bytes, without CQE32).</summary>
-    [StructLayout(LayoutKind.Sequential)]
-    public struct Cqe
-    {
-        public ulong UserData;
-        public int Result;
-        public uint Flags;
-    }
-
-    [LibraryImport("libc", EntryPoint = "syscall", SetLastError = true)]
-    private static partial long Syscall(long number, long a1, long a2, long a3, long a4, long a5, long a6);
 
     private readonly int _ringFd;
     private readonly nint _ringMap;
@@ -92,15 +29,15 @@ internal sealed unsafe partial class IoUring : IDisposable
     private readonly uint* _sqTail;
     private readonly uint _sqMask;
     private readonly uint* _sqArray;
-    private readonly Sqe* _sqes;
+    private readonly Native.IoUringSqe* _sqes;
     private readonly uint* _cqHead;
     private readonly uint* _cqTail;
     private readonly uint _cqMask;
-    private readonly Cqe* _cqes;
+    private readonly Native.IoUringCqe* _cqes;
     private int _disposed;
 
     /// <summary>With IORING_FEAT_SINGLE_MMAP one mapping holds both rings.</summary>
-    private IoUring(int ringFd, in Params p, nint ringMap, nuint ringMapBytes, nint sqeMap, nuint sqeMapBytes)
+    private IoUring(int ringFd, in Native.IoUringParams p, nint ringMap, nuint ringMapBytes, nint sqeMap, nuint sqeMapBytes)
     {
         _ringFd = ringFd;
         _ringMap = ringMap;
@@ -113,11 +50,11 @@ internal sealed unsafe partial class IoUring : IDisposable
         _sqTail = (uint*)(sq + p.SqOff.Tail);
         _sqMask = *(uint*)(sq + p.SqOff.RingMask);
         _sqArray = (uint*)(sq + p.SqOff.Array);
-        _sqes = (Sqe*)sqeMap;
+        _sqes = (Native.IoUringSqe*)sqeMap;
         _cqHead = (uint*)(cq + p.CqOff.Head);
         _cqTail = (uint*)(cq + p.CqOff.Tail);
         _cqMask = *(uint*)(cq + p.CqOff.RingMask);
-        _cqes = (Cqe*)(cq + p.CqOff.Cqes);
+        _cqes = (Native.IoUringCqe*)(cq + p.CqOff.Cqes);
         SqEntries = p.SqEntries;
         CqEntries = p.CqEntries;
     }
@@ -140,17 +77,17 @@ internal sealed unsafe partial class IoUring : IDisposable
             errno = Native.ENOSYS;
             return null;
         }
-        Params p = default;
-        p.Flags = SetupCqSize;
+        Native.IoUringParams p = default;
+        p.Flags = Native.IORING_SETUP_CQSIZE;
         p.CqEntries = cqEntries;
-        long fd = Syscall(SysIoUringSetup, sqEntries, (long)&p, 0, 0, 0, 0);
+        long fd = Native.Syscall(Native.SysIoUringSetup, sqEntries, (long)&p, 0, 0, 0, 0);
         if (fd < 0)
         {
             errno = Marshal.GetLastPInvokeError();
             return null;
         }
         int ringFd = (int)fd;
-        const uint needed = FeatSingleMmap | FeatNoDrop | FeatRwCurPos;
+        const uint needed = Native.IORING_FEAT_SINGLE_MMAP | Native.IORING_FEAT_NODROP | Native.IORING_FEAT_RW_CUR_POS;
         if ((p.Features & needed) != needed)
         {
             Native.Close(ringFd);
@@ -158,22 +95,9 @@ internal sealed unsafe partial class IoUring : IDisposable
             return null;
         }
 
-        nuint sqBytes = p.SqOff.Array + p.SqEntries * sizeof(uint);
-        nuint cqBytes = p.CqOff.Cqes + p.CqEntries * (nuint)sizeof(Cqe);
-        nuint ringBytes = Math.Max(sqBytes, cqBytes);
-        nuint sqeBytes = p.SqEntries * (nuint)sizeof(Sqe);
-        nint ring = Native.Mmap(0, ringBytes, Native.PROT_READ | Native.PROT_WRITE, Native.MAP_SHARED | Native.MAP_POPULATE, ringFd, OffSqRing);
-        if (ring == -1)
+        errno = Native.MapIoUring(ringFd, p, sizeof(Native.IoUringSqe), out nint ring, out nuint ringBytes, out nint sqes, out nuint sqeBytes);
+        if (errno != 0)
         {
-            errno = Marshal.GetLastPInvokeError();
-            Native.Close(ringFd);
-            return null;
-        }
-        nint sqes = Native.Mmap(0, sqeBytes, Native.PROT_READ | Native.PROT_WRITE, Native.MAP_SHARED | Native.MAP_POPULATE, ringFd, OffSqes);
-        if (sqes == -1)
-        {
-            errno = Marshal.GetLastPInvokeError();
-            Native.Munmap(ring, ringBytes);
             Native.Close(ringFd);
             return null;
         }
@@ -185,7 +109,7 @@ internal sealed unsafe partial class IoUring : IDisposable
     {
         fixed (int* p = fds)
         {
-            return Syscall(SysIoUringRegister, _ringFd, RegisterFilesOp, (long)p, fds.Length, 0, 0) < 0 ? Marshal.GetLastPInvokeError() : 0;
+            return Native.Syscall(Native.SysIoUringRegister, _ringFd, RegisterFilesOp, (long)p, fds.Length, 0, 0) < 0 ? Marshal.GetLastPInvokeError() : 0;
         }
     }
 
@@ -194,14 +118,14 @@ internal sealed unsafe partial class IoUring : IDisposable
     /// teardown gets to it; this releases them before the call returns (nothing may be in flight).
     /// </summary>
     public int UnregisterFiles() =>
-        Syscall(SysIoUringRegister, _ringFd, UnregisterFilesOp, 0, 0, 0, 0) < 0 ? Marshal.GetLastPInvokeError() : 0;
+        Native.Syscall(Native.SysIoUringRegister, _ringFd, UnregisterFilesOp, 0, 0, 0, 0) < 0 ? Marshal.GetLastPInvokeError() : 0;
 
     /// <summary>The next free SQE, zeroed; null when the submission ring is full. Publish it with <see cref="Submit"/>.</summary>
-    public Sqe* GetSqe()
+    public Native.IoUringSqe* GetSqe()
     {
         uint tail = *_sqTail;
         if (tail - Volatile.Read(ref *_sqHead) > _sqMask) return null;
-        Sqe* sqe = &_sqes[tail & _sqMask];
+        Native.IoUringSqe* sqe = &_sqes[tail & _sqMask];
         *sqe = default;
         _sqArray[tail & _sqMask] = tail & _sqMask;
         return sqe;
@@ -217,7 +141,7 @@ internal sealed unsafe partial class IoUring : IDisposable
         Volatile.Write(ref *_sqTail, tail + 1);
         while (true)
         {
-            long submitted = Syscall(SysIoUringEnter, _ringFd, 1, 0, 0, 0, 0);
+            long submitted = Native.Syscall(Native.SysIoUringEnter, _ringFd, 1, 0, 0, 0, 0);
             if (submitted == 1) return 0;
             int errno = submitted < 0 ? Marshal.GetLastPInvokeError() : Native.EAGAIN; // 0 submitted
             if (errno == Native.EINTR) continue;
@@ -241,19 +165,19 @@ internal sealed unsafe partial class IoUring : IDisposable
     /// <summary>io_uring_enter: submits what is published, and with wait blocks until a completion is there. 0 or the errno.</summary>
     public int Enter(uint toSubmit, bool wait)
     {
-        long result = Syscall(SysIoUringEnter, _ringFd, toSubmit, wait ? 1 : 0, wait ? EnterGetEvents : 0, 0, 0);
+        long result = Native.Syscall(Native.SysIoUringEnter, _ringFd, toSubmit, wait ? 1 : 0, wait ? Native.IORING_ENTER_GETEVENTS : 0, 0, 0);
         return result < 0 ? Marshal.GetLastPInvokeError() : 0;
     }
 
     /// <summary>Waits until at least one completion is there (returns at once when one is). Returns 0 or the errno.</summary>
     public int WaitForCompletion()
     {
-        long result = Syscall(SysIoUringEnter, _ringFd, 0, 1, EnterGetEvents, 0, 0);
+        long result = Native.Syscall(Native.SysIoUringEnter, _ringFd, 0, 1, Native.IORING_ENTER_GETEVENTS, 0, 0);
         return result < 0 ? Marshal.GetLastPInvokeError() : 0;
     }
 
     /// <summary>Takes the next completion, if any; the slot is released at once (the value is copied).</summary>
-    public bool TryReap(out Cqe cqe)
+    public bool TryReap(out Native.IoUringCqe cqe)
     {
         uint head = *_cqHead;
         if (head == Volatile.Read(ref *_cqTail))

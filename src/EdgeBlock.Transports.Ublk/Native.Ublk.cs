@@ -2,7 +2,7 @@ using System.Runtime.InteropServices;
 
 namespace EdgeBlock.Interop;
 
-/// <summary>What the ublk transport adds to the shared Native class: open(2) of its device nodes and the io_uring system calls.</summary>
+/// <summary>What the ublk transport adds to the shared Native class: open(2) of its device nodes and the errnos it names.</summary>
 internal static unsafe partial class Native
 {
     public const int O_RDWR = 0x2;
@@ -13,7 +13,4 @@ internal static unsafe partial class Native
 
     [LibraryImport(Libc, EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     public static partial int Open(string path, int flags);
-
-    [LibraryImport(Libc, EntryPoint = "syscall", SetLastError = true)]
-    public static partial long Syscall(long number, long a1, long a2, long a3, long a4, long a5, long a6);
 }

@@ -145,7 +145,7 @@ internal sealed unsafe class UblkQueue : IDisposable
         }
     }
 
-    private void OnCompletion(in UringCmdRing.Cqe cqe)
+    private void OnCompletion(in Native.IoUringCqe cqe)
     {
         if (cqe.UserData == WakeUserData)
         {

@@ -1,5 +1,3 @@
-using System.Runtime.InteropServices;
-
 namespace EdgeBlock.Transports.Ublk;
 
 /// <summary>
@@ -10,67 +8,11 @@ namespace EdgeBlock.Transports.Ublk;
 /// </summary>
 internal sealed unsafe class UringCmdRing : IDisposable
 {
-    private const long SysIoUringSetup = 425;
-    private const long SysIoUringEnter = 426;
-    private const uint SetupCqSize = 1 << 3;
-    private const uint SetupSqe128 = 1 << 10;
-    private const uint FeatSingleMmap = 1 << 0;
-    private const uint FeatNoDrop = 1 << 1;
-    private const uint EnterGetEvents = 1 << 0;
-    private const long OffSqRing = 0;
-    private const long OffSqes = 0x10000000;
-
     public const byte OpRead = 22;
     public const byte OpUringCmd = 46;
     public const int SqeBytes = 128;
     /// <summary>Where an SQE128's command area starts (sqe->cmd).</summary>
     public const int SqeCmdOffset = 48;
-
-    [StructLayout(LayoutKind.Sequential)]
-    internal struct SqRingOffsets
-    {
-        public uint Head, Tail, RingMask, RingEntries, Flags, Dropped, Array, Resv1;
-        public ulong UserAddr;
-    }
-
-    [StructLayout(LayoutKind.Sequential)]
-    internal struct CqRingOffsets
-    {
-        public uint Head, Tail, RingMask, RingEntries, Overflow, Cqes, Flags, Resv1;
-        public ulong UserAddr;
-    }
-
-    [StructLayout(LayoutKind.Sequential)]
-    internal struct SetupParams
-    {
-        public uint SqEntries, CqEntries, Flags, SqThreadCpu, SqThreadIdle, Features, WqFd, Resv0, Resv1, Resv2;
-        public SqRingOffsets SqOff;
-        public CqRingOffsets CqOff;
-    }
-
-    /// <summary>The first 48 bytes of struct io_uring_sqe; the command area follows (80 bytes with SQE128).</summary>
-    [StructLayout(LayoutKind.Explicit, Size = SqeCmdOffset)]
-    internal struct SqeHead
-    {
-        [FieldOffset(0)] public byte Opcode;
-        [FieldOffset(1)] public byte Flags;
-        [FieldOffset(2)] public ushort IoPrio;
-        [FieldOffset(4)] public int Fd;
-        /// <summary>sqe->off, or for URING_CMD sqe->cmd_op (the low 32 bits).</summary>
-        [FieldOffset(8)] public ulong Offset;
-        [FieldOffset(16)] public ulong Address;
-        [FieldOffset(24)] public uint Length;
-        [FieldOffset(28)] public uint OpFlags;
-        [FieldOffset(32)] public ulong UserData;
-    }
-
-    [StructLayout(LayoutKind.Sequential)]
-    internal struct Cqe
-    {
-        public ulong UserData;
-        public int Result;
-        public uint Flags;
-    }
 
     private readonly int _fd;
     private readonly nint _ringMap;
@@ -79,11 +21,11 @@ internal sealed unsafe class UringCmdRing : IDisposable
     private readonly nuint _sqeBytes;
     private readonly uint* _sqHead, _sqTail, _sqArray, _cqHead, _cqTail;
     private readonly uint _sqMask, _cqMask;
-    private readonly Cqe* _cqes;
+    private readonly Native.IoUringCqe* _cqes;
     private uint _unsubmitted;
     private int _disposed;
 
-    private UringCmdRing(int fd, in SetupParams p, nint ringMap, nuint ringBytes, nint sqeMap, nuint sqeBytes)
+    private UringCmdRing(int fd, in Native.IoUringParams p, nint ringMap, nuint ringBytes, nint sqeMap, nuint sqeBytes)
     {
         _fd = fd;
         _ringMap = ringMap;
@@ -98,7 +40,7 @@ internal sealed unsafe class UringCmdRing : IDisposable
         _cqHead = (uint*)(ring + p.CqOff.Head);
         _cqTail = (uint*)(ring + p.CqOff.Tail);
         _cqMask = *(uint*)(ring + p.CqOff.RingMask);
-        _cqes = (Cqe*)(ring + p.CqOff.Cqes);
+        _cqes = (Native.IoUringCqe*)(ring + p.CqOff.Cqes);
         SqEntries = p.SqEntries;
     }
 
@@ -107,36 +49,23 @@ internal sealed unsafe class UringCmdRing : IDisposable
     /// <summary>A ring of at least <paramref name="entries"/> SQEs and twice as many CQEs; throws <see cref="UblkException"/> naming the errno.</summary>
     public static UringCmdRing Create(uint entries)
     {
-        SetupParams p = default;
-        p.Flags = SetupSqe128 | SetupCqSize;
+        Native.IoUringParams p = default;
+        p.Flags = Native.IORING_SETUP_SQE128 | Native.IORING_SETUP_CQSIZE;
         p.CqEntries = entries * 2;
-        long fd = Native.Syscall(SysIoUringSetup, entries, (long)&p, 0, 0, 0, 0);
+        long fd = Native.Syscall(Native.SysIoUringSetup, entries, (long)&p, 0, 0, 0, 0);
         if (fd < 0) throw new UblkException($"io_uring_setup with 128-byte SQEs failed: {Native.Describe(Native.LastError)} (io_uring disabled, or a kernel before 5.19)");
         int ringFd = (int)fd;
-        const uint needed = FeatSingleMmap | FeatNoDrop;
+        const uint needed = Native.IORING_FEAT_SINGLE_MMAP | Native.IORING_FEAT_NODROP;
         if ((p.Features & needed) != needed)
         {
             Native.Close(ringFd);
             throw new UblkException("io_uring lacks single-mmap rings or no-drop completions (kernel before 5.5)");
         }
-        nuint sqBytes = p.SqOff.Array + p.SqEntries * sizeof(uint);
-        nuint cqBytes = p.CqOff.Cqes + p.CqEntries * (nuint)sizeof(Cqe);
-        nuint ringBytes = Math.Max(sqBytes, cqBytes);
-        nuint sqeBytes = p.SqEntries * (nuint)SqeBytes;
-        nint ring = Native.Mmap(0, ringBytes, Native.PROT_READ | Native.PROT_WRITE, Native.MAP_SHARED | Native.MAP_POPULATE, ringFd, OffSqRing);
-        if (ring == Native.MAP_FAILED)
+        int errno = Native.MapIoUring(ringFd, p, SqeBytes, out nint ring, out nuint ringBytes, out nint sqes, out nuint sqeBytes);
+        if (errno != 0)
         {
-            int errno = Native.LastError;
             Native.Close(ringFd);
-            throw new UblkException($"mmap of the io_uring rings failed: {Native.Describe(errno)}");
-        }
-        nint sqes = Native.Mmap(0, sqeBytes, Native.PROT_READ | Native.PROT_WRITE, Native.MAP_SHARED | Native.MAP_POPULATE, ringFd, OffSqes);
-        if (sqes == Native.MAP_FAILED)
-        {
-            int errno = Native.LastError;
-            Native.Munmap(ring, ringBytes);
-            Native.Close(ringFd);
-            throw new UblkException($"mmap of the io_uring SQEs failed: {Native.Describe(errno)}");
+            throw new UblkException($"mmap of the io_uring regions failed: {Native.Describe(errno)}");
         }
         return new UringCmdRing(ringFd, p, ring, ringBytes, sqes, sqeBytes);
     }
@@ -163,7 +92,7 @@ internal sealed unsafe class UringCmdRing : IDisposable
     {
         byte* sqe = NextSqe();
         if (sqe == null) return null;
-        var head = (SqeHead*)sqe;
+        var head = (Native.IoUringSqe*)sqe;
         head->Opcode = OpUringCmd;
         head->Fd = fd;
         head->Offset = cmdOp;
@@ -175,7 +104,7 @@ internal sealed unsafe class UringCmdRing : IDisposable
     {
         byte* sqe = NextSqe();
         if (sqe == null) return false;
-        var head = (SqeHead*)sqe;
+        var head = (Native.IoUringSqe*)sqe;
         head->Opcode = OpRead;
         head->Fd = fd;
         head->Offset = ulong.MaxValue; // the file's position: an eventfd has none
@@ -189,13 +118,13 @@ internal sealed unsafe class UringCmdRing : IDisposable
     public int Enter(bool wait)
     {
         uint toSubmit = _unsubmitted;
-        long result = Native.Syscall(SysIoUringEnter, _fd, toSubmit, wait ? 1 : 0, wait ? EnterGetEvents : 0, 0, 0);
+        long result = Native.Syscall(Native.SysIoUringEnter, _fd, toSubmit, wait ? 1 : 0, wait ? Native.IORING_ENTER_GETEVENTS : 0, 0, 0);
         if (result < 0) return Native.LastError;
         _unsubmitted -= (uint)Math.Min(result, toSubmit);
         return 0;
     }
 
-    public bool TryReap(out Cqe cqe)
+    public bool TryReap(out Native.IoUringCqe cqe)
     {
         uint head = *_cqHead;
         if (head == Volatile.Read(ref *_cqTail))

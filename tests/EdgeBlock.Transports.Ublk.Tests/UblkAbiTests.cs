@@ -62,11 +62,12 @@ public class UblkAbiTests
     }
 
     [Fact]
-    public void SqeHead_CommandAreaFollowsUserData()
+    public void Sqe_CommandAreaFollowsUserData()
     {
-        Assert.Equal(48, Marshal.SizeOf<UringCmdRing.SqeHead>());
-        Assert.Equal(8, (int)Marshal.OffsetOf<UringCmdRing.SqeHead>(nameof(UringCmdRing.SqeHead.Offset)));
-        Assert.Equal(32, (int)Marshal.OffsetOf<UringCmdRing.SqeHead>(nameof(UringCmdRing.SqeHead.UserData)));
-        Assert.Equal(16, Marshal.SizeOf<UringCmdRing.Cqe>());
+        Assert.Equal(64, Marshal.SizeOf<EdgeBlock.Interop.Native.IoUringSqe>());
+        Assert.Equal(8, (int)Marshal.OffsetOf<EdgeBlock.Interop.Native.IoUringSqe>("Offset"));
+        Assert.Equal(32, (int)Marshal.OffsetOf<EdgeBlock.Interop.Native.IoUringSqe>("UserData"));
+        Assert.True(UringCmdRing.SqeCmdOffset >= 32 + sizeof(ulong), "the command area starts after user_data");
+        Assert.Equal(16, Marshal.SizeOf<EdgeBlock.Interop.Native.IoUringCqe>());
     }
 }
