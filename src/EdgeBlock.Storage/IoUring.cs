@@ -3,8 +3,8 @@ using System.Runtime.InteropServices;
 namespace EdgeBlock.Storage;
 
 /// <summary>
-/// A bare io_uring instance through the raw system calls (no liburing): setup, the three mmapped
-/// regions, SQE preparation and io_uring_enter. Not thread safe: <see cref="UringFileIo"/> serializes
+/// A bare io_uring instance through the raw system calls (no liburing): SQE preparation and io_uring_enter
+/// over the regions <see cref="IoUringRegions"/> set up and maps (it also reads the completions). Not thread safe: <see cref="UringFileIo"/> serializes
 /// submissions and reaps completions on one thread. Layouts are those of linux/io_uring.h, which are
 /// the same on every 64-bit architecture, as are the system call numbers (425-427).
 /// </summary>
@@ -19,50 +19,29 @@ internal sealed unsafe partial class IoUring : IDisposable
     private const uint RegisterFilesOp = 2;
     private const uint UnregisterFilesOp = 3;
 
+    private readonly IoUringRegions _regions;
     private readonly int _ringFd;
-    private readonly nint _ringMap;
-    private readonly nuint _ringMapBytes;
-    private readonly nint _sqeMap;
-    private readonly nuint _sqeMapBytes;
-
     private readonly uint* _sqHead;
     private readonly uint* _sqTail;
     private readonly uint _sqMask;
     private readonly uint* _sqArray;
     private readonly Native.IoUringSqe* _sqes;
-    private readonly uint* _cqHead;
-    private readonly uint* _cqTail;
-    private readonly uint _cqMask;
-    private readonly Native.IoUringCqe* _cqes;
-    private int _disposed;
 
-    /// <summary>With IORING_FEAT_SINGLE_MMAP one mapping holds both rings.</summary>
-    private IoUring(int ringFd, in Native.IoUringParams p, nint ringMap, nuint ringMapBytes, nint sqeMap, nuint sqeMapBytes)
+    private IoUring(IoUringRegions regions)
     {
-        _ringFd = ringFd;
-        _ringMap = ringMap;
-        _ringMapBytes = ringMapBytes;
-        _sqeMap = sqeMap;
-        _sqeMapBytes = sqeMapBytes;
-        byte* sq = (byte*)ringMap;
-        byte* cq = (byte*)ringMap;
-        _sqHead = (uint*)(sq + p.SqOff.Head);
-        _sqTail = (uint*)(sq + p.SqOff.Tail);
-        _sqMask = *(uint*)(sq + p.SqOff.RingMask);
-        _sqArray = (uint*)(sq + p.SqOff.Array);
-        _sqes = (Native.IoUringSqe*)sqeMap;
-        _cqHead = (uint*)(cq + p.CqOff.Head);
-        _cqTail = (uint*)(cq + p.CqOff.Tail);
-        _cqMask = *(uint*)(cq + p.CqOff.RingMask);
-        _cqes = (Native.IoUringCqe*)(cq + p.CqOff.Cqes);
-        SqEntries = p.SqEntries;
-        CqEntries = p.CqEntries;
+        _regions = regions;
+        _ringFd = regions.Fd;
+        _sqHead = regions.SqHead;
+        _sqTail = regions.SqTail;
+        _sqMask = regions.SqMask;
+        _sqArray = regions.SqArray;
+        _sqes = (Native.IoUringSqe*)regions.Sqes;
     }
 
-    public uint SqEntries { get; }
+    public uint SqEntries => _regions.SqEntries;
 
     /// <summary>Completions the ring holds; the owner keeps at most this many requests in flight.</summary>
-    public uint CqEntries { get; }
+    public uint CqEntries => _regions.CqEntries;
 
     /// <summary>
     /// Creates a ring, or returns null with the errno when this kernel or its sandbox does not allow
@@ -77,31 +56,9 @@ internal sealed unsafe partial class IoUring : IDisposable
             errno = Native.ENOSYS;
             return null;
         }
-        Native.IoUringParams p = default;
-        p.Flags = Native.IORING_SETUP_CQSIZE;
-        p.CqEntries = cqEntries;
-        long fd = Native.Syscall(Native.SysIoUringSetup, sqEntries, (long)&p, 0, 0, 0, 0);
-        if (fd < 0)
-        {
-            errno = Marshal.GetLastPInvokeError();
-            return null;
-        }
-        int ringFd = (int)fd;
-        const uint needed = Native.IORING_FEAT_SINGLE_MMAP | Native.IORING_FEAT_NODROP | Native.IORING_FEAT_RW_CUR_POS;
-        if ((p.Features & needed) != needed)
-        {
-            Native.Close(ringFd);
-            errno = Native.EINVAL;
-            return null;
-        }
-
-        errno = Native.MapIoUring(ringFd, p, sizeof(Native.IoUringSqe), out nint ring, out nuint ringBytes, out nint sqes, out nuint sqeBytes);
-        if (errno != 0)
-        {
-            Native.Close(ringFd);
-            return null;
-        }
-        return new IoUring(ringFd, p, ring, ringBytes, sqes, sqeBytes);
+        var regions = IoUringRegions.TryCreate(sqEntries, cqEntries, 0, Native.IORING_FEAT_NODROP | Native.IORING_FEAT_RW_CUR_POS,
+            sizeof(Native.IoUringSqe), out errno);
+        return regions == null ? null : new IoUring(regions);
     }
 
     /// <summary>Registers descriptors as fixed files 0..n-1: the ring holds its own references to them.</summary>
@@ -160,7 +117,7 @@ internal sealed unsafe partial class IoUring : IDisposable
     /// <summary>Publishes an SQE from <see cref="GetSqe"/> without telling the kernel; <see cref="Enter"/> submits it.</summary>
     public void Publish() => Volatile.Write(ref *_sqTail, *_sqTail + 1);
 
-    public bool HasCompletions => *_cqHead != Volatile.Read(ref *_cqTail);
+    public bool HasCompletions => _regions.HasCompletions;
 
     /// <summary>io_uring_enter: submits what is published, and with wait blocks until a completion is there. 0 or the errno.</summary>
     public int Enter(uint toSubmit, bool wait)
@@ -177,24 +134,7 @@ internal sealed unsafe partial class IoUring : IDisposable
     }
 
     /// <summary>Takes the next completion, if any; the slot is released at once (the value is copied).</summary>
-    public bool TryReap(out Native.IoUringCqe cqe)
-    {
-        uint head = *_cqHead;
-        if (head == Volatile.Read(ref *_cqTail))
-        {
-            cqe = default;
-            return false;
-        }
-        cqe = _cqes[head & _cqMask];
-        Volatile.Write(ref *_cqHead, head + 1);
-        return true;
-    }
+    public bool TryReap(out Native.IoUringCqe cqe) => _regions.TryReap(out cqe);
 
-    public void Dispose()
-    {
-        if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
-        Native.Munmap(_sqeMap, _sqeMapBytes);
-        Native.Munmap(_ringMap, _ringMapBytes);
-        Native.Close(_ringFd);
-    }
+    public void Dispose() => _regions.Dispose();
 }

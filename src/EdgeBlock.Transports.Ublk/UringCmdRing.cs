@@ -14,60 +14,28 @@ internal sealed unsafe class UringCmdRing : IDisposable
     /// <summary>Where an SQE128's command area starts (sqe->cmd).</summary>
     public const int SqeCmdOffset = 48;
 
+    private readonly IoUringRegions _regions;
     private readonly int _fd;
-    private readonly nint _ringMap;
-    private readonly nuint _ringBytes;
-    private readonly nint _sqeMap;
-    private readonly nuint _sqeBytes;
-    private readonly uint* _sqHead, _sqTail, _sqArray, _cqHead, _cqTail;
-    private readonly uint _sqMask, _cqMask;
-    private readonly Native.IoUringCqe* _cqes;
+    private readonly uint* _sqHead, _sqTail, _sqArray;
+    private readonly uint _sqMask;
     private uint _unsubmitted;
-    private int _disposed;
 
-    private UringCmdRing(int fd, in Native.IoUringParams p, nint ringMap, nuint ringBytes, nint sqeMap, nuint sqeBytes)
+    private UringCmdRing(IoUringRegions regions)
     {
-        _fd = fd;
-        _ringMap = ringMap;
-        _ringBytes = ringBytes;
-        _sqeMap = sqeMap;
-        _sqeBytes = sqeBytes;
-        byte* ring = (byte*)ringMap;
-        _sqHead = (uint*)(ring + p.SqOff.Head);
-        _sqTail = (uint*)(ring + p.SqOff.Tail);
-        _sqMask = *(uint*)(ring + p.SqOff.RingMask);
-        _sqArray = (uint*)(ring + p.SqOff.Array);
-        _cqHead = (uint*)(ring + p.CqOff.Head);
-        _cqTail = (uint*)(ring + p.CqOff.Tail);
-        _cqMask = *(uint*)(ring + p.CqOff.RingMask);
-        _cqes = (Native.IoUringCqe*)(ring + p.CqOff.Cqes);
-        SqEntries = p.SqEntries;
+        _regions = regions;
+        _fd = regions.Fd;
+        _sqHead = regions.SqHead;
+        _sqTail = regions.SqTail;
+        _sqMask = regions.SqMask;
+        _sqArray = regions.SqArray;
     }
-
-    public uint SqEntries { get; }
 
     /// <summary>A ring of at least <paramref name="entries"/> SQEs and twice as many CQEs; throws <see cref="UblkException"/> naming the errno.</summary>
     public static UringCmdRing Create(uint entries)
     {
-        Native.IoUringParams p = default;
-        p.Flags = Native.IORING_SETUP_SQE128 | Native.IORING_SETUP_CQSIZE;
-        p.CqEntries = entries * 2;
-        long fd = Native.Syscall(Native.SysIoUringSetup, entries, (long)&p, 0, 0, 0, 0);
-        if (fd < 0) throw new UblkException($"io_uring_setup with 128-byte SQEs failed: {Native.Describe(Native.LastError)} (io_uring disabled, or a kernel before 5.19)");
-        int ringFd = (int)fd;
-        const uint needed = Native.IORING_FEAT_SINGLE_MMAP | Native.IORING_FEAT_NODROP;
-        if ((p.Features & needed) != needed)
-        {
-            Native.Close(ringFd);
-            throw new UblkException("io_uring lacks single-mmap rings or no-drop completions (kernel before 5.5)");
-        }
-        int errno = Native.MapIoUring(ringFd, p, SqeBytes, out nint ring, out nuint ringBytes, out nint sqes, out nuint sqeBytes);
-        if (errno != 0)
-        {
-            Native.Close(ringFd);
-            throw new UblkException($"mmap of the io_uring regions failed: {Native.Describe(errno)}");
-        }
-        return new UringCmdRing(ringFd, p, ring, ringBytes, sqes, sqeBytes);
+        var regions = IoUringRegions.TryCreate(entries, entries * 2, Native.IORING_SETUP_SQE128, Native.IORING_FEAT_NODROP, SqeBytes, out int errno);
+        return regions != null ? new UringCmdRing(regions)
+            : throw new UblkException($"io_uring_setup with 128-byte SQEs failed: {Native.Describe(errno)} (io_uring disabled, or a kernel before 5.19)");
     }
 
     /// <summary>
@@ -79,7 +47,7 @@ internal sealed unsafe class UringCmdRing : IDisposable
         uint tail = *_sqTail;
         if (tail - Volatile.Read(ref *_sqHead) > _sqMask) return null;
         uint index = tail & _sqMask;
-        byte* sqe = (byte*)_sqeMap + (nuint)index * SqeBytes;
+        byte* sqe = _regions.Sqes + (nuint)index * SqeBytes;
         new Span<byte>(sqe, SqeBytes).Clear();
         _sqArray[index] = index;
         Volatile.Write(ref *_sqTail, tail + 1);
@@ -124,24 +92,7 @@ internal sealed unsafe class UringCmdRing : IDisposable
         return 0;
     }
 
-    public bool TryReap(out Native.IoUringCqe cqe)
-    {
-        uint head = *_cqHead;
-        if (head == Volatile.Read(ref *_cqTail))
-        {
-            cqe = default;
-            return false;
-        }
-        cqe = _cqes[head & _cqMask];
-        Volatile.Write(ref *_cqHead, head + 1);
-        return true;
-    }
+    public bool TryReap(out Native.IoUringCqe cqe) => _regions.TryReap(out cqe);
 
-    public void Dispose()
-    {
-        if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
-        Native.Munmap(_sqeMap, _sqeBytes);
-        Native.Munmap(_ringMap, _ringBytes);
-        Native.Close(_fd);
-    }
+    public void Dispose() => _regions.Dispose();
 }
