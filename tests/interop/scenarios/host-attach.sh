@@ -57,7 +57,7 @@ case $DEV in /dev/ublkb[0-9]*) ;; *) fail "host attach printed '$DEV', expected 
 [ "$(blockdev --getsize64 "$DEV")" = $((128 << 20)) ] || fail "$DEV has $(blockdev --getsize64 "$DEV") bytes, expected 128 MiB"
 
 step "mkfs.ext4 and mount"
-run mke2fs -q -t ext4 -F "$DEV" || fail "mkfs.ext4 $DEV"
+run mkfs_ext4 -F -q "$DEV" || fail "mkfs.ext4 $DEV"
 mount -t ext4 "$DEV" "$MNT" || fail "mount $DEV"
 
 fio_verify "$MNT/data" file-4k 4k 0 "$FIO_SIZE" 16
