@@ -10,7 +10,7 @@ namespace EdgeBlock.Transports.Ublk;
 /// </summary>
 internal sealed class UblkIo
 {
-    private readonly UblkQueue _queue;
+    private readonly ITagCompletion _queue;
     private readonly IBlockDevice _device;
     private readonly Memory<byte> _buffer;
     private readonly int _blockShift;
@@ -19,7 +19,7 @@ internal sealed class UblkIo
     private ValueTaskAwaiter<BlockStatus> _awaiter;
     private int _successResult;
 
-    public UblkIo(UblkQueue queue, int tag, IBlockDevice device, Memory<byte> buffer, bool readOnly)
+    public UblkIo(ITagCompletion queue, int tag, IBlockDevice device, Memory<byte> buffer, bool readOnly)
     {
         _queue = queue;
         Tag = tag;
@@ -37,7 +37,7 @@ internal sealed class UblkIo
 
     public byte Op { get; private set; }
 
-    /// <summary>Starts the request in <paramref name="desc"/>; the queue hears of its end through <see cref="UblkQueue.Complete"/>.</summary>
+    /// <summary>Starts the request in <paramref name="desc"/>; the queue hears of its end through <see cref="ITagCompletion.Complete"/>.</summary>
     public void Start(in UblkAbi.IoDesc desc)
     {
         Op = desc.Op;
@@ -125,4 +125,11 @@ internal sealed class UblkIo
         Result = result;
         _queue.Complete(Tag, inline);
     }
+}
+
+/// <summary>Where a tag's end is reported: its queue, which commits it from its own thread.</summary>
+internal interface ITagCompletion
+{
+    /// <param name="inline">True when the request ended inside <see cref="UblkIo.Start"/> (on the queue's thread).</param>
+    void Complete(int tag, bool inline);
 }

@@ -14,7 +14,7 @@ namespace EdgeBlock.Transports.Ublk;
 /// Buffers: one per tag, of the largest transfer, in one mapping per queue (the driver copies write data into it
 /// before it hands the request over, so the buffer must exist before the request's size is known).
 /// </summary>
-internal sealed unsafe class UblkQueue : IDisposable
+internal sealed unsafe class UblkQueue : ITagCompletion, IDisposable
 {
     private const ulong WakeUserData = ulong.MaxValue;
 
