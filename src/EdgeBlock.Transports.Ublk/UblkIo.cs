@@ -41,6 +41,25 @@ internal sealed class UblkIo
     public void Start(in UblkAbi.IoDesc desc)
     {
         Op = desc.Op;
+        try
+        {
+            Dispatch(desc);
+        }
+        catch (Exception)
+        {
+            // IBlockDevice reports media errors as values; a throw is a bug, which must still end the request.
+            Finish(-Native.EIO, inline: true);
+        }
+    }
+
+    private void Dispatch(in UblkAbi.IoDesc desc)
+    {
+        if (Op == UblkAbi.OpFlush)
+        {
+            // A flush has no range: the block layer's flush request carries sector -1 (blk_rq_init), not a position.
+            Await(_device.FlushAsync(), 0);
+            return;
+        }
         long offset = (long)desc.StartSector << UblkAbi.SectorShift;
         long bytes = (long)desc.NrSectors << UblkAbi.SectorShift;
         long blockMask = (1L << _blockShift) - 1;
@@ -51,8 +70,7 @@ internal sealed class UblkIo
         }
         long lba = offset >> _blockShift;
         long blocks = bytes >> _blockShift;
-        bool writes = Op is UblkAbi.OpWrite or UblkAbi.OpDiscard or UblkAbi.OpWriteZeroes;
-        if (writes && _readOnly)
+        if (Op is UblkAbi.OpWrite or UblkAbi.OpDiscard or UblkAbi.OpWriteZeroes && _readOnly)
         {
             Finish(-Native.EROFS, inline: true);
             return;
@@ -62,34 +80,23 @@ internal sealed class UblkIo
             Finish(-Native.EINVAL, inline: true); // larger than max_sectors, which we told the kernel
             return;
         }
-        try
+        switch (Op)
         {
-            switch (Op)
-            {
-                case UblkAbi.OpRead:
-                    Await(_device.ReadAsync(lba, _buffer[..(int)bytes]), (int)bytes);
-                    break;
-                case UblkAbi.OpWrite:
-                    Await(_device.WriteAsync(lba, _buffer[..(int)bytes], fua: (desc.OpFlags & UblkAbi.IoFlagFua) != 0), (int)bytes);
-                    break;
-                case UblkAbi.OpFlush:
-                    Await(_device.FlushAsync(), 0);
-                    break;
-                case UblkAbi.OpDiscard:
-                    Await(_device.DeallocateAsync(lba, blocks), 0);
-                    break;
-                case UblkAbi.OpWriteZeroes:
-                    Await(_device.WriteZeroesAsync(lba, blocks, deallocate: (desc.OpFlags & UblkAbi.IoFlagNoUnmap) == 0), 0);
-                    break;
-                default:
-                    Finish(-Native.EOPNOTSUPP, inline: true);
-                    break;
-            }
-        }
-        catch (Exception)
-        {
-            // IBlockDevice reports media errors as values; a throw is a bug, which must still end the request.
-            Finish(-Native.EIO, inline: true);
+            case UblkAbi.OpRead:
+                Await(_device.ReadAsync(lba, _buffer[..(int)bytes]), (int)bytes);
+                break;
+            case UblkAbi.OpWrite:
+                Await(_device.WriteAsync(lba, _buffer[..(int)bytes], fua: (desc.OpFlags & UblkAbi.IoFlagFua) != 0), (int)bytes);
+                break;
+            case UblkAbi.OpDiscard:
+                Await(_device.DeallocateAsync(lba, blocks), 0);
+                break;
+            case UblkAbi.OpWriteZeroes:
+                Await(_device.WriteZeroesAsync(lba, blocks, deallocate: (desc.OpFlags & UblkAbi.IoFlagNoUnmap) == 0), 0);
+                break;
+            default:
+                Finish(-Native.EOPNOTSUPP, inline: true);
+                break;
         }
     }
 

@@ -73,7 +73,7 @@ public class UblkIoTests
         buffer.AsSpan(0, 16384).Fill(1);
         io.Start(Desc(UblkAbi.OpWrite, 0, 32));
 
-        io.Start(Desc(UblkAbi.OpFlush, 0, 0));
+        io.Start(Desc(UblkAbi.OpFlush, -1, 0)); // the kernel's flush request has sector -1
         Assert.Equal(0, io.Result);
         io.Start(Desc(UblkAbi.OpDiscard, 0, 8));
         Assert.Equal(0, io.Result);
