@@ -41,7 +41,7 @@ daemon_start --listen 127.0.0.1:4420
 if ! eb pool create p "$DATA/d0.img:256M"; then
     log "pool create did not answer in time; waiting for the pool"
     i=0
-    until eb pool list --json 2>/dev/null | grep -q '"name":"p"'; do
+    until eb pool list --json 2>/dev/null | grep -q '"name": *"p"'; do
         [ $i -lt 10 ] || fail "pool p was not created"
         sleep 5
         i=$((i + 1))
@@ -79,8 +79,8 @@ run e2fsck -fn "$DEV" || fail "e2fsck -fn $DEV reports problems"
 step "host devices --json"
 eb host devices --json >/tmp/devices.json || fail "host devices"
 cat /tmp/devices.json
-grep -q "\"device\":\"$DEV\"" /tmp/devices.json || fail "host devices does not list $DEV"
-grep -q '"state":"attached"' /tmp/devices.json || fail "host devices does not say attached"
+grep -q "\"device\": *\"$DEV\"" /tmp/devices.json || fail "host devices does not list $DEV"
+grep -q '"state": *"attached"' /tmp/devices.json || fail "host devices does not say attached"
 
 step "restart: the device is attached again from the config, the file system is intact"
 daemon_stop
@@ -88,7 +88,7 @@ daemon_stop
 daemon_start --listen 127.0.0.1:4420
 eb host devices --json >/tmp/devices2.json || fail "host devices after restart"
 cat /tmp/devices2.json
-DEV2=$(sed -n 's/.*"device":"\([^"]*\)".*/\1/p' /tmp/devices2.json)
+DEV2=$(sed -n 's/.*"device": *"\([^"]*\)".*/\1/p' /tmp/devices2.json)
 [ -b "$DEV2" ] || fail "after the restart the volume is not attached (device '$DEV2')"
 run e2fsck -fn "$DEV2" || fail "e2fsck -fn $DEV2 after the restart reports problems"
 
