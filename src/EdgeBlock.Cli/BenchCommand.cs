@@ -70,8 +70,13 @@ internal static class BenchCommand
             Description = "With --idle: controllers to connect, each with --queues I/O queues", DefaultValueFactory = _ => 1,
         };
 
+        public readonly Option<int> RateIops = new("--rate-iops")
+        {
+            Description = "Pace the workload to N commands per second in all (each command slot waits QD×queues/N between its commands, in whole ms; latency counts from the send), as fio's rate_iops",
+        };
+
         public IEnumerable<Option> All => [Addr, Nqn, Nsid, Rw, RwmixRead, Bs, Qd, Queues, Time, Ramp, Verify, SizeLimit, IoLimit, Json, HostNqn, Digest, ServerPid, Seed, Compressible,
-            DhchapSecretFile, DhchapCtrlSecretFile, Idle, Controllers];
+            DhchapSecretFile, DhchapCtrlSecretFile, Idle, Controllers, RateIops];
     }
 
     public static Command Create()
@@ -150,6 +155,7 @@ internal static class BenchCommand
             DhchapControllerSecret = ctrlSecret,
             Idle = r.GetValue(o.Idle),
             Controllers = r.GetValue(o.Controllers),
+            RateIops = r.GetValue(o.RateIops),
         };
         var invalid = options.Validate();
         return invalid.Count > 0 ? (null, invalid) : (options, []);

@@ -48,6 +48,12 @@ internal sealed record BenchOptions
     public bool Idle { get; init; }
     /// <summary>Controllers to connect, each with --queues I/O queues (more than one only with --idle).</summary>
     public int Controllers { get; init; } = 1;
+    /// <summary>Commands per second in all over the measured run (0: as fast as the slots allow), paced per slot as fio's rate_iops.</summary>
+    public int RateIops { get; init; }
+
+    /// <summary>How long each command slot waits between its commands at <see cref="RateIops"/>: whole milliseconds (the timer's unit).</summary>
+    public TimeSpan PacePerSlot => RateIops == 0 ? TimeSpan.Zero
+        : TimeSpan.FromMilliseconds(Math.Round(1000.0 * QueueDepth * Queues / RateIops));
 
     public bool IsRandom => Pattern is BenchPattern.RandRead or BenchPattern.RandWrite or BenchPattern.RandRw;
     public bool HasReads => Pattern is BenchPattern.RandRead or BenchPattern.Read or BenchPattern.RandRw;
@@ -188,6 +194,9 @@ internal sealed record BenchOptions
         if (Controllers is < 1 or > 1024) errors.Add($"--controllers {Controllers}: 1..1024 controllers");
         if (Controllers > 1 && !Idle) errors.Add($"--controllers {Controllers} needs --idle (a load runs on one controller; use --queues)");
         if (Idle && Verify) errors.Add("--idle sends no I/O: --verify has nothing to check");
+        if (RateIops < 0) errors.Add($"--rate-iops {RateIops}: commands per second, 0 for no pacing");
+        else if (RateIops > 0 && PacePerSlot < TimeSpan.FromMilliseconds(1))
+            errors.Add($"--rate-iops {RateIops}: at most 1000 per command slot (--qd {QueueDepth} × --queues {Queues}: {1000L * QueueDepth * Queues})");
         return errors;
     }
 

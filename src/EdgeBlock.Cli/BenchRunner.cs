@@ -84,7 +84,7 @@ internal sealed class BenchRunner
         }
 
         var main = NewPhase(BenchOptions.PatternName(_o.Pattern), _o.Pattern, range, onePass: false,
-            verifyReads: _o.Verify && !_o.HasWrites, ioLimit: _o.IoLimit);
+            verifyReads: _o.Verify && !_o.HasWrites, ioLimit: _o.IoLimit, pace: _o.PacePerSlot);
         var window = await RunTimedAsync(main, ct).ConfigureAwait(false);
 
         if (_o.Verify && main.Failure == null)
@@ -127,9 +127,10 @@ internal sealed class BenchRunner
 
     private static unsafe nint AddressOf(byte[] pinned) => (nint)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(pinned));
 
-    private BenchPhase NewPhase(string name, BenchPattern pattern, long range, bool onePass, bool verifyReads, long ioLimit = 0) =>
+    private BenchPhase NewPhase(string name, BenchPattern pattern, long range, bool onePass, bool verifyReads, long ioLimit = 0,
+        TimeSpan pace = default) =>
         new(name, pattern, _o.ReadMixPercent, range, _o.BlockSize, _o.Queues, onePass, ioLimit,
-            verifyReads, patternWrites: _o.Verify);
+            verifyReads, patternWrites: _o.Verify, pace);
 
     private static void ThrowIfFailed(BenchPhase phase)
     {
@@ -232,8 +233,12 @@ internal sealed class BenchRunner
         int blocks = _blocksPerIo, lbaSize = _lbaSize, ioBytes = _o.BlockSize;
         int compressible = _o.Compressible ?? 0;
         var buffer = w.Buffer;
+        using var pacer = phase.Pace > TimeSpan.Zero ? new PeriodicTimer(phase.Pace) : null;
+        // Paced slots start spread over one period, so QD slots do not send in bursts of QD.
+        if (pacer != null && w.Index > 0) await Task.Delay(phase.Pace * w.Index / _workers.Length).ConfigureAwait(false);
         while (!phase.Stopping)
         {
+            if (pacer != null && !await pacer.WaitForNextTickAsync().ConfigureAwait(false)) break;
             if (!phase.TryNext(w, out long offset, out bool read)) break;
             ulong slba = (ulong)(offset / lbaSize);
             if (!read && phase.PatternWrites) VerifyBlock.Fill(buffer.Span, lbaSize, slba, _seed, (ulong)w.Index << 40 | ++w.Generation);

@@ -20,8 +20,9 @@ internal sealed class BenchPhase
     private Exception? _failure;
 
     public BenchPhase(string name, BenchPattern pattern, int readMixPercent, long rangeBytes, int ioBytes, int queues,
-        bool onePass, long ioLimitBytes, bool verifyReads, bool patternWrites)
+        bool onePass, long ioLimitBytes, bool verifyReads, bool patternWrites, TimeSpan pace = default)
     {
+        Pace = pace;
         Name = name;
         Pattern = pattern;
         ReadMixPercent = readMixPercent;
@@ -47,6 +48,8 @@ internal sealed class BenchPhase
     public long IoLimitBytes { get; }
     public bool VerifyReads { get; }
     public bool PatternWrites { get; }
+    /// <summary>Each worker's time between its commands (--rate-iops); zero: the next command goes at once.</summary>
+    public TimeSpan Pace { get; }
 
     public bool Stopping => _stopping;
     public Exception? Failure => Volatile.Read(ref _failure);

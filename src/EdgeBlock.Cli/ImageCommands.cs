@@ -27,7 +27,7 @@ internal static class ImageCommands
         var socket = root.Options.OfType<Option<string?>>().First(o => o.Name == "--api-socket");
         var image = new Command("image", "VM images (qcow2, raw): inspect them, import them into volumes, export volumes to them")
         {
-            Info(), Import(socket), Export(socket), Jobs(socket),
+            Info(), Import(socket), Attach(socket), Export(socket), Jobs(socket),
         };
         root.Subcommands.Add(image);
     }
@@ -117,6 +117,37 @@ internal static class ImageCommands
         return command;
     }
 
+    private static Command Attach(Option<string?> socket)
+    {
+        var file = new Argument<string>("FILE") { Description = "A qcow2 or raw image under the daemon's data directory or a storage root; it must not change until the copy is done" };
+        var target = PoolCommands.VolumeArgument("POOL/NAME", "The new volume");
+        var size = new Option<string?>("--size") { Description = "Volume size, at least the image's virtual size (default: that size)", HelpName = "S" };
+        var group = new Option<string?>("--group") { Description = "Quota group of the volume", HelpName = "T" };
+        var share = new Option<double?>("--io-share") { Description = $"Share of the drives' time the background copy may use, above 0 and at most 1 (default 0.5)", HelpName = "F" };
+        var json = new Option<bool>("--json") { Description = "Print the new volume as the API's JSON" };
+        var command = new Command("attach",
+            "Create a volume from an image at once (instant boot): reads of blocks not yet copied come from the image, writes go to the volume, " +
+            "a background copy moves the rest (see `image jobs`, `volume show`) and then lets go of the image")
+        {
+            file, target, size, group, share, json,
+        };
+        ApiAction.Set(command, socket, async call =>
+        {
+            (string pool, string name) = PoolCommands.Split(call.Parse.GetValue(target)!);
+            var request = new ImageAttachRequest(Path.GetFullPath(call.Parse.GetValue(file)!), name, call.Parse.GetValue(size), call.Parse.GetValue(group), call.Parse.GetValue(share));
+            string body = await call.Api.SendAsync(HttpMethod.Post, $"v1/pools/{ApiClient.Escape(pool)}/images/attach", request);
+            if (call.Parse.GetValue(json))
+            {
+                call.Out.WriteLine(body);
+                return 0;
+            }
+            VolumeInfo v = ApiClient.Parse<VolumeInfo>(body);
+            call.Out.WriteLine($"volume {v.Pool}/{v.Name} attached to {v.OriginCopy?.File}: {Sizes.Format(v.SizeBytes)}, uuid {v.Uuid}; usable now, copying in the background (`edgeblock image jobs`)");
+            return 0;
+        });
+        return command;
+    }
+
     private static Command Export(Option<string?> socket)
     {
         var source = PoolCommands.VolumeArgument("POOL/NAME[@SNAP]", "The volume or snapshot", snapshot: true, snapshotOptional: true);
@@ -148,7 +179,7 @@ internal static class ImageCommands
     {
         var json = new Option<bool>("--json") { Description = "Print the API's JSON" };
         var cancel = new Option<string?>("--cancel") { Description = "Cancel the running job ID", HelpName = "ID" };
-        var command = new Command("jobs", "List the daemon's image imports and exports (since it started), or cancel one") { json, cancel };
+        var command = new Command("jobs", "List the daemon's image imports, exports and attach copies (since it started), or cancel an import or export") { json, cancel };
         ApiAction.Set(command, socket, async call =>
         {
             if (call.Parse.GetValue(cancel) is { } id)
@@ -169,7 +200,7 @@ internal static class ImageCommands
         (new Option<bool>("--json") { Description = "One JSON line per second while it runs, then the final status as a JSON line" },
          new Option<bool>("--detach") { Description = "Start it and return; the daemon runs it in the background (`edgeblock image jobs` shows it)" });
 
-    /// <summary>Polls the job every second, showing it, until it ends; Ctrl-C cancels it.</summary>
+    /// <summary>Follows the job (a status a second, and its end at once), showing it, until it ends; Ctrl-C cancels it.</summary>
     private static async Task<int> FollowAsync(ApiInvocation call, string body, bool json, bool detach)
     {
         var s = ApiClient.Parse<ImageJobStatus>(body);
@@ -189,9 +220,10 @@ internal static class ImageCommands
         {
             try
             {
-                await Task.Delay(Poll, stop.Token);
+                // The daemon answers when the job ends or after a second (the progress refresh).
+                body = await call.Api.SendAsync(HttpMethod.Get, $"{path}?wait={Poll.TotalSeconds}", cancellationToken: stop.Token);
             }
-            catch (OperationCanceledException)
+            catch (OperationCanceledException) when (stop.IsCancellationRequested)
             {
                 try
                 {
@@ -204,7 +236,6 @@ internal static class ImageCommands
                 s = ApiClient.Parse<ImageJobStatus>(body);
                 return;
             }
-            body = await call.Api.SendAsync(HttpMethod.Get, path);
             s = ApiClient.Parse<ImageJobStatus>(body);
         }
 
@@ -251,7 +282,7 @@ internal static class ImageCommands
     /// <summary>"import 3 p1/vm (qcow2, zstd): running, 1.2 GiB of 2.0 GiB, 800 MiB written, 310.5 MB/s, ETA 3.1 s".</summary>
     private static string Line(ImageJobStatus s)
     {
-        string what = $"{s.Kind} {s.Id} {s.Pool}/{s.Volume} {(s.Kind == ImageJobStatus.Import ? "from" : "to")} {s.File} ({s.Format}{(s.Compression is { } c && c != "none" ? $", {c}" : "")})";
+        string what = $"{s.Kind} {s.Id} {s.Pool}/{s.Volume} {(s.Kind is ImageJobStatus.Import or ImageJobStatus.Attach ? "from" : "to")} {s.File} ({s.Format}{(s.Compression is { } c && c != "none" ? $", {c}" : "")})";
         string rate = s.BytesPerSecond is { } r ? string.Create(CultureInfo.InvariantCulture, $", {r / 1e6:0.0} MB/s") : "";
         string eta = s.EtaSeconds is { } e ? $", ETA {ScrubCommand.Duration(e)}" : "";
         string failure = s.Failure is { } f ? $": {f}" : "";

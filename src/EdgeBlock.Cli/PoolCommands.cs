@@ -306,13 +306,31 @@ public static partial class PoolCommands
                 ("map", $"{Sizes.Format(v.MapBytes)} (daemon memory of its map; grows with what is written)"),
                 ("qos", DescribeQos(v.Qos)),
                 ("throttled", $"{(v.Qos?.ThrottledSeconds ?? 0).ToString("0.###", CultureInfo.InvariantCulture)} s (time some I/O waited for its QoS turn), {Num(v.Qos?.QueueDepth ?? 0)} waiting now"),
+                .. v.OriginCopy is { } o ? [("attached image", DescribeOrigin(o))] : Array.Empty<(string, string)>(),
             ]);
             return 0;
         });
 
-        foreach (var cmd in new[] { create, resize, snapshot, clone, delete, list, show, VolumeSet(socket) }) group.Subcommands.Add(cmd);
+        var adoptName = VolumeArgument("POOL/NAME", "The Ceph pool and the volume's name");
+        var adoptImage = new Option<string>("--image") { Description = "The existing RBD image (in the pool's Ceph pool); renamed to NAME when the names differ", Required = true, HelpName = "IMG" };
+        var adopt = new Command("adopt", "Take an existing RBD image of a Ceph pool's cluster as a volume (its data stays as it is)") { adoptName, adoptImage };
+        SetAction(adopt, socket, async (c, parse) =>
+        {
+            var (pool, volume) = Split(parse.GetValue(adoptName)!);
+            var v = ApiClient.Parse<VolumeInfo>(await c.Api.SendAsync(HttpMethod.Post, $"v1/pools/{ApiClient.Escape(pool)}/volumes/{ApiClient.Escape(volume)}/adopt",
+                new AdoptVolumeRequest(parse.GetValue(adoptImage)!)));
+            c.Out.WriteLine($"volume {v.Pool}/{v.Name} adopted from RBD image {parse.GetValue(adoptImage)}: {Sizes.Format(v.SizeBytes)}, uuid {v.Uuid}");
+            return 0;
+        });
+
+        foreach (var cmd in new[] { create, resize, snapshot, clone, delete, list, show, adopt, VolumeSet(socket) }) group.Subcommands.Add(cmd);
         return group;
     }
+
+    /// <summary>An attached image's copy: how far, whether it runs, and why the image cannot be used if so.</summary>
+    internal static string DescribeOrigin(OriginCopyInfo o) =>
+        $"{o.File}: {Sizes.Format(o.BytesCopied)} of {Sizes.Format(o.BytesTotal)} copied ({(o.BytesTotal > 0 ? o.BytesCopied * 100 / o.BytesTotal : 100)}%)"
+        + (o.Problem is { } p ? $", unusable: {p}" : o.Copying ? ", copying" : ", copy not running");
 
     // ---- group -----------------------------------------------------------------------------
 

@@ -5,7 +5,7 @@ namespace EdgeBlock.Daemon;
 
 /// <summary>
 /// Prometheus series of every volume and snapshot of the open pools, by pool and volume: logical and physical
-/// bytes, the memory of its map, checksum errors. A volume deleted loses its series; one created again under the same name (another
+/// bytes, the memory of its map, checksum errors, an attached image's copy (while there is one). A volume deleted loses its series; one created again under the same name (another
 /// UUID), or whose count went down, starts its counter again from zero, so a counter never goes backwards.
 /// </summary>
 internal sealed class VolumeMetrics
@@ -15,6 +15,8 @@ internal sealed class VolumeMetrics
     private readonly Gauge _physical;
     private readonly Gauge _map;
     private readonly Counter _checksumErrors;
+    private readonly Gauge _originTotal;
+    private readonly Gauge _originCopied;
     private readonly Dictionary<(string Pool, string Volume), (Guid Uuid, long ChecksumErrors)> _last = [];
 
     public VolumeMetrics(MetricFactory factory, Func<IReadOnlyList<VolumeInfo>> volumes)
@@ -27,6 +29,10 @@ internal sealed class VolumeMetrics
             "Daemon memory the volume's map takes (grows with what is written, not with the volume's size)", "pool", "volume");
         _checksumErrors = factory.CreateCounter("edgeblock_volume_checksum_errors_total",
             "Reads of the volume whose stored data did not match its checksum (each failed with Unrecovered Read Error)", "pool", "volume");
+        _originTotal = factory.CreateGauge("edgeblock_volume_origin_bytes",
+            "Virtual size of the image attached to the volume (image attach), while its background copy is not done", "pool", "volume");
+        _originCopied = factory.CreateGauge("edgeblock_volume_origin_copied_bytes",
+            "Bytes of the attached image the volume holds itself (copied, written or discarded); the image is dropped when it reaches the total", "pool", "volume");
     }
 
     public void Refresh()
@@ -42,6 +48,15 @@ internal sealed class VolumeMetrics
             _physical.WithLabels(v.Pool, v.Name).Set(v.PhysicalBytes);
             _map.WithLabels(v.Pool, v.Name).Set(v.MapBytes);
             _checksumErrors.WithLabels(v.Pool, v.Name).IncTo(v.ChecksumErrors);
+            if (v.OriginCopy is { } origin)
+            {
+                _originTotal.WithLabels(v.Pool, v.Name).Set(origin.BytesTotal);
+                _originCopied.WithLabels(v.Pool, v.Name).Set(origin.BytesCopied);
+            }
+            else
+            {
+                RemoveOrigin(key);
+            }
         }
         foreach (var gone in _last.Keys.Where(k => !seen.Contains(k)).ToList())
         {
@@ -56,5 +71,12 @@ internal sealed class VolumeMetrics
         _physical.RemoveLabelled(key.Pool, key.Volume);
         _map.RemoveLabelled(key.Pool, key.Volume);
         _checksumErrors.RemoveLabelled(key.Pool, key.Volume);
+        RemoveOrigin(key);
+    }
+
+    private void RemoveOrigin((string Pool, string Volume) key)
+    {
+        _originTotal.RemoveLabelled(key.Pool, key.Volume);
+        _originCopied.RemoveLabelled(key.Pool, key.Volume);
     }
 }

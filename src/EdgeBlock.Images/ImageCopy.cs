@@ -13,53 +13,130 @@ public static class ImageCopy
     public const int BlockBytes = 4096;
 
     /// <summary>
-    /// Calls <paramref name="write"/> with each run of non-zero blocks in ascending order (offset, bytes), one call at a
-    /// time; the bytes are valid until the call's task completes. The next chunk is read (and decompressed) while the
-    /// writes of the previous one are in flight: two chunk buffers. Answers the bytes written.
+    /// Calls <paramref name="write"/> with each run of non-zero blocks (offset, bytes); the bytes are valid until the
+    /// call's task completes. The copy runs on <paramref name="workers"/> threads of its own: reading and decompressing
+    /// are synchronous and long (a chunk of compressed clusters takes milliseconds), and on the thread pool they would
+    /// starve the I/O completions the writes wait for. With one worker the runs come in ascending order, one call at a
+    /// time (image files are written in order). With more, each worker has a reader of its own
+    /// (<see cref="ImageReader.Fork"/>) and a chunk buffer, takes the next chunk, reads it and writes its runs, so
+    /// reads, decompression and writes of several chunks overlap and calls come in any order. A failed read or write, or
+    /// a cancel, stops the others; the task ends only after every write in flight has ended. Answers the bytes written.
     /// </summary>
-    public static async Task<long> CopyAsync(ImageReader source, Func<long, ReadOnlyMemory<byte>, CancellationToken, ValueTask> write,
-        IProgress<CopyProgress>? progress, CancellationToken cancel)
+    public static Task<long> CopyAsync(ImageReader source, Func<long, ReadOnlyMemory<byte>, CancellationToken, ValueTask> write,
+        IProgress<CopyProgress>? progress, CancellationToken cancel, int workers = 1)
     {
-        List<(long Start, long End)> ranges = DataRanges(source);
-        long total = ranges.Sum(r => r.End - r.Start), done = 0, written = 0;
-        progress?.Report(new CopyProgress(0, total, 0));
-        byte[][] buffers = [GC.AllocateUninitializedArray<byte>(ChunkBytes), GC.AllocateUninitializedArray<byte>(ChunkBytes)];
-        Task writing = Task.CompletedTask;
-        int next = 0;
-        try
-        {
-            foreach ((long start, long end) in ranges)
-            {
-                for (long offset = start; offset < end;)
-                {
-                    cancel.ThrowIfCancellationRequested();
-                    int n = (int)Math.Min(ChunkBytes, end - offset);
-                    byte[] buffer = buffers[next];
-                    next ^= 1;
-                    source.Read(offset, buffer.AsSpan(0, n)); // the other buffer's writes run meanwhile
-                    List<(int Start, int Length)> runs = NonZeroRuns(buffer.AsSpan(0, n));
-                    await writing.ConfigureAwait(false);      // in order, and that buffer is free for the next read
-                    writing = WriteRunsAsync(write, offset, buffer, runs, cancel);
-                    written += runs.Sum(r => r.Length);
-                    offset += n;
-                    done += n;
-                    progress?.Report(new CopyProgress(done, total, written));
-                }
-            }
-            await writing.ConfigureAwait(false);
-        }
-        finally
-        {
-            // A failed read or a cancel must not return while writes from the buffers are still in flight.
-            await writing.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
-        }
-        return written;
+        ArgumentOutOfRangeException.ThrowIfLessThan(workers, 1);
+        var copy = new Copy(source, write, progress, cancel);
+        copy.Start(workers);
+        return copy.Result.Task;
     }
 
-    private static async Task WriteRunsAsync(Func<long, ReadOnlyMemory<byte>, CancellationToken, ValueTask> write, long offset, byte[] buffer,
-        List<(int Start, int Length)> runs, CancellationToken cancel)
+    /// <summary>One copy's shared state: the next chunk, the progress, the first failure, the workers still running.</summary>
+    private sealed class Copy(ImageReader source, Func<long, ReadOnlyMemory<byte>, CancellationToken, ValueTask> write,
+        IProgress<CopyProgress>? progress, CancellationToken cancel)
     {
-        foreach ((int start, int length) in runs) await write(offset + start, buffer.AsMemory(start, length), cancel).ConfigureAwait(false);
+        private readonly List<(long Start, long End)> _ranges = DataRanges(source);
+        private readonly CancellationTokenSource _stop = CancellationTokenSource.CreateLinkedTokenSource(cancel);
+        private readonly Lock _lock = new();
+        // The next chunk: the range it lies in and its offset (not a list of chunks: a hostile image's data ranges
+        // can be long, and the copy must not allocate in proportion to what it claims).
+        private int _range;
+        private long _cursor;
+        private long _total, _done, _written;
+        private Exception? _failure;
+        private int _running;
+
+        public TaskCompletionSource<long> Result { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public void Start(int workers)
+        {
+            _cursor = _ranges.Count > 0 ? _ranges[0].Start : 0;
+            _total = _ranges.Sum(r => r.End - r.Start);
+            progress?.Report(new CopyProgress(0, _total, 0));
+            _running = workers;
+            for (int w = 0; w < workers; w++)
+            {
+                ImageReader? reader = null;
+                try
+                {
+                    reader = w == 0 ? source : source.Fork();
+                    new Thread(Run) { IsBackground = true, Name = "edgeblock image copy" }.Start(reader);
+                }
+                catch (Exception e)
+                {
+                    if (reader != null && reader != source) reader.Dispose();
+                    Fail(e); // a fork or a thread could not be made: the workers already started stop
+                    Ended();
+                }
+            }
+        }
+
+        private void Run(object? state)
+        {
+            var reader = (ImageReader)state!;
+            try
+            {
+                byte[] buffer = GC.AllocateUninitializedArray<byte>(ChunkBytes);
+                while (TryNextChunk(out long offset, out int length))
+                {
+                    _stop.Token.ThrowIfCancellationRequested();
+                    reader.Read(offset, buffer.AsSpan(0, length));
+                    long runBytes = 0;
+                    foreach ((int start, int runLength) in NonZeroRuns(buffer.AsSpan(0, length)))
+                    {
+                        ValueTask pending = write(offset + start, buffer.AsMemory(start, runLength), _stop.Token);
+                        if (pending.IsCompletedSuccessfully) pending.GetAwaiter().GetResult();
+                        else pending.AsTask().GetAwaiter().GetResult(); // this thread waits; the buffer stays in use until then
+                        runBytes += runLength;
+                    }
+                    lock (_lock)
+                    {
+                        _done += length;
+                        _written += runBytes;
+                        progress?.Report(new CopyProgress(_done, _total, _written));
+                    }
+                }
+            }
+            catch (Exception e)
+            {
+                Fail(e);
+            }
+            finally
+            {
+                if (reader != source) reader.Dispose();
+                Ended();
+            }
+        }
+
+        private bool TryNextChunk(out long offset, out int length)
+        {
+            lock (_lock)
+            {
+                while (_range < _ranges.Count && _cursor >= _ranges[_range].End)
+                    if (++_range < _ranges.Count) _cursor = _ranges[_range].Start;
+                offset = _cursor;
+                length = _range < _ranges.Count ? (int)Math.Min(ChunkBytes, _ranges[_range].End - _cursor) : 0;
+                _cursor += length;
+                return length > 0;
+            }
+        }
+
+        /// <summary>Keeps the first failure that is not a cancel it caused, and stops the other workers.</summary>
+        private void Fail(Exception e)
+        {
+            lock (_lock)
+                if (_failure == null || (_failure is OperationCanceledException && e is not OperationCanceledException)) _failure = e;
+            _stop.Cancel();
+        }
+
+        private void Ended()
+        {
+            if (Interlocked.Decrement(ref _running) != 0) return;
+            _stop.Dispose();
+            if (_failure is OperationCanceledException) Result.SetCanceled(cancel);
+            else if (_failure != null) Result.SetException(_failure);
+            else Result.SetResult(_written);
+        }
     }
 
     /// <summary>

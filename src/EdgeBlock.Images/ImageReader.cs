@@ -1,3 +1,4 @@
+using EdgeBlock.Interop;
 using Microsoft.Win32.SafeHandles;
 
 namespace EdgeBlock.Images;
@@ -6,15 +7,20 @@ namespace EdgeBlock.Images;
 /// One layer of an image (a raw file or a qcow2 file) and the chain below it. A layer says, range by range, whether it
 /// holds data, zeros or nothing (<see cref="LayerStatus"/>); the chain resolves "nothing" through the backing images, so
 /// that <see cref="Extents"/> lists exactly the ranges a copy must write and <see cref="Read"/> returns the guest's view.
-/// Not thread-safe: one reader per copy (it keeps one cluster table and one cluster buffer).
+/// Not thread-safe: one reader per thread (it keeps one cluster table and one cluster buffer); <see cref="Fork"/> gives
+/// another thread its own reader over the same open files.
 /// </summary>
 public abstract class ImageReader : IDisposable
 {
-    protected ImageReader(string path, SafeFileHandle file, long fileLength)
+    /// <summary>False for a fork: the file belongs to the reader it was forked from.</summary>
+    private readonly bool _ownsFile;
+
+    protected ImageReader(string path, SafeFileHandle file, long fileLength, bool ownsFile = true)
     {
         Path = path;
         File = file;
         FileLength = fileLength;
+        _ownsFile = ownsFile;
     }
 
     /// <summary>The image's full path (backing images: resolved as opened).</summary>
@@ -107,6 +113,48 @@ public abstract class ImageReader : IDisposable
         buffer[done..].Clear();
     }
 
+    /// <summary>
+    /// A reader of the same image over the same open files (the same bytes, even if a path now names another file),
+    /// with caches of its own, so that another thread can read at the same time (pread on a shared descriptor is
+    /// safe). It must be disposed before this reader, which owns the files.
+    /// </summary>
+    public ImageReader Fork()
+    {
+        ImageReader fork = ForkLayer();
+        fork.Backing = Backing?.Fork();
+        return fork;
+    }
+
+    /// <summary>This layer alone, over the same file, not owning it (see <see cref="Fork"/>).</summary>
+    protected abstract ImageReader ForkLayer();
+
+    /// <summary>
+    /// What identifies the image as it is now, one line per layer of the chain: path, size, inode, modification time
+    /// and a SHA-256 of the metadata that maps the disk (qcow2: header cluster and L1 table; raw: the first 64 KiB),
+    /// read from the file again. Two identities differ when any layer was replaced, rewritten or touched.
+    /// </summary>
+    public string Identity()
+    {
+        var lines = new List<string>();
+        for (ImageReader? layer = this; layer != null; layer = layer.Backing)
+        {
+            int error = Native.Stat(layer.File, Native.STATX_BASIC | Native.STATX_INO | Native.STATX_MTIME, out Native.StatX st);
+            if (error != 0) throw new ImageException($"{layer.Path}: cannot stat the image: {Native.Describe(error)}");
+            using var hash = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
+            layer.HashMetadata(hash);
+            lines.Add($"{layer.Path} size={st.Size} ino={st.Ino} mtime={st.MtimeSeconds}.{st.MtimeNanoseconds:D9} sha256={Convert.ToHexStringLower(hash.GetHashAndReset())}");
+        }
+        return string.Join('\n', lines);
+    }
+
+    /// <summary>Feeds the layer's mapping metadata, read from the file now, to the identity's hash.</summary>
+    protected virtual void HashMetadata(System.Security.Cryptography.IncrementalHash hash)
+    {
+        byte[] head = new byte[Math.Min(FileLength, 65536)];
+        ReadFile(0, head);
+        hash.AppendData(head);
+    }
+
     /// <summary>Frees what a layer holds besides its file.</summary>
     protected virtual void Release() { }
 
@@ -114,7 +162,7 @@ public abstract class ImageReader : IDisposable
     {
         Release();
         Backing?.Dispose();
-        File.Dispose();
+        if (_ownsFile) File.Dispose();
         GC.SuppressFinalize(this);
     }
 }

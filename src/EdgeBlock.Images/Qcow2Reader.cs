@@ -23,13 +23,17 @@ public sealed class Qcow2Reader : ImageReader
     private readonly byte[] _compressed;
     private readonly Qcow2Codec _codec;
 
-    internal Qcow2Reader(string path, SafeFileHandle file, long fileLength, Qcow2Header header) : base(path, file, fileLength)
+    internal Qcow2Reader(string path, SafeFileHandle file, long fileLength, Qcow2Header header)
+        : this(path, file, fileLength, header, l1: null, ownsFile: true)
+    {
+    }
+
+    /// <param name="l1">The L1 table of the reader this one is forked from (never written after it is read), or null to read it.</param>
+    private Qcow2Reader(string path, SafeFileHandle file, long fileLength, Qcow2Header header, ulong[]? l1, bool ownsFile)
+        : base(path, file, fileLength, ownsFile)
     {
         Header = header;
-        _l1 = new ulong[header.L1Size]; // checked: inside the file and at most 32 MiB
-        byte[] raw = new byte[header.L1Size * 8L];
-        ReadFile(header.L1Offset, raw);
-        for (int i = 0; i < _l1.Length; i++) _l1[i] = BinaryPrimitives.ReadUInt64BigEndian(raw.AsSpan(i * 8));
+        _l1 = l1 ?? ReadL1(header);
         _l2 = new byte[header.ClusterSize];
         _cluster = new byte[header.ClusterSize];
         // A compressed cluster's length field can name up to two clusters' worth of sectors.
@@ -37,7 +41,18 @@ public sealed class Qcow2Reader : ImageReader
         _codec = new Qcow2Codec(header.CompressionType);
     }
 
+    private ulong[] ReadL1(Qcow2Header header)
+    {
+        var l1 = new ulong[header.L1Size]; // checked: inside the file and at most 32 MiB
+        byte[] raw = new byte[header.L1Size * 8L];
+        ReadFile(header.L1Offset, raw);
+        for (int i = 0; i < l1.Length; i++) l1[i] = BinaryPrimitives.ReadUInt64BigEndian(raw.AsSpan(i * 8));
+        return l1;
+    }
+
     internal Qcow2Header Header { get; }
+
+    protected override ImageReader ForkLayer() => new Qcow2Reader(Path, File, FileLength, Header, _l1, ownsFile: false);
 
     public override ImageFormat Format => ImageFormat.Qcow2;
     public override long VirtualSize => Header.VirtualSize;
@@ -160,6 +175,17 @@ public sealed class Qcow2Reader : ImageReader
     }
 
     protected override void Release() => _codec.Dispose();
+
+    /// <summary>The header cluster and the L1 table as the file holds them now (not as read at open).</summary>
+    protected override void HashMetadata(System.Security.Cryptography.IncrementalHash hash)
+    {
+        byte[] header = new byte[Math.Min(FileLength, Header.ClusterSize)];
+        ReadFile(0, header);
+        hash.AppendData(header);
+        byte[] l1 = new byte[Header.L1Size * 8L]; // checked at open: inside the file, at most 32 MiB
+        ReadFile(Header.L1Offset, l1);
+        hash.AppendData(l1);
+    }
 
     private ImageException Refuse(long offset, string problem) => Qcow2Header.Refuse(Path, $"guest offset {offset}: {problem}");
 }

@@ -12,9 +12,11 @@ public sealed class RawReader : ImageReader
 {
     private bool _seekHoles = true;
 
-    internal RawReader(string path, SafeFileHandle file, long fileLength) : base(path, file, fileLength)
+    internal RawReader(string path, SafeFileHandle file, long fileLength, bool ownsFile = true) : base(path, file, fileLength, ownsFile)
     {
     }
+
+    protected override ImageReader ForkLayer() => new RawReader(Path, File, FileLength, ownsFile: false) { _seekHoles = _seekHoles };
 
     public override ImageFormat Format => ImageFormat.Raw;
 

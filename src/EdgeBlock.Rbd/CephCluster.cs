@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using EdgeBlock.Interop;
 using EdgeBlock.Rbd.Interop;
 
 namespace EdgeBlock.Rbd;
@@ -66,24 +67,37 @@ public sealed class CephCluster : IDisposable
         CephException.ThrowIfFailed(Librados.ConfSet(cluster, "rbd_skip_partial_discard", "false"), "setting rbd_skip_partial_discard");
     }
 
-    /// <summary>A keyring others can read is refused, as volume key files are: a cephx key grants the cluster's data.</summary>
+    /// <summary>
+    /// A keyring holds a cephx key that grants the cluster's data, so it is refused, as volume key files are, unless
+    /// it is a regular file (a FIFO would block librados' read forever) owned by this process's user and readable by
+    /// that user only. The key itself is never read here.
+    /// </summary>
     private static void CheckKeyringMode(string? path)
     {
         if (path is null || OperatingSystem.IsWindows())
         {
             return;
         }
-        if (!File.Exists(path))
+        if (Native.Stat(path, Native.STATX_TYPE | Native.STATX_MODE | Native.STATX_UID, out Native.StatX st) != 0)
         {
             throw new CephException($"keyring {path} does not exist", -CephErrno.ENOENT, verbatim: true);
         }
-        UnixFileMode mode = File.GetUnixFileMode(path);
-        const UnixFileMode others = UnixFileMode.GroupRead | UnixFileMode.GroupWrite | UnixFileMode.GroupExecute
-            | UnixFileMode.OtherRead | UnixFileMode.OtherWrite | UnixFileMode.OtherExecute;
-        if ((mode & others) != 0)
+        if (!st.IsRegularFile)
+        {
+            throw new CephException($"keyring {path} is not a regular file", -CephErrno.EINVAL, verbatim: true);
+        }
+        uint user = Native.EffectiveUserId();
+        if (st.Uid != user)
         {
             throw new CephException(
-                $"keyring {path} has mode {Convert.ToString((int)mode, 8).PadLeft(4, '0')}; it holds a secret key and must be readable by its owner only (chmod 600)",
+                $"keyring {path} is owned by uid {st.Uid}, not by the daemon's user (uid {user}); it holds a secret key: chown it to that user",
+                -CephErrno.EINVAL, verbatim: true);
+        }
+        const int others = 0b000_111_111; // group and other rwx
+        if ((st.Mode & others) != 0)
+        {
+            throw new CephException(
+                $"keyring {path} has mode {Convert.ToString(st.Mode & 0xFFF, 8).PadLeft(4, '0')}; it holds a secret key and must be readable by its owner only (chmod 600)",
                 -CephErrno.EINVAL, verbatim: true);
         }
     }
@@ -142,6 +156,33 @@ public sealed class CephCluster : IDisposable
             -CephErrno.ENOTEMPTY => new CephException($"{what}: it has snapshots; delete them first", result, verbatim: true),
             _ => new CephException(what, result),
         };
+    }
+
+    /// <summary>A copy-on-write clone of a protected snapshot, with the parent's features; refused (EEXIST) when the name is taken.</summary>
+    public void CloneImage(RbdImage parent, string snapName, string name)
+    {
+        int order = 0;
+        int result = Librbd.Clone(IoContext, parent.Name, snapName, IoContext, name, parent.Features, ref order);
+        if (result == -CephErrno.EEXIST)
+        {
+            throw new CephException($"RBD image {PoolName}/{name} already exists", result, verbatim: true);
+        }
+        CephException.ThrowIfFailed(result, $"cloning {parent.Spec}@{snapName} to RBD image {PoolName}/{name}");
+    }
+
+    /// <summary>Renames an image of the pool (refused, EEXIST, when the new name is taken).</summary>
+    public void RenameImage(string name, string newName)
+    {
+        int result = Librbd.Rename(IoContext, name, newName);
+        if (result == -CephErrno.EEXIST)
+        {
+            throw new CephException($"RBD image {PoolName}/{newName} already exists", result, verbatim: true);
+        }
+        if (result == -CephErrno.ENOENT)
+        {
+            throw new CephException($"RBD image {PoolName}/{name} does not exist", result, verbatim: true);
+        }
+        CephException.ThrowIfFailed(result, $"renaming RBD image {PoolName}/{name} to {newName}");
     }
 
     /// <summary>Opens an image; with <paramref name="exclusive"/> it also takes the exclusive lock or is refused naming the holder.</summary>

@@ -152,8 +152,39 @@ public sealed class RbdImage : IDisposable
     public void RemoveSnapshot(string snapName) =>
         CephException.ThrowIfFailed(Librbd.SnapRemove(Handle, snapName), $"removing snapshot {Spec}@{snapName}");
 
-    /// <summary>The image's snapshots, oldest first.</summary>
-    public unsafe IReadOnlyList<string> ListSnapshots()
+    /// <summary>Protects a snapshot so that it can be cloned (clone format 1) and cannot be removed while it has clones.</summary>
+    public void ProtectSnapshot(string snapName) =>
+        CephException.ThrowIfFailed(Librbd.SnapProtect(Handle, snapName), $"protecting snapshot {Spec}@{snapName}");
+
+    /// <summary>Unprotects a snapshot before its removal; refused (EBUSY) while clones of it exist.</summary>
+    public void UnprotectSnapshot(string snapName)
+    {
+        int result = Librbd.SnapUnprotect(Handle, snapName);
+        if (result == -CephErrno.EBUSY)
+        {
+            throw new CephException($"snapshot {Spec}@{snapName} has clones; delete them (or flatten them with rbd flatten) first", result, verbatim: true);
+        }
+        if (result != -CephErrno.EINVAL) // EINVAL: it was not protected
+        {
+            CephException.ThrowIfFailed(result, $"unprotecting snapshot {Spec}@{snapName}");
+        }
+    }
+
+    /// <summary>The image's feature bits (RBD_FEATURE_*), which its clones inherit.</summary>
+    public ulong Features
+    {
+        get
+        {
+            CephException.ThrowIfFailed(Librbd.GetFeatures(Handle, out ulong features), $"reading the features of RBD image {Spec}");
+            return features;
+        }
+    }
+
+    /// <summary>The names of the image's snapshots, oldest first.</summary>
+    public IReadOnlyList<string> ListSnapshots() => Snapshots().Select(s => s.Name).ToList();
+
+    /// <summary>The image's snapshots with the image's size when each was taken, oldest first.</summary>
+    public unsafe IReadOnlyList<(string Name, long Size)> Snapshots()
     {
         int max = 16;
         while (true)
@@ -167,13 +198,13 @@ public sealed class RbdImage : IDisposable
                     continue;
                 }
                 CephException.ThrowIfFailed(result, $"listing the snapshots of RBD image {Spec}");
-                var names = new string[result];
+                var list = new (string, long)[result];
                 for (int i = 0; i < result; i++)
                 {
-                    names[i] = Marshal.PtrToStringUTF8((nint)p[i].Name)!;
+                    list[i] = (Marshal.PtrToStringUTF8((nint)p[i].Name)!, (long)p[i].Size);
                 }
                 Librbd.SnapListEnd(p);
-                return names;
+                return list;
             }
         }
     }

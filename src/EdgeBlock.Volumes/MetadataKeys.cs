@@ -15,6 +15,8 @@ namespace EdgeBlock.Volumes;
 /// <item><c>C</c> volume(8) chunk(8) → where a chunk of a chunk volume is stored (<see cref="ChunkRecord"/>); absent = zeroes</item>
 /// <item><c>K</c> drive(4) extent(8) → (empty) the extent holds stored chunks</item>
 /// <item><c>S</c> → the last scrub's state (JSON), so a scrub resumes after a restart</item>
+/// <item><c>O</c> volume(8) → the volume's attached origin (JSON, <see cref="VolumeOriginRecord"/>) until its copy is done</item>
+/// <item><c>B</c> volume(8) page(8) → a page of the origin's resolved-block bitmap (4 KiB, bit per 4 KiB block); absent = none resolved</item>
 /// </list>
 /// </summary>
 internal static class MetadataKeys
@@ -28,6 +30,22 @@ internal static class MetadataKeys
     public const byte Chunk = (byte)'C';
     public const byte Container = (byte)'K';
     public const byte ScrubRecord = (byte)'S';
+    public const byte Origin = (byte)'O';
+    public const byte OriginBits = (byte)'B';
+
+    public static byte[] OriginKey(long volumeId)
+    {
+        byte[] key = VolumeKey(volumeId);
+        key[0] = Origin;
+        return key;
+    }
+
+    public static byte[] OriginBitsKey(long volumeId, long page)
+    {
+        byte[] key = MapKey(volumeId, page);
+        key[0] = OriginBits;
+        return key;
+    }
 
     public static byte[] ScrubKey() => [ScrubRecord];
 

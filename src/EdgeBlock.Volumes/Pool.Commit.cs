@@ -97,14 +97,14 @@ public sealed partial class Pool
         {
             // A running scrub's place counts: on an idle pool it is saved too, so a crash loses at most one interval of it.
             dirty = _dirtyRefs.Count > 0 || _freeing.Count > 0 || _dirtyVolumeRecords.Count > 0 || _poolRecordDirty || _scrubDirty
-                || _volumes.Values.Any(v => !v.DirtyExtents.IsEmpty) || ChunksDirty();
+                || _volumes.Values.Any(v => !v.DirtyExtents.IsEmpty) || ChunksDirty() || OriginsDirty();
         }
         if (dirty) _ = CommitAsync().AsTask();
     }
 
     private sealed record Captured(WriteBatch Batch, long Bytes, List<FreeingExtent> Freeing,
         List<(Volume Volume, long Extent)> Extents, List<(int, long)> Refs, List<long> VolumeRecords, List<int> Drives, List<string> Groups, bool PoolRecord,
-        ChunkCapture Chunks);
+        ChunkCapture Chunks, OriginCapture Origins);
 
     /// <summary>Builds the batch from the current in-memory state of everything marked dirty.</summary>
     private Captured Capture()
@@ -116,6 +116,10 @@ public sealed partial class Pool
 
         lock (MetaLock)
         {
+            // Origin bits before the map: writers set a bit only after their block's map change (no lock), so the map
+            // captured after a bit carries every change that bit stands for; the other order could save a bit
+            // without the data it points the volume at.
+            OriginCapture origins = CaptureOrigins(batch, ref bytes);
             var extents = new List<(Volume, long)>();
             foreach (Volume v in _volumes.Values.Concat(_deletedVolumes))
             {
@@ -161,7 +165,7 @@ public sealed partial class Pool
             _scrubDirty = false;
 
             var captured = new Captured(batch, bytes, _freeing.Where(f => !f.Durable).ToList(), extents,
-                [.. _dirtyRefs], [.. _dirtyVolumeRecords], [.. _dirtyDrives], [.. _dirtyGroups], _poolRecordDirty, chunks);
+                [.. _dirtyRefs], [.. _dirtyVolumeRecords], [.. _dirtyDrives], [.. _dirtyGroups], _poolRecordDirty, chunks, origins);
             _dirtyRefs.Clear();
             _dirtyVolumeRecords.Clear();
             _dirtyDrives.Clear();
@@ -189,6 +193,7 @@ public sealed partial class Pool
             _dirtyGroups.UnionWith(c.Groups);
             _poolRecordDirty |= c.PoolRecord;
             RestoreChunks(c.Chunks);
+            RestoreOrigins(c.Origins);
         }
     }
 }

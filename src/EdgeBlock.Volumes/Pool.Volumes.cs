@@ -6,10 +6,13 @@ namespace EdgeBlock.Volumes;
 /// <summary>Volume, snapshot, clone and group operations. Each ends with a commit: when it returns, it is durable.</summary>
 public sealed partial class Pool
 {
-    public async Task<VolumeInfo> CreateVolumeAsync(string name, long sizeBytes, long reserveBytes = 0, string? group = null, VolumeFeatures? features = null,
-        VolumeKeySource? key = null)
+    public Task<VolumeInfo> CreateVolumeAsync(string name, long sizeBytes, long reserveBytes = 0, string? group = null, VolumeFeatures? features = null,
+        VolumeKeySource? key = null) => CreateVolumeCoreAsync(name, sizeBytes, reserveBytes, group, features ?? VolumeFeatures.None, key, null);
+
+    /// <summary>Creates a volume, attached to an origin when one is given (see <see cref="AttachVolumeAsync"/>), in one commit.</summary>
+    private async Task<VolumeInfo> CreateVolumeCoreAsync(string name, long sizeBytes, long reserveBytes, string? group, VolumeFeatures features,
+        VolumeKeySource? key, (VolumeOriginRecord Record, IVolumeOrigin Source)? origin)
     {
-        features ??= VolumeFeatures.None;
         PoolNames.Check("volume", name);
         CheckSize(name, sizeBytes, ExtentSize);
         if (group is not null) PoolNames.Check("group", group);
@@ -38,6 +41,7 @@ public sealed partial class Pool
             var v = new Volume(new VolumeRecord(NextVolumeId(), name, Guid.NewGuid(), sizeBytes, reserveBytes, group, false, null, DateTimeOffset.UtcNow,
                 features.UsesChunks ? features : null, encryption), ExtentSize) { Cipher = cipher };
             _volumes[name] = v;
+            if (origin is { } attached) v.Origin = new OriginState(v.Id, attached.Record) { Source = attached.Source, RecordDirty = true };
             if (v.UsesChunks) v.ChargedGroup = group is null ? null : GroupNamed(group);
             else _unusedReserve += UnusedReserveOf(v);
             _dirtyVolumeRecords.Add(v.Id);
@@ -107,6 +111,7 @@ public sealed partial class Pool
             if (v.OpenCount > 0) throw new VolumeException(VolumeError.Busy, $"volume {Name}/{name} is exported; remove its namespace before resizing");
             if (sizeBytes < v.Record.SizeBytes)
             {
+                RefuseAttached(v, "shrink it");
                 bool allocatedBeyond = v.UsesChunks ? ChunksMappedFrom(v, sizeBytes) : ExtentsMappedFrom(v, sizeBytes);
                 if (!force) throw new VolumeException(VolumeError.Invalid, $"volume {Name}/{name}: shrinking from {v.Record.SizeBytes} to {sizeBytes} bytes loses data; add --force if the end is unused");
                 if (allocatedBeyond) throw new VolumeException(VolumeError.Busy, $"volume {Name}/{name}: data is allocated beyond {sizeBytes} bytes; discard it first");
@@ -157,6 +162,7 @@ public sealed partial class Pool
         {
             Volume origin = Find(name);
             if (origin.IsSnapshot) throw new VolumeException(VolumeError.Invalid, $"{Name}/{name} is a snapshot; clone it first to snapshot the clone");
+            RefuseAttached(origin, "take the snapshot");
             if (_volumes.ContainsKey(full)) throw new VolumeException(VolumeError.AlreadyExists, $"snapshot {Name}/{full} already exists");
             var snap = new Volume(new VolumeRecord(NextVolumeId(), full, Guid.NewGuid(), origin.Record.SizeBytes, 0, origin.Record.Group, true, name, DateTimeOffset.UtcNow, origin.Record.Features, origin.Record.Encryption), ExtentSize);
             shared = origin.UsesChunks ? [] : CopyMappings(origin, snap);
@@ -241,6 +247,7 @@ public sealed partial class Pool
         {
             Volume v = Find(name);
             if (v.OpenCount > 0) throw new VolumeException(VolumeError.Busy, $"volume {Name}/{name} is exported; remove its namespace first");
+            DropOriginOfDeleted(v);
             if (v.UsesChunks)
             {
                 DropAllChunks(v);
@@ -279,12 +286,13 @@ public sealed partial class Pool
     public IBlockDevice OpenVolume(string name)
     {
         UnlockIfEncrypted(name);
+        OpenOriginIfAttached(name);
         lock (MetaLock)
         {
             Volume v = Find(name);
             if (v.IsSnapshot) throw new VolumeException(VolumeError.Invalid, $"{Name}/{name} is a read-only snapshot; clone it to export it");
             v.OpenCount++;
-            return v.UsesChunks ? new ChunkVolumeDevice(this, v) : new VolumeDevice(this, v);
+            return DeviceOf(v);
         }
     }
 
@@ -292,11 +300,12 @@ public sealed partial class Pool
     public IBlockDevice OpenSnapshotForReading(string name)
     {
         UnlockIfEncrypted(name);
+        OpenOriginIfAttached(name);
         lock (MetaLock)
         {
             Volume v = Find(name);
             v.OpenCount++;
-            return v.UsesChunks ? new ChunkVolumeDevice(this, v) : new VolumeDevice(this, v);
+            return DeviceOf(v);
         }
     }
 
@@ -338,7 +347,7 @@ public sealed partial class Pool
         long physical = v.UsesChunks ? Interlocked.Read(ref v.StoredSectors) * ChunkLayout.SectorSize : v.Allocated * ExtentSize;
         return new(Name, v.Name, v.Record.Uuid, v.Record.SizeBytes, physical,
             v.Record.ReserveBytes, v.Record.Group, v.IsSnapshot, v.Record.Origin, v.OpenCount > 0, v.Record.Created,
-            v.Record.EffectiveFeatures, logical, physical, Interlocked.Read(ref v.ChecksumErrors), v.MapBytes(ExtentSize));
+            v.Record.EffectiveFeatures, logical, physical, Interlocked.Read(ref v.ChecksumErrors), v.MapBytes(ExtentSize), OriginInfo(v));
     }
 
     public PoolInfo Info()

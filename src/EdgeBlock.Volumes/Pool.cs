@@ -282,6 +282,7 @@ public sealed partial class Pool : IAsyncDisposable
                 drive.Refs[extent] = BitConverter.ToInt32(it.GetValueSpan());
             }
             LoadChunks(it, byId);
+            LoadOrigins(it, byId);
             if (_db.Get(MetadataKeys.ScrubKey()) is { } scrub) _scrub = RecordJson.Decode<ScrubState>(scrub);
         }
         foreach (PoolDrive drive in _drives) drive.RebuildFreeList(new HashSet<long>());
@@ -359,7 +360,11 @@ public sealed partial class Pool : IAsyncDisposable
         foreach (PoolDrive drive in _drives) await drive.Device.DisposeAsync();
         _db.Dispose();
         ChunkBuffers.Dispose();
-        foreach (Volume v in _volumes.Values) v.Cipher?.Dispose(); // zeroes the keys
+        foreach (Volume v in _volumes.Values)
+        {
+            v.Cipher?.Dispose(); // zeroes the keys
+            v.Origin?.Source?.Dispose();
+        }
     }
 
     /// <summary>Abandons the pool without committing, as a crash would (tests).</summary>

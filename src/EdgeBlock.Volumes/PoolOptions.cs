@@ -39,4 +39,11 @@ public sealed class PoolOptions
     public bool CommitOnFreedSpace { get; init; } = true;
 
     public ILogger Logger { get; init; } = NullLogger.Instance;
+
+    /// <summary>
+    /// Opens an attached volume's origin again after the pool opened (the daemon's image adapter), checked against
+    /// its record: a missing or changed origin throws a <see cref="VolumeException"/> naming why, and that volume stays
+    /// closed. Null: such volumes cannot be opened.
+    /// </summary>
+    public Func<VolumeOriginRecord, IVolumeOrigin>? OpenOrigin { get; init; }
 }

@@ -29,6 +29,7 @@ internal sealed record GroupRecord(string Name, long? QuotaBytes);
 [JsonSerializable(typeof(VolumeFeatures))]
 [JsonSerializable(typeof(VolumeEncryption))]
 [JsonSerializable(typeof(ScrubState))]
+[JsonSerializable(typeof(VolumeOriginRecord))]
 internal sealed partial class RecordJson : JsonSerializerContext
 {
     public static byte[] Encode<T>(T value) => JsonSerializer.SerializeToUtf8Bytes(value, typeof(T), Default);

@@ -85,6 +85,9 @@ internal sealed class Volume
     /// <summary>Scratch buffer for copy-on-write, one extent, used under <see cref="CowGate"/>.</summary>
     public AlignedBuffer? CowBuffer;
 
+    /// <summary>The origin the volume still reads unresolved blocks from (image attach), null once its copy is done.</summary>
+    public OriginState? Origin;
+
     public long LastSpaceWarning = -100_000;
     public int OpenCount;
     public bool Deleted;

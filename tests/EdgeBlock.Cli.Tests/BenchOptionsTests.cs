@@ -35,6 +35,19 @@ public sealed class BenchOptionsTests
     }
 
     [Fact]
+    public void RateIops_PacesEachSlotInWholeMilliseconds_MoreThanAThousandPerSlotRefused()
+    {
+        var (o, errors) = BenchCommand.Parse("--rate-iops", "200", "--qd", "1");
+        Assert.Empty(errors);
+        Assert.Equal(TimeSpan.FromMilliseconds(5), o!.PacePerSlot);
+        Assert.Equal(TimeSpan.FromMilliseconds(40), BenchCommand.Parse("--rate-iops", "1600", "--qd", "32", "--queues", "2").Options!.PacePerSlot);
+        Assert.Equal(TimeSpan.Zero, BenchCommand.Parse().Options!.PacePerSlot); // unpaced by default
+
+        Assert.Contains(BenchCommand.Parse("--rate-iops", "5000", "--qd", "2").Errors, e => e.Contains("--rate-iops 5000: at most 1000 per command slot", StringComparison.Ordinal));
+        Assert.Contains(BenchCommand.Parse("--rate-iops", "-1").Errors, e => e.Contains("--rate-iops -1", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public void Idle_HoldsControllers_AndMoreThanOneControllerNeedsIdle()
     {
         var (o, errors) = BenchCommand.Parse("--idle", "--controllers", "64", "--queues", "4", "--time", "30s");

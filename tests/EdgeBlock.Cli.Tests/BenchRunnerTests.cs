@@ -158,6 +158,20 @@ public sealed class BenchRunnerTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task RateIops_QdOneOverTheNullBackend_StaysAtTheRate()
+    {
+        int port = await StartAsync(BackendKind.Null);
+
+        // Unpaced, QD1 over loopback runs thousands of reads a second; paced at 100 it must not pass 100
+        // (the timer may run late on a loaded box, so only the upper bound is tight).
+        var r = await new BenchRunner(Options(port, BenchPattern.RandRead, 4096, 1) with { RateIops = 100, Duration = TimeSpan.FromSeconds(1) },
+            progress: null).RunAsync(CancellationToken.None);
+
+        Assert.True(r.Ok);
+        Assert.InRange(r.Iops, 30, 105);
+    }
+
+    [Fact]
     public async Task CompressibleWrites_AreReported_WithTheIosOfTheWholeRun()
     {
         int port = await StartAsync(BackendKind.Memory);

@@ -22,6 +22,11 @@ public sealed class ImageCliTests : IAsyncLifetime
     public async Task InitializeAsync()
     {
         Directory.CreateDirectory(_dir["images"]);
+        await StartDaemonAsync();
+        Ok(await Cli("pool", "create", "p1", _dir["d0.img"] + ":256M", "--extent-size", "64K"));
+    }
+
+    private async Task StartDaemonAsync() =>
         _daemon = await DaemonHost.StartAsync(new DaemonOptions
         {
             DataDirectory = _dir.Path,
@@ -30,7 +35,13 @@ public sealed class ImageCliTests : IAsyncLifetime
             DefaultBackend = BackendKind.Memory,
             ApiSocketPath = Socket,
         }, configureLogging: l => l.SetMinimumLevel(LogLevel.Critical));
-        Ok(await Cli("pool", "create", "p1", _dir["d0.img"] + ":256M", "--extent-size", "64K"));
+
+    /// <summary>Stops the daemon (its jobs stop, its pools commit and close) and starts it again on the same data directory.</summary>
+    private async Task RestartDaemonAsync()
+    {
+        await _daemon!.DisposeAsync();
+        _daemon = null;
+        await StartDaemonAsync();
     }
 
     public async Task DisposeAsync()
@@ -187,6 +198,25 @@ public sealed class ImageCliTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task JobStatus_WaitParameter_AnswersAnEndedJobAtOnceAndRefusesBadValues()
+    {
+        Result import = await Cli("image", "import", SmallImage("ok.qcow2"), "p1/x", "--json");
+        Ok(import);
+        string id = import.Last.GetProperty("id").GetString()!;
+        using var api = new ApiClient(Socket);
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        using JsonDocument ended = JsonDocument.Parse(await api.SendAsync(HttpMethod.Get, $"v1/image-jobs/{id}?wait=10"));
+        Assert.Equal("finished", ended.RootElement.GetProperty("state").GetString());
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(5), $"an ended job's status waited {clock.Elapsed}");
+        foreach (string bad in new[] { "11", "-1", "NaN", "1e3", "soon" })
+        {
+            var e = await Assert.ThrowsAsync<DaemonRefusedException>(() => api.SendAsync(HttpMethod.Get, $"v1/image-jobs/{id}?wait={bad}"));
+            Assert.Equal(400, e.Status);
+            Assert.Contains($"wait '{bad}' is not a number of seconds from 0 to 10", e.Detail);
+        }
+    }
+
+    [Fact]
     public async Task Export_ToAnExistingFile_IsRefusedAndLeavesIt()
     {
         Ok(await Cli("image", "import", SmallImage("ok.qcow2"), "p1/x"));
@@ -213,6 +243,118 @@ public sealed class ImageCliTests : IAsyncLifetime
         Assert.Equal(4 << 20, info.GetProperty("virtual_size").GetInt64());
         Assert.Equal(4 * HostileImages.ClusterSize, info.GetProperty("data_bytes").GetInt64());
         Refused(await Cli("image", "info", _dir["images/none.qcow2"]), "cannot open the image");
+    }
+
+    // ---- attach ---------------------------------------------------------------------------------
+
+    /// <summary>The attach copy's job of a volume, once it ended (finished or failed).</summary>
+    private async Task<EdgeBlock.Api.Pools.ImageJobStatus> AttachEndedAsync(string volume)
+    {
+        for (var clock = System.Diagnostics.Stopwatch.StartNew(); clock.Elapsed < TimeSpan.FromSeconds(60); await Task.Delay(50))
+        {
+            var job = _daemon!.Daemon.Pools.Images.List().LastOrDefault(j => j.Kind == "attach" && j.Volume == volume);
+            if (job is { State: not "running" }) return job;
+        }
+        throw new TimeoutException($"the attach copy of {volume} did not end within 60 s");
+    }
+
+    /// <summary>Writes blocks through the pool (as a guest would through an export) and flushes.</summary>
+    private async Task WriteVolumeAsync(string name, long offset, byte[] data)
+    {
+        await using IBlockDevice device = _daemon!.Daemon.Pools.Get("p1").OpenVolume(name);
+        Assert.Equal(BlockStatus.Success, await device.WriteAsync(offset / device.BlockSize, data, fua: false));
+        Assert.Equal(BlockStatus.Success, await device.FlushAsync());
+    }
+
+    /// <summary>Exports the volume to a raw file with the CLI and has qemu-img compare it with the expected bytes.</summary>
+    private async Task QemuCompareAsync(string volume, byte[] expected)
+    {
+        File.WriteAllBytes(_dir["images/expected.raw"], expected);
+        Ok(await Cli("image", "export", $"p1/{volume}", _dir["images/attached.raw"], "--format", "raw"));
+        Assert.Contains("Images are identical.", QemuImg.Ok("qemu-img", "compare", "-f", "raw", "-F", "raw", _dir["images/attached.raw"], _dir["images/expected.raw"]));
+    }
+
+    [QemuImgTheory]
+    [InlineData("v3")]
+    [InlineData("zstd")]
+    [InlineData("chain")]
+    public async Task Attach_QemuImgImage_ReadsAsQemuRawAtOnce_KeepsWritesAndEndsIdenticalWithoutTheImage(string variant)
+    {
+        string image = MakeImage(variant);
+        byte[] expected = TestImages.QemuRaw(_dir, image);
+        // A tiny share: the copy moves its first 1 MiB and then waits ~1000 times as long as that took.
+        Result r = await Cli("image", "attach", image, "p1/vm", "--io-share", "0.001", "--json");
+        Ok(r);
+        JsonElement origin = JsonDocument.Parse(r.Output).RootElement.GetProperty("origin_copy");
+        Assert.Equal(image, origin.GetProperty("file").GetString());
+        Assert.Equal(expected.Length, origin.GetProperty("bytes_total").GetInt64());
+        byte[] before = await ReadVolumeAsync("vm");
+        Assert.True(expected.AsSpan().SequenceEqual(before), "reads before the copy differ from qemu-img convert -O raw");
+        JsonElement shown = JsonDocument.Parse((await Cli("volume", "show", "p1/vm", "--json")).Output).RootElement.GetProperty("origin_copy");
+        Assert.InRange(shown.GetProperty("bytes_copied").GetInt64(), 0, expected.Length - 1);
+        Assert.True(shown.GetProperty("copying").GetBoolean());
+        Refused(await Cli("volume", "snapshot", "p1/vm@s1"), "still reads from its origin");
+        string jobId = _daemon!.Daemon.Pools.Images.List().Single(j => j.Kind == "attach").Id;
+        Refused(await Cli("image", "jobs", "--cancel", jobId), "it is not cancelled (delete the volume to abandon it)");
+
+        // Written during the copy: in uncopied data (a partial chunk and cluster), and in a hole of the image.
+        byte[] a = Pattern(1, 1), b = Pattern(3, 2);
+        await WriteVolumeAsync("vm", (9 << 20) + 8192, a);
+        await WriteVolumeAsync("vm", 12 << 20, b);
+        a.CopyTo(expected, (9 << 20) + 8192);
+        b.CopyTo(expected, 12 << 20);
+
+        await RestartDaemonAsync(); // resumes the copy at the default share
+        Assert.Equal("finished", (await AttachEndedAsync("vm")).State);
+        Assert.Null(_daemon!.Daemon.Pools.GetVolume("p1", "vm").OriginCopy);
+        File.Delete(image); // the volume no longer needs the image
+        await QemuCompareAsync("vm", expected);
+        Assert.DoesNotContain("attached image", (await Cli("volume", "show", "p1/vm")).Output);
+        Ok(await Cli("volume", "snapshot", "p1/vm@s1"));
+    }
+
+    [QemuImgFact]
+    public async Task Attach_ImageChangedWhileTheDaemonWasDown_KeepsThatVolumeClosedNamingTheChange()
+    {
+        string image = MakeImage("v3");
+        Ok(await Cli("image", "attach", image, "p1/vm", "--io-share", "0.001"));
+        Ok(await Cli("volume", "create", "p1/other", "--size", "1M"));
+        await _daemon!.DisposeAsync();
+        _daemon = null;
+        QemuImg.Ok("qemu-io", "-f", "qcow2", "-c", "write -P 0x55 0 64k", image);
+        await StartDaemonAsync();
+        var job = await AttachEndedAsync("vm");
+        Assert.Equal("failed", job.State);
+        Assert.Contains("the image changed since it was attached", job.Failure);
+        var refused = Assert.Throws<EdgeBlock.Volumes.VolumeException>(() => _daemon!.Daemon.Pools.Get("p1").OpenVolume("vm"));
+        Assert.Contains($"volume p1/vm stays closed: its origin {image} cannot be used: the image changed since it was attached", refused.Message);
+        Assert.Contains("mtime=", refused.Message);
+        Assert.Contains("unusable: the image changed since it was attached", (await Cli("volume", "show", "p1/vm")).Output);
+        await WriteVolumeAsync("other", 0, Pattern(1, 3)); // the pool and its other volumes go on
+        File.Delete(image);
+        await RestartDaemonAsync();
+        Assert.Contains("cannot open the image", (await AttachEndedAsync("vm")).Failure);
+        Ok(await Cli("volume", "delete", "p1/vm")); // abandoning it needs no image
+        Assert.DoesNotContain(_daemon!.Daemon.Pools.ListVolumes("p1"), v => v.Name == "vm");
+    }
+
+    [QemuImgFact]
+    public async Task Attach_SmallerSizeOrFileOutsideTheRoots_IsRefusedBeforeAVolumeIsMade()
+    {
+        string image = MakeImage("v3");
+        Refused(await Cli("image", "attach", image, "p1/x", "--size", "1M"), "smaller than the image's virtual size");
+        using var outside = new TempDir();
+        TestImages.WriteRaw(outside["disk.raw"]);
+        Refused(await Cli("image", "attach", outside["disk.raw"], "p1/x"), "files must be under the data directory");
+        Refused(await Cli("image", "attach", image, "p1/x", "--io-share", "2"), "io_share 2 must be above 0 and at most 1");
+        Assert.Empty(_daemon!.Daemon.Pools.ListVolumes("p1"));
+    }
+
+    private static byte[] Pattern(int blocks, int seed)
+    {
+        var data = new byte[blocks * 4096];
+        new Random(seed).NextBytes(data);
+        return data;
     }
 
     /// <summary>A small valid qcow2 (4 MiB, four 64 KiB data clusters) in the data directory.</summary>

@@ -307,6 +307,33 @@ public sealed class VolumeDataServicesTests
         Assert.Contains("edgeblock_volume_logical_bytes{pool=\"p1\",volume=\"b\"} 12288", text);
     }
 
+    [Fact]
+    public async Task MetricsAndVolumeShow_AttachedImage_ReportTheCopyUntilTheVolumeIsDeleted()
+    {
+        int port = FreePort();
+        await using var api = await Api.StartAsync(metricsPort: port);
+        string image = Path.Combine(api.Directory, "disk.raw");
+        File.WriteAllBytes(image, Enumerable.Range(0, 2 << 20).Select(i => (byte)(i * 7 + 1)).ToArray());
+        // A tiny share: the copy moves its first 1 MiB, then waits ~1000 times as long as that took.
+        using var attached = await api.PostAsync("/v1/pools/p1/images/attach",
+            $$"""{"file": {{JsonSerializer.Serialize(image)}}, "name": "vm", "io_share": 0.001}""");
+        Assert.True(attached.StatusCode == HttpStatusCode.Created, await attached.Content.ReadAsStringAsync());
+        JsonElement copy = (await api.GetAsync("/v1/pools/p1/volumes/vm")).GetProperty("origin_copy");
+        Assert.Equal(image, copy.GetProperty("file").GetString());
+        Assert.Equal(2 << 20, copy.GetProperty("bytes_total").GetInt64());
+        using var scraper = new HttpClient();
+
+        string text = await scraper.GetStringAsync($"http://127.0.0.1:{port}/metrics");
+
+        Assert.Contains("edgeblock_volume_origin_bytes{pool=\"p1\",volume=\"vm\"} 2097152", text);
+        Assert.Contains("edgeblock_volume_origin_copied_bytes{pool=\"p1\",volume=\"vm\"}", text);
+        Assert.Contains((await api.GetAsync("/v1/image-jobs")).EnumerateArray(), j => j.GetProperty("kind").GetString() == "attach" && j.GetProperty("state").GetString() == "running");
+        using var deleted = await api.Http.DeleteAsync("/v1/pools/p1/volumes/vm"); // stops the copy first
+        Assert.Equal(HttpStatusCode.NoContent, deleted.StatusCode);
+        text = await scraper.GetStringAsync($"http://127.0.0.1:{port}/metrics");
+        Assert.DoesNotContain("volume=\"vm\"", text);
+    }
+
     private static int FreePort()
     {
         using var probe = new TcpListener(IPAddress.Loopback, 0);

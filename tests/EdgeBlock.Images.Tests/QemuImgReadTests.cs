@@ -13,6 +13,10 @@ public sealed class QemuImgReadTests
         (byte[] copied, long written) = TestImages.CopyAll(reader);
         Assert.True(expected.AsSpan().SequenceEqual(copied), "thin copy differs from qemu-img convert -O raw");
         Assert.InRange(written, 1, maxWritten);
+        // The daemon's import: four workers on forked readers (their own caches, the same files, the backing chain too).
+        (byte[] parallel, long parallelWritten) = TestImages.CopyAll(reader, workers: 4);
+        Assert.True(expected.AsSpan().SequenceEqual(parallel), "thin copy with 4 workers differs from qemu-img convert -O raw");
+        Assert.Equal(written, parallelWritten);
         return ImageInfo.Of(reader);
     }
 

@@ -31,16 +31,22 @@ internal static class TestImages
         return all;
     }
 
-    /// <summary>What a thin copy writes: each non-zero run, applied to a zeroed disk.</summary>
-    public static (byte[] Disk, long Written) CopyAll(ImageReader image)
+    /// <summary>
+    /// What a thin copy writes: each non-zero run, applied to a zeroed disk. With several workers (forked readers,
+    /// writes in any order) a block written twice fails the copy.
+    /// </summary>
+    public static (byte[] Disk, long Written) CopyAll(ImageReader image, int workers = 1)
     {
         byte[] disk = new byte[image.VirtualSize];
+        var writtenBlocks = new bool[(image.VirtualSize + ImageCopy.BlockBytes - 1) / ImageCopy.BlockBytes];
         long written = ImageCopy.CopyAsync(image, (offset, bytes, _) =>
         {
             Assert.Equal(0, offset % ImageCopy.BlockBytes); // a volume takes whole blocks
+            for (long b = offset / ImageCopy.BlockBytes; b < (offset + bytes.Length + ImageCopy.BlockBytes - 1) / ImageCopy.BlockBytes; b++)
+                Assert.False(Interlocked.Exchange(ref writtenBlocks[b], true), $"block {b} written twice");
             bytes.Span.CopyTo(disk.AsSpan((int)offset));
             return ValueTask.CompletedTask;
-        }, null, CancellationToken.None).GetAwaiter().GetResult();
+        }, null, CancellationToken.None, workers).GetAwaiter().GetResult();
         return (disk, written);
     }
 

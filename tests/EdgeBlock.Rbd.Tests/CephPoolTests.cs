@@ -1,4 +1,3 @@
-using System.Net;
 using EdgeBlock.Api;
 using EdgeBlock.Api.Pools;
 using EdgeBlock.Daemon;
@@ -7,7 +6,6 @@ using EdgeBlock.Daemon.Pools;
 using EdgeBlock.Initiator;
 using EdgeBlock.Rbd.Tests.Support;
 using EdgeBlock.Volumes;
-using Microsoft.Extensions.Logging.Abstractions;
 
 namespace EdgeBlock.Rbd.Tests;
 
@@ -17,13 +15,8 @@ public sealed class CephPoolTests(CephTestCluster ceph) : IAsyncLifetime
 {
     private readonly List<(EdgeBlockDaemon Daemon, string Directory)> _daemons = [];
 
-    private static EdgeBlockDaemon NewDaemon(string dir) => new(new DaemonOptions
-    {
-        DataDirectory = dir,
-        Listen = new IPEndPoint(IPAddress.Loopback, 0),
-        DefaultSizeBytes = 1 << 20,
-        DefaultBackend = BackendKind.Memory,
-    }, NullLoggerFactory.Instance);
+    // The test cluster's conf and keyring live in its directory under /var/tmp: a storage root, as an operator would configure it.
+    private EdgeBlockDaemon NewDaemon(string dir) => CephDaemon.New(dir, ceph.Directory);
 
     private async Task<EdgeBlockDaemon> StartDaemonAsync()
     {

@@ -26,7 +26,11 @@ internal sealed class TestPool : IAsyncDisposable
         CommitInterval = TimeSpan.Zero,
         CompactInterval = SelfManaging ? TimeSpan.FromMilliseconds(50) : TimeSpan.Zero,
         CommitOnFreedSpace = SelfManaging,
+        OpenOrigin = OpenOrigin,
     };
+
+    /// <summary>How the pool opens attached volumes' origins after a reopen (origin tests set it).</summary>
+    public Func<VolumeOriginRecord, IVolumeOrigin>? OpenOrigin { get; set; }
 
     /// <summary>
     /// Lets the pool commit when overwrites hold much space and compact on its own, as a daemon's

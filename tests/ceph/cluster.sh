@@ -6,7 +6,8 @@
 #                                     pool "rbd" and user client.edgeblock (keyring DIR/edgeblock.keyring, 0600);
 #                                     prints "ceph cluster up in N s, mon RSS N MiB, osd RSS N MiB, conf DIR/ceph.conf"
 #   tests/ceph/cluster.sh stop DIR    kills its daemons (SIGKILL: it is throwaway) and removes DIR
-#   tests/ceph/cluster.sh kill-osd DIR / start-osd DIR   stop or restart the OSD (cluster-gone tests)
+#   tests/ceph/cluster.sh kill-osd DIR / start-osd DIR   stop or restart the OSD (cluster-gone tests); start-osd
+#                                     returns once the pool answers I/O again
 #
 # DIR must be on a disk-backed file system: BlueStore opens its block file with O_DIRECT.
 # Exit status 0 when the cluster serves I/O; otherwise 1 with the reason on stderr and DIR/out/ logs.
@@ -88,6 +89,16 @@ start_osd() {
   done
 }
 
+# wait_io: until a RADOS op on pool rbd is answered (ENOENT for an object that is not there): "osd.0 up" in the
+# osd map comes before its placement groups are active, and a client's first write would wait for them.
+wait_io() {
+  local deadline=$((SECONDS + 60))
+  until [[ $(timeout 10 rados -c "$D/ceph.conf" -p rbd stat edgeblock-no-such-object 2>&1) == *"No such file"* ]]; do
+    [ $SECONDS -lt $deadline ] || fail "pool rbd does not answer 60 s after osd.0 came up (see $D/out/osd.0.log)"
+    sleep 0.3
+  done
+}
+
 start() {
   local t0=$SECONDS start_ns; start_ns=$(date +%s%N)
   for tool in ceph-mon ceph-osd ceph ceph-authtool monmaptool rbd; do
@@ -141,6 +152,6 @@ case $cmd in
     for f in "$D"/run/*.pid; do [ -e "$f" ] && kill_pidfile "$f"; done
     rm -rf "$D" ;;
   kill-osd) kill_pidfile "$D/run/osd.0.pid" ;;
-  start-osd) start_osd ;;
+  start-osd) start_osd; wait_io ;;
   *) echo "usage: $0 start|stop|kill-osd|start-osd DIR" >&2; exit 64 ;;
 esac

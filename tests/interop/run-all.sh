@@ -53,8 +53,10 @@ SUITE=(
     "cli-manage cli-manage -"
     "pool-quota pool-quota -"
     "data-services data-services -"
+    "noisy-neighbour noisy-neighbour -"
     "kernel-engine kernel-engine -"
     "dhchap dhchap -"
+    "rbd rbd ceph_cluster"
     "host-attach host-attach -"
     "vhost-user vhost-user/run.sh standalone"
     "vm-run vm-run/run.sh standalone"
@@ -97,6 +99,9 @@ trap 'exit 130' INT TERM
 
 # The host step before fio-verify-after-fault: the fault-injection tool (written
 # separately, in C#) hammers the live daemon; the guest then checks the data path.
+# ceph_cluster NAME: the Ceph cluster an entry needs is EDGEBLOCK_CEPH_DIR's (checked in run_entry); nothing to do here.
+ceph_cluster() { log "$1: Ceph cluster $EDGEBLOCK_CEPH_DIR"; }
+
 fault_injection() {
     log "$1: fault injection: $EDGEBLOCK_FAULT_CMD"
     EDGEBLOCK_TARGET=127.0.0.1:$EDGEBLOCK_DAEMON_PORT EDGEBLOCK_NQN=$INTEROP_DEFAULT_NQN \
@@ -141,6 +146,13 @@ run_entry() {
     if [[ $pre != - && $REFERENCE -eq 1 ]]; then
         SKIP_REASON="needs the daemon (reference mode)"
         return 3
+    fi
+    if [[ $pre == ceph_cluster ]]; then
+        if [[ -n ${EDGEBLOCK_SKIP_CEPH:-} ]]; then SKIP_REASON="Ceph: $EDGEBLOCK_SKIP_CEPH"; return 3; fi
+        if [[ ! -f ${EDGEBLOCK_CEPH_DIR:-/nonexistent}/ceph.conf ]]; then
+            SKIP_REASON="no Ceph cluster: EDGEBLOCK_CEPH_DIR names none (tests/ceph/cluster.sh start DIR makes one; ./test.sh does)"
+            return 3
+        fi
     fi
     if [[ $pre == fault_injection && -z ${EDGEBLOCK_FAULT_CMD:-} ]]; then
         SKIP_REASON="EDGEBLOCK_FAULT_CMD is not set"

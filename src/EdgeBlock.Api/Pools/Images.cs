@@ -19,7 +19,17 @@ public sealed record ImageImportRequest(string? File, string? Name, string? Size
 public sealed record ImageExportRequest(string? Volume, string? File, string? Format, string? Compress = null);
 
 /// <summary>
-/// An import's or export's status. Kind: "import" or "export"; State: "running", "finished", "failed" (Failure says
+/// Attaches a qcow2 or raw image FILE as the read-only origin of a new volume NAME (instant boot): the volume is
+/// usable at once, reads of blocks not yet copied come from the image, writes go to the volume, and a background copy
+/// (an image job of kind "attach", using IoShare of the drives' time: above 0, at most 1, default 0.5) moves the rest,
+/// then drops the image. The daemon keeps the image's identity (size, inode, mtime, hash of its mapping metadata) and
+/// refuses it once it changed. Size and Group as for an import. Answers 201 with the volume.
+/// </summary>
+public sealed record ImageAttachRequest(string? File, string? Name, string? Size = null, string? Group = null, double? IoShare = null);
+
+/// <summary>
+/// An import's, export's or attach copy's status. Kind: "import", "export" or "attach" (the background copy of an
+/// attached volume: resumed at daemon start, not cancelled: delete the volume to abandon it); State: "running", "finished", "failed" (Failure says
 /// why; a failed or cancelled import removes its volume, a failed export its file) or "cancelled". BytesTotal: the
 /// bytes of data ranges to copy (an import: the image's allocated data; an export: the volume's size); BytesDone: of
 /// those, examined so far; BytesWritten: non-zero data written (zero blocks are skipped). Format and Compression
@@ -32,6 +42,7 @@ public sealed record ImageJobStatus(
 {
     public const string Import = "import";
     public const string Export = "export";
+    public const string Attach = "attach";
     public const string Running = "running";
     public const string Finished = "finished";
     public const string Failed = "failed";

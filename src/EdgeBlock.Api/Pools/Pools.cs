@@ -46,6 +46,9 @@ public sealed record SnapshotRequest(string Name);
 /// <summary>A writable clone of the snapshot in the URL (VOLUME@SNAP).</summary>
 public sealed record CloneRequest(string Name, string? Reserve = null, string? Group = null);
 
+/// <summary>An existing RBD image of a Ceph pool's cluster (its name in the pool's RADOS pool) taken as the volume in the URL.</summary>
+public sealed record AdoptVolumeRequest(string Image);
+
 /// <summary>Quota as a size ("100G"); null or "none" removes it.</summary>
 public sealed record SetGroupQuotaRequest(string? Quota);
 
@@ -62,12 +65,19 @@ public sealed record PoolCounters(long Commits, long MetadataBytesWritten, long 
 /// ChecksumErrors: reads whose stored data did not match its checksum (each failed with Unrecovered Read Error);
 /// MapBytes: the daemon memory the volume's map takes (it grows with what is written, not with the size).
 /// Qos: its limits and weight and what they did (null: none set and never throttled).
+/// OriginCopy: while an image attached to the volume is still being copied (null otherwise).
 /// </summary>
 public sealed record VolumeInfo(
     string Pool, string Name, Guid Uuid, long SizeBytes, long AllocatedBytes, long ReserveBytes, string? Group,
     bool IsSnapshot, string? Origin, bool Exported, DateTimeOffset Created,
     string Compression = "off", bool Checksum = false, long LogicalBytes = 0, long PhysicalBytes = 0, double CompressionRatio = 1,
-    long ChecksumErrors = 0, bool Encrypted = false, long MapBytes = 0, QosInfo? Qos = null);
+    long ChecksumErrors = 0, bool Encrypted = false, long MapBytes = 0, QosInfo? Qos = null, OriginCopyInfo? OriginCopy = null);
+
+/// <summary>
+/// An attached image's copy: File; BytesCopied of BytesTotal (the image's virtual size) resolved — copied, written or
+/// discarded —; Copying: the background copy runs; Problem: why the image cannot be used (missing, changed), if so.
+/// </summary>
+public sealed record OriginCopyInfo(string File, long BytesTotal, long BytesCopied, bool Copying, string? Problem);
 
 /// <summary>A quota group: its quota (null: none), the space its writable volumes map, and its QoS limits (null: none).</summary>
 public sealed record GroupInfo(string Name, long? QuotaBytes, long UsedBytes, int VolumeCount, QosInfo? Qos = null);

@@ -40,6 +40,7 @@ public sealed partial class ManagementService
         if (pools != null) pools.DrivePolicy = (path, force) => _policy.CheckPoolDrive(path, force, _desired);
         if (pools != null) pools.VolumeDeleted = DropVolumeQosAsync;
         if (pools != null) pools.Images.FilePolicy = (path, create) => _policy.CheckImageFile(path, create, _desired);
+        if (pools != null) pools.CephFilePolicy = (what, path) => _policy.CheckCephFile(what, path, _desired);
     }
 
     public string ConfigPath => _store.Path;

@@ -134,6 +134,29 @@ public sealed partial class StoragePolicy
         return null;
     }
 
+    /// <summary>Where Ceph's own tools keep conf files and keyrings; a Ceph pool's files may be there besides the data directory and the roots.</summary>
+    public const string CephConfigDirectory = "/etc/ceph";
+
+    /// <summary>
+    /// A Ceph conf file or keyring of <c>pool create --ceph</c> (<paramref name="what"/>: "Ceph configuration", "keyring"):
+    /// librados opens it as the daemon, so like any path from the API it must be an existing regular file under
+    /// /etc/ceph, the data directory or a storage root (judged where it really leads), and never a daemon file.
+    /// What a keyring must be besides (owner, mode) is checked where it is used, on every connect.
+    /// </summary>
+    public PolicyRefusal? CheckCephFile(string what, string path, DesiredState state)
+    {
+        string full = Path.GetFullPath(path, _dataDirectory);
+        string real = RealPath(full);
+        what = $"{what} {full}{Via(full, real)}";
+        if (OwnFile(real) is { } own) return new PolicyRefusal($"{what}: it is {own}; the daemon's own files are never Ceph's");
+        if (!Roots(state).Append(RealPath(_dataDirectory)).Append(RealPath(CephConfigDirectory)).Any(root => IsUnder(real, root)))
+            return new PolicyRefusal($"{what}: Ceph files must be under {CephConfigDirectory}, the data directory {_dataDirectory} or a storage root "
+                                     + $"({RootList(state)}); add its directory to storage_roots in {_configPath} to allow it");
+        if (Native.Stat(real, Native.STATX_TYPE, out var st) != 0) return new PolicyRefusal($"{what}: no such file");
+        if (!st.IsRegularFile) return new PolicyRefusal($"{what}: it is not a regular file");
+        return null;
+    }
+
     /// <summary>A vhost socket path: under the data directory, the runtime directory or a storage root, and not an existing file of another kind.</summary>
     public PolicyRefusal? CheckSocket(string socket, DesiredState state)
     {

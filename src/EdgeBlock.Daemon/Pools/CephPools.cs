@@ -15,17 +15,21 @@ public sealed record CephPoolRecord(string Conf, string CephPool, string? CephUs
 /// Pools backed by a Ceph cluster (issue J): a volume is an RBD image of the pool's RADOS pool, its UUID kept in the
 /// image's metadata (<c>edgeblock.uuid</c>) so that it moves with the image. An export opens the image with the
 /// exclusive lock, so a second daemon is refused naming the holder. What RBD cannot give — group quotas,
-/// reservations, compression, checksums, EdgeBlock encryption, drives, scrub, check — is refused with the reason.
+/// reservations, compression, checksums, EdgeBlock encryption, drives, scrub, check — is refused with the reason. Snapshots are RBD snapshots (protected, so
+/// that they can be cloned), clones RBD clones.
 /// librados calls block (at most the client timeout): callers run them off the I/O path.
 /// </summary>
 public sealed class CephPools : IDisposable
 {
     public const string RecordFile = "ceph-pool.json";
     private const string UuidKey = "edgeblock.uuid";
+    private const string OriginKey = "edgeblock.origin"; // VOLUME@SNAP of a clone made through EdgeBlock
 
     private readonly ILogger _logger;
     private readonly Lock _lock = new();
-    private readonly Dictionary<string, (CephPoolRecord Record, CephCluster Cluster)> _pools = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, Entry> _pools = new(StringComparer.Ordinal);
+
+    private sealed record Entry(CephPoolRecord Record, CephCluster Cluster, CephHealth Health);
 
     public CephPools(ILogger logger)
     {
@@ -33,7 +37,13 @@ public sealed class CephPools : IDisposable
     }
 
     /// <summary>Client timeout of every cluster connection (librados otherwise waits forever for a cluster that is gone).</summary>
-    public TimeSpan OpTimeout { get; init; } = TimeSpan.FromSeconds(30);
+    public TimeSpan OpTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>How often each pool's cluster is probed (<see cref="CephHealth"/>; tests shorten it).</summary>
+    public TimeSpan ProbeInterval { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>How long a probe may go unanswered before the pool is degraded; management calls on a degraded pool wait at most this long.</summary>
+    public TimeSpan ProbeTimeout { get; set; } = TimeSpan.FromSeconds(5);
 
     public static bool IsCephPool(string directory) => File.Exists(Path.Combine(directory, RecordFile));
 
@@ -53,7 +63,7 @@ public sealed class CephPools : IDisposable
         CephPoolRecord record = JsonSerializer.Deserialize<CephPoolRecord>(File.ReadAllBytes(Path.Combine(directory, RecordFile)), ApiJson.Options)
             ?? throw new InvalidDataException($"{Path.Combine(directory, RecordFile)} is empty");
         CephCluster cluster = Connect(record);
-        lock (_lock) _pools[name] = (record, cluster);
+        Add(name, record, cluster, images: 0).Health.Probe();
         _logger.LogInformation("pool {Pool}: Ceph pool {CephPool} of {Conf} as {User}", name, record.CephPool, record.Conf, cluster.Options.EntityName);
     }
 
@@ -93,8 +103,15 @@ public sealed class CephPools : IDisposable
             cluster.Dispose();
             throw;
         }
-        lock (_lock) _pools[name] = (record, cluster);
-        return Summary(name, directory, volumes: cluster.ListImages().Count);
+        Add(name, record, cluster, images: 0);
+        return Summary(name, directory);
+    }
+
+    private Entry Add(string name, CephPoolRecord record, CephCluster cluster, int images)
+    {
+        var entry = new Entry(record, cluster, new CephHealth(name, cluster, ProbeInterval, ProbeTimeout, _logger, images));
+        lock (_lock) _pools[name] = entry;
+        return entry;
     }
 
     private CephCluster Connect(CephPoolRecord record)
@@ -109,14 +126,31 @@ public sealed class CephPools : IDisposable
         }
     }
 
-    public PoolSummary Summary(string name, string directory, int? volumes = null)
+    /// <summary>The pool as `pool show` reports it: a probe (bounded by <see cref="ProbeTimeout"/>) says online or degraded and why.</summary>
+    public PoolSummary Summary(string name, string directory)
     {
-        (CephPoolRecord record, CephCluster cluster) = Get(name);
-        return new PoolSummary(name, "online", null, null, directory, 0, 0, 0, 0, 0, 0, volumes ?? Run(() => cluster.ListImages().Count),
-            [], null, Kind: "ceph", Ceph: $"{record.Conf} pool {record.CephPool} as {cluster.Options.EntityName}");
+        Entry entry = Get(name);
+        string? degraded = entry.Health.Probe();
+        return new PoolSummary(name, degraded is null ? "online" : "degraded", degraded, null, directory, 0, 0, 0, 0, 0, 0, entry.Health.Images,
+            [], null, Kind: "ceph", Ceph: $"{entry.Record.Conf} pool {entry.Record.CephPool} as {entry.Cluster.Options.EntityName}");
     }
 
-    private (CephPoolRecord Record, CephCluster Cluster) Get(string name)
+    /// <summary>Whether a pool is degraded now (no probe: the last one's verdict); listing every volume leaves such pools out.</summary>
+    public bool IsDegraded(string name) => Get(name).Health.Degraded is not null;
+
+    /// <summary>
+    /// The cluster of a pool for a management call. A degraded pool is probed first (joining the probe in flight) and
+    /// refused naming why when its cluster still does not answer: the call returns within the probe timeout, not the client's.
+    /// </summary>
+    private CephCluster Cluster(string name)
+    {
+        Entry entry = Get(name);
+        if (entry.Health.Degraded is not null && entry.Health.Probe() is { } why)
+            throw new VolumeException(VolumeError.Io, $"pool {name} is degraded: {why}; retry when `edgeblock pool show {name}` says online");
+        return entry.Cluster;
+    }
+
+    private Entry Get(string name)
     {
         lock (_lock)
         {
@@ -140,7 +174,7 @@ public sealed class CephPools : IDisposable
         PoolNames.Check("volume", volume);
         if (sizeBytes <= 0 || sizeBytes % RbdBlockDevice.DefaultBlockSize != 0)
             throw new VolumeException(VolumeError.Invalid, $"volume {pool}/{volume}: the size must be a positive multiple of 4K");
-        CephCluster cluster = Get(pool).Cluster;
+        CephCluster cluster = Cluster(pool);
         return Run(() =>
         {
             cluster.CreateImage(volume, sizeBytes);
@@ -152,27 +186,103 @@ public sealed class CephPools : IDisposable
 
     public VolumeInfo GetVolume(string pool, string volume, bool exported)
     {
-        CephCluster cluster = Get(pool).Cluster;
+        CephCluster cluster = Cluster(pool);
+        (string name, string? snap) = SplitSnapshot(volume);
         return Run(() =>
         {
-            using RbdImage image = cluster.OpenImage(volume, exclusive: false);
-            return Info(pool, image, exported);
+            using RbdImage image = cluster.OpenImage(name, exclusive: false);
+            if (snap is null) return Info(pool, image, exported);
+            return image.Snapshots().FirstOrDefault(s => s.Name == snap) is { Name: not null } found
+                ? SnapshotInfo(pool, image, found.Name, found.Size)
+                : throw new VolumeException(VolumeError.NotFound, $"no snapshot {pool}/{volume} (RBD image {image.Spec} has no snapshot {snap})");
+        });
+    }
+
+    private static (string Name, string? Snapshot) SplitSnapshot(string volume)
+    {
+        int at = volume.IndexOf('@');
+        return at < 0 ? (volume, null) : (volume[..at], volume[(at + 1)..]);
+    }
+
+    /// <summary>
+    /// An RBD snapshot of the volume (the exported image's own handle when it is exported: its exclusive lock is not handed
+    /// to another opener), protected at once so that it can be cloned.
+    /// </summary>
+    public VolumeInfo Snapshot(string pool, string volume, string snapshot, RbdImage? exported)
+    {
+        PoolNames.Check("snapshot", snapshot);
+        CephCluster cluster = Cluster(pool);
+        return Run(() =>
+        {
+            RbdImage image = exported ?? cluster.OpenImage(volume, exclusive: false);
+            try
+            {
+                if (image.ListSnapshots().Contains(snapshot))
+                    throw new VolumeException(VolumeError.AlreadyExists, $"snapshot {pool}/{volume}@{snapshot} already exists");
+                image.CreateSnapshot(snapshot);
+                image.ProtectSnapshot(snapshot);
+                return SnapshotInfo(pool, image, snapshot, image.Size);
+            }
+            finally
+            {
+                if (exported is null) image.Dispose();
+            }
+        });
+    }
+
+    /// <summary>A copy-on-write RBD clone of a (protected) snapshot: a new volume with a UUID of its own and the snapshot as its origin.</summary>
+    public VolumeInfo Clone(string pool, string snapshot, string name)
+    {
+        PoolNames.Check("volume", name);
+        (string parentName, string? snap) = SplitSnapshot(snapshot);
+        if (snap is null) throw new VolumeException(VolumeError.Invalid, $"clone {pool}/{name}: clone a snapshot (POOL/VOLUME@SNAP), not volume {pool}/{snapshot}");
+        CephCluster cluster = Cluster(pool);
+        return Run(() =>
+        {
+            using (RbdImage parent = cluster.OpenImage(parentName, exclusive: false))
+            {
+                if (!parent.ListSnapshots().Contains(snap)) throw new VolumeException(VolumeError.NotFound, $"no snapshot {pool}/{snapshot}");
+                cluster.CloneImage(parent, snap, name);
+            }
+            using RbdImage clone = cluster.OpenImage(name, exclusive: false);
+            // librbd copies the parent's metadata into the clone: its UUID and origin are replaced, never shared.
+            clone.SetMetadata(UuidKey, Guid.NewGuid().ToString());
+            clone.SetMetadata(OriginKey, snapshot);
+            return Info(pool, clone, exported: false);
+        });
+    }
+
+    /// <summary>
+    /// Takes an existing image of the pool's RADOS pool as volume <paramref name="name"/>: renamed to it when the names
+    /// differ, and given an EdgeBlock UUID unless it has one. Its data, features and snapshots stay as they are.
+    /// </summary>
+    public VolumeInfo Adopt(string pool, string name, string image)
+    {
+        PoolNames.Check("volume", name);
+        if (string.IsNullOrEmpty(image) || image.Contains('/') || image.Contains('@') || image.Any(char.IsControl) || image.Length > 256)
+            throw new VolumeException(VolumeError.Invalid, $"volume {pool}/{name}: --image names an RBD image of the pool's Ceph pool (no pool/ or @snapshot)");
+        CephCluster cluster = Cluster(pool);
+        return Run(() =>
+        {
+            if (image != name) cluster.RenameImage(image, name);
+            using RbdImage adopted = cluster.OpenImage(name, exclusive: false);
+            return Info(pool, adopted, exported: false);
         });
     }
 
     public IReadOnlyList<VolumeInfo> ListVolumes(string pool, Func<string, bool> exported)
     {
-        CephCluster cluster = Get(pool).Cluster;
-        return Run(() => cluster.ListImages().Select(name =>
+        CephCluster cluster = Cluster(pool);
+        return Run(() => cluster.ListImages().SelectMany(name =>
         {
             using RbdImage image = cluster.OpenImage(name, exclusive: false);
-            return Info(pool, image, exported(name));
+            return image.Snapshots().Select(s => SnapshotInfo(pool, image, s.Name, s.Size)).Prepend(Info(pool, image, exported(name))).ToList();
         }).ToList());
     }
 
     public VolumeInfo ResizeVolume(string pool, string volume, long sizeBytes, bool force)
     {
-        CephCluster cluster = Get(pool).Cluster;
+        CephCluster cluster = Cluster(pool);
         return Run(() =>
         {
             using RbdImage image = cluster.OpenImage(volume, exclusive: true);
@@ -185,29 +295,79 @@ public sealed class CephPools : IDisposable
         });
     }
 
+    /// <summary>
+    /// Removes an image, or (VOLUME@SNAP) one snapshot: unprotected first, refused naming why while clones of it exist.
+    /// An image with snapshots is refused naming them: they go first, one by one, so that nothing is lost by surprise.
+    /// </summary>
     public void DeleteVolume(string pool, string volume)
     {
-        CephCluster cluster = Get(pool).Cluster;
-        Run(() => { cluster.RemoveImage(volume); return 0; });
-    }
-
-    /// <summary>The image, opened with the exclusive lock, as a block device that closes it when disposed.</summary>
-    public IBlockDevice OpenForExport(string pool, string volume)
-    {
-        CephCluster cluster = Get(pool).Cluster;
-        return Run(() => new RbdBlockDevice(cluster.OpenImage(volume, exclusive: true), ownsImage: true));
-    }
-
-    private static VolumeInfo Info(string pool, RbdImage image, bool exported)
-    {
-        string? uuidText = image.GetMetadata(UuidKey);
-        if (uuidText is null || !Guid.TryParse(uuidText, out Guid uuid))
+        CephCluster cluster = Cluster(pool);
+        (string name, string? snap) = SplitSnapshot(volume);
+        Run(() =>
         {
-            // An image made outside EdgeBlock: give it a UUID now, kept with the image from then on.
-            uuid = Guid.NewGuid();
-            image.SetMetadata(UuidKey, uuid.ToString());
-        }
-        return new VolumeInfo(pool, image.Name, uuid, image.Size, 0, 0, null, false, null, exported, image.Created);
+            using (RbdImage image = cluster.OpenImage(name, exclusive: false))
+            {
+                IReadOnlyList<string> snapshots = image.ListSnapshots();
+                if (snap is not null)
+                {
+                    if (!snapshots.Contains(snap)) throw new VolumeException(VolumeError.NotFound, $"no snapshot {pool}/{volume}");
+                    image.UnprotectSnapshot(snap);
+                    image.RemoveSnapshot(snap);
+                    return 0;
+                }
+                if (snapshots.Count > 0)
+                    throw new VolumeException(VolumeError.Busy, $"volume {pool}/{volume} has snapshots ({string.Join(", ", snapshots)}); delete them first "
+                                                                + $"(edgeblock volume delete {pool}/{volume}@{snapshots[0]})");
+            }
+            cluster.RemoveImage(name);
+            return 0;
+        });
+    }
+
+    /// <summary>The image, opened with the exclusive lock, as a block device that closes it when disposed, and the volume it is.</summary>
+    public (IBlockDevice Device, VolumeInfo Info) OpenForExport(string pool, string volume)
+    {
+        CephCluster cluster = Cluster(pool);
+        return Run(() =>
+        {
+            RbdImage image = cluster.OpenImage(volume, exclusive: true);
+            try
+            {
+                VolumeInfo info = Info(pool, image, exported: true);
+                return ((IBlockDevice)new RbdBlockDevice(image, ownsImage: true), info);
+            }
+            catch
+            {
+                image.Dispose();
+                throw;
+            }
+        });
+    }
+
+    private static VolumeInfo Info(string pool, RbdImage image, bool exported) =>
+        new(pool, image.Name, ImageUuid(image), image.Size, 0, 0, null, false, image.GetMetadata(OriginKey), exported, image.Created);
+
+    /// <summary>The image's EdgeBlock UUID; an image made outside EdgeBlock gets one now, kept with the image from then on.</summary>
+    private static Guid ImageUuid(RbdImage image)
+    {
+        if (Guid.TryParse(image.GetMetadata(UuidKey), out Guid uuid)) return uuid;
+        uuid = Guid.NewGuid();
+        image.SetMetadata(UuidKey, uuid.ToString());
+        return uuid;
+    }
+
+    /// <summary>
+    /// A snapshot's UUID, derived from its image's and its name: stable on every daemon without writing metadata (which
+    /// needs the image's exclusive lock, held by the export of an exported volume), and never another volume's.
+    /// </summary>
+    private static VolumeInfo SnapshotInfo(string pool, RbdImage image, string snapshot, long size)
+    {
+        Span<byte> hash = stackalloc byte[32];
+        System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes($"{ImageUuid(image)}@{snapshot}"), hash);
+        hash[6] = (byte)((hash[6] & 0x0F) | 0x80); // RFC 9562 version 8 (custom), variant 10
+        hash[8] = (byte)((hash[8] & 0x3F) | 0x80);
+        var uuid = new Guid(hash[..16], bigEndian: true);
+        return new VolumeInfo(pool, $"{image.Name}@{snapshot}", uuid, size, 0, 0, null, true, image.Name, false, image.Created);
     }
 
     private static T Run<T>(Func<T> action)
@@ -234,10 +394,17 @@ public sealed class CephPools : IDisposable
 
     public void Dispose()
     {
+        List<(string Name, Entry Entry)> pools;
         lock (_lock)
         {
-            foreach (var (_, cluster) in _pools.Values) cluster.Dispose();
+            pools = _pools.Select(p => (p.Key, p.Value)).ToList();
             _pools.Clear();
+        }
+        foreach ((string name, Entry entry) in pools)
+        {
+            // librados must not be shut down under a call in flight: a probe hung on a dead cluster leaves its handle to the process's exit.
+            if (entry.Health.Stop(OpTimeout)) entry.Cluster.Dispose();
+            else _logger.LogWarning("pool {Pool}: a probe of the Ceph cluster is still waiting; its connection is left to the process's exit", name);
         }
     }
 }

@@ -12,12 +12,23 @@ namespace EdgeBlock.Daemon.Pools;
 /// Image imports and exports as background jobs of the daemon: the daemon opens the image file (the storage policy
 /// decides which it may), a start answers once the job is checked and running, its status follows it, a cancel stops
 /// it. An import creates its volume and writes only the image's data; one that fails or is cancelled removes the
-/// volume again, an export its file. Jobs are not resumed after a restart (their records live as long as the daemon).
+/// volume again, an export its file. Imports and exports are not resumed after a restart (their records live as long
+/// as the daemon). An attach creates a volume reading from the image at once (<see cref="Pool.AttachVolumeAsync"/>)
+/// and runs its background copy as a job of kind attach, which the daemon resumes at start (the pool keeps where it
+/// was) and stops only to delete the volume or to shut down.
 /// </summary>
 public sealed class ImageJobs
 {
     private static readonly TimeSpan StopWait = TimeSpan.FromSeconds(30);
+
+    /// <summary>The share of the drives' time an attach copy may use unless the request says otherwise: guests keep the rest.</summary>
+    public const double DefaultAttachIoShare = 0.5;
     private const int KeptEnded = 100;
+    /// <summary>
+    /// Chunks an import reads, decompresses and writes at once (ImageCopy's workers): one chunk at a time left the
+    /// drive idle while a chunk was read and the CPU idle while it was written (bench/images.sh).
+    /// </summary>
+    private const int ImportWorkers = 4;
 
     private readonly Func<string, Pool> _pools;
     private readonly string _dataDirectory;
@@ -51,6 +62,7 @@ public sealed class ImageJobs
         public CancellationTokenSource Cancel { get; } = new();
         public Task Run { get; set; } = Task.CompletedTask;
         public CopyProgress Progress;
+        public long BaseDone = -1; // where a resumed attach copy began: its rate counts from there
         public DateTimeOffset? Ended;
         public string State = Contract.ImageJobStatus.Running;
         public string? Failure;
@@ -70,14 +82,7 @@ public sealed class ImageJobs
         ImageReader image = Open(file);
         try
         {
-            long size = (image.VirtualSize + PoolLayout.BlockSize - 1) / PoolLayout.BlockSize * PoolLayout.BlockSize;
-            if (!string.IsNullOrEmpty(request.Size))
-            {
-                long asked = PoolManager.ParseSize(request.Size, $"volume {poolName}/{name}: size");
-                if (asked < image.VirtualSize)
-                    throw ManagementException.Invalid($"volume {poolName}/{name}: size {Sizes.Format(asked)} is smaller than the image's virtual size {Sizes.Format(image.VirtualSize)} ({file})");
-                size = asked;
-            }
+            long size = VolumeSize(image, request.Size, $"{poolName}/{name}", file);
             long reserve = string.IsNullOrEmpty(request.Reserve) ? 0 : PoolManager.ParseSize(request.Reserve, $"volume {poolName}/{name}: reservation");
             await pool.CreateVolumeAsync(name, size, reserve, string.IsNullOrEmpty(request.Group) ? null : request.Group).ConfigureAwait(false);
             IBlockDevice volume;
@@ -100,6 +105,119 @@ public sealed class ImageJobs
             image.Dispose();
             throw;
         }
+    }
+
+    /// <summary>The size of a volume made from an image: the image's virtual size rounded up to a block, or what was asked (not less).</summary>
+    private static long VolumeSize(ImageReader image, string? asked, string volume, string file)
+    {
+        if (string.IsNullOrEmpty(asked)) return (image.VirtualSize + PoolLayout.BlockSize - 1) / PoolLayout.BlockSize * PoolLayout.BlockSize;
+        long size = PoolManager.ParseSize(asked, $"volume {volume}: size");
+        if (size < image.VirtualSize)
+            throw ManagementException.Invalid($"volume {volume}: size {Sizes.Format(size)} is smaller than the image's virtual size {Sizes.Format(image.VirtualSize)} ({file})");
+        return size;
+    }
+
+    /// <summary>
+    /// Attaches an image file as the origin of a new volume (usable when this returns) and starts its background copy.
+    /// </summary>
+    public async Task<VolumeInfo> AttachAsync(string poolName, Contract.ImageAttachRequest request)
+    {
+        Pool pool = _pools(poolName);
+        string name = request.Name ?? "";
+        string volume = $"{poolName}/{name}";
+        double share = request.IoShare ?? DefaultAttachIoShare;
+        if (!(share > 0 && share <= 1))
+            throw ManagementException.Invalid($"attach to {volume}: io_share {share} must be above 0 and at most 1 (the share of the drives' time the copy may use; default {DefaultAttachIoShare})");
+        string file = CheckFile(request.File, create: false, $"attach to {volume}");
+        ImageReader image = Open(file);
+        IVolumeOrigin origin;
+        VolumeOriginRecord record;
+        long size;
+        try
+        {
+            size = VolumeSize(image, request.Size, volume, file);
+            (origin, record) = ImageOrigin.Attach(image, _logger);
+        }
+        catch (Exception e)
+        {
+            image.Dispose();
+            if (e is ImageException) throw ManagementException.Invalid(e.Message);
+            throw;
+        }
+        string format = image.Format.Name();
+        string? compression = image is Qcow2Reader q ? q.CompressionType.Name() : null;
+        VolumeInfo info = await pool.AttachVolumeAsync(name, size, string.IsNullOrEmpty(request.Group) ? null : request.Group, origin, record).ConfigureAwait(false);
+        StartCopy(pool, name, file, format, compression, share);
+        return info;
+    }
+
+    /// <summary>At daemon start (or after a refused delete): resumes the copies of a pool's attached volumes (of one, when named).</summary>
+    public void ResumeAttached(Pool pool, string? only = null)
+    {
+        foreach (string name in pool.AttachedVolumes().Where(v => only is null || v == only))
+        {
+            string file = pool.GetVolume(name).OriginCopy?.Path ?? "";
+            string format;
+            try
+            {
+                using var handle = File.OpenHandle(file);
+                format = ImageFile.Probe(handle).Name();
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                format = "unknown"; // the copy fails, naming why
+            }
+            try
+            {
+                StartCopy(pool, name, file, format, null, DefaultAttachIoShare);
+            }
+            catch (VolumeException e)
+            {
+                _logger.LogWarning("attach copy of {Pool}/{Volume}: {Message}", pool.Name, name, e.Message);
+            }
+        }
+    }
+
+    private void StartCopy(Pool pool, string volume, string file, string format, string? compression, double share)
+    {
+        Job job = Register(Contract.ImageJobStatus.Attach, pool.Name, volume, file, format, compression);
+        job.Run = Task.Run(() => RunAttachAsync(job, pool, share));
+    }
+
+    private async Task RunAttachAsync(Job job, Pool pool, double share)
+    {
+        bool done = false;
+        try
+        {
+            await pool.CopyOriginAsync(job.Volume, share, new AttachReporter(job), job.Cancel.Token).ConfigureAwait(false);
+            done = true;
+        }
+        catch (Exception e)
+        {
+            Fail(job, e);
+        }
+        End(job, done);
+    }
+
+    private sealed class AttachReporter(Job job) : IProgress<OriginCopyProgress>
+    {
+        public void Report(OriginCopyProgress value)
+        {
+            if (job.BaseDone < 0) job.BaseDone = value.BytesCopied;
+            job.Progress = new CopyProgress(value.BytesCopied, value.BytesTotal, value.BytesWritten);
+        }
+    }
+
+    /// <summary>Stops the running copy of an attached volume (to delete it); true when one was running.</summary>
+    public async Task<bool> StopAttachAsync(string pool, string volume)
+    {
+        Job? job;
+        lock (_lock) job = _jobs.Values.FirstOrDefault(j => j.Kind == Contract.ImageJobStatus.Attach && j.Pool == pool && j.Volume == volume && !j.Run.IsCompleted);
+        if (job is null) return false;
+        await job.Cancel.CancelAsync().ConfigureAwait(false);
+        if (await Task.WhenAny(job.Run, Task.Delay(StopWait)).ConfigureAwait(false) != job.Run)
+            throw new VolumeException(VolumeError.Busy, $"volume {pool}/{volume}: its attach copy did not stop within {StopWait.TotalSeconds:0} s; try again");
+        return true;
     }
 
     /// <summary>Starts exporting a volume or snapshot (NAME or NAME@SNAP) to a new image file.</summary>
@@ -176,7 +294,8 @@ public sealed class ImageJobs
         {
             await ImageCopy.CopyAsync(image, async (offset, data, _) =>
             {
-                // Copies hand whole blocks; only an image whose size is no multiple of 4 KiB ends in a partial one.
+                // Copies hand whole blocks; only an image whose size is no multiple of 4 KiB ends in a partial one
+                // (one run at most, so the workers never share the tail buffer).
                 if (data.Length % PoolLayout.BlockSize != 0)
                 {
                     int whole = data.Length / PoolLayout.BlockSize * PoolLayout.BlockSize;
@@ -187,7 +306,7 @@ public sealed class ImageJobs
                     data = tail;
                 }
                 Check(await volume.WriteAsync(offset / PoolLayout.BlockSize, data, fua: false).ConfigureAwait(false), job);
-            }, new Reporter(job), job.Cancel.Token).ConfigureAwait(false);
+            }, new Reporter(job), job.Cancel.Token, ImportWorkers).ConfigureAwait(false);
             Check(await volume.FlushAsync().ConfigureAwait(false), job);
             done = true;
         }
@@ -287,6 +406,25 @@ public sealed class ImageJobs
 
     public Contract.ImageJobStatus Status(string id) => Status(Find(id));
 
+    /// <summary>The longest a status request may wait for its job to end.</summary>
+    public static readonly TimeSpan MaxStatusWait = TimeSpan.FromSeconds(10);
+
+    /// <summary>
+    /// The job's status once it has ended, or after <paramref name="wait"/> seconds (a decimal number, 0 to 10) if it
+    /// still runs: a follower learns of the end at once instead of at its next poll.
+    /// </summary>
+    public async Task<Contract.ImageJobStatus> StatusAsync(string id, string? wait)
+    {
+        Job job = Find(id);
+        if (string.IsNullOrEmpty(wait)) return Status(job);
+        if (!double.TryParse(wait, System.Globalization.NumberStyles.AllowDecimalPoint, System.Globalization.CultureInfo.InvariantCulture, out double seconds)
+            || !(seconds <= MaxStatusWait.TotalSeconds)) // NaN too
+            throw ManagementException.Invalid($"image job {id}: wait '{wait}' is not a number of seconds from 0 to {MaxStatusWait.TotalSeconds}");
+        if (job.Run is { IsCompleted: false } run)
+            await Task.WhenAny(run, Task.Delay(TimeSpan.FromSeconds(seconds))).ConfigureAwait(false);
+        return Status(job);
+    }
+
     public IReadOnlyList<Contract.ImageJobStatus> List()
     {
         lock (_lock) return _jobs.Values.OrderBy(j => j.Started).Select(Status).ToList();
@@ -297,6 +435,8 @@ public sealed class ImageJobs
     {
         Job job = Find(id);
         if (job.Run.IsCompleted) throw ManagementException.Conflict($"image job {id} is not running ({job.State})");
+        if (job.Kind == Contract.ImageJobStatus.Attach)
+            throw ManagementException.Conflict($"image job {id} copies the image attached to {job.Pool}/{job.Volume}, which reads from it until the copy is done: it is not cancelled (delete the volume to abandon it)");
         await job.Cancel.CancelAsync().ConfigureAwait(false);
         if (await Task.WhenAny(job.Run, Task.Delay(StopWait)).ConfigureAwait(false) != job.Run)
             throw new ManagementException(409, "busy", $"image job {id} did not stop within {StopWait.TotalSeconds:0} s; it stops after the read or write under way");
@@ -333,7 +473,7 @@ public sealed class ImageJobs
     {
         CopyProgress p = job.Progress;
         double seconds = job.Clock.Elapsed.TotalSeconds;
-        double? rate = seconds > 0 ? Math.Round(p.BytesDone / seconds) : null;
+        double? rate = seconds > 0 ? Math.Round((p.BytesDone - Math.Max(0, job.BaseDone)) / seconds) : null;
         double? eta = job.State == Contract.ImageJobStatus.Running && rate is > 0 ? Math.Round((p.BytesTotal - p.BytesDone) / rate.Value, 1) : null;
         return new Contract.ImageJobStatus(job.Id, job.Kind, job.State, job.Pool, job.Volume, job.File, job.Format, job.Compression,
             p.BytesDone, p.BytesTotal, p.BytesWritten, rate, eta, job.Started, job.Ended, job.Failure);

@@ -10,7 +10,8 @@ namespace EdgeBlock.Daemon.Pools;
 /// <code>
 /// POST   /v1/pools/{pool}/images/import {file, name, size?, group?, reserve?}   (202)
 /// POST   /v1/pools/{pool}/images/export {volume, file, format, compress?}       (202)
-/// GET    /v1/image-jobs      GET /v1/image-jobs/{id}      DELETE /v1/image-jobs/{id} (409: not running)
+/// POST   /v1/pools/{pool}/images/attach {file, name, size?, group?, io_share?}   (201 with the volume; its copy is an image job)
+/// GET    /v1/image-jobs      GET /v1/image-jobs/{id}[?wait=SECONDS]      DELETE /v1/image-jobs/{id} (409: not running)
 /// </code>
 /// </summary>
 public static class ImagesApi
@@ -21,8 +22,12 @@ public static class ImagesApi
             PoolsApi.Run(async () => Accepted(await jobs.StartImportAsync(pool, body)))).Produces<ImageJobStatus>(202).Refusals();
         v1.MapPost("/pools/{pool}/images/export", (string pool, ImageExportRequest body) =>
             PoolsApi.Run(() => Task.FromResult(Accepted(jobs.StartExport(pool, body))))).Produces<ImageJobStatus>(202).Refusals();
+        v1.MapPost("/pools/{pool}/images/attach", (string pool, ImageAttachRequest body) =>
+            PoolsApi.Run(async () => PoolsApi.Created(await jobs.AttachAsync(pool, body)))).Produces<VolumeInfo>(201).Refusals();
         v1.MapGet("/image-jobs", () => Results.Ok(jobs.List())).Produces<List<ImageJobStatus>>();
-        v1.MapGet("/image-jobs/{id}", (string id) => PoolsApi.Run(() => Task.FromResult(Results.Ok(jobs.Status(id))))).Produces<ImageJobStatus>().Refusals();
+        // wait: answer once the job ends or after that many seconds (at most 10), so a follower sees the end at once.
+        v1.MapGet("/image-jobs/{id}", (string id, string? wait) => PoolsApi.Run(async () => Results.Ok(await jobs.StatusAsync(id, wait))))
+            .Produces<ImageJobStatus>().Refusals();
         v1.MapDelete("/image-jobs/{id}", (string id) => PoolsApi.Run(async () => Results.Ok(await jobs.CancelAsync(id)))).Produces<ImageJobStatus>().Refusals();
     }
 

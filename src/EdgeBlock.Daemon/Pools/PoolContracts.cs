@@ -22,7 +22,8 @@ public static class PoolContracts
     {
         VolumeFeatures features = v.Features ?? VolumeFeatures.None;
         return new(v.Pool, v.Name, v.Uuid, v.SizeBytes, v.AllocatedBytes, v.ReserveBytes, v.Group, v.IsSnapshot, v.Origin, v.Exported, v.Created,
-            features.CompressionText, features.Checksum, v.LogicalBytes, v.PhysicalBytes, Ratio(v.CompressionRatio), v.ChecksumErrors, features.Encrypted, v.MapBytes);
+            features.CompressionText, features.Checksum, v.LogicalBytes, v.PhysicalBytes, Ratio(v.CompressionRatio), v.ChecksumErrors, features.Encrypted, v.MapBytes,
+            OriginCopy: v.OriginCopy is { } o ? new(o.Path, o.BytesTotal, o.BytesCopied, o.Copying, o.Problem) : null);
     }
 
     /// <summary>Two decimals, as operators read a ratio (2.37, not 2.3684210526315788).</summary>

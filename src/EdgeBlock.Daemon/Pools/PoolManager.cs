@@ -26,6 +26,7 @@ public sealed class PoolManager : IAsyncDisposable
     private readonly Dictionary<string, Pool> _pools = new(StringComparer.Ordinal);
     private readonly Dictionary<string, string> _failed = new(StringComparer.Ordinal);
     private readonly List<VolumeExport> _exports = [];
+    private readonly HashSet<string> _opening = new(StringComparer.Ordinal); // exports being opened outside the lock
     private int _disposed;
 
     public PoolManager(string dataDirectory, ILogger logger)
@@ -51,6 +52,9 @@ public sealed class PoolManager : IAsyncDisposable
     /// <summary>The storage policy's verdict on a new drive (path, --force), set by the management service; null: no policy (tests of pools alone).</summary>
     public Func<string, bool, PolicyRefusal?>? DrivePolicy { get; set; }
 
+    /// <summary>The storage policy's verdict on a Ceph pool's conf file or keyring (what, path); null: no policy (tests of pools alone).</summary>
+    public Func<string, string, PolicyRefusal?>? CephFilePolicy { get; set; }
+
     /// <summary>QoS of the exported volumes: every export's device passes its volume's flow.</summary>
     public QosRegistry Qos { get; } = new(TimeProvider.System);
 
@@ -65,6 +69,7 @@ public sealed class PoolManager : IAsyncDisposable
         Logger = _logger,
         CommitInterval = CommitInterval,
         ExtentSize = extentSize ?? new PoolOptions().ExtentSize,
+        OpenOrigin = record => ImageOrigin.Reopen(record, _logger),
     };
 
     /// <summary>Opens every pool under <see cref="PoolsDirectory"/>; failures are logged and remembered, never thrown.</summary>
@@ -92,6 +97,7 @@ public sealed class PoolManager : IAsyncDisposable
                 _logger.LogInformation("pool {Pool}: {Drives} drive(s), {Volumes} volume(s), {Size}, {Allocated} allocated, {Free} free",
                     name, info.Drives.Count, info.VolumeCount, Sizes.Format(info.SizeBytes), Sizes.Format(info.AllocatedBytes), Sizes.Format(info.FreeBytes));
                 Scrubs.ResumeInterrupted(pool);
+                Images.ResumeAttached(pool);
             }
             catch (Exception e)
             {
@@ -105,13 +111,10 @@ public sealed class PoolManager : IAsyncDisposable
 
     public IReadOnlyList<PoolSummary> List()
     {
-        lock (_lock)
-        {
-            return _pools.Select(p => Summarize(p.Value))
-                .Concat(Ceph.Names().Select(CephSummary))
-                .Concat(_failed.Select(f => Failed(f.Key, f.Value)))
-                .OrderBy(p => p.Name, StringComparer.Ordinal).ToList();
-        }
+        List<PoolSummary> summaries;
+        lock (_lock) summaries = _pools.Select(p => Summarize(p.Value)).Concat(_failed.Select(f => Failed(f.Key, f.Value))).ToList();
+        // Outside the lock: each Ceph pool is probed (bounded), and a slow cluster must not hold up the other pools' calls.
+        return summaries.Concat(Ceph.Names().Select(CephSummary)).OrderBy(p => p.Name, StringComparer.Ordinal).ToList();
     }
 
     public PoolSummary Show(string name)
@@ -220,12 +223,24 @@ public sealed class PoolManager : IAsyncDisposable
             string dir = Path.Combine(PoolsDirectory, name);
             if (Directory.Exists(dir) && Directory.EnumerateFileSystemEntries(dir).Any())
                 throw new VolumeException(VolumeError.AlreadyExists, $"pool {name}: {dir} already holds metadata (a pool that did not open?); remove it to reuse the name");
+            request = request with { Ceph = CephFile("Ceph configuration", request.Ceph!), Keyring = request.Keyring is { } k ? CephFile("keyring", k) : null };
             return await Task.Run(() => Ceph.Create(name, dir, request)).ConfigureAwait(false);
         }
         finally
         {
             _gate.Release();
         }
+    }
+
+    /// <summary>
+    /// A Ceph file as librados will open it: a relative path is under the data directory, the storage policy judges
+    /// where it leads, and that real path is what the pool keeps (a link changed later does not move it elsewhere).
+    /// </summary>
+    private string CephFile(string what, string path)
+    {
+        string full = Path.GetFullPath(path, _dataDirectory);
+        if (CephFilePolicy?.Invoke(what, full) is { } refusal) throw new VolumeException(VolumeError.Invalid, refusal.Message);
+        return StoragePolicy.RealPath(full);
     }
 
     public async Task<PoolSummary> AddDriveAsync(string poolName, AddDriveRequest request)
@@ -326,16 +341,44 @@ public sealed class PoolManager : IAsyncDisposable
 
     public Task<VolumeInfo> SnapshotAsync(string poolName, string volume, SnapshotRequest request)
     {
-        RefuseCeph(poolName, "volume snapshots and clones of RBD images are not offered yet (use rbd snap create)");
+        if (Ceph.Contains(poolName)) return Task.Run(() => Ceph.Snapshot(poolName, volume, request.Name ?? "", ExportedImage(poolName, volume)));
         return Get(poolName).SnapshotAsync(volume, request.Name ?? "");
+    }
+
+    /// <summary>The open RBD image of an exported Ceph volume (it holds the image's exclusive lock), or null.</summary>
+    private Rbd.RbdImage? ExportedImage(string poolName, string volume)
+    {
+        string key = $"{poolName}/{volume}";
+        lock (_lock)
+        {
+            return _exports.FirstOrDefault(e => e.Key == key && !e.Detached)?.Inner is QosBlockDevice { Inner: Rbd.RbdBlockDevice rbd } ? rbd.Image : null;
+        }
     }
 
     public Task<VolumeInfo> CloneAsync(string poolName, string snapshot, CloneRequest request)
     {
+        if (Ceph.Contains(poolName))
+        {
+            if (!string.IsNullOrEmpty(request.Reserve) || !string.IsNullOrEmpty(request.Group))
+                throw new VolumeException(VolumeError.Invalid, $"volume {poolName}/{request.Name}: a Ceph pool has no reservations or groups (--reserve, --group)");
+            return Task.Run(() => Ceph.Clone(poolName, snapshot, request.Name ?? ""));
+        }
         Pool pool = Get(poolName);
         string what = $"volume {poolName}/{request.Name}";
         long reserve = string.IsNullOrEmpty(request.Reserve) ? 0 : ParseSize(request.Reserve, $"{what}: reservation");
         return pool.CloneAsync(snapshot, request.Name ?? "", reserve, string.IsNullOrEmpty(request.Group) ? null : request.Group);
+    }
+
+    /// <summary>Takes an existing RBD image of a Ceph pool's cluster as a volume (<see cref="CephPools.Adopt"/>).</summary>
+    public Task<VolumeInfo> AdoptVolumeAsync(string poolName, string volume, AdoptVolumeRequest request)
+    {
+        if (!Ceph.Contains(poolName))
+        {
+            Get(poolName); // an unknown or failed pool is refused as such
+            throw new VolumeException(VolumeError.Invalid, $"pool {poolName} is not backed by Ceph: adopt takes an existing RBD image; for a disk image use `edgeblock image import`");
+        }
+        RefuseExported(poolName, request.Image ?? "", "adopted");
+        return Task.Run(() => Ceph.Adopt(poolName, volume, request.Image ?? ""));
     }
 
     public async Task DeleteVolumeAsync(string poolName, string volume)
@@ -348,7 +391,16 @@ public sealed class PoolManager : IAsyncDisposable
             return;
         }
         Pool pool = Get(poolName);
-        await pool.DeleteVolumeAsync(volume).ConfigureAwait(false);
+        bool copyStopped = await Images.StopAttachAsync(poolName, volume).ConfigureAwait(false);
+        try
+        {
+            await pool.DeleteVolumeAsync(volume).ConfigureAwait(false);
+        }
+        catch (VolumeException) when (copyStopped)
+        {
+            Images.ResumeAttached(pool, volume); // refused (exported?): the volume still needs its copy
+            throw;
+        }
         Qos.Forget(poolName, volume);
         if (VolumeDeleted is { } deleted) await deleted(poolName, volume).ConfigureAwait(false);
     }
@@ -376,7 +428,8 @@ public sealed class PoolManager : IAsyncDisposable
         List<Pool> pools;
         lock (_lock) pools = _pools.Values.OrderBy(p => p.Name, StringComparer.Ordinal).ToList();
         return pools.SelectMany(p => p.ListVolumes())
-            .Concat(Ceph.Names().Order(StringComparer.Ordinal).SelectMany(c => Ceph.ListVolumes(c, v => IsExported(c, v)))).ToList();
+            .Concat(Ceph.Names().Where(c => !Ceph.IsDegraded(c)).Order(StringComparer.Ordinal) // a degraded one is listed by name, refused naming why
+                .SelectMany(c => Ceph.ListVolumes(c, v => IsExported(c, v)))).ToList();
     }
 
     public IReadOnlyList<GroupInfo> ListGroups(string poolName) => Get(poolName).ListGroups();
@@ -402,21 +455,38 @@ public sealed class PoolManager : IAsyncDisposable
     {
         bool ceph = Ceph.Contains(poolName);
         Pool? pool = ceph ? null : Get(poolName);
+        string key = $"{poolName}/{volume}";
         lock (_lock)
         {
-            string key = $"{poolName}/{volume}";
-            if (_exports.Any(e => e.Key == key && !e.Detached))
+            if (_exports.Any(e => e.Key == key && !e.Detached) || !_opening.Add(key))
                 throw new VolumeException(VolumeError.Busy, $"volume {key} is already exported; a volume is exported as one namespace (remove that one first)");
-            VolumeInfo info = pool?.GetVolume(volume) ?? Ceph.GetVolume(poolName, volume, exported: false);
+        }
+        // Opened outside the lock: an RBD image's open and exclusive lock wait on its cluster, which may be slow or gone,
+        // and must not hold up the other pools' calls. The key reserved above keeps a second export of it out meanwhile.
+        EdgeBlock.Storage.IBlockDevice? opened = null;
+        try
+        {
+            VolumeInfo info;
+            if (pool != null) info = pool.GetVolume(volume);
+            else (opened, info) = Ceph.OpenForExport(poolName, volume); // with its exclusive lock: another daemon serving it is refused, named
             if (info.IsSnapshot) throw new VolumeException(VolumeError.Invalid, $"{key} is a read-only snapshot; clone it (edgeblock volume clone) and export the clone");
             if (uuid is { } u && u != info.Uuid)
                 throw new VolumeException(VolumeError.Invalid, $"UUID {u} is not volume {key}'s ({info.Uuid}); a volume's namespace carries the volume's UUID (leave the UUID out)");
-            // An RBD image is opened with its exclusive lock: another daemon serving it is refused here, naming it.
-            EdgeBlock.Storage.IBlockDevice opened = pool?.OpenVolume(volume) ?? Ceph.OpenForExport(poolName, volume);
+            opened ??= pool!.OpenVolume(volume);
             var device = new QosBlockDevice(opened, Qos.Flow(poolName, volume, info.Group));
             var export = new VolumeExport(device, poolName, volume, info.Uuid, Closed);
-            _exports.Add(export);
+            lock (_lock)
+            {
+                _opening.Remove(key);
+                _exports.Add(export);
+            }
             return export;
+        }
+        catch
+        {
+            lock (_lock) _opening.Remove(key);
+            opened?.DisposeAsync().AsTask().GetAwaiter().GetResult(); // closes the image, releasing its lock
+            throw;
         }
     }
 

@@ -25,6 +25,7 @@ namespace EdgeBlock.Daemon.Pools;
 /// POST   /v1/pools/{pool}/volumes/{name}/resize {size, force?}
 /// POST   /v1/pools/{pool}/volumes/{name}/snapshots {name}
 /// POST   /v1/pools/{pool}/volumes/{name@snap}/clones {name, reserve?, group?}
+/// POST   /v1/pools/{pool}/volumes/{name}/adopt {image}  (Ceph pools: an existing RBD image becomes the volume)
 /// GET    /v1/pools/{pool}/groups                     PUT /v1/pools/{pool}/groups/{group} {quota}
 /// </code>
 /// QoS of volumes and groups is desired state: Management/QosApi.cs.
@@ -65,6 +66,9 @@ public static class PoolsApi
         v1.MapPost("/pools/{pool}/volumes/{name}/clones", (string pool, string name, CloneRequest body) =>
             Run(async () => Created(await pools.CloneAsync(pool, name, body)))).Produces<VolumeInfo>(201).Refusals();
 
+        v1.MapPost("/pools/{pool}/volumes/{name}/adopt", (string pool, string name, AdoptVolumeRequest body) =>
+            Run(async () => Created(await pools.AdoptVolumeAsync(pool, name, body)))).Produces<VolumeInfo>(201).Refusals();
+
         v1.MapGet("/pools/{pool}/groups", (string pool) => Run(() => Task.FromResult(Results.Ok(pools.ListGroups(pool).ToContract(pool, pools.Qos))))).Produces<List<GroupInfo>>().Refusals();
         v1.MapPut("/pools/{pool}/groups/{group}", (string pool, string group, SetGroupQuotaRequest body) =>
             Run(async () => Results.Ok((await pools.SetGroupQuotaAsync(pool, group, body)).ToContract() with { Qos = pools.Qos.DescribeGroup(pool, group) }))).Produces<GroupInfo>().Refusals();
@@ -72,7 +76,7 @@ public static class PoolsApi
         ImagesApi.Map(v1, pools.Images);
     }
 
-    private static IResult Created(EdgeBlock.Volumes.VolumeInfo v) =>
+    internal static IResult Created(EdgeBlock.Volumes.VolumeInfo v) =>
         Results.Created($"/v1/pools/{Uri.EscapeDataString(v.Pool)}/volumes/{Uri.EscapeDataString(v.Name)}", v.ToContract());
 
     internal static RouteHandlerBuilder Refusals(this RouteHandlerBuilder route) =>

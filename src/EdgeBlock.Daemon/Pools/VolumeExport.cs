@@ -30,6 +30,9 @@ public sealed class VolumeExport : IBlockDevice
     public Guid Uuid { get; }
     public string Key => $"{Pool}/{Volume}";
 
+    /// <summary>The device the export forwards to (its QoS wrapper over the pool's volume device).</summary>
+    internal IBlockDevice Inner => _inner;
+
     /// <summary>No namespace routes new commands here; only commands in flight remain.</summary>
     public bool Detached { get; set; }
 

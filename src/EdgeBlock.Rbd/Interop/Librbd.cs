@@ -78,6 +78,21 @@ internal static unsafe partial class Librbd
     [LibraryImport(Lib, EntryPoint = "rbd_snap_list_end")]
     public static partial void SnapListEnd(SnapInfo* snaps);
 
+    [LibraryImport(Lib, EntryPoint = "rbd_snap_protect", StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int SnapProtect(nint image, string snapName);
+
+    [LibraryImport(Lib, EntryPoint = "rbd_snap_unprotect", StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int SnapUnprotect(nint image, string snapName);
+
+    [LibraryImport(Lib, EntryPoint = "rbd_get_features")]
+    public static partial int GetFeatures(nint image, out ulong features);
+
+    [LibraryImport(Lib, EntryPoint = "rbd_clone", StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int Clone(nint parentIoctx, string parentName, string parentSnapName, nint childIoctx, string childName, ulong features, ref int order);
+
+    [LibraryImport(Lib, EntryPoint = "rbd_rename", StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int Rename(nint ioctx, string sourceName, string destinationName);
+
     [LibraryImport(Lib, EntryPoint = "rbd_metadata_get", StringMarshalling = StringMarshalling.Utf8)]
     public static partial int MetadataGet(nint image, string key, byte* value, ref nuint valueLength);
 

@@ -251,6 +251,7 @@ disconnect() {
 # the daemon, measure its backing file...). The marker line goes to the console log; the
 # request travels over TCP to QEMU's guestfwd, which runs the runner's dispatcher
 # (host-action.sh) and returns its output, ending in EDGEBLOCK-HOST-ACTION-RESULT rc=N.
+# The host's answer stays in HOST_OUT (a hook's verdict for the scenario to read).
 host_action() {
     echo "EDGEBLOCK-HOST-ACTION $1"
     if [ "$REFERENCE" = 1 ]; then
@@ -258,6 +259,7 @@ host_action() {
         return
     fi
     out=$(echo "$1" | nc -w 10 "$ACTION_ADDR" "$ACTION_PORT") || true
+    HOST_OUT=$out
     printf '%s\n' "$out" | sed 's/^/  host| /'
     action_rc=$(printf '%s\n' "$out" | sed -n 's/^EDGEBLOCK-HOST-ACTION-RESULT rc=\([0-9]*\).*/\1/p' | tail -n 1)
     [ -n "$action_rc" ] || fail "no answer from the host for action '$1' (guest not started by run-scenario.sh?)"

@@ -11,6 +11,9 @@ internal static partial class Native
 
     public const uint STATX_TYPE = 0x1;
     public const uint STATX_MODE = 0x2;
+    public const uint STATX_UID = 0x8;
+    public const uint STATX_MTIME = 0x40;
+    public const uint STATX_INO = 0x100;
     public const uint STATX_SIZE = 0x200;
     public const uint STATX_BLOCKS = 0x400;
     public const uint STATX_DIOALIGN = 0x2000;
@@ -30,10 +33,14 @@ internal static partial class Native
     {
         [FieldOffset(0)] public uint Mask;
         [FieldOffset(4)] public uint BlockSize;
+        [FieldOffset(20)] public uint Uid;
         [FieldOffset(28)] public ushort Mode;
+        [FieldOffset(32)] public ulong Ino;
         [FieldOffset(40)] public ulong Size;
         /// <summary>Allocated space in 512-byte units, whatever the file system's block size.</summary>
         [FieldOffset(48)] public ulong Blocks;
+        [FieldOffset(112)] public long MtimeSeconds;
+        [FieldOffset(120)] public uint MtimeNanoseconds;
         [FieldOffset(128)] public uint RdevMajor;
         [FieldOffset(132)] public uint RdevMinor;
         [FieldOffset(152)] public uint DioMemAlign;
