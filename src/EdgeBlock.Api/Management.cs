@@ -76,3 +76,14 @@ public static class ConfigFormats
     public const string Nvmetcli = "nvmetcli";
     public const string EdgeBlock = "edgeblock";
 }
+
+/// <summary>POST /v1/host/devices: attach a volume (POOL/NAME) to this host as a block device.</summary>
+public sealed record AttachHostDeviceRequest(string? Volume, bool? ReadOnly = null);
+
+/// <summary>
+/// A volume attached to this host. State: <c>attached</c> (<see cref="Device"/> is /dev/ublkbN) or <c>unavailable</c>
+/// (<see cref="Reason"/> says why: no ublk in this kernel, the pool did not open...). Counts since it was attached.
+/// </summary>
+public sealed record HostDeviceInfo(
+    string Volume, bool ReadOnly, string? Device, string State, string? Reason, long SizeBytes,
+    long Requests = 0, long FailedRequests = 0, long BytesRead = 0, long BytesWritten = 0);

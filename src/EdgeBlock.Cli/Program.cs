@@ -10,6 +10,7 @@ ManagementCommands.AddTo(root);
 ConfigCommands.AddTo(root);
 PoolCommands.AddTo(root);
 VhostCommands.AddTo(root);
+HostCommands.AddTo(root);
 StatsCommand.AddTo(root);
 EdgeBlock.Cli.Vm.VmCommand.AddTo(root);
 ImageCommands.AddTo(root);

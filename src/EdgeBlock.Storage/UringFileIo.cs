@@ -235,7 +235,7 @@ internal sealed unsafe class UringFileIo : IDisposable
                 batch = inline;
             }
             if (batch) CompletionBatch.Begin();
-            while (_ring.TryReap(out IoUring.Cqe cqe))
+            while (_ring.TryReap(out var cqe))
             {
                 if (cqe.UserData == WakeTag)
                 {
@@ -289,7 +289,7 @@ internal sealed unsafe class UringFileIo : IDisposable
             Native.Signal(_eventFd);
             while (_wakeArmed)
             {
-                while (_ring.TryReap(out IoUring.Cqe cqe))
+                while (_ring.TryReap(out var cqe))
                 {
                     if (cqe.UserData == WakeTag) _wakeArmed = false;
                 }
@@ -306,7 +306,7 @@ internal sealed unsafe class UringFileIo : IDisposable
     /// <summary>A read of the eventfd: it completes, and so ends the ring's wait, when a caller signals it.</summary>
     private void ArmWake()
     {
-        IoUring.Sqe* sqe = _ring.GetSqe();
+        EdgeBlock.Interop.Native.IoUringSqe* sqe = _ring.GetSqe();
         if (sqe == null) return; // full: armed on the next pass
         sqe->Opcode = IoUring.OpRead;
         sqe->Fd = _eventFd;
@@ -365,7 +365,7 @@ internal sealed class UringOperation : ReusableValueTaskSource<BlockStatus>, ITh
     }
 
     /// <summary>Describes the request in an SQE and publishes it (on the ring thread).</summary>
-    public unsafe void Fill(IoUring.Sqe* sqe)
+    public unsafe void Fill(EdgeBlock.Interop.Native.IoUringSqe* sqe)
     {
         sqe->Opcode = _request.Kind == FileIoKind.Read ? IoUring.OpRead : IoUring.OpWrite;
         sqe->Flags = IoUring.SqeFixedFile;

@@ -94,6 +94,7 @@ public sealed class TestDaemon : IAsyncDisposable
         var root = ManagementCommands.CreateRoot();
         PoolCommands.AddTo(root);
         VhostCommands.AddTo(root);
+        HostCommands.AddTo(root);
         ConfigCommands.AddTo(root);
         int code = await root.Parse(args).InvokeAsync(new InvocationConfiguration { Output = output, Error = error });
         return new CliResult(code, output.ToString(), error.ToString());

@@ -187,7 +187,7 @@ public sealed class UringFileIoTests : IDisposable
 
         unsafe
         {
-            IoUring.Sqe* sqe = ring.GetSqe();
+            EdgeBlock.Interop.Native.IoUringSqe* sqe = ring.GetSqe();
             sqe->Opcode = IoUring.OpRead;
             sqe->Flags = IoUring.SqeFixedFile;
             sqe->Address = (ulong)buffer.Pointer;
@@ -197,7 +197,7 @@ public sealed class UringFileIoTests : IDisposable
         Assert.Equal(0, ring.Submit());
         Assert.Equal(0, ring.WaitForCompletion());
 
-        Assert.True(ring.TryReap(out IoUring.Cqe cqe));
+        Assert.True(ring.TryReap(out var cqe));
         Assert.Equal(42UL, cqe.UserData);
         Assert.Equal(-9, cqe.Result);
         Assert.False(ring.TryReap(out _));

@@ -24,7 +24,7 @@
 # binaries and libraries copied in, this script and guest/init) nothing is rebuilt.
 #
 # GUEST_KERNEL=SERIES (e.g. 6.12) builds the same guest with Debian 12's linux-image-SERIES-amd64
-# instead (6.12 has CONFIG_NVME_HOST_AUTH=y: DH-HMAC-CHAP), in ${EDGEBLOCK_CACHE}/guest-SERIES/.
+# instead (6.12 has CONFIG_NVME_HOST_AUTH=y: DH-HMAC-CHAP, and ublk_drv), in ${EDGEBLOCK_CACHE}/guest-SERIES/.
 #
 # Usage: [GUEST_KERNEL=SERIES] build-guest.sh [--force]
 set -euo pipefail
@@ -58,6 +58,8 @@ KERNEL_META=linux-image-amd64
 if [[ -n ${GUEST_KERNEL:-} ]]; then
     KERNEL_META=linux-image-$GUEST_KERNEL-amd64
     OPTIONAL_MODULES=(nvme_auth nvme_keyring hmac sha256_generic sha512_generic dh_generic)
+    # ublk (Linux >= 6.0; not in 6.1's Debian build): host block devices served by our daemon.
+    OPTIONAL_MODULES+=(ublk_drv)
 fi
 
 # Real (non-busybox) programs copied from the host, with the libraries ldd finds.

@@ -57,6 +57,7 @@ SUITE=(
     "kernel-engine kernel-engine -"
     "dhchap dhchap -"
     "rbd rbd ceph_cluster"
+    "host-attach host-attach -"
     "vhost-user vhost-user/run.sh standalone"
     "vm-run vm-run/run.sh standalone"
 )

@@ -438,6 +438,8 @@ public sealed class KernelTarget : ITargetEngine
         Apply(state);
         foreach (var v in state.Vhost)
             _logger.LogError("vhost export {Socket} not served: vhost-user needs EdgeBlock's own engine (this daemon runs --engine kernel)", v.Socket);
+        foreach (var h in state.HostDevices)
+            _logger.LogError("host device {Volume} not attached: ublk devices need EdgeBlock's own engine (this daemon runs --engine kernel)", h.Volume);
         return Task.CompletedTask;
     }
 
@@ -449,7 +451,9 @@ public sealed class KernelTarget : ITargetEngine
     {
         if (diff.Changes.Any(c => c is VhostAdded))
             throw new EngineChangeException(ManagementException.Invalid("vhost-user exports are served by EdgeBlock's own engine; this daemon runs --engine kernel"), []);
-        if (diff.Changes.All(c => c is VhostRemoved)) return Task.CompletedTask;
+        if (diff.Changes.Any(c => c is HostDeviceAdded))
+            throw new EngineChangeException(ManagementException.Invalid("host devices (ublk) are served by EdgeBlock's own engine; this daemon runs --engine kernel"), []);
+        if (diff.Changes.All(c => c is VhostRemoved or HostDeviceRemoved)) return Task.CompletedTask;
         try
         {
             Apply(diff.To);
@@ -480,6 +484,9 @@ public sealed class KernelTarget : ITargetEngine
     public int ListenerCount => 0;
 
     public ListenerState? Listener(string address) => null;
+
+    public HostDeviceInfo DescribeHostDevice(HostDeviceSpec spec) =>
+        new(spec.Volume, spec.ReadOnly, null, "unavailable", "host devices need EdgeBlock's own engine (this daemon runs --engine kernel)", 0);
 
     public VhostInfo DescribeVhost(VhostSpec spec) =>
         new(VhostSocket.Resolve(spec.Socket, _dataDirectory), spec.Backend, spec.QueueCount, spec.ReadOnly, 0, 0, "unavailable", 0,

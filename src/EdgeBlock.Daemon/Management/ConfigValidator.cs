@@ -17,6 +17,7 @@ public static class ConfigValidator
         RefuseNull(state.Listeners, "listeners", errors);
         RefuseNull(state.Subsystems, "subsystems", errors);
         RefuseNull(state.Vhost, "vhost", errors);
+        RefuseNull(state.HostDevices, "host_devices", errors);
         for (int i = 0; i < (state.StorageRoots?.Count ?? 0); i++)
             if (state.StorageRoots![i] is not { } root || !Path.IsPathFullyQualified(root))
                 errors.Add($"storage_roots[{i}]: '{state.StorageRoots[i]}' is not an absolute directory path");
@@ -76,8 +77,22 @@ public static class ConfigValidator
             }
         }
         ValidateVhost(state, dataDirectory, volumes, errors);
+        ValidateHostDevices(state, volumes, errors);
         QosValidator.Validate(state.Qos, errors);
         return errors;
+    }
+
+    private static void ValidateHostDevices(DesiredState state, Dictionary<string, string> volumes, List<string> errors)
+    {
+        for (int i = 0; i < (state.HostDevices?.Count ?? 0); i++)
+        {
+            var h = state.HostDevices![i];
+            string at = $"host_devices[{i}]";
+            if (h == null) { errors.Add($"{at}: is null"); continue; }
+            if (!HostDevicePaths.IsVolume(h.Volume, out string why)) errors.Add($"{at}.volume: {why}");
+            else if (!volumes.TryAdd(h.Volume, $"host device {h.Volume}"))
+                errors.Add($"{at}.volume: volume {h.Volume} is already exported as {volumes[h.Volume]}; a volume is exported once");
+        }
     }
 
     private static void RefuseNull<T>(List<T>? list, string field, List<string> errors)

@@ -14,6 +14,8 @@ public sealed class DesiredState
     public List<SubsystemSpec> Subsystems { get; set; } = [];
     /// <summary>vhost-user-blk exports: a backend served to a VM (QEMU vhost-user-blk-pci) over a Unix socket.</summary>
     public List<VhostSpec> Vhost { get; set; } = [];
+    /// <summary>Volumes served to this host's own kernel as block devices (ublk): attached again at every start.</summary>
+    public List<HostDeviceSpec> HostDevices { get; set; } = [];
     /// <summary>
     /// Directories whose files may be backends and pool drives, besides the data directory (<see cref="StoragePolicy"/>).
     /// Set by editing the file (or `serve --storage-root`), never through the API: an import keeps the running list.
@@ -28,6 +30,8 @@ public sealed class DesiredState
     public SubsystemSpec? FindSubsystem(string nqn) => Subsystems.FirstOrDefault(s => s.Nqn == nqn);
 
     public VhostSpec? FindVhost(string socket) => Vhost.FirstOrDefault(v => v.Socket == socket);
+
+    public HostDeviceSpec? FindHostDevice(string volume) => HostDevices.FirstOrDefault(h => h.Volume == volume);
 }
 
 /// <summary>An NVMe/TCP port: "ADDRESS:PORT" (IPv6 as "[::1]:4420").</summary>
@@ -104,6 +108,16 @@ public sealed class VhostSpec
     public const int DefaultQueues = VhostQueues.Default;
     public const int MaxQueues = VhostQueues.Max;
     public int QueueCount => Queues ?? DefaultQueues;
+}
+
+/// <summary>A volume attached to this host as /dev/ublkbN (the kernel picks N at each attach).</summary>
+public sealed class HostDeviceSpec
+{
+    /// <summary>POOL/NAME.</summary>
+    public string Volume { get; set; } = "";
+    public bool ReadOnly { get; set; }
+
+    public string Backend => $"volume:{Volume}";
 }
 
 /// <summary>The config file is JSON with the API's settings (<see cref="ApiJson"/>): snake_case, unknown fields refused.</summary>

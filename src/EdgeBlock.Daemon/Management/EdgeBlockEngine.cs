@@ -58,6 +58,7 @@ public sealed partial class EdgeBlockEngine : ITargetEngine
             foreach (var s in state.Subsystems) AddSubsystem(s);
             foreach (var l in state.Listeners) AddListener(l.Address);
             foreach (var v in state.Vhost) AddVhost(v);
+            foreach (var h in state.HostDevices) await AttachHostDeviceAsync(h).ConfigureAwait(false);
         }
         catch
         {
@@ -125,6 +126,8 @@ public sealed partial class EdgeBlockEngine : ITargetEngine
             case NamespaceRemoved c: RemoveNamespace(c.Nqn, c.Spec.Nsid); break;
             case VhostAdded c: AddVhost(c.Spec); break;
             case VhostRemoved c: return RemoveVhostAsync(c.Spec.Socket);
+            case HostDeviceAdded c: return AttachHostDeviceAsync(c.Spec);
+            case HostDeviceRemoved c: return DetachHostDeviceAsync(c.Spec.Volume);
             default: throw new ArgumentOutOfRangeException(nameof(change), change, "not a change this engine knows");
         }
         return Task.CompletedTask;
@@ -269,6 +272,7 @@ public sealed partial class EdgeBlockEngine : ITargetEngine
     /// <summary>Stops every vhost export and listener (closing connections), then drains, flushes and closes every device.</summary>
     public async Task ClearAsync()
     {
+        await ClearHostDevicesAsync().ConfigureAwait(false);
         await ClearVhostAsync().ConfigureAwait(false);
         foreach (var t in _listeners.Values) await t.DisposeAsync().ConfigureAwait(false);
         _listeners.Clear();

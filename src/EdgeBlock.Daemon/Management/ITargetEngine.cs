@@ -37,6 +37,9 @@ public interface ITargetEngine : IAsyncDisposable
 
     /// <summary>What the API shows of a vhost export of the desired state.</summary>
     VhostInfo DescribeVhost(VhostSpec spec);
+
+    /// <summary>What the API shows of a host device of the desired state.</summary>
+    HostDeviceInfo DescribeHostDevice(HostDeviceSpec spec);
 }
 
 /// <summary>A running listener: where it is bound and how many connections it has.</summary>

@@ -57,6 +57,7 @@ public static class ManagementApi
         // ---- config import/export (nvmetcli and edgeblock formats): ConfigTransferApi.cs ----
         ConfigTransferApi.Map(v1, m);
         VhostApi.Map(v1, m);
+        HostDevicesApi.Map(v1, m);
         QosApi.Map(v1, m);
     }
 

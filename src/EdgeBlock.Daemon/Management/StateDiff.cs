@@ -68,6 +68,16 @@ public sealed record VhostAdded(VhostSpec Spec) : EngineChange
     public override EngineChange Inverse() => new VhostRemoved(Spec);
 }
 
+public sealed record HostDeviceAdded(HostDeviceSpec Spec) : EngineChange
+{
+    public override EngineChange Inverse() => new HostDeviceRemoved(Spec);
+}
+
+public sealed record HostDeviceRemoved(HostDeviceSpec Spec) : EngineChange
+{
+    public override EngineChange Inverse() => new HostDeviceAdded(Spec);
+}
+
 public sealed record VhostRemoved(VhostSpec Spec) : EngineChange
 {
     public override EngineChange Inverse() => new VhostAdded(Spec);
@@ -171,6 +181,7 @@ public sealed record StateDiff(DesiredState From, DesiredState To, IReadOnlyList
             removes.Add(new SubsystemRemoved(o));
         }
         VhostChanges(from, to, dataDirectory, lines, adds, removes);
+        HostDeviceChanges(from, to, lines, adds, removes);
         QosChanges(from.Qos ?? new QosSpec(), to.Qos ?? new QosSpec(), lines);
         return new StateDiff(from, to, [.. adds, .. removes], lines);
     }
@@ -199,6 +210,25 @@ public sealed record StateDiff(DesiredState From, DesiredState To, IReadOnlyList
         {
             lines.Add($"- vhost {socket}: {o.Backend} (its VM loses the disk)");
             removes.Add(new VhostRemoved(o));
+        }
+    }
+
+    /// <summary>Host devices by volume: a changed one (read-only or not) is detached and attached again.</summary>
+    private static void HostDeviceChanges(DesiredState from, DesiredState to, List<string> lines, List<EngineChange> adds, List<EngineChange> removes)
+    {
+        var old = from.HostDevices.ToDictionary(h => h.Volume, StringComparer.Ordinal);
+        foreach (var h in to.HostDevices)
+        {
+            var o = old.GetValueOrDefault(h.Volume);
+            if (o != null && o.ReadOnly == h.ReadOnly) continue;
+            if (o != null) adds.Add(new HostDeviceRemoved(o));
+            lines.Add($"{(o == null ? "+" : "~")} host device {h.Volume}{(h.ReadOnly ? " (read-only)" : "")}");
+            adds.Add(new HostDeviceAdded(h));
+        }
+        foreach (var o in from.HostDevices.Where(o => to.FindHostDevice(o.Volume) == null))
+        {
+            lines.Add($"- host device {o.Volume}");
+            removes.Add(new HostDeviceRemoved(o));
         }
     }
 

@@ -280,6 +280,8 @@ public sealed partial class StoragePolicy
     /// <summary>How <see cref="Refusals"/> names a vhost export (its absolute socket path).</summary>
     public static string VhostKey(string socket, string? backend) => $"vhost {socket} {backend}";
 
+    public static string HostDeviceKey(string volume) => $"host-device {volume}";
+
     private static long MemoryBytes(DesiredState state)
     {
         long total = 0;

@@ -33,47 +33,6 @@ DAEMON_PID=
 
 log "daemon $EB, data dir $DATA, subsystem $NQN"
 
-# eb ARGS...: the CLI, shown and timed.
-eb() {
-    t0=$(uptime_s)
-    echo "+ edgeblock $*" >&2
-    rc=0
-    "$EB" "$@" || rc=$?
-    echo "  (exit $rc, $(awk -v a="$t0" -v b="$(uptime_s)" 'BEGIN { printf "%.1f", b - a }') s)" >&2
-    return "$rc"
-}
-
-# daemon_start: `edgeblock serve --engine kernel` in the background; ready when its API socket appears.
-daemon_start() {
-    "$EB" serve --engine kernel --data-dir "$DATA" >>/tmp/daemon.log 2>&1 &
-    DAEMON_PID=$!
-    i=0
-    # The API socket appears once the desired state is applied (Kestrel starts after the daemon's hosted service).
-    until [ -S "$DATA/api.sock" ]; do
-        if ! kill -0 "$DAEMON_PID" 2>/dev/null; then
-            cat /tmp/daemon.log
-            fail "the daemon exited during start"
-        fi
-        [ $i -lt 180 ] || { cat /tmp/daemon.log; fail "the daemon's API did not answer within 180 s"; }
-        sleep 1
-        i=$((i + 1))
-    done
-    log "daemon pid $DAEMON_PID ready after ${i}s"
-}
-
-# daemon_stop: SIGTERM (graceful stop), then wait for it.
-daemon_stop() {
-    kill -TERM "$DAEMON_PID"
-    i=0
-    while kill -0 "$DAEMON_PID" 2>/dev/null; do
-        [ $i -lt 300 ] || fail "the daemon did not stop within 30 s of SIGTERM"
-        sleep 0.1
-        i=$((i + 1))
-    done
-    wait "$DAEMON_PID" || true
-    DAEMON_PID=
-}
-
 # expect_attr PATH VALUE: a configfs attribute has this value.
 expect_attr() {
     [ -e "$1" ] || fail "$1 does not exist"
@@ -111,7 +70,7 @@ done
 step "edgeblock serve --engine kernel (empty desired state)"
 mkdir -p "$DATA"
 echo '{ "version": 1, "listeners": [], "subsystems": [] }' >"$DATA/edgeblock.json"
-daemon_start
+daemon_start --engine kernel
 
 step "CLI: subsystem create, namespace add (null_blk, file on tmpfs), listener add"
 eb subsystem create "$NQN" --allow-any-host || fail "subsystem create"
