@@ -7,16 +7,7 @@
 # short directory: socket paths are limited to 107 bytes; removed at exit unless --keep), DATA (the daemon's data dir
 # in it) and the daemon's settings for daemon_start; a daemon still running at exit is stopped.
 vm_scenario_begin() {
-    KEEP=0 TIMEOUT=240
-    while [[ $# -gt 0 ]]; do
-        case $1 in
-            --keep) KEEP=1 ;;
-            --timeout) TIMEOUT=${2:?--timeout needs seconds}; shift ;;
-            -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
-            *) die "unknown argument $1 (see --help)" ;;
-        esac
-        shift
-    done
+    standalone_options "$@"
     START=$SECONDS
     QEMU=${EDGEBLOCK_QEMU:-qemu-system-x86_64}
     ensure_commands "$QEMU:qemu-system-x86" cpio:cpio timeout:coreutils curl:curl jq:jq dotnet:dotnet-sdk-10.0 ${VM_COMMANDS[@]+"${VM_COMMANDS[@]}"}
