@@ -8,14 +8,20 @@
 # the daemon reports it — the CLI's own start, a .NET process, is shown apart), MB/s of the image's virtual size, the
 # importer's CPU (the daemon's for EdgeBlock) and the ratio EdgeBlock / qemu-img per format (goal ≥ 1.0).
 #
-#   bench/images.sh [--size 2G] [--rounds 2] [--dir DIR]
+# --attach instead times instant boot: `image attach` of a qcow2 of SIZE (default 8G; 1 MiB of data every 256 MiB)
+# and of a 1 GiB one (the goal: the time does not grow with the size), each until the first read is served: the
+# attach API call (curl on the API socket), the namespace add, then one 4 KiB read with `edgeblock bench` over
+# NVMe/TCP (its wall time includes the CLI's .NET start and the connect).
+#
+#   bench/images.sh [--attach] [--size 2G] [--rounds 2] [--dir DIR]
 # Prints; records nothing (copy the result to BENCHMARKS.md with the command).
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 . "$repo/bench/lib.sh"
-size=2G rounds=2
+size="" rounds=2 attach=0
 while [ $# -gt 0 ]; do
   case $1 in
+    --attach) attach=1; shift ;;
     --size) size=$2; shift 2 ;;
     --rounds) rounds=$2; shift 2 ;;
     --dir) work_parent=$2; shift 2 ;;
@@ -23,6 +29,7 @@ while [ $# -gt 0 ]; do
     *) echo "images: unknown option '$1'" >&2; usage >&2; exit 2 ;;
   esac
 done
+[ -n "$size" ] || { [ "$attach" = 1 ] && size=8G || size=2G; }
 require qemu-img qemu-utils
 install_required images
 eb="$repo/edgeblock"
@@ -43,6 +50,11 @@ img="$tmp/d/images"
 mkdir -p "$img"
 # A pool on a file on the same disk as qemu-img's output, large enough for every round's volumes.
 "$eb" pool create tank "$tmp/d/tank.img:$(( bytes * (rounds * 2 + 1) / (1 << 30) + 1 ))G" "${api[@]}" >/dev/null
+now() { date +%s.%N; }
+if [ "$attach" = 1 ]; then
+  . "$repo/bench/images-attach.sh"
+  exit 0
+fi
 # Each data MiB: 256 blocks of 2 KiB random bytes followed by 2 KiB of a repeated phrase (deflate: about 2:1).
 python3 - "$img/image.raw" "$bytes" <<'PY'
 import os, sys
@@ -60,7 +72,6 @@ echo "   raw: $(du -h --apparent-size "$img/image.raw" | cut -f1) virtual, $(du 
 
 clk_tck=$(getconf CLK_TCK)
 
-now() { date +%s.%N; }
 results=()
 run_qemu() { # FORMAT ROUND
   local in="$img/image.$1" out="$tmp/out-$1-$2.raw" t0 t1

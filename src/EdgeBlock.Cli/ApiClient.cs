@@ -10,6 +10,7 @@ namespace EdgeBlock.Cli;
 public sealed class ApiClient : IDisposable
 {
     private readonly HttpClient _http;
+    private readonly HttpClient _streaming; // the same connections, no timeout: a streamed image takes as long as it takes
 
     public ApiClient(string socketPath)
     {
@@ -32,6 +33,7 @@ public sealed class ApiClient : IDisposable
             },
         };
         _http = new HttpClient(handler) { BaseAddress = new Uri("http://edgeblock/"), Timeout = TimeSpan.FromSeconds(60) };
+        _streaming = new HttpClient(handler, disposeHandler: false) { BaseAddress = _http.BaseAddress, Timeout = Timeout.InfiniteTimeSpan };
     }
 
     public string SocketPath { get; }
@@ -61,6 +63,31 @@ public sealed class ApiClient : IDisposable
         }
     }
 
+    /// <summary>
+    /// Posts a stream as the request body (an image from stdin) and answers the response body; no timeout, the stream
+    /// takes as long as it takes. Refusals and an absent daemon throw as for <see cref="SendAsync"/>.
+    /// </summary>
+    public async Task<string> PostStreamAsync(string path, Stream body, CancellationToken cancellationToken = default)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, path) { Content = new StreamContent(body, 1 << 20) };
+        request.Content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/octet-stream");
+        HttpResponseMessage response;
+        try
+        {
+            response = await _streaming.SendAsync(request, cancellationToken).ConfigureAwait(false);
+        }
+        catch (HttpRequestException ex) when (ex.InnerException is SocketException || ex.HttpRequestError == HttpRequestError.ConnectionError)
+        {
+            throw new DaemonUnreachableException(SocketPath, (ex.InnerException as SocketException)?.Message ?? ex.Message);
+        }
+        using (response)
+        {
+            string text = await response.Content.ReadAsStringAsync(cancellationToken).ConfigureAwait(false);
+            if (response.IsSuccessStatusCode) return text;
+            throw DaemonRefusedException.From(response.StatusCode, text);
+        }
+    }
+
     public async Task<T> GetAsync<T>(string path, CancellationToken cancellationToken = default) =>
         Parse<T>(await SendAsync(HttpMethod.Get, path, null, cancellationToken).ConfigureAwait(false));
 
@@ -68,7 +95,11 @@ public sealed class ApiClient : IDisposable
 
     private static readonly JsonSerializerOptions ReadOptions = new(ApiJson.Options) { UnmappedMemberHandling = System.Text.Json.Serialization.JsonUnmappedMemberHandling.Skip };
 
-    public void Dispose() => _http.Dispose();
+    public void Dispose()
+    {
+        _streaming.Dispose();
+        _http.Dispose();
+    }
 }
 
 /// <summary>No daemon answered on the socket.</summary>

@@ -26,7 +26,15 @@ public static class ImageCopy
         IProgress<CopyProgress>? progress, CancellationToken cancel, int workers = 1)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(workers, 1);
-        var copy = new Copy(source, write, progress, cancel);
+        Copy copy;
+        try
+        {
+            copy = new Copy(source, write, progress, cancel); // lists the data ranges: a hostile image fails here
+        }
+        catch (Exception e) when (e is ImageException or IOException)
+        {
+            return Task.FromException<long>(e); // as every other failure of the copy: in the task, not thrown at the caller
+        }
         copy.Start(workers);
         return copy.Result.Task;
     }

@@ -195,23 +195,40 @@ public sealed partial class Pool
             stop = Math.Min(stop, end);
             Memory<byte> part = buffer.Slice((int)(pos - start), (int)(stop - pos));
             BlockStatus status = data ? await source.ReadAsync(pos, part).ConfigureAwait(false) : BlockStatus.Success;
-            for (int at = 0; status == BlockStatus.Success && at < part.Length;)
+            if (status == BlockStatus.Success)
             {
-                // Runs of non-zero blocks are written, runs of zero blocks (and the origin's zero ranges) discarded.
-                bool zero = !data || !part.Span.Slice(at, size).ContainsAnyExcept((byte)0);
-                int run = size;
-                while (at + run < part.Length && (!data || !part.Span.Slice(at + run, size).ContainsAnyExcept((byte)0)) == zero) run += size;
-                long lba = (pos + at) / size;
-                status = zero ? await store.DeallocateAsync(lba, run / size).ConfigureAwait(false)
-                    : await store.WriteAsync(lba, part.Slice(at, run), fua: false).ConfigureAwait(false);
-                if (!zero) written += run;
-                at += run;
+                (status, long stored) = await StoreOriginBytesAsync(store, pos / size, part, data).ConfigureAwait(false);
+                written += stored;
             }
             if (status != BlockStatus.Success)
                 throw new VolumeException(VolumeError.Io, $"volume {Name}/{v.Name}: copying from its origin {v.Origin?.Record.Path} failed at byte {pos}: {status}");
             pos = stop;
         }
         return written;
+    }
+
+    /// <summary>
+    /// Puts origin bytes (whole blocks from lba) into the volume: runs of non-zero blocks written, runs of zero blocks
+    /// discarded (all of them when the origin said the range holds no data), so the volume stays thin. Answers the
+    /// status and the bytes written. Used by the copy and by copy-on-read.
+    /// </summary>
+    internal static async ValueTask<(BlockStatus Status, long Written)> StoreOriginBytesAsync(IBlockDevice store, long lba, ReadOnlyMemory<byte> part, bool data)
+    {
+        const int size = PoolLayout.BlockSize;
+        BlockStatus status = BlockStatus.Success;
+        long written = 0;
+        for (int at = 0; status == BlockStatus.Success && at < part.Length;)
+        {
+            bool zero = !data || !part.Span.Slice(at, size).ContainsAnyExcept((byte)0);
+            int run = size;
+            while (at + run < part.Length && (!data || !part.Span.Slice(at + run, size).ContainsAnyExcept((byte)0)) == zero) run += size;
+            long block = lba + at / size;
+            status = zero ? await store.DeallocateAsync(block, run / size).ConfigureAwait(false)
+                : await store.WriteAsync(block, part.Slice(at, run), fua: false).ConfigureAwait(false);
+            if (!zero) written += run;
+            at += run;
+        }
+        return (status, written);
     }
 
     private static long RoundUp(long bytes) => (bytes + PoolLayout.BlockSize - 1) / PoolLayout.BlockSize * PoolLayout.BlockSize;

@@ -3,6 +3,20 @@ namespace EdgeBlock.Images.Tests;
 /// <summary>The copy loop around the reader: what it hands to the target and how it ends.</summary>
 public sealed class ImageCopyTests
 {
+    [Fact]
+    public async Task CopyAsync_L2TableBeyondTheFile_ReturnsAFaultedTaskInsteadOfThrowing()
+    {
+        using var dir = new TempDir();
+        string path = HostileImages.Valid(dir["bad-l2.qcow2"], Qcow2Compression.None);
+        HostileImages.WriteU64(path, (long)HostileImages.ReadU64(path, 40), (1UL << 63) | (1UL << 40)); // met when the extents are listed
+        using ImageReader image = ImageFile.Open(path);
+        Task<long>? copy = null;
+        Exception? thrown = Record.Exception(() => { copy = ImageCopy.CopyAsync(image, (_, _, _) => ValueTask.CompletedTask, null, CancellationToken.None); });
+        Assert.Null(thrown);
+        var e = await Assert.ThrowsAsync<ImageException>(() => copy!);
+        Assert.Contains("an L2 table at offset 1099511627776", e.Message);
+    }
+
     [Theory]
     [InlineData(1)]
     [InlineData(4)]

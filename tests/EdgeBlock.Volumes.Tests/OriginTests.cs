@@ -62,9 +62,15 @@ public sealed class OriginTests
     private static async Task ReopenedReadsAsync(TestPool t, byte[] model)
     {
         await t.ReopenAsync();
-        await using IBlockDevice reopened = t.Pool.OpenVolume("vm");
-        Same(model, await ReadAllAsync(reopened), "after a reopen");
-        Assert.True(t.Pool.Check().Consistent);
+        await using (IBlockDevice reopened = t.Pool.OpenVolume("vm")) Same(model, await ReadAllAsync(reopened), "after a reopen");
+        Assert.True(t.Pool.Check().Consistent); // once the device is closed: its copies-on-read are done
+    }
+
+    /// <summary>Reopens the pool (as after a clean stop) and answers the bytes the volume had resolved.</summary>
+    private static async Task<long> ReopenedCopiedAsync(TestPool t)
+    {
+        await t.ReopenAsync();
+        return t.Pool.GetVolume("vm").OriginCopy!.BytesCopied;
     }
 
     /// <summary>Stops a copy after its first unit (1 MiB) is copied.</summary>
@@ -83,9 +89,77 @@ public sealed class OriginTests
         {
             await using IBlockDevice device = t.Pool.OpenVolume("vm");
             Same(model, await ReadAllAsync(device), "volume before the copy");
+            Assert.Equal(1, origin.Reads); // one read of the whole volume, one origin read
+        }
+    }
+
+    [Theory, MemberData(nameof(VolumeKinds))]
+    public async Task Read_OfUncopiedBlocks_CopiesJustThoseIntoTheVolumeAndLaterReadsSkipTheOrigin(string features)
+    {
+        var (t, origin, model) = await AttachAsync(features);
+        await using (t)
+        {
+            IBlockDevice device = t.Pool.OpenVolume("vm");
+            Same(model.AsSpan(8 * Block, 8 * Block).ToArray(), await TestPool.ReadAsync(device, 8, 8), "the first read");
+            Same(model.AsSpan(1000 * Block, 8 * Block).ToArray(), await TestPool.ReadAsync(device, 1000, 8), "a read past the origin's data");
+            await device.DisposeAsync(); // waits for the copies-on-read
             VolumeInfo info = t.Pool.GetVolume("vm");
-            Assert.Equal(new OriginCopyInfo("/images/disk.qcow2", origin.Length, 0, false, null), info.OriginCopy);
-            Assert.Equal(0, info.AllocatedBytes); // nothing copied: reads went to the origin
+            Assert.Equal(8 * Block, info.OriginCopy!.BytesCopied); // what was read of the origin, nothing more
+            Assert.True(info.AllocatedBytes > 0, "the read blocks are in the volume");
+
+            IBlockDevice again = t.Pool.OpenVolume("vm");
+            int reads = origin.Reads;
+            Same(model.AsSpan(8 * Block, 8 * Block).ToArray(), await TestPool.ReadAsync(again, 8, 8), "the second read");
+            Assert.Equal(reads, origin.Reads);
+            Assert.Equal(BlockStatus.Success, await again.FlushAsync());
+            await again.DisposeAsync();
+            Assert.Equal(8 * Block, await ReopenedCopiedAsync(t)); // the bits were committed with the data
+            await ReopenedReadsAsync(t, model);
+        }
+    }
+
+    [Fact]
+    public async Task CopyOnRead_OfBlocksAGuestWroteMeanwhile_LeavesTheGuestsData()
+    {
+        var (t, origin, model) = await AttachAsync();
+        await using (t)
+        {
+            IBlockDevice device = t.Pool.OpenVolume("vm");
+            byte[] data = TestPool.Pattern(1, 21);
+            // The guest writes block 10 while its read of blocks 8..15 is at the origin: the read returns the origin's
+            // bytes (either answer is right for racing I/O), but they must not land over the write in the volume.
+            origin.BeforeRead = async offset =>
+            {
+                if (offset != 8 * Block) return;
+                origin.BeforeRead = null;
+                Assert.Equal(BlockStatus.Success, await device.WriteAsync(10, data, fua: false));
+            };
+            await TestPool.ReadAsync(device, 8, 8);
+            await device.DisposeAsync();
+            data.CopyTo(model, 10 * Block);
+            Assert.Equal(8 * Block, t.Pool.GetVolume("vm").OriginCopy!.BytesCopied);
+            await using IBlockDevice again = t.Pool.OpenVolume("vm");
+            Same(model, await ReadAllAsync(again), "after the read and the write");
+            await t.Pool.CopyOriginAsync("vm", 1, null, CancellationToken.None);
+            Same(model, await ReadAllAsync(again), "after the copy");
+        }
+    }
+
+    [Fact]
+    public async Task Crash_AfterCopyOnReadWithoutAFlush_ReadsTheOriginsBytes()
+    {
+        var (t, _, model) = await AttachAsync("lz4+checksum+encrypt");
+        await using (t)
+        {
+            IBlockDevice device = t.Pool.OpenVolume("vm");
+            await TestPool.ReadAsync(device, 0, 64);
+            await device.DisposeAsync();
+            t.Drives.CrashAll(new Random(2));
+            t.Pool.Abandon();
+            t.Pool = Pool.Open(t.MetadataDir, t.Options());
+            Assert.True(t.Pool.Check().Consistent);
+            await using IBlockDevice reopened = t.Pool.OpenVolume("vm");
+            Same(model, await ReadAllAsync(reopened), "after the crash");
         }
     }
 
@@ -379,9 +453,13 @@ internal sealed class MemoryOrigin(byte[] bytes, (long Start, long End)[] data, 
         return (false, maxLength);
     }
 
+    /// <summary>Reads served so far.</summary>
+    public int Reads;
+
     public async ValueTask<BlockStatus> ReadAsync(long offset, Memory<byte> destination)
     {
         Assert.False(Disposed, "read after the origin was closed");
+        Interlocked.Increment(ref Reads);
         if (BeforeRead is { } hook) await hook(offset);
         destination.Span.Clear();
         if (offset < bytes.Length) bytes.AsSpan((int)offset, (int)Math.Min(destination.Length, bytes.Length - offset)).CopyTo(destination.Span);

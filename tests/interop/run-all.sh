@@ -60,6 +60,7 @@ SUITE=(
     "host-attach host-attach -"
     "vhost-user vhost-user/run.sh standalone"
     "vm-run vm-run/run.sh standalone"
+    "image-boot image-boot/run.sh standalone"
 )
 
 REFERENCE=${REFERENCE:-0}

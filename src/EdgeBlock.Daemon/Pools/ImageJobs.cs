@@ -107,6 +107,84 @@ public sealed class ImageJobs
         }
     }
 
+    /// <summary>
+    /// Imports a raw image streamed in the request body (`image import -` reads stdin) into a new volume of the given
+    /// size: a job like any import (`image jobs` follows it), run while the body arrives and answered when it is in
+    /// and flushed. Only non-zero blocks are written (the volume stays thin); a stream longer than the size, a
+    /// failure or a client that goes away removes the volume again.
+    /// </summary>
+    public async Task<Contract.ImageJobStatus> ImportStreamAsync(string poolName, string? name, string? size, string? group, string? reserve,
+        Stream body, CancellationToken aborted)
+    {
+        Pool pool = _pools(poolName);
+        name ??= "";
+        if (string.IsNullOrEmpty(size))
+            throw ManagementException.Invalid($"import into {poolName}/{name} from a stream: a size is needed (the stream's length is not known before it ends)");
+        long bytes = PoolManager.ParseSize(size, $"volume {poolName}/{name}: size");
+        long reserved = string.IsNullOrEmpty(reserve) ? 0 : PoolManager.ParseSize(reserve, $"volume {poolName}/{name}: reservation");
+        await pool.CreateVolumeAsync(name, bytes, reserved, string.IsNullOrEmpty(group) ? null : group).ConfigureAwait(false);
+        Job job;
+        IBlockDevice volume;
+        try
+        {
+            volume = pool.OpenVolume(name);
+            job = Register(Contract.ImageJobStatus.Import, pool.Name, name, "-", ImageFormat.Raw.Name(), null);
+        }
+        catch
+        {
+            await pool.DeleteVolumeAsync(name).ConfigureAwait(false);
+            throw;
+        }
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(job.Cancel.Token, aborted);
+        var run = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        job.Run = run.Task;
+        bool done = false;
+        try
+        {
+            job.Progress = new CopyProgress(0, bytes, 0);
+            await CopyStreamAsync(job, body, volume, bytes, stop.Token).ConfigureAwait(false);
+            done = true;
+        }
+        catch (Exception e)
+        {
+            Fail(job, e);
+        }
+        finally
+        {
+            await volume.DisposeAsync().ConfigureAwait(false);
+        }
+        if (!done) await DeleteUnfinishedAsync(job, pool).ConfigureAwait(false);
+        End(job, done);
+        run.SetResult();
+        if (!done && job.Failure is { } failure) throw ManagementException.Invalid(failure);
+        return Status(job);
+    }
+
+    /// <summary>Reads the stream in chunks and writes their non-zero blocks; the last partial block is padded with zeroes.</summary>
+    private static async Task CopyStreamAsync(Job job, Stream body, IBlockDevice volume, long size, CancellationToken cancel)
+    {
+        byte[] buffer = GC.AllocateUninitializedArray<byte>(ImageCopy.ChunkBytes);
+        long offset = 0, written = 0;
+        while (true)
+        {
+            int n = await body.ReadAtLeastAsync(buffer, buffer.Length, throwOnEndOfStream: false, cancel).ConfigureAwait(false);
+            if (n == 0) break;
+            if (offset + n > size)
+                throw new IOException($"import {job.Pool}/{job.Volume}: the stream holds more than the volume's size {Sizes.Format(size)} ({size} bytes)");
+            int padded = (n + PoolLayout.BlockSize - 1) / PoolLayout.BlockSize * PoolLayout.BlockSize;
+            buffer.AsSpan(n, padded - n).Clear();
+            foreach ((int start, int length) in ImageCopy.NonZeroRuns(buffer.AsSpan(0, padded)))
+            {
+                Check(await volume.WriteAsync((offset + start) / PoolLayout.BlockSize, buffer.AsMemory(start, length), fua: false).ConfigureAwait(false), job);
+                written += length;
+            }
+            offset += n;
+            job.Progress = new CopyProgress(offset, size, written);
+            if (n < buffer.Length) break; // the end of the stream
+        }
+        Check(await volume.FlushAsync().ConfigureAwait(false), job);
+    }
+
     /// <summary>The size of a volume made from an image: the image's virtual size rounded up to a block, or what was asked (not less).</summary>
     private static long VolumeSize(ImageReader image, string? asked, string volume, string file)
     {
@@ -319,18 +397,20 @@ public sealed class ImageJobs
             await volume.DisposeAsync().ConfigureAwait(false);
             image.Dispose();
         }
-        if (!done)
-        {
-            try
-            {
-                await pool.DeleteVolumeAsync(job.Volume).ConfigureAwait(false);
-            }
-            catch (Exception e)
-            {
-                _logger.LogError(e, "import {Id}: could not remove the unfinished volume {Pool}/{Volume}: {Message}", job.Id, job.Pool, job.Volume, e.Message);
-            }
-        }
+        if (!done) await DeleteUnfinishedAsync(job, pool).ConfigureAwait(false);
         End(job, done);
+    }
+
+    private async Task DeleteUnfinishedAsync(Job job, Pool pool)
+    {
+        try
+        {
+            await pool.DeleteVolumeAsync(job.Volume).ConfigureAwait(false);
+        }
+        catch (Exception e)
+        {
+            _logger.LogError(e, "import {Id}: could not remove the unfinished volume {Pool}/{Volume}: {Message}", job.Id, job.Pool, job.Volume, e.Message);
+        }
     }
 
     private async Task RunExportAsync(Job job, IBlockDevice volume, IImageWriter writer)

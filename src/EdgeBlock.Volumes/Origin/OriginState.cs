@@ -60,6 +60,9 @@ internal sealed class OriginState
     /// <summary>Why the origin could not be opened (shown by `volume show`), null when it is open or not yet tried.</summary>
     public string? Problem;
 
+    /// <summary>Origin bytes guest reads handed to copy-on-read that are not yet in the volume (bounded by the devices).</summary>
+    public long CopyOnReadBytes;
+
     /// <summary>Origin reads in flight: the origin is closed only when none is.</summary>
     public int Reads;
 

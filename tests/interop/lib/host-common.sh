@@ -37,6 +37,22 @@ now() { printf '%s' "${EPOCHREALTIME:-$(date +%s.%N)}"; }
 # elapsed START [END]: seconds between two now() values, one decimal.
 elapsed() { awk -v a="$1" -v b="${2:-$(now)}" 'BEGIN { printf "%.1f", b - a }'; }
 
+# standalone_options ARGS...: the options of the standalone scenarios (vhost-user, vm-run, image-boot): --keep (KEEP=1),
+# --timeout SEC (TIMEOUT, default 240), -v/--verbose (VERBOSE=1), --help (the script's header comment).
+standalone_options() {
+    KEEP=0 TIMEOUT=240 VERBOSE=${VERBOSE:-0}
+    while [[ $# -gt 0 ]]; do
+        case $1 in
+            -v | --verbose) VERBOSE=1 ;;
+            --timeout) TIMEOUT=${2:?--timeout needs seconds}; shift ;;
+            --keep) KEEP=1 ;;
+            -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+            *) die "unknown argument $1 (see --help)" ;;
+        esac
+        shift
+    done
+}
+
 # Packages ---------------------------------------------------------------------------------
 
 # Run a command as root: directly when we are root (CI), through sudo otherwise.

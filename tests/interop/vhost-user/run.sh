@@ -27,18 +27,9 @@ INTEROP_PROG=vhost-user
 . "$(dirname "${BASH_SOURCE[0]}")/../lib/host-common.sh"
 HERE=$INTEROP_DIR/vhost-user
 
-VERBOSE=0 TIMEOUT=240 KEEP=0
+VERBOSE=0
 [[ -t 1 ]] && VERBOSE=1
-while [[ $# -gt 0 ]]; do
-    case $1 in
-        -v | --verbose) VERBOSE=1 ;;
-        --timeout) TIMEOUT=${2:?--timeout needs seconds}; shift ;;
-        --keep) KEEP=1 ;;
-        -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
-        *) die "unknown argument $1 (see --help)" ;;
-    esac
-    shift
-done
+standalone_options "$@"
 
 START=$SECONDS
 QEMU=${EDGEBLOCK_QEMU:-qemu-system-x86_64}
