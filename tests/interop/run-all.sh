@@ -58,6 +58,7 @@ SUITE=(
     "dhchap dhchap -"
     "rbd rbd ceph_cluster"
     "host-attach host-attach -"
+    "host-fs host-fs -"
     "vhost-user vhost-user/run.sh standalone"
     "vm-run vm-run/run.sh standalone"
     "image-boot image-boot/run.sh standalone"
