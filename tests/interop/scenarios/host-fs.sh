@@ -107,6 +107,7 @@ for m in $SERVICES $CONTAINERS; do
 done
 
 step "start again: the file systems are attached and mounted again (the mount replays each journal)"
+rm -f "$DATA/api.sock" # the killed daemon's socket: daemon_start waits for a new one
 daemon_start
 eb fs list || fail "fs list after the restart"
 assert_mounted
