@@ -86,4 +86,11 @@ public sealed record AttachHostDeviceRequest(string? Volume, bool? ReadOnly = nu
 /// </summary>
 public sealed record HostDeviceInfo(
     string Volume, bool ReadOnly, string? Device, string State, string? Reason, long SizeBytes,
-    long Requests = 0, long FailedRequests = 0, long BytesRead = 0, long BytesWritten = 0);
+    long Requests = 0, long FailedRequests = 0, long BytesRead = 0, long BytesWritten = 0, string? FileSystem = null, string? Mount = null);
+
+/// <summary>
+/// POST /v1/host/filesystems: a new thin volume of <see cref="Size"/> (the file system's quota; <see cref="Group"/>
+/// caps a set of them), attached to this host, with a file system (<see cref="Fs"/>: ext4 by default, or xfs)
+/// mounted at <see cref="Mount"/> (an empty or missing directory) with discard. Kept: mounted again at each start.
+/// </summary>
+public sealed record CreateFileSystemRequest(string? Volume, string? Size, string? Mount, string? Fs = null, string? Group = null);

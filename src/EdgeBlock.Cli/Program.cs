@@ -11,6 +11,7 @@ ConfigCommands.AddTo(root);
 PoolCommands.AddTo(root);
 VhostCommands.AddTo(root);
 HostCommands.AddTo(root);
+FsCommands.AddTo(root);
 StatsCommand.AddTo(root);
 EdgeBlock.Cli.Vm.VmCommand.AddTo(root);
 ImageCommands.AddTo(root);

@@ -142,8 +142,8 @@ public sealed partial class Pool
                 int inExtent = (int)(start - index * ExtentSize);
                 int len = (int)Math.Min(ExtentSize - inExtent, end - start);
                 bool changed = entry.ClearValid(inExtent / PoolLayout.BlockSize, len / PoolLayout.BlockSize);
-                if (entry.NoneValid()) RemoveMapping(v, index);
-                else if (changed) v.MarkDirty(index, entry);
+                if (entry.NoneValid() && UnmapIfIdle(v, index, entry)) continue;
+                if (changed) v.MarkDirty(index, entry);
             }
         }
     }

@@ -109,6 +109,31 @@ public sealed partial class Pool
         ExtentMapEntry? entry = v.Map[index];
         if (entry is null) return;
         v.Map.Set(index, null);
+        ReleaseMapping(v, index, entry);
+    }
+
+    /// <summary>
+    /// Unmaps an extent left without valid blocks, unless an I/O is inside it: a write that found the entry
+    /// before marks its blocks valid only once its data is stored, so unmapping under it would lose that
+    /// write. Writers count themselves in InFlight and then look at the map again; here the map changes
+    /// first and InFlight is read after a full fence, so one side always sees the other. False: kept.
+    /// </summary>
+    private bool UnmapIfIdle(Volume v, long index, ExtentMapEntry entry)
+    {
+        v.Map.Set(index, null);
+        Interlocked.MemoryBarrier();
+        if (Volatile.Read(ref entry.InFlight) != 0)
+        {
+            v.Map.Set(index, entry);
+            return false;
+        }
+        ReleaseMapping(v, index, entry);
+        return true;
+    }
+
+    /// <summary>The bookkeeping of an extent just unmapped at index: dirty map slot, counts, the physical extent's reference.</summary>
+    private void ReleaseMapping(Volume v, long index, ExtentMapEntry entry)
+    {
         v.MarkDirty(index, null);
         v.Allocated--;
         _unusedReserve += UnusedReserveOf(v) > 0 ? 1 : 0;

@@ -95,6 +95,7 @@ public sealed class TestDaemon : IAsyncDisposable
         PoolCommands.AddTo(root);
         VhostCommands.AddTo(root);
         HostCommands.AddTo(root);
+        FsCommands.AddTo(root);
         ConfigCommands.AddTo(root);
         int code = await root.Parse(args).InvokeAsync(new InvocationConfiguration { Output = output, Error = error });
         return new CliResult(code, output.ToString(), error.ToString());

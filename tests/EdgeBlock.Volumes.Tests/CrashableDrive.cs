@@ -41,7 +41,19 @@ internal sealed class CrashableDrive(long sizeBytes) : IBlockDevice
         return new(BlockStatus.Success);
     }
 
-    public ValueTask<BlockStatus> WriteAsync(long lba, ReadOnlyMemory<byte> data, bool fua)
+    /// <summary>Awaited before every write lands (a test holds writes in flight with it).</summary>
+    public Func<Task>? BeforeWrite;
+
+    public ValueTask<BlockStatus> WriteAsync(long lba, ReadOnlyMemory<byte> data, bool fua) =>
+        BeforeWrite is { } hold ? HeldWriteAsync(hold, lba, data, fua) : Write(lba, data, fua);
+
+    private async ValueTask<BlockStatus> HeldWriteAsync(Func<Task> hold, long lba, ReadOnlyMemory<byte> data, bool fua)
+    {
+        await hold();
+        return await Write(lba, data, fua);
+    }
+
+    private ValueTask<BlockStatus> Write(long lba, ReadOnlyMemory<byte> data, bool fua)
     {
         if (lba < 0 || lba * Sector + data.Length > sizeBytes) return new(BlockStatus.OutOfRange);
         if (FailWrites) return new(BlockStatus.WriteError);

@@ -84,6 +84,7 @@ public static class ConfigValidator
 
     private static void ValidateHostDevices(DesiredState state, Dictionary<string, string> volumes, List<string> errors)
     {
+        var mounts = new HashSet<string>(StringComparer.Ordinal);
         for (int i = 0; i < (state.HostDevices?.Count ?? 0); i++)
         {
             var h = state.HostDevices![i];
@@ -92,6 +93,12 @@ public static class ConfigValidator
             if (!HostDevicePaths.IsVolume(h.Volume, out string why)) errors.Add($"{at}.volume: {why}");
             else if (!volumes.TryAdd(h.Volume, $"host device {h.Volume}"))
                 errors.Add($"{at}.volume: volume {h.Volume} is already exported as {volumes[h.Volume]}; a volume is exported once");
+            if (h.FileSystem == null && h.Mount == null) continue;
+            if (h.FileSystem == null || !HostFileSystem.Types.Contains(h.FileSystem))
+                errors.Add($"{at}.file_system: give one of {string.Join(", ", HostFileSystem.Types)} with a mount");
+            if (h.Mount == null || !Path.IsPathFullyQualified(h.Mount)) errors.Add($"{at}.mount: give an absolute directory with a file system");
+            else if (!mounts.Add(h.Mount)) errors.Add($"{at}.mount: {h.Mount} is the mount point of another file system");
+            if (h.ReadOnly && h.IsFileSystem) errors.Add($"{at}: a file system of this host is not read-only");
         }
     }
 

@@ -110,12 +110,23 @@ public sealed class VhostSpec
     public int QueueCount => Queues ?? DefaultQueues;
 }
 
-/// <summary>A volume attached to this host as /dev/ublkbN (the kernel picks N at each attach).</summary>
+/// <summary>
+/// A volume attached to this host as /dev/ublkbN (the kernel picks N at each attach); with <see cref="Mount"/>, a file
+/// system of this host (`fs create`): made on first attach, mounted at each attach, unmounted before detach.
+/// </summary>
 public sealed class HostDeviceSpec
 {
     /// <summary>POOL/NAME.</summary>
     public string Volume { get; set; } = "";
     public bool ReadOnly { get; set; }
+
+    /// <summary>ext4 or xfs when the device carries a file system of this host, else null.</summary>
+    public string? FileSystem { get; set; }
+
+    /// <summary>Where that file system is mounted (absolute), else null.</summary>
+    public string? Mount { get; set; }
+
+    public bool IsFileSystem => Mount != null;
 
     public string Backend => $"volume:{Volume}";
 }

@@ -14,6 +14,9 @@ public sealed partial class EdgeBlockEngine
 
     private readonly ConcurrentDictionary<string, HostDevice> _hostDevices = new(StringComparer.Ordinal);
 
+    /// <summary>Set by <see cref="ClearAsync"/>: host devices are going whatever their file systems say.</summary>
+    private bool _stopping;
+
     private async Task AttachHostDeviceAsync(HostDeviceSpec spec)
     {
         if (_hostDevices.ContainsKey(spec.Volume)) throw ManagementException.Conflict($"volume {spec.Volume} is already attached to this host");
@@ -49,11 +52,47 @@ public sealed partial class EdgeBlockEngine
         _hostDevices[spec.Volume] = new HostDevice(spec, ublk, device, null);
         _logger.LogInformation("host device {Path} = volume {Volume} ({Size}{ReadOnly})", ublk.BlockDevicePath, spec.Volume,
             Sizes.Format(device.BlockCount * device.BlockSize), spec.ReadOnly ? ", read-only" : "");
+        if (spec.IsFileSystem) await MountFileSystemAsync(spec, ublk.BlockDevicePath).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// A file system of this host: made if the device has none, mounted. At start a failure is logged and the device
+    /// stays attached (its data is untouched; `fs list` says why); through the API the attach is undone and refused.
+    /// </summary>
+    private async Task MountFileSystemAsync(HostDeviceSpec spec, string device)
+    {
+        try
+        {
+            string did = await HostFileSystem.MountAsync(device, spec.FileSystem!, spec.Mount!).ConfigureAwait(false);
+            _logger.LogInformation("file system of volume {Volume} on {Device}: {Done}", spec.Volume, device, did);
+        }
+        catch (ManagementException ex) when (_starting)
+        {
+            _logger.LogError("file system of volume {Volume} on {Device} not mounted at {Mount}: {Message}", spec.Volume, device, spec.Mount, ex.Message);
+            _hostDevices[spec.Volume] = _hostDevices[spec.Volume] with { Unavailable = $"not mounted: {ex.Message}" };
+        }
+        catch (ManagementException)
+        {
+            await DetachHostDeviceAsync(spec.Volume).ConfigureAwait(false);
+            throw;
+        }
     }
 
     /// <summary>Removes the disk from the kernel (what it still had queued is served first), then closes the volume.</summary>
     private async Task DetachHostDeviceAsync(string volume)
     {
+        // A file system of this host is unmounted first (a busy one refuses the detach); at shutdown it is detached regardless.
+        if (_hostDevices.GetValueOrDefault(volume) is { Spec.IsFileSystem: true, Ublk: { } mounted } fs)
+        {
+            try
+            {
+                await HostFileSystem.UnmountAsync(mounted.BlockDevicePath, fs.Spec.Mount!).ConfigureAwait(false);
+            }
+            catch (ManagementException ex) when (_stopping)
+            {
+                _logger.LogError("file system of volume {Volume} not unmounted from {Mount} at shutdown ({Message}); its device goes anyway", volume, fs.Spec.Mount, ex.Message);
+            }
+        }
         if (!_hostDevices.TryRemove(volume, out var attached)) throw ManagementException.NotFound($"volume {volume} is not attached to this host");
         if (attached.Ublk != null) await attached.Ublk.DisposeAsync().ConfigureAwait(false);
         if (attached.Device != null) _teardown.Retire(attached.Device);
@@ -68,11 +107,12 @@ public sealed partial class EdgeBlockEngine
         var io = ublk?.Statistics ?? default;
         return new HostDeviceInfo(spec.Volume, spec.ReadOnly, ublk?.BlockDevicePath, ublk == null ? "unavailable" : "attached",
             attached == null ? "not attached" : attached.Unavailable, device == null ? 0 : device.BlockCount * device.BlockSize,
-            io.Requests, io.Failed, io.BytesRead, io.BytesWritten);
+            io.Requests, io.Failed, io.BytesRead, io.BytesWritten, spec.FileSystem, spec.Mount);
     }
 
     private async Task ClearHostDevicesAsync()
     {
+        _stopping = true;
         foreach (string volume in _hostDevices.Keys.ToList()) await DetachHostDeviceAsync(volume).ConfigureAwait(false);
     }
 }

@@ -58,6 +58,7 @@ public static class ManagementApi
         ConfigTransferApi.Map(v1, m);
         VhostApi.Map(v1, m);
         HostDevicesApi.Map(v1, m);
+        FileSystemsApi.Map(v1, m);
         QosApi.Map(v1, m);
     }
 

@@ -220,9 +220,9 @@ public sealed record StateDiff(DesiredState From, DesiredState To, IReadOnlyList
         foreach (var h in to.HostDevices)
         {
             var o = old.GetValueOrDefault(h.Volume);
-            if (o != null && o.ReadOnly == h.ReadOnly) continue;
+            if (o != null && o.ReadOnly == h.ReadOnly && o.FileSystem == h.FileSystem && o.Mount == h.Mount) continue;
             if (o != null) adds.Add(new HostDeviceRemoved(o));
-            lines.Add($"{(o == null ? "+" : "~")} host device {h.Volume}{(h.ReadOnly ? " (read-only)" : "")}");
+            lines.Add($"{(o == null ? "+" : "~")} host device {h.Volume}{(h.ReadOnly ? " (read-only)" : "")}{(h.IsFileSystem ? $" ({h.FileSystem} at {h.Mount})" : "")}");
             adds.Add(new HostDeviceAdded(h));
         }
         foreach (var o in from.HostDevices.Where(o => to.FindHostDevice(o.Volume) == null))

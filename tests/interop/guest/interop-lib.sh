@@ -391,3 +391,30 @@ daemon_stop() {
     wait "$DAEMON_PID" || true
     DAEMON_PID=
 }
+
+# ublk_daemon_on_failure: EXIT trap of the scenarios whose daemon runs in the guest (host-attach, host-fs): on
+# failure the daemon's log and the kernel's ublk lines, then the usual report.
+ublk_daemon_on_failure() {
+    rc=$?
+    if [ "$rc" -ne 0 ]; then
+        echo "[$SCENARIO] --- daemon log (last 40) ---"
+        tail -n 40 /tmp/daemon.log 2>/dev/null || true
+        dmesg | grep -iE 'ublk|ext4' | tail -n 20 || true
+    fi
+    (exit "$rc")
+    _on_exit
+}
+
+# pool_create_waiting NAME DRIVE:SIZE: `pool create`; under TCG the daemon's first pool create (RocksDB, JIT) can
+# outlast the CLI's 60 s API timeout: then wait for the pool to appear.
+pool_create_waiting() {
+    if ! eb pool create "$1" "$2"; then
+        log "pool create did not answer in time; waiting for the pool"
+        i=0
+        until eb pool list --json 2>/dev/null | grep -q "\"name\": *\"$1\""; do
+            [ $i -lt 10 ] || fail "pool $1 was not created"
+            sleep 5
+            i=$((i + 1))
+        done
+    fi
+}
