@@ -47,6 +47,19 @@ public sealed class HostFileSystemTests : IDisposable
         Assert.Contains("--mount", HostFileSystem.MountPointRefusal(null));
     }
 
+    [Theory]
+    [InlineData("/etc/cron.new", "/etc")]
+    [InlineData("/usr/lib/x", "/usr")]
+    [InlineData("/proc/x", "/proc")]
+    [InlineData("/run/edgeblock/m", "/run")]
+    public void MountPointRefusal_InASystemTree_NamesTheTree(string dir, string tree) =>
+        Assert.Equal($"mount point {dir} is in {tree}, a system directory; choose one elsewhere (e.g. under /srv, /var/lib or /persist)",
+            HostFileSystem.MountPointRefusal(dir));
+
+    [Fact]
+    public void MountPointRefusal_InTheDataDirectory_IsNamed() =>
+        Assert.Contains("the daemon's data directory", HostFileSystem.MountPointRefusal(Path.Combine(_dir, "mnt"), dataDirectory: _dir));
+
     [Fact]
     public void MountPointRefusal_EmptyOrNotYetMadeDirectory_IsNull()
     {

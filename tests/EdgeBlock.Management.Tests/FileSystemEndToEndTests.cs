@@ -6,8 +6,13 @@ namespace EdgeBlock.Management.Tests;
 /// `edgeblock fs create|list|remove` through the real daemon and CLI on this machine (no ublk_drv): refusals name the
 /// problem and leave nothing behind — no volume, no config entry. Making and mounting for real is the guest scenario.
 /// </summary>
-public sealed class FileSystemEndToEndTests
+public sealed class FileSystemEndToEndTests : IDisposable
 {
+    /// <summary>Mount points live outside the daemon's data directory (which refuses them).</summary>
+    private readonly string _mounts = Directory.CreateTempSubdirectory("edgeblock-fs-mounts-").FullName;
+
+    public void Dispose() => Directory.Delete(_mounts, recursive: true);
+
     private static void Ok(CliResult r) => Assert.True(r.ExitCode == 0, r.ToString());
 
     private static async Task<TestDaemon> DaemonWithPoolAsync()
@@ -32,7 +37,7 @@ public sealed class FileSystemEndToEndTests
     public async Task Create_MountPointNotAnEmptyDirectory_IsRefusedNamingIt_AndNothingIsKept()
     {
         await using var d = await DaemonWithPoolAsync();
-        string dir = Path.Combine(d.Directory, "srv-log");
+        string dir = Path.Combine(_mounts, "srv-log");
         Directory.CreateDirectory(dir);
         await File.WriteAllTextAsync(Path.Combine(dir, "old.log"), "x");
 
@@ -44,10 +49,25 @@ public sealed class FileSystemEndToEndTests
     }
 
     [Fact]
+    public async Task Create_MountPointInASystemTreeOrTheDataDirectory_IsRefusedWhereItLeads_AndNothingIsKept()
+    {
+        await using var d = await DaemonWithPoolAsync();
+        (await d.CliAsync("fs", "create", "p1/fs1", "--size", "16M", "--mount", "/etc/edgeblock-new")).AssertRefused("/etc, a system directory");
+        (await d.CliAsync("fs", "create", "p1/fs1", "--size", "16M", "--mount", "/")).AssertRefused("the root directory");
+        // A link out of an allowed place is judged where it leads.
+        string link = Path.Combine(_mounts, "to-usr");
+        File.CreateSymbolicLink(link, "/usr/local");
+        (await d.CliAsync("fs", "create", "p1/fs1", "--size", "16M", "--mount", Path.Combine(link, "new"))).AssertRefused("leads to /usr/local/new", "/usr");
+        (await d.CliAsync("fs", "create", "p1/fs1", "--size", "16M", "--mount", Path.Combine(d.Directory, "mnt"))).AssertRefused("data directory");
+        Assert.False(Directory.Exists("/etc/edgeblock-new"));
+        await AssertNothingKeptAsync(d);
+    }
+
+    [Fact]
     public async Task Create_BadInput_IsRefusedNamingTheProblem_AndNothingIsKept()
     {
         await using var d = await DaemonWithPoolAsync();
-        string dir = Path.Combine(d.Directory, "empty");
+        string dir = Path.Combine(_mounts, "empty");
 
         (await d.CliAsync("fs", "create", "p1/fs1", "--size", "16M", "--mount", dir, "--fs", "btrfs")).AssertRefused("btrfs", "ext4, xfs");
         (await d.CliAsync("fs", "create", "nosuch/fs1", "--size", "16M", "--mount", dir)).AssertRefused("nosuch");
@@ -65,7 +85,7 @@ public sealed class FileSystemEndToEndTests
     {
         if (File.Exists("/dev/ublk-control")) return; // this kernel has ublk: the guest scenario covers making file systems
         await using var d = await DaemonWithPoolAsync();
-        string dir = Path.Combine(d.Directory, "empty");
+        string dir = Path.Combine(_mounts, "empty");
 
         (await d.CliAsync("fs", "create", "p1/fs1", "--size", "16M", "--mount", dir)).AssertRefused("ublk_drv");
         await AssertNothingKeptAsync(d);

@@ -97,6 +97,7 @@ public static class ConfigValidator
             if (h.FileSystem == null || !HostFileSystem.Types.Contains(h.FileSystem))
                 errors.Add($"{at}.file_system: give one of {string.Join(", ", HostFileSystem.Types)} with a mount");
             if (h.Mount == null || !Path.IsPathFullyQualified(h.Mount)) errors.Add($"{at}.mount: give an absolute directory with a file system");
+            else if (HostFileSystem.PlaceRefusal(h.Mount) is { } place) errors.Add($"{at}.mount: {place}");
             else if (!mounts.Add(h.Mount)) errors.Add($"{at}.mount: {h.Mount} is the mount point of another file system");
             if (h.ReadOnly && h.IsFileSystem) errors.Add($"{at}: a file system of this host is not read-only");
         }

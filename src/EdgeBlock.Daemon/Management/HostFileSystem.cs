@@ -29,16 +29,42 @@ public static class HostFileSystem
             : null;
     }
 
-    /// <summary>Why dir cannot be a new mount point (relative, not a directory, not empty), or null. A missing one is made at mount.</summary>
-    public static string? MountPointRefusal(string? dir)
+    /// <summary>
+    /// Trees of the system a file system of a service must never cover: the daemon mounts as root, and an API client
+    /// must not hide what the system runs from (an empty /etc/sudoers.d, a missing /usr/lib/x) behind its own files.
+    /// </summary>
+    private static readonly string[] SystemTrees =
+        ["/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/libx32", "/proc", "/root", "/run", "/sbin", "/sys", "/usr"];
+
+    /// <summary>
+    /// Why dir cannot be a new mount point (relative, in a system tree or the daemon's data directory — judged where it
+    /// really leads, symbolic links resolved —, not a directory, not empty), or null. A missing one is made at mount.
+    /// </summary>
+    public static string? MountPointRefusal(string? dir, string? dataDirectory = null)
     {
         if (string.IsNullOrEmpty(dir)) return "the mount point is missing: give --mount DIR";
         if (!Path.IsPathFullyQualified(dir) || dir.Contains("/../", StringComparison.Ordinal) || dir.EndsWith("/..", StringComparison.Ordinal))
             return $"mount point {dir} is not an absolute path";
+        if (PlaceRefusal(dir, dataDirectory) is { } place) return place;
         if (File.Exists(dir)) return $"mount point {dir} is not an empty directory (it is a file)";
         if (Directory.Exists(dir) && Directory.EnumerateFileSystemEntries(dir).Any()) return $"mount point {dir} is not an empty directory";
         return null;
     }
+
+    /// <summary>Why an absolute mount point lies where no file system of this host may go (a system tree, the data directory), or null.</summary>
+    public static string? PlaceRefusal(string dir, string? dataDirectory = null)
+    {
+        string real = StoragePolicy.RealPath(dir);
+        string via = real == Path.TrimEndingDirectorySeparator(Path.GetFullPath(dir)) ? "" : $" (it leads to {real})";
+        if (real == "/") return $"mount point {dir}{via} is the root directory";
+        if (SystemTrees.FirstOrDefault(tree => IsUnder(real, tree)) is { } system)
+            return $"mount point {dir}{via} is in {system}, a system directory; choose one elsewhere (e.g. under /srv, /var/lib or /persist)";
+        if (dataDirectory != null && IsUnder(real, StoragePolicy.RealPath(dataDirectory)))
+            return $"mount point {dir}{via} is in the daemon's data directory {dataDirectory}; choose one elsewhere";
+        return null;
+    }
+
+    private static bool IsUnder(string path, string root) => path == root || path.StartsWith(root + "/", StringComparison.Ordinal);
 
     /// <summary>The full path of tool in directories (default: $PATH, then the system directories), or null.</summary>
     public static string? FindTool(string tool, IEnumerable<string>? directories = null)

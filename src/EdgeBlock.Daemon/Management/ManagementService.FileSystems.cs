@@ -18,7 +18,7 @@ public sealed partial class ManagementService
         if (!HostDevicePaths.IsVolume(volume, out string why)) throw ManagementException.Invalid($"volume {why}");
         string type = string.IsNullOrEmpty(request.Fs) ? HostFileSystem.DefaultType : request.Fs;
         if (HostFileSystem.TypeRefusal(type) is { } noType) throw ManagementException.Invalid(noType);
-        if (HostFileSystem.MountPointRefusal(request.Mount) is { } noMount) throw ManagementException.Invalid(noMount);
+        if (HostFileSystem.MountPointRefusal(request.Mount, _dataDirectory) is { } noMount) throw ManagementException.Invalid(noMount);
         if (_desired.HostDevices.FirstOrDefault(h => h.Mount == request.Mount) is { } other)
             throw ManagementException.Conflict($"mount point {request.Mount} is that of volume {other.Volume}'s file system");
         if (_pools == null) throw ManagementException.Invalid("this daemon has no pools (the kernel engine serves none)");
