@@ -8,8 +8,11 @@ using VolumeInfo = EdgeBlock.Volumes.VolumeInfo;
 
 namespace EdgeBlock.Daemon.Pools;
 
-/// <summary>How a Ceph-backed pool reaches its cluster, kept in <c>pools/NAME/ceph-pool.json</c> (the keyring by path, never the key).</summary>
-public sealed record CephPoolRecord(string Conf, string CephPool, string? CephUser, string? Keyring);
+/// <summary>
+/// How a Ceph-backed pool reaches its cluster, kept in <c>pools/NAME/ceph-pool.json</c> (the keyring by path, never the key).
+/// TimeoutSeconds: the pool's client timeout (null in records made before it existed: the daemon's default).
+/// </summary>
+public sealed record CephPoolRecord(string Conf, string CephPool, string? CephUser, string? Keyring, int? TimeoutSeconds = null);
 
 /// <summary>
 /// Pools backed by a Ceph cluster (issue J): a volume is an RBD image of the pool's RADOS pool, its UUID kept in the
@@ -52,8 +55,11 @@ public sealed class CephPools : IDisposable
         _logger = logger;
     }
 
-    /// <summary>Client timeout of every cluster connection (librados otherwise waits forever for a cluster that is gone).</summary>
+    /// <summary>Client timeout of a pool's connection unless its record names one (librados otherwise waits forever for a cluster that is gone).</summary>
     public TimeSpan OpTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>The range `pool create --timeout` accepts: below a second librados rounds to nothing; beyond 5 min the host gave up long before.</summary>
+    public const int MaxTimeoutSeconds = 300;
 
     /// <summary>How often each pool's cluster is probed (<see cref="CephHealth"/>; tests shorten it).</summary>
     public TimeSpan ProbeInterval { get; set; } = TimeSpan.FromSeconds(10);
@@ -109,8 +115,10 @@ public sealed class CephPools : IDisposable
             throw new VolumeException(VolumeError.Invalid, $"pool {name}: give --ceph-user and --keyring together (or neither, for the conf file's client.admin)");
         CheckClusterName(name, "--ceph-pool", request.CephPool);
         CheckClusterName(name, "--ceph-user", request.CephUser);
+        if (request.CephTimeoutSeconds is < 1 or > MaxTimeoutSeconds)
+            throw new VolumeException(VolumeError.Invalid, $"pool {name}: --timeout must be 1 s to {MaxTimeoutSeconds} s (it bounds every I/O and call to the cluster)");
         var record = new CephPoolRecord(Path.GetFullPath(request.Ceph!), string.IsNullOrEmpty(request.CephPool) ? "rbd" : request.CephPool,
-            request.CephUser, request.Keyring is null ? null : Path.GetFullPath(request.Keyring));
+            request.CephUser, request.Keyring is null ? null : Path.GetFullPath(request.Keyring), request.CephTimeoutSeconds);
         if (!File.Exists(record.Conf)) throw new VolumeException(VolumeError.Invalid, $"pool {name}: Ceph configuration {record.Conf} does not exist");
         CephCluster cluster = Connect(ConnectOptions(record));
         try
@@ -159,7 +167,10 @@ public sealed class CephPools : IDisposable
     }
 
     private CephConnectOptions ConnectOptions(CephPoolRecord record) =>
-        new(record.Conf, record.CephPool, record.CephUser, record.Keyring) { OpTimeout = OpTimeout };
+        new(record.Conf, record.CephPool, record.CephUser, record.Keyring)
+        {
+            OpTimeout = record.TimeoutSeconds is { } seconds ? TimeSpan.FromSeconds(seconds) : OpTimeout,
+        };
 
     private static CephCluster Connect(CephConnectOptions options)
     {
@@ -179,7 +190,7 @@ public sealed class CephPools : IDisposable
         Entry entry = Get(name);
         string? degraded = entry.Health.Probe();
         return new PoolSummary(name, degraded is null ? "online" : "degraded", degraded, null, directory, 0, 0, 0, 0, 0, 0, entry.Health.Images,
-            [], null, Kind: "ceph", Ceph: $"{entry.Record.Conf} pool {entry.Record.CephPool} as {entry.Options.EntityName}");
+            [], null, Kind: "ceph", Ceph: $"{entry.Record.Conf} pool {entry.Record.CephPool} as {entry.Options.EntityName}, timeout {entry.Options.OpTimeout.TotalSeconds:0} s");
     }
 
     /// <summary>Whether a pool is degraded now (no probe: the last one's verdict); listing every volume leaves such pools out.</summary>
@@ -450,7 +461,7 @@ public sealed class CephPools : IDisposable
         foreach ((string name, Entry entry) in pools)
         {
             // librados must not be shut down under a call in flight: a probe hung on a dead cluster leaves its handle to the process's exit.
-            if (entry.Health.Stop(OpTimeout)) entry.Cluster?.Dispose();
+            if (entry.Health.Stop(entry.Options.OpTimeout)) entry.Cluster?.Dispose();
             else _logger.LogWarning("pool {Pool}: a probe of the Ceph cluster is still waiting; its connection is left to the process's exit", name);
         }
     }
