@@ -39,8 +39,7 @@ public sealed class CephPoolReconnectTests(CephTestCluster ceph) : IAsyncLifetim
         await _daemon.Pools.CreateAsync(new CreatePoolRequest("cp", null, Ceph: ceph.ConfPath, CephUser: "edgeblock", Keyring: ceph.KeyringPath));
         await _daemon.Pools.CreateVolumeAsync("cp", new CreateVolumeRequest(volume, "8M"));
         await _daemon.Pools.CreateAsync(new CreatePoolRequest("lp", ["lp.img:64M"]));
-        await _daemon.StopAsync(CancellationToken.None);
-        await _daemon.DisposeAsync();
+        await CephDaemon.StopAsync(_daemon);
 
         Script("kill-osd", ceph.Directory);
         Script("kill-mon", ceph.Directory);
@@ -90,11 +89,7 @@ public sealed class CephPoolReconnectTests(CephTestCluster ceph) : IAsyncLifetim
 
     public async Task DisposeAsync()
     {
-        if (_daemon is not null)
-        {
-            await _daemon.StopAsync(CancellationToken.None);
-            await _daemon.DisposeAsync();
-        }
+        if (_daemon is not null) await CephDaemon.StopAsync(_daemon);
         // The cluster is shared with the other tests: whatever failed above, its monitor and OSD run again.
         CephTestCluster.RunScript("heal", ceph.Directory);
         Directory.Delete(_dir, recursive: true);

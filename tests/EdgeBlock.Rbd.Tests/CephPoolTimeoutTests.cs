@@ -68,23 +68,16 @@ public sealed class CephPoolTimeoutTests(CephTestCluster ceph) : IAsyncLifetime
         }
         await _daemon.Management.RemoveNamespaceAsync(nqn, 2);
 
-        await _daemon.StopAsync(CancellationToken.None);
-        await _daemon.DisposeAsync();
-        _daemon = CephDaemon.New(_dir, ceph.Directory);
-        await _daemon.StartAsync(CancellationToken.None);
+        await CephDaemon.StopAsync(_daemon);
+        _daemon = await CephDaemon.StartAsync(_dir, ceph.Directory);
         Assert.EndsWith("as client.edgeblock, timeout 3 s", _daemon.Pools.Show("cp").Ceph);
     }
 
-    public async Task InitializeAsync()
-    {
-        _daemon = CephDaemon.New(_dir, ceph.Directory);
-        await _daemon.StartAsync(CancellationToken.None);
-    }
+    public async Task InitializeAsync() => _daemon = await CephDaemon.StartAsync(_dir, ceph.Directory);
 
     public async Task DisposeAsync()
     {
-        await _daemon.StopAsync(CancellationToken.None);
-        await _daemon.DisposeAsync();
+        await CephDaemon.StopAsync(_daemon);
         CephTestCluster.RunScript("heal", ceph.Directory);
         Directory.Delete(_dir, recursive: true);
     }
