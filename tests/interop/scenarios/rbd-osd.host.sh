@@ -16,15 +16,9 @@ INTEROP_PROG=rbd-osd.host
 
 RBD_NQN=nqn.2026-11.io.edgeblock:rbd-osd
 LOCAL_NQN=nqn.2026-11.io.edgeblock:local
-CEPH=${EDGEBLOCK_CEPH_DIR:?EDGEBLOCK_CEPH_DIR is not set: run-all.sh skips this scenario without a cluster}
+# shellcheck source-path=SCRIPTDIR source=../lib/ceph-hook.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/ceph-hook.sh"
 CLUSTER=$INTEROP_REPO_ROOT/tests/ceph/cluster.sh
-daemon_cli
-VOLUME=interop-$(basename "$data_dir" | tr -c 'a-zA-Z0-9\n' '-')
-eb() {
-    echo "\$ edgeblock $*" >&2
-    (cd "$EDGEBLOCK_DAEMON_CWD" && "${cli[@]}" "$@" --api-socket "$data_dir/api.sock")
-}
-rbd_() { rbd -c "$CEPH/ceph.conf" --id edgeblock --keyring "$CEPH/edgeblock.keyring" "$@"; }
 # wait_state POOL STATE: `pool show POOL` reports STATE within 20 s.
 wait_state() {
     local state=
