@@ -39,23 +39,33 @@ public static partial class PoolCommands
         var cephPool = new Option<string?>("--ceph-pool") { Description = "The RADOS pool holding the images (default rbd)" };
         var cephUser = new Option<string?>("--ceph-user") { Description = "The cephx user (e.g. edgeblock), with --keyring" };
         var keyring = new Option<string?>("--keyring") { Description = "The user's keyring file (mode 0600; the daemon reads it, never shows it)" };
+        var cephTimeout = new Option<string?>("--timeout")
+        {
+            Description = "With --ceph: how long an I/O or call may wait for the cluster before it fails (I/O with Namespace Not Ready), e.g. 10s (default 30s)",
+        };
         var extentSize = new Option<string?>("--extent-size") { Description = "Allocation unit, a power of two from 64K to 64M (default 1M)" };
         var force = new Option<bool>("--force") { Description = "Take drives that hold data, a file system or partition signature, or another pool's label (their data is lost)" };
         var create = new Command("create", "Create a pool over one or more drives, or backed by a Ceph cluster (--ceph)")
         {
-            name, drives, extentSize, force, ceph, cephPool, cephUser, keyring,
+            name, drives, extentSize, force, ceph, cephPool, cephUser, keyring, cephTimeout,
         };
         create.Validators.Add(r =>
         {
             bool onCeph = r.GetValue(ceph) != null, anyDrive = r.GetValue(drives) is { Length: > 0 };
             if (onCeph == anyDrive) r.AddError("give drives (PATH[:SIZE]...) or --ceph CONF, not both");
             if ((r.GetValue(cephUser) == null) != (r.GetValue(keyring) == null)) r.AddError("--ceph-user and --keyring go together");
+            if (r.GetValue(cephTimeout) is { } t)
+            {
+                if (!onCeph) r.AddError("--timeout applies to a Ceph pool (--ceph)");
+                else if (!BenchOptions.TryParseDuration(t, out TimeSpan d, out string error)) r.AddError($"--timeout: {error}");
+                else if (d.TotalSeconds % 1 != 0) r.AddError($"--timeout '{t}': whole seconds (librados counts its timeouts in seconds)");
+            }
         });
         SetAction(create, socket, async (c, parse) =>
         {
             var request = new CreatePoolRequest(parse.GetValue(name)!, parse.GetValue(drives)!.Select(AbsoluteDrive).ToList(),
                 parse.GetValue(extentSize), parse.GetValue(force), AbsolutePath(parse.GetValue(ceph)), parse.GetValue(cephPool),
-                parse.GetValue(cephUser), AbsolutePath(parse.GetValue(keyring)));
+                parse.GetValue(cephUser), AbsolutePath(parse.GetValue(keyring)), CephTimeoutSeconds(parse.GetValue(cephTimeout)));
             var p = ApiClient.Parse<PoolSummary>(await c.Api.SendAsync(HttpMethod.Post, "v1/pools", request));
             c.Out.WriteLine(p.Kind == "ceph"
                 ? $"pool {p.Name} created: {p.Ceph}, {p.Volumes} image(s)"
@@ -418,6 +428,10 @@ public static partial class PoolCommands
 
     /// <summary>Paths the daemon opens are resolved here, against the CLI's working directory, as drives are.</summary>
     private static string? AbsolutePath(string? path) => path is null ? null : Path.GetFullPath(path);
+
+    /// <summary>A validated --timeout in whole seconds (the validator refused anything else); the daemon checks the range.</summary>
+    private static int? CephTimeoutSeconds(string? text) =>
+        text is not null && BenchOptions.TryParseDuration(text, out TimeSpan d, out _) ? (int)Math.Min(d.TotalSeconds, int.MaxValue) : null;
 
     private static string Num(long n) => n.ToString(CultureInfo.InvariantCulture);
 

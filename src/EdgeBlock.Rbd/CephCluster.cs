@@ -65,6 +65,11 @@ public sealed class CephCluster : IDisposable
         // NVMe says deallocated blocks read back as zeroes when we report it (DLFEAT); librbd's default skips
         // the parts of a discard that do not cover whole objects, which would leave old data there.
         CephException.ThrowIfFailed(Librados.ConfSet(cluster, "rbd_skip_partial_discard", "false"), "setting rbd_skip_partial_discard");
+        // librbd's cache (write-around in 16.2, once the first flush came) completes a write before the cluster has it;
+        // when the cluster then fails to take it (OSD gone past the op timeout), the data is dropped and only the next
+        // flush reports an error: a read in between returns the old data. Off, a write completes when it is stored, and
+        // one the cluster did not take fails (Namespace Not Ready), so the host sends it again.
+        CephException.ThrowIfFailed(Librados.ConfSet(cluster, "rbd_cache", "false"), "setting rbd_cache");
     }
 
     /// <summary>

@@ -8,13 +8,17 @@
 #   tests/ceph/cluster.sh stop DIR    kills its daemons (SIGKILL: it is throwaway) and removes DIR
 #   tests/ceph/cluster.sh kill-osd DIR / start-osd DIR   stop or restart the OSD (cluster-gone tests); start-osd
 #                                     returns once the pool answers I/O again
+#   tests/ceph/cluster.sh kill-mon DIR / start-mon DIR   stop or restart the monitor (a cluster gone when a client
+#                                     connects); start-mon returns once the monitor answers
+#   tests/ceph/cluster.sh heal DIR    restarts the monitor or OSD that is not running (after a test that killed it
+#                                     failed midway)
 #
 # DIR must be on a disk-backed file system: BlueStore opens its block file with O_DIRECT.
 # Exit status 0 when the cluster serves I/O; otherwise 1 with the reason on stderr and DIR/out/ logs.
 set -euo pipefail
 
 cmd=${1:-}; D=${2:-}
-[ -n "$cmd" ] && [ -n "$D" ] || { echo "usage: $0 start|stop|kill-osd|start-osd DIR" >&2; exit 64; }
+[ -n "$cmd" ] && [ -n "$D" ] || { echo "usage: $0 start|stop|kill-osd|start-osd|kill-mon|start-mon|heal DIR" >&2; exit 64; }
 
 fail() { echo "ceph cluster: $*" >&2; exit 1; }
 
@@ -80,6 +84,11 @@ osd class dir = /usr/lib/x86_64-linux-gnu/rados-classes
 EOF
 }
 
+start_mon() {
+  ceph-mon -c "$D/ceph.conf" -i a 2>>"$D/out/mon.stderr" || fail "ceph-mon did not start (see $D/out/mon.a.log)"
+  ceph -c "$D/ceph.conf" -s --connect-timeout 20 >/dev/null 2>>"$D/out/ceph-cli.stderr" || fail "monitor not answering (see $D/out/mon.a.log)"
+}
+
 start_osd() {
   ceph-osd -c "$D/ceph.conf" -i 0 2>>"$D/out/osd.stderr" || fail "ceph-osd did not start (see $D/out/osd.0.log)"
   local deadline=$((SECONDS + 60))
@@ -115,8 +124,7 @@ start() {
   monmaptool --create --fsid "$fsid" --addv a "[v2:127.0.0.1:$port]" "$D/monmap" >/dev/null
   ceph-mon -c "$conf" --mkfs -i a --monmap "$D/monmap" --keyring "$D/keyring" 2>>"$D/out/mon.stderr" \
     || fail "ceph-mon --mkfs failed (see $D/out/mon.stderr)"
-  ceph-mon -c "$conf" -i a 2>>"$D/out/mon.stderr" || fail "ceph-mon did not start (see $D/out/mon.a.log)"
-  ceph -c "$conf" -s --connect-timeout 20 >/dev/null 2>>"$D/out/ceph-cli.stderr" || fail "monitor not answering (see $D/out/mon.a.log)"
+  start_mon
 
   # The OSD with its own cephx key, as vstart.sh does: the secret goes to the monitor with "osd new".
   local uuid key; uuid=$(uuidgen); key=$(ceph-authtool --gen-print-key)
@@ -152,6 +160,12 @@ case $cmd in
     for f in "$D"/run/*.pid; do [ -e "$f" ] && kill_pidfile "$f"; done
     rm -rf "$D" ;;
   kill-osd) kill_pidfile "$D/run/osd.0.pid" ;;
+  kill-mon) kill_pidfile "$D/run/mon.a.pid" ;;
+  start-mon) start_mon ;;
   start-osd) start_osd; wait_io ;;
-  *) echo "usage: $0 start|stop|kill-osd|start-osd DIR" >&2; exit 64 ;;
+  heal)
+    running() { local pid; pid=$(cat "$1" 2>/dev/null) && kill -0 "$pid" 2>/dev/null; }
+    running "$D/run/mon.a.pid" || { echo "ceph cluster: mon.a is not running: restarting it" >&2; start_mon; }
+    running "$D/run/osd.0.pid" || { echo "ceph cluster: osd.0 is not running: restarting it" >&2; start_osd; wait_io; } ;;
+  *) echo "usage: $0 start|stop|kill-osd|start-osd|kill-mon|start-mon|heal DIR" >&2; exit 64 ;;
 esac

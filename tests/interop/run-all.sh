@@ -57,6 +57,7 @@ SUITE=(
     "kernel-engine kernel-engine -"
     "dhchap dhchap -"
     "rbd rbd ceph_cluster"
+    "rbd-osd rbd-osd ceph_cluster"
     "host-attach host-attach -"
     "host-fs host-fs -"
     "vhost-user vhost-user/run.sh standalone"
@@ -205,6 +206,11 @@ run_entry() {
     if [[ $rc -eq 1 ]]; then
         log "$name: last lines of the daemon log $EDGEBLOCK_DAEMON_LOG:"
         tail -n 15 "$EDGEBLOCK_DAEMON_LOG" | sed 's/^/    | /' >&2
+    fi
+    # A Ceph entry that failed with the OSD killed must not take the shared cluster from the entries after it.
+    if [[ $pre == ceph_cluster ]] && ! "$INTEROP_REPO_ROOT/tests/ceph/cluster.sh" heal "$EDGEBLOCK_CEPH_DIR"; then
+        log "$name: the Ceph cluster's OSD could not be restarted (see $EDGEBLOCK_CEPH_DIR/out)"
+        rc=1
     fi
     if [[ ${EDGEBLOCK_KEEP_DATA:-0} == 1 ]]; then log "$name: data kept in $CURRENT_DATA_DIR"; else rm -rf "$CURRENT_DATA_DIR"; fi
     CURRENT_DATA_DIR=

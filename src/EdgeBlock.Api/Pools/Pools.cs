@@ -23,8 +23,9 @@ public sealed record PoolSummary(
 /// A pool backed by a Ceph cluster has no drives: Ceph is the ceph.conf path, CephPool the RADOS pool of its RBD images ("rbd"
 /// by default), CephUser and Keyring the cephx user and its keyring file (mode 0600; the key is never read back).
 /// </summary>
+/// <summary>A new pool over drives, or backed by a Ceph cluster (Ceph: its conf file); CephTimeoutSeconds: the client timeout of its I/O and calls (1-300, default 30).</summary>
 public sealed record CreatePoolRequest(string Name, IReadOnlyList<string>? Drives, string? ExtentSize = null, bool Force = false,
-    string? Ceph = null, string? CephPool = null, string? CephUser = null, string? Keyring = null);
+    string? Ceph = null, string? CephPool = null, string? CephUser = null, string? Keyring = null, int? CephTimeoutSeconds = null);
 
 public sealed record AddDriveRequest(string Drive, bool Force = false);
 

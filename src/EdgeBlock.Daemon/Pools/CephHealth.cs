@@ -1,18 +1,18 @@
-using EdgeBlock.Rbd;
 using Microsoft.Extensions.Logging;
 
 namespace EdgeBlock.Daemon.Pools;
 
 /// <summary>
-/// Whether a Ceph pool's cluster answers. A probe lists the pool's images (a monitor and an OSD must answer); one that
-/// fails, or is not answered within <see cref="Timeout"/>, marks the pool degraded with the reason, and the next answered
-/// one clears it: librados reconnects by itself, so I/O and management resume without a restart. Probes run every
+/// Whether a Ceph pool's cluster answers. A probe lists the pool's images (a monitor and an OSD must answer), connecting
+/// first when the pool never did (its cluster was gone when the daemon started); one that fails, or is not answered within
+/// <see cref="Timeout"/>, marks the pool degraded with the reason, and the next answered one clears it: librados
+/// reconnects by itself, so I/O and management resume without a restart. Probes run every
 /// interval and whenever a caller asks (<see cref="Probe"/>); one at a time, so a hung one is waited for, never stacked.
 /// </summary>
 public sealed class CephHealth : IDisposable
 {
     private readonly string _pool;
-    private readonly CephCluster _cluster;
+    private readonly Func<int> _listImages;
     private readonly ILogger _logger;
     private readonly Lock _lock = new();
     private readonly ITimer _timer;
@@ -21,14 +21,15 @@ public sealed class CephHealth : IDisposable
     private int _images;
     private bool _stopped;
 
-    public CephHealth(string pool, CephCluster cluster, TimeSpan interval, TimeSpan timeout, ILogger logger, int images)
+    /// <param name="listImages">The probe: connects when needed, returns the pool's image count; blocks at most the client timeout.</param>
+    public CephHealth(string pool, Func<int> listImages, TimeSpan interval, TimeSpan timeout, ILogger logger, int images)
     {
         _pool = pool;
-        _cluster = cluster;
+        _listImages = listImages;
         _logger = logger;
         _images = images;
         Timeout = timeout;
-        _timer = TimeProvider.System.CreateTimer(_ => Probe(), null, interval, interval);
+        _timer = TimeProvider.System.CreateTimer(_ => _ = ProbeAsync(), null, interval, interval);
     }
 
     /// <summary>How long a probe may take before the pool counts as degraded (far below the client's op timeout).</summary>
@@ -41,7 +42,13 @@ public sealed class CephHealth : IDisposable
     public int Images => Volatile.Read(ref _images);
 
     /// <summary>Probes (or joins the probe in flight), waits for it at most <see cref="Timeout"/>; returns why the pool is degraded, or null.</summary>
-    public string? Probe()
+    public string? Probe() => ProbeAsync().GetAwaiter().GetResult();
+
+    /// <summary>
+    /// <see cref="Probe"/> without holding a thread while it waits: the timer's probes use it, so that a cluster that does
+    /// not answer (a connect waits up to the client timeout) never ties up thread-pool threads the probe itself needs.
+    /// </summary>
+    public async Task<string?> ProbeAsync()
     {
         Task<int> probe;
         lock (_lock)
@@ -49,7 +56,7 @@ public sealed class CephHealth : IDisposable
             if (_stopped) return Degraded;
             if (_probe is not { IsCompleted: false })
             {
-                _probe = Task.Run(() => _cluster.ListImages().Count);
+                _probe = Task.Run(_listImages);
                 // A probe that fails after its caller stopped waiting is still observed.
                 _probe.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
             }
@@ -57,18 +64,17 @@ public sealed class CephHealth : IDisposable
         }
         try
         {
-            if (!probe.Wait(Timeout))
-            {
-                Degrade($"the Ceph cluster did not answer within {Timeout.TotalSeconds:0.#} s");
-                return Degraded;
-            }
-            Volatile.Write(ref _images, probe.Result);
+            Volatile.Write(ref _images, await probe.WaitAsync(Timeout).ConfigureAwait(false));
             if (Interlocked.Exchange(ref _degraded, null) is { } was)
                 _logger.LogWarning("pool {Pool}: the Ceph cluster answers again (it was degraded: {Reason})", _pool, was);
         }
-        catch (AggregateException e)
+        catch (TimeoutException)
         {
-            Degrade(e.InnerException?.Message ?? e.Message);
+            Degrade($"the Ceph cluster did not answer within {Timeout.TotalSeconds:0.#} s");
+        }
+        catch (Exception e)
+        {
+            Degrade(e.Message);
         }
         return Degraded;
     }

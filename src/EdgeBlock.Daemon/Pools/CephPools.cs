@@ -8,8 +8,11 @@ using VolumeInfo = EdgeBlock.Volumes.VolumeInfo;
 
 namespace EdgeBlock.Daemon.Pools;
 
-/// <summary>How a Ceph-backed pool reaches its cluster, kept in <c>pools/NAME/ceph-pool.json</c> (the keyring by path, never the key).</summary>
-public sealed record CephPoolRecord(string Conf, string CephPool, string? CephUser, string? Keyring);
+/// <summary>
+/// How a Ceph-backed pool reaches its cluster, kept in <c>pools/NAME/ceph-pool.json</c> (the keyring by path, never the key).
+/// TimeoutSeconds: the pool's client timeout (null in records made before it existed: the daemon's default).
+/// </summary>
+public sealed record CephPoolRecord(string Conf, string CephPool, string? CephUser, string? Keyring, int? TimeoutSeconds = null);
 
 /// <summary>
 /// Pools backed by a Ceph cluster (issue J): a volume is an RBD image of the pool's RADOS pool, its UUID kept in the
@@ -29,15 +32,34 @@ public sealed class CephPools : IDisposable
     private readonly Lock _lock = new();
     private readonly Dictionary<string, Entry> _pools = new(StringComparer.Ordinal);
 
-    private sealed record Entry(CephPoolRecord Record, CephCluster Cluster, CephHealth Health);
+    /// <summary>A pool: its record, its connection (null until the cluster first answered) and its health probe.</summary>
+    private sealed class Entry(CephPoolRecord record, CephConnectOptions options)
+    {
+        private CephCluster? _cluster;
+
+        public CephPoolRecord Record { get; } = record;
+
+        public CephConnectOptions Options { get; } = options;
+
+        public CephHealth Health { get; set; } = null!;
+
+        public CephCluster? Cluster
+        {
+            get => Volatile.Read(ref _cluster);
+            set => Volatile.Write(ref _cluster, value);
+        }
+    }
 
     public CephPools(ILogger logger)
     {
         _logger = logger;
     }
 
-    /// <summary>Client timeout of every cluster connection (librados otherwise waits forever for a cluster that is gone).</summary>
+    /// <summary>Client timeout of a pool's connection unless its record names one (librados otherwise waits forever for a cluster that is gone).</summary>
     public TimeSpan OpTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>The range `pool create --timeout` accepts: below a second librados rounds to nothing; beyond 5 min the host gave up long before.</summary>
+    public const int MaxTimeoutSeconds = 300;
 
     /// <summary>How often each pool's cluster is probed (<see cref="CephHealth"/>; tests shorten it).</summary>
     public TimeSpan ProbeInterval { get; set; } = TimeSpan.FromSeconds(10);
@@ -57,14 +79,18 @@ public sealed class CephPools : IDisposable
         lock (_lock) return _pools.Keys.ToList();
     }
 
-    /// <summary>Connects to the pool of a directory made by <see cref="Create"/>; throws naming what failed.</summary>
+    /// <summary>
+    /// Opens the pool of a directory made by <see cref="Create"/> (throws only when its record cannot be read). Its cluster
+    /// is connected by the first probe, waited for at most <see cref="ProbeTimeout"/>: a cluster that is gone when the
+    /// daemon starts leaves the pool degraded, naming why, and the probes go on connecting until it answers.
+    /// </summary>
     public void Open(string name, string directory)
     {
         CephPoolRecord record = JsonSerializer.Deserialize<CephPoolRecord>(File.ReadAllBytes(Path.Combine(directory, RecordFile)), ApiJson.Options)
             ?? throw new InvalidDataException($"{Path.Combine(directory, RecordFile)} is empty");
-        CephCluster cluster = Connect(record);
-        Add(name, record, cluster, images: 0).Health.Probe();
-        _logger.LogInformation("pool {Pool}: Ceph pool {CephPool} of {Conf} as {User}", name, record.CephPool, record.Conf, cluster.Options.EntityName);
+        Entry entry = Add(name, record, cluster: null);
+        _logger.LogInformation("pool {Pool}: Ceph pool {CephPool} of {Conf} as {User}", name, record.CephPool, record.Conf, entry.Options.EntityName);
+        entry.Health.Probe();
     }
 
     /// <summary>
@@ -89,10 +115,12 @@ public sealed class CephPools : IDisposable
             throw new VolumeException(VolumeError.Invalid, $"pool {name}: give --ceph-user and --keyring together (or neither, for the conf file's client.admin)");
         CheckClusterName(name, "--ceph-pool", request.CephPool);
         CheckClusterName(name, "--ceph-user", request.CephUser);
+        if (request.CephTimeoutSeconds is < 1 or > MaxTimeoutSeconds)
+            throw new VolumeException(VolumeError.Invalid, $"pool {name}: --timeout must be 1 s to {MaxTimeoutSeconds} s (it bounds every I/O and call to the cluster)");
         var record = new CephPoolRecord(Path.GetFullPath(request.Ceph!), string.IsNullOrEmpty(request.CephPool) ? "rbd" : request.CephPool,
-            request.CephUser, request.Keyring is null ? null : Path.GetFullPath(request.Keyring));
+            request.CephUser, request.Keyring is null ? null : Path.GetFullPath(request.Keyring), request.CephTimeoutSeconds);
         if (!File.Exists(record.Conf)) throw new VolumeException(VolumeError.Invalid, $"pool {name}: Ceph configuration {record.Conf} does not exist");
-        CephCluster cluster = Connect(record);
+        CephCluster cluster = Connect(ConnectOptions(record));
         try
         {
             Directory.CreateDirectory(directory);
@@ -103,22 +131,52 @@ public sealed class CephPools : IDisposable
             cluster.Dispose();
             throw;
         }
-        Add(name, record, cluster, images: 0);
+        Add(name, record, cluster);
         return Summary(name, directory);
     }
 
-    private Entry Add(string name, CephPoolRecord record, CephCluster cluster, int images)
+    private Entry Add(string name, CephPoolRecord record, CephCluster? cluster)
     {
-        var entry = new Entry(record, cluster, new CephHealth(name, cluster, ProbeInterval, ProbeTimeout, _logger, images));
+        var entry = new Entry(record, ConnectOptions(record)) { Cluster = cluster };
+        entry.Health = new CephHealth(name, () => Probe(entry), ProbeInterval, ProbeTimeout, _logger, images: 0);
         lock (_lock) _pools[name] = entry;
         return entry;
     }
 
-    private CephCluster Connect(CephPoolRecord record)
+    /// <summary>
+    /// A health probe: lists the pool's images, connecting first when the pool has no connection. A new connection is
+    /// kept only once it answered: one made while the monitor was back but the OSD not yet never saw the OSD return
+    /// (its ops timed out for minutes after `rados` answered, on Ceph 16.2), so it is closed and the next probe connects
+    /// afresh. Nothing else holds such a connection: it is published (<see cref="Entry.Cluster"/>) only after answering.
+    /// </summary>
+    private static int Probe(Entry entry)
+    {
+        if (entry.Cluster is { } connected) return connected.ListImages().Count;
+        CephCluster cluster = Connect(entry.Options);
+        try
+        {
+            int images = cluster.ListImages().Count;
+            entry.Cluster = cluster;
+            return images;
+        }
+        catch
+        {
+            cluster.Dispose();
+            throw;
+        }
+    }
+
+    private CephConnectOptions ConnectOptions(CephPoolRecord record) =>
+        new(record.Conf, record.CephPool, record.CephUser, record.Keyring)
+        {
+            OpTimeout = record.TimeoutSeconds is { } seconds ? TimeSpan.FromSeconds(seconds) : OpTimeout,
+        };
+
+    private static CephCluster Connect(CephConnectOptions options)
     {
         try
         {
-            return CephCluster.Connect(new CephConnectOptions(record.Conf, record.CephPool, record.CephUser, record.Keyring) { OpTimeout = OpTimeout });
+            return CephCluster.Connect(options);
         }
         catch (CephException e)
         {
@@ -132,7 +190,7 @@ public sealed class CephPools : IDisposable
         Entry entry = Get(name);
         string? degraded = entry.Health.Probe();
         return new PoolSummary(name, degraded is null ? "online" : "degraded", degraded, null, directory, 0, 0, 0, 0, 0, 0, entry.Health.Images,
-            [], null, Kind: "ceph", Ceph: $"{entry.Record.Conf} pool {entry.Record.CephPool} as {entry.Cluster.Options.EntityName}");
+            [], null, Kind: "ceph", Ceph: $"{entry.Record.Conf} pool {entry.Record.CephPool} as {entry.Options.EntityName}, timeout {entry.Options.OpTimeout.TotalSeconds:0} s");
     }
 
     /// <summary>Whether a pool is degraded now (no probe: the last one's verdict); listing every volume leaves such pools out.</summary>
@@ -145,9 +203,9 @@ public sealed class CephPools : IDisposable
     private CephCluster Cluster(string name)
     {
         Entry entry = Get(name);
-        if (entry.Health.Degraded is not null && entry.Health.Probe() is { } why)
+        if ((entry.Health.Degraded is not null || entry.Cluster is null) && entry.Health.Probe() is { } why)
             throw new VolumeException(VolumeError.Io, $"pool {name} is degraded: {why}; retry when `edgeblock pool show {name}` says online");
-        return entry.Cluster;
+        return entry.Cluster ?? throw new VolumeException(VolumeError.Io, $"pool {name} is not connected to its Ceph cluster yet; retry when `edgeblock pool show {name}` says online");
     }
 
     private Entry Get(string name)
@@ -403,7 +461,7 @@ public sealed class CephPools : IDisposable
         foreach ((string name, Entry entry) in pools)
         {
             // librados must not be shut down under a call in flight: a probe hung on a dead cluster leaves its handle to the process's exit.
-            if (entry.Health.Stop(OpTimeout)) entry.Cluster.Dispose();
+            if (entry.Health.Stop(entry.Options.OpTimeout)) entry.Cluster?.Dispose();
             else _logger.LogWarning("pool {Pool}: a probe of the Ceph cluster is still waiting; its connection is left to the process's exit", name);
         }
     }

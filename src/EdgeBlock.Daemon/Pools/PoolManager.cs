@@ -180,6 +180,8 @@ public sealed class PoolManager : IAsyncDisposable
         string name = request.Name ?? "";
         PoolNames.CheckPool(name);
         if (!string.IsNullOrEmpty(request.Ceph)) return await CreateCephAsync(name, request).ConfigureAwait(false);
+        if (request.CephTimeoutSeconds is not null)
+            throw new VolumeException(VolumeError.Invalid, $"pool {name}: --timeout applies to a Ceph pool (--ceph): local drives have no client timeout");
         int? extentSize = null;
         if (!string.IsNullOrEmpty(request.ExtentSize))
         {

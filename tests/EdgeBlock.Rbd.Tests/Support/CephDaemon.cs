@@ -16,4 +16,19 @@ public static class CephDaemon
         DefaultSizeBytes = 1 << 20,
         DefaultBackend = BackendKind.Memory,
     }, NullLoggerFactory.Instance);
+
+    /// <summary>A daemon of <see cref="New"/>, started.</summary>
+    public static async Task<EdgeBlockDaemon> StartAsync(string dataDirectory, string storageRoot)
+    {
+        EdgeBlockDaemon daemon = New(dataDirectory, storageRoot);
+        await daemon.StartAsync(CancellationToken.None);
+        return daemon;
+    }
+
+    /// <summary>Stops and disposes a daemon (its data directory stays, for a restart).</summary>
+    public static async Task StopAsync(EdgeBlockDaemon daemon)
+    {
+        await daemon.StopAsync(CancellationToken.None);
+        await daemon.DisposeAsync();
+    }
 }

@@ -15,15 +15,8 @@ INTEROP_PROG=rbd.host
 . "$(dirname "${BASH_SOURCE[0]}")/../lib/host-common.sh"
 
 NQN=nqn.2026-11.io.edgeblock:rbd
-CEPH=${EDGEBLOCK_CEPH_DIR:?EDGEBLOCK_CEPH_DIR is not set: run-all.sh skips this scenario without a cluster}
-daemon_cli
-# One image per run in the shared cluster, named after the daemon's fresh data directory.
-VOLUME=interop-$(basename "$data_dir" | tr -c 'a-zA-Z0-9\n' '-')
-eb() {
-    echo "\$ edgeblock $*" >&2
-    (cd "$EDGEBLOCK_DAEMON_CWD" && "${cli[@]}" "$@" --api-socket "$data_dir/api.sock")
-}
-rbd_() { rbd -c "$CEPH/ceph.conf" --id edgeblock --keyring "$CEPH/edgeblock.keyring" "$@"; }
+# shellcheck source-path=SCRIPTDIR source=../lib/ceph-hook.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/ceph-hook.sh"
 
 case ${1:-} in
     setup)

@@ -7,6 +7,7 @@
 #          then blkdiscard of all of it (DISCARD=all) or of its second half (DISCARD=half): the
 #          discarded range reads back as zeroes, the first half keeps its data
 #   short  one fio --verify=crc32c pass at 4k
+#   fs     fio --verify=crc32c at 4k, then ext4 + files + e2fsck -fn
 #   sleep  print EDGEBLOCK-VM-SLEEPING and sleep (the host interrupts `edgeblock vm run`)
 set -eu
 . /interop-lib.sh
@@ -28,6 +29,10 @@ case $MODE in
         ;;
     short)
         fio_verify "$DISK" verify-4k 4k 0 "$FIO_SIZE"
+        ;;
+    fs)
+        fio_verify "$DISK" verify-4k 4k 0 "$FIO_SIZE"
+        ext4_roundtrip "$DISK"
         ;;
     full)
         fio_verify "$DISK" verify-4k 4k 0 "$FIO_SIZE"

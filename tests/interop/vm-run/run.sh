@@ -15,8 +15,10 @@
 #     arguments, fio verify passes, the VM's subsystem is gone afterwards;
 #  3. Ctrl-C: a VM whose guest sleeps gets SIGINT on `edgeblock vm run` (--stop-timeout 3; the
 #     guest has no ACPI handling, so QMP quit follows): it exits within 18 s, exports removed.
+#  4. with the Ceph test cluster of EDGEBLOCK_CEPH_DIR (./test.sh starts one; skipped, saying so,
+#     without): a vhost-user VM on a volume of pool site (--ceph, an RBD image): fio verify 4k,
+#     ext4 + e2fsck -fn; the volume is deleted afterwards
 # The daemon must log no errors and stop cleanly on SIGINT.
-#
 # Prints `vm-run: PASS|FAIL (<seconds>s)` last; exit status 0 on PASS.
 # Usage: run.sh [--keep] [--timeout SEC]
 #   --keep     keep the work directory (data dir, initrds)
@@ -41,7 +43,11 @@ log "building the CLI (if stale)"
 (cd "$INTEROP_REPO_ROOT" && ./edgeblock --help >/dev/null) || verdict FAIL
 mkdir -p "$DATA"
 # The pool's drive is in $WORK, outside the data directory: a storage root (the storage policy).
-printf '%s\0' ./edgeblock serve --data-dir "$DATA" --storage-root "$WORK" --listen "127.0.0.1:$EDGEBLOCK_DAEMON_PORT" --default-size 64M >"$EDGEBLOCK_DAEMON_ARGV"
+CEPH=
+if [[ -z ${EDGEBLOCK_SKIP_CEPH:-} && -f ${EDGEBLOCK_CEPH_DIR:-/nonexistent}/ceph.conf ]]; then CEPH=$EDGEBLOCK_CEPH_DIR; fi
+# The Ceph cluster's conf and keyring: a storage root too, as an operator's /etc/ceph would be.
+printf '%s\0' ./edgeblock serve --data-dir "$DATA" --storage-root "$WORK" ${CEPH:+--storage-root "$CEPH"} \
+    --listen "127.0.0.1:$EDGEBLOCK_DAEMON_PORT" --default-size 64M >"$EDGEBLOCK_DAEMON_ARGV"
 daemon_start || verdict FAIL
 {
     eb pool create tank "$WORK/drive0.img:1G"
@@ -125,6 +131,26 @@ if vm_wait_console vm4 EDGEBLOCK-VM-SLEEPING "$pid4" 240; then
 else
     check "vm4's guest never reached its sleep"
     sed 's/^/    | /' "$LOGS/vm4.out" >&2
+fi
+
+# 4. An RBD volume -------------------------------------------------------------------------------
+if [[ -n $CEPH ]]; then
+    # One image per run in the shared cluster, named after the work directory.
+    rbd_volume=vmr-$(basename "$WORK" | tr -c 'a-zA-Z0-9\n' '-')
+    {
+        eb pool create site --ceph "$CEPH/ceph.conf" --ceph-user edgeblock --keyring "$CEPH/edgeblock.keyring"
+        eb volume create "site/$rbd_volume" --size 128M
+    } >>"$LOGS/setup.log" 2>&1 || { tail -n 5 "$LOGS/setup.log" >&2; check "the Ceph pool or its volume could not be made"; }
+    vm_initrd vm5 "$HERE/guest.sh" MODE=fs
+    log "booting vm5 (vhost-user) on RBD volume site/$rbd_volume"
+    vm vm5 "site/$rbd_volume"
+    rc5=0
+    wait "$VM_PID" || rc5=$?
+    vm_result vm5 $rc5 "$SUMMARY"
+    exports_gone vm5
+    eb volume delete "site/$rbd_volume" >>"$LOGS/setup.log" 2>&1 || check "volume delete site/$rbd_volume failed"
+else
+    log "vm5 (an RBD volume): SKIPPED: no Ceph test cluster (EDGEBLOCK_CEPH_DIR; ./test.sh starts one)"
 fi
 
 # The daemon ------------------------------------------------------------------------------------
