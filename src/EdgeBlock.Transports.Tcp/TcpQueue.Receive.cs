@@ -53,6 +53,7 @@ internal sealed partial class TcpQueue
         do
         {
             nint n = Native.ReceiveNow(_socket.SafeHandle, space, length, out int errno);
+            if (n > 0) PolledReceives++;
             if (n >= 0) return (int)n;
             if (errno is not (Native.EAGAIN or Native.EINTR)) return -1;
             Thread.SpinWait(8);
@@ -60,6 +61,9 @@ internal sealed partial class TcpQueue
         while (Stopwatch.GetTimestamp() < deadline && !IsClosed);
         return -1;
     }
+
+    /// <summary>Receives that busy polling served (the receive loop's thread writes it); for tests.</summary>
+    internal long PolledReceives;
 
     /// <summary>Room left in the receive buffer after <paramref name="filled"/> bytes.</summary>
     internal Memory<byte> ReceiveSpace(int filled) => _recv.Memory[filled..];
