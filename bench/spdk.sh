@@ -11,6 +11,7 @@
 # EdgeBlock runs a warm-up of each workload first (5 s, not recorded: tiered JIT).
 
 spdk_rounds=${SPDK_ROUNDS:-2}
+spdk_busy_poll=${SPDK_BUSY_POLL:-50us}
 spdk_nqn="nqn.2016-06.io.spdk:bench"
 declare -A SP_P50 SP_LAT    # p50 and mean latency (µs) per key
 
@@ -120,6 +121,14 @@ spdk_group() {
     spdk_idle "eb_$round"
     spdk_workloads "ebsp_$round" EdgeBlock "nqn.2026-11.io.edgeblock:default" "$port" warm
     stop_server
+
+    # QD1 again with busy polling (serve --busy-poll): what a sleep in epoll and its wake-up cost at QD1.
+    echo "== EdgeBlock, null backend, --busy-poll $spdk_busy_poll (round $round)" >&2
+    start_server "eb-spdk-bp-$round" "$eb" serve --data-dir "$tmp/eb-spdk-bp-$round" --listen "127.0.0.1:$port" --default-backend null --default-size 8G --busy-poll "$spdk_busy_poll"
+    note_cmd "taskset -c $server_cpu ./edgeblock serve --data-dir DIR --listen 127.0.0.1:$port --default-backend null --default-size 8G --busy-poll $spdk_busy_poll"
+    wait_port "$port"
+    measure spdk_perf "ebbp_${round}_qd1" "EdgeBlock --busy-poll $spdk_busy_poll" "nqn.2026-11.io.edgeblock:default" "$port" randread 4096 1 warm
+    stop_server
   done
 }
 
@@ -146,6 +155,10 @@ ratios_spdk() {
   echo "| 4k randread QD1 mean latency vs SPDK | $ours µs | $theirs µs | $r | ≤ 1.0 | $(verdict "$r" "<=" 1.0) |"
   ours=$(spdk_mean SP_P50 ebsp _qd1); theirs=$(spdk_mean SP_P50 spdk _qd1); r=$(ratio "$ours" "$theirs")
   echo "| (context) 4k randread QD1 p50 latency vs SPDK | $ours µs | $theirs µs | $r | | |"
+  ours=$(spdk_mean SP_LAT ebbp _qd1); theirs=$(spdk_mean SP_LAT spdk _qd1); r=$(ratio "$ours" "$theirs")
+  echo "| 4k randread QD1 mean latency, EdgeBlock --busy-poll $spdk_busy_poll vs SPDK | $ours µs | $theirs µs | $r | ≤ 1.0 | $(verdict "$r" "<=" 1.0) |"
+  ours=$(spdk_mean R_CPU ebbp _qd1); theirs=$(spdk_mean R_CPU ebsp _qd1); r=$(ratio "$ours" "$theirs")
+  echo "| (context) server CPU per 4k randread QD1, --busy-poll $spdk_busy_poll vs without | $ours µs | $theirs µs | $r | | |"
   for k in rr rw seq; do
     ours=$(awk -v c="$(spdk_mean R_CPU ebsp "_$k")" 'BEGIN { if (c == "-" || c + 0 == 0) print "-"; else printf "%.0f", 1e6 / c }')
     theirs=$(awk -v c="$(spdk_mean R_CPU spdk "_$k")" 'BEGIN { if (c == "-" || c + 0 == 0) print "-"; else printf "%.0f", 1e6 / c }')

@@ -30,7 +30,7 @@ public sealed class EdgeBlockDaemon : IHostedService, IAsyncDisposable
         if (options.Engine == KernelEngine.TargetEngine.Kernel) // --engine kernel: configfs instead of our listeners
             _engine = KernelTarget = new KernelEngine.KernelTarget(options.KernelConfigfsRoot, options.DataDirectory, loggers.CreateLogger("edgeblock.kernel"));
         else
-            _engine = new EdgeBlockEngine(Target, options.DataDirectory, _logger, loggers.CreateLogger("edgeblock.tcp"), Pools, buffers: Buffers);
+            _engine = new EdgeBlockEngine(Target, options.DataDirectory, _logger, loggers.CreateLogger("edgeblock.tcp"), Pools, buffers: Buffers, busyPoll: options.BusyPoll);
         var policy = new StoragePolicy(options.DataDirectory, options.EffectiveConfigPath, options.ApiSocketPath, Pools);
         Management = new ManagementService(Target, _engine, new ConfigStore(options.EffectiveConfigPath), options.DataDirectory, _logger, Pools, policy)
         {

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using System.Runtime.CompilerServices;
@@ -66,8 +67,12 @@ internal sealed partial class TcpQueue : ITransportQueue, ICompletionBatchWork
     private bool _dataDigest;
     private int _hostPda;
 
-    public TcpQueue(Socket socket, NvmeTarget target, ILogger logger, DataBufferPool buffers)
+    /// <summary>The busy-poll window in Stopwatch ticks, 0 when off (see <see cref="PollReceive"/>).</summary>
+    private readonly long _busyPollTicks;
+
+    public TcpQueue(Socket socket, NvmeTarget target, ILogger logger, DataBufferPool buffers, TimeSpan busyPoll = default)
     {
+        _busyPollTicks = (long)(busyPoll.TotalSeconds * Stopwatch.Frequency);
         _socket = socket;
         _logger = logger;
         _buffers = buffers;

@@ -26,6 +26,12 @@ public sealed class TcpTransport : IAsyncDisposable
         _buffers = buffers ?? DataBufferPool.Shared;
     }
 
+    /// <summary>
+    /// How long a connection's receive loop reads without waiting after each batch before it sleeps in epoll (0: never;
+    /// see TcpQueue.PollReceive). Set before <see cref="Start"/>.
+    /// </summary>
+    public TimeSpan BusyPoll { get; init; }
+
     /// <summary>The bound address (with the real port when 0 was asked for).</summary>
     public IPEndPoint? LocalEndPoint => _listener?.LocalEndPoint as IPEndPoint;
 
@@ -68,7 +74,7 @@ public sealed class TcpTransport : IAsyncDisposable
                 return;
             }
             socket.NoDelay = true;
-            var queue = new TcpQueue(socket, _target, _logger, _buffers);
+            var queue = new TcpQueue(socket, _target, _logger, _buffers, BusyPoll);
             _queues[queue] = RunQueueAsync(queue);
         }
     }

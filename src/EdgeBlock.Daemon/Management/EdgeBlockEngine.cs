@@ -28,13 +28,16 @@ public sealed partial class EdgeBlockEngine : ITargetEngine
     // Volume namespaces whose pool or volume was unavailable at start: in the desired state, not live.
     private readonly HashSet<(string Nqn, uint Nsid)> _dormant = [];
     private bool _starting;
+    /// <summary>serve --busy-poll: every NVMe/TCP listener's window (TcpTransport.BusyPoll).</summary>
+    private readonly TimeSpan _busyPoll;
     // At start: exports the storage policy refused (left out like a volume whose pool did not open).
     private IReadOnlyDictionary<string, string> _refused = new Dictionary<string, string>();
 
     public EdgeBlockEngine(NvmeTarget target, string dataDirectory, ILogger logger, ILogger transportLogger, PoolManager? pools = null,
-        DeviceTeardown? teardown = null, DataBufferPool? buffers = null)
+        DeviceTeardown? teardown = null, DataBufferPool? buffers = null, TimeSpan busyPoll = default)
     {
         _buffers = buffers;
+        _busyPoll = busyPoll;
         _target = target;
         _dataDirectory = dataDirectory;
         _logger = logger;
@@ -137,7 +140,7 @@ public sealed partial class EdgeBlockEngine : ITargetEngine
     {
         string key = ConfigValidator.NormalizeAddress(address);
         if (_listeners.ContainsKey(key)) throw ManagementException.Conflict($"listener {key} already exists");
-        var transport = new TcpTransport(_target, _transportLogger, _buffers);
+        var transport = new TcpTransport(_target, _transportLogger, _buffers) { BusyPoll = _busyPoll };
         try
         {
             transport.Start(IPEndPoint.Parse(key));

@@ -34,12 +34,12 @@ public sealed class TestTarget : IAsyncDisposable
 
     /// <summary>Namespace 1 (64 MiB, 4 KiB blocks) unless <paramref name="withNamespace"/> is false.</summary>
     public static TestTarget Start(TargetLimits? limits = null, bool allowAnyHost = true, bool withNamespace = true, ILogger? logger = null,
-        DataBufferPool? buffers = null)
+        DataBufferPool? buffers = null, TimeSpan busyPoll = default)
     {
         var target = new NvmeTarget(logger, limits: limits);
         var subsystem = new Subsystem(SubsysNqn, allowAnyHost: allowAnyHost);
         target.AddSubsystem(subsystem);
-        var transport = new TcpTransport(target, buffers: buffers);
+        var transport = new TcpTransport(target, buffers: buffers) { BusyPoll = busyPoll };
         transport.Start(new IPEndPoint(IPAddress.Loopback, 0));
         var t = new TestTarget(target, subsystem, transport);
         if (withNamespace) t.AddNamespace(1);
