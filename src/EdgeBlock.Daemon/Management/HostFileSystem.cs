@@ -55,16 +55,14 @@ public static class HostFileSystem
     public static string? PlaceRefusal(string dir, string? dataDirectory = null)
     {
         string real = StoragePolicy.RealPath(dir);
-        string via = real == Path.TrimEndingDirectorySeparator(Path.GetFullPath(dir)) ? "" : $" (it leads to {real})";
+        string via = StoragePolicy.Via(Path.TrimEndingDirectorySeparator(Path.GetFullPath(dir)), real);
         if (real == "/") return $"mount point {dir}{via} is the root directory";
-        if (SystemTrees.FirstOrDefault(tree => IsUnder(real, tree)) is { } system)
+        if (SystemTrees.FirstOrDefault(tree => StoragePolicy.IsUnder(real, tree)) is { } system)
             return $"mount point {dir}{via} is in {system}, a system directory; choose one elsewhere (e.g. under /srv, /var/lib or /persist)";
-        if (dataDirectory != null && IsUnder(real, StoragePolicy.RealPath(dataDirectory)))
+        if (dataDirectory != null && StoragePolicy.IsUnder(real, StoragePolicy.RealPath(dataDirectory)))
             return $"mount point {dir}{via} is in the daemon's data directory {dataDirectory}; choose one elsewhere";
         return null;
     }
-
-    private static bool IsUnder(string path, string root) => path == root || path.StartsWith(root + "/", StringComparison.Ordinal);
 
     /// <summary>The full path of tool in directories (default: $PATH, then the system directories), or null.</summary>
     public static string? FindTool(string tool, IEnumerable<string>? directories = null)

@@ -302,9 +302,10 @@ public sealed partial class StoragePolicy
 
     private static string RootList(DesiredState state) => state.StorageRoots is { Count: > 0 } roots ? string.Join(", ", roots) : "none configured";
 
-    private static string Via(string full, string real) => full == real ? "" : $" (which leads to {real})";
+    internal static string Via(string full, string real) => full == real ? "" : $" (which leads to {real})";
 
-    private static bool IsUnder(string real, string root)
+    /// <summary>Whether a real path is root or below it.</summary>
+    internal static bool IsUnder(string real, string root)
     {
         string r = Path.TrimEndingDirectorySeparator(root);
         return real == r || real.StartsWith(r == "/" ? "/" : r + "/", StringComparison.Ordinal);
